@@ -1,0 +1,40 @@
+/* codegen.h — the passes after shape inference, in pipeline order, and the outputs nnc
+ * writes.  Each pass reads and annotates the one ir_graph; see each file's opening
+ * comment for what it owns. */
+#ifndef NNC_CODEGEN_H
+#define NNC_CODEGEN_H
+#include <stdio.h>
+#include "ir.h"
+
+/* grad.c: append the backward graph (reverse mode) for d mean(loss) / d params and grad
+ * inputs.  Returns 0, or -1 after an internal error message. */
+int   grad_build(ir_graph *g, diag *d);
+/* fuse.c: count uses, decide which tensors are inlined into their consumer's loop and
+ * which are materialized, and which nodes each pass (train / infer) emits. */
+void  fuse_plan(ir_graph *g);
+/* plan.c: give every materialized tensor a block and an offset (params, grads, acts). */
+void  plan_memory(ir_graph *g);
+/* names.c: give every tensor a C identifier that clashes with nothing. */
+void  names_assign(ir_graph *g);
+const char *names_mangle(arena *a, const char *user);   /* "h1.weight" -> "h1_weight" */
+int   names_reserved(const char *id);                   /* keyword, libc, BLAS, macro */
+
+/* emit.c: write the model's C file and header.  `which` selects --emit: NULL for the
+ * whole file, or "forward", "backward", "update" to print only that function. */
+typedef struct emit_opts {
+    const char *header_name;     /* "model.h" as the .c file includes it */
+    const char *source_path;     /* the .nn file, for comments */
+    const char *which;
+    int         with_main;       /* --exe: add main() calling nnr_main */
+} emit_opts;
+int   emit_c(ir_graph *g, FILE *out, const emit_opts *o);
+int   emit_h(ir_graph *g, FILE *out, const emit_opts *o);
+
+/* summary.c: the Keras-like table of --summary (also embedded in the trainer). */
+char *summary_text(ir_graph *g);
+/* graph.c: forward and backward graphs for Graphviz (--graph). */
+void  graph_dot(ir_graph *g, FILE *out);
+/* build.c: compile and link a generated trainer (--exe).  Returns 0, or -1 after
+ * printing why to stderr. */
+int   build_exe(const char *c_path, const char *exe_path, int verbose);
+#endif

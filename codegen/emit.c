@@ -1,0 +1,1062 @@
+/* emit.c — writes the generated C: the model's header and its source file.
+ *
+ * The source is meant to be read, after llm.c: a struct holding four blocks (parameters,
+ * gradients, optimizer state, activations) allocated once; mirrored NAME_forward and
+ * NAME_backward functions with statements in graph order; NAME_update, the optimizer as
+ * one loop over all parameters; NAME_infer for predict.  Every block starts with a
+ * comment naming the .nn line it comes from and the shapes; products are cblas calls
+ * with named CblasTrans enums; elementwise chains are single loops; reductions and
+ * last-axis ops (softmax, cross_entropy) are plain loops with the log-sum-exp shift.
+ * Then the public API of SPEC §3 and the nnr_model_info table the runtime's trainer
+ * uses.  Identifiers come from names.c; user text only appears inside comments and
+ * string literals, escaped here. */
+#include "codegen.h"
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct emitter {
+    ir_graph   *g;
+    arena      *a;
+    FILE       *out;
+    const emit_opts *o;
+    const char *T;          /* float or double */
+    const char *f;          /* libm suffix: "f" or "" */
+    const char *P;          /* C prefix of public symbols: the model name, mangled */
+    const char *PU;         /* the same in capitals, for macros */
+    char       *used;       /* per node: referenced by the function being written */
+    int         last_line;  /* the .nn line last quoted in a comment */
+} emitter;
+
+/* ---- text helpers ----------------------------------------------------------------- */
+
+static const char *lit(emitter *e, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.9g", v);
+    if (!strpbrk(buf, ".en")) strcat(buf, ".0");
+    return arena_printf(e->a, "%s%s", buf, e->f[0] ? "f" : "");
+}
+
+static const char *fn(emitter *e, const char *name) { return arena_printf(e->a, "%s%s", name, e->f); }
+
+/* User text inside a C comment: printable ASCII only, no comment terminator, no trigraph. */
+static const char *comment_text(emitter *e, const char *s, size_t len) {
+    char *out = arena_alloc(e->a, len * 2 + 1), *o = out;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\t') c = ' ';
+        if (c < 0x20 || c >= 0x7f) c = '?';
+        if (c == '/' && o > out && o[-1] == '*') *o++ = ' ';
+        if (c == '?' && o > out && o[-1] == '?') *o++ = ' ';
+        if (c == '\\') c = '|';
+        *o++ = (char)c;
+    }
+    while (o > out && o[-1] == ' ') o--;
+    *o = 0;
+    return out;
+}
+
+/* User text inside a C string literal. */
+static const char *cstring(emitter *e, const char *s) {
+    size_t len = strlen(s);
+    char *out = arena_alloc(e->a, len * 4 + 3), *o = out;
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') { *o++ = '\\'; *o++ = (char)c; }
+        else if (c == '\n') { *o++ = '\\'; *o++ = 'n'; }
+        else if (c < 0x20 || c >= 0x7f || c == '?') o += sprintf(o, "\\%03o", c);
+        else *o++ = (char)c;
+    }
+    *o++ = '"';
+    *o = 0;
+    return out;
+}
+
+static const char *source_line_text(emitter *e, int line) {
+    int len;
+    const char *p = source_line(e->g->src, line, &len);
+    while (len > 0 && isspace((unsigned char)*p)) p++, len--;
+    return comment_text(e, p, (size_t)len);
+}
+
+static const char *shape_of(emitter *e, const ir_node *n) { return ir_node_shape_str(e->a, n); }
+
+/* Quotes the .nn statement a block comes from, once per run of blocks from one line. */
+static void quote_line(emitter *e, FILE *o, const ir_node *n, const char *ind) {
+    if (n->stmt_line == e->last_line || n->stmt_line <= 0) return;
+    e->last_line = n->stmt_line;
+    fprintf(o, "\n%s/* line %d: %s */\n", ind, n->stmt_line, source_line_text(e, n->stmt_line));
+}
+
+/* ---- reading tensors at a loop index ------------------------------------------------- */
+
+static int index_free(const ir_node *n) {
+    if (n->op == OP_CONST || n->op == OP_INV_N) return 1;
+    if (n->op == OP_EXPAND || n->op == OP_COPY || n->op == OP_NEG) return index_free(n->in[0]);
+    return 0;
+}
+
+static int is_inline(const ir_node *n) { return n->mem == MEM_NONE; }
+
+typedef enum { LOOP_FLAT, LOOP_EXAMPLE, LOOP_NESTED } loop_mode;
+
+/* The index space of a loop: a layout (shape, batched) and how it is walked. */
+typedef struct ictx {
+    loop_mode   mode;
+    int         batched, rank;
+    int64_t     dim[IR_MAXRANK];
+    const char *v[IR_MAXRANK];   /* LOOP_NESTED: one variable per axis */
+} ictx;
+
+static int64_t example_size(const ictx *c) {
+    int64_t s = 1;
+    for (int d = 0; d < c->rank; d++) s *= c->dim[d];
+    return s;
+}
+
+static int layout_is(const ir_node *x, const ictx *c) {
+    if (x->batched != c->batched || x->shape.rank != c->rank) return 0;
+    for (int d = 0; d < c->rank; d++)
+        if (x->shape.dim[d] != c->dim[d]) return 0;
+    return 1;
+}
+
+/* Can every stored tensor of the expression be read with the loop's simple index? */
+static int flat_ok(const ir_node *x, const ictx *c, loop_mode mode) {
+    if (index_free(x)) return 1;
+    if (is_inline(x)) {
+        for (int k = 0; k < x->nin; k++)
+            if (!flat_ok(x->in[k], c, mode)) return 0;
+        return 1;
+    }
+    if (layout_is(x, c)) return 1;
+    int64_t numel = ir_numel(&x->shape);
+    if (!x->batched && numel == 1) return 1;
+    if (mode == LOOP_EXAMPLE) {
+        if (x->batched && numel == 1) return 1;
+        if (!x->batched && x->shape.rank == c->rank && numel == example_size(c)) return 1;
+    }
+    return 0;
+}
+
+static const char *mark(emitter *e, const ir_node *x) {
+    e->used[x->id] = 1;
+    return x->cname;
+}
+
+static const char *index_of(emitter *e, const ir_node *x, const ictx *c) {
+    int64_t numel = ir_numel(&x->shape);
+    if (c->mode == LOOP_FLAT) return numel == 1 && !x->batched ? "0" : "i";
+    if (c->mode == LOOP_EXAMPLE) {   /* b: the example; i: the element within it */
+        if (x->batched) return numel == 1 ? "b" : arena_printf(e->a, "b * %lld + i", (long long)numel);
+        return numel == 1 ? "0" : "i";
+    }
+    /* nested: align x's axes with the loop's from the right; broadcast axes read index 0 */
+    char buf[512] = "";
+    size_t len = 0;
+    if (x->batched && numel > 1) len += (size_t)snprintf(buf, sizeof buf, "b * %lld", (long long)numel);
+    else if (x->batched) len += (size_t)snprintf(buf, sizeof buf, "b");
+    int64_t stride = 1;
+    char terms[IR_MAXRANK][64];
+    int nterms = 0;
+    for (int d = x->shape.rank - 1; d >= 0; d--) {
+        int ld = d + c->rank - x->shape.rank;
+        if (x->shape.dim[d] != 1 && ld >= 0) {
+            if (stride == 1) snprintf(terms[nterms++], 64, "%s", c->v[ld]);
+            else snprintf(terms[nterms++], 64, "%s * %lld", c->v[ld], (long long)stride);
+        }
+        stride *= x->shape.dim[d];
+    }
+    for (int t = nterms - 1; t >= 0 && len < sizeof buf - 70; t--)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len ? " + " : "", terms[t]);
+    return len ? arena_strdup(e->a, buf) : "0";
+}
+
+static const char *expr(emitter *e, const ir_node *x, const ictx *c);
+
+static const char *read_at(emitter *e, const ir_node *x, const ictx *c) {
+    if (x->op == OP_CONST) return lit(e, x->attr[0]);
+    if (x->op == OP_INV_N) return "inv_n";
+    if (is_inline(x)) return expr(e, x, c);
+    return arena_printf(e->a, "%s[%s]", mark(e, x), index_of(e, x, c));
+}
+
+/* The C expression computing elementwise node x at the loop index. */
+static const char *expr(emitter *e, const ir_node *x, const ictx *c) {
+    const char *a = x->nin > 0 ? read_at(e, x->in[0], c) : "", *b = x->nin > 1 ? read_at(e, x->in[1], c) : "";
+    double k = x->attr[0];
+    switch (x->op) {
+    case OP_ADD: return arena_printf(e->a, "(%s + %s)", a, b);
+    case OP_SUB: return arena_printf(e->a, "(%s - %s)", a, b);
+    case OP_MUL: return arena_printf(e->a, "(%s * %s)", a, b);
+    case OP_DIV: return arena_printf(e->a, "(%s / %s)", a, b);
+    case OP_NEG: return arena_printf(e->a, "(-%s)", a);
+    case OP_COPY: case OP_EXPAND: return a;
+    case OP_POWC:
+        if (k == 2) return arena_printf(e->a, "(%s * %s)", a, a);
+        if (k == 1) return a;
+        if (k == 0.5) return arena_printf(e->a, "%s(%s)", fn(e, "sqrt"), a);
+        return arena_printf(e->a, "%s(%s, %s)", fn(e, "pow"), a, lit(e, k));
+    case OP_POWC_GRAD:
+        if (k == 2) return arena_printf(e->a, "(%s * %s * %s)", a, lit(e, 2), b);
+        if (k == 1) return a;
+        return arena_printf(e->a, "(%s * %s * %s(%s, %s))", a, lit(e, k), fn(e, "pow"), b, lit(e, k - 1));
+    case OP_RELU: return arena_printf(e->a, "%s(%s, %s)", fn(e, "fmax"), a, lit(e, 0));
+    case OP_SIGMOID: return arena_printf(e->a, "(%s / (%s + %s(-%s)))", lit(e, 1), lit(e, 1), fn(e, "exp"), a);
+    case OP_TANH: return arena_printf(e->a, "%s(%s)", fn(e, "tanh"), a);
+    case OP_EXP: return arena_printf(e->a, "%s(%s)", fn(e, "exp"), a);
+    case OP_LOG: return arena_printf(e->a, "%s(%s)", fn(e, "log"), a);
+    case OP_RELU_GRAD: return arena_printf(e->a, "(%s > %s ? %s : %s)", b, lit(e, 0), a, lit(e, 0));
+    case OP_SIGMOID_GRAD: return arena_printf(e->a, "(%s * %s * (%s - %s))", a, b, lit(e, 1), b);
+    case OP_TANH_GRAD: return arena_printf(e->a, "(%s * (%s - %s * %s))", a, lit(e, 1), b, b);
+    default: return "0 /* not elementwise */";
+    }
+}
+
+/* Local derivatives, written in math in the backward pass's comments. */
+static const char *math_of(const ir_node *x) {
+    switch (x->op) {
+    case OP_RELU_GRAD: return "d relu(u)/du = [u > 0]";
+    case OP_SIGMOID_GRAD: return "d sigmoid(u)/du = y (1 - y)";
+    case OP_TANH_GRAD: return "d tanh(u)/du = 1 - y^2";
+    case OP_POWC_GRAD: return "d u^c/du = c u^(c-1)";
+    case OP_SOFTMAX_GRAD: return "d softmax: du = y * (dy - sum(dy * y))";
+    case OP_LOG_SOFTMAX_GRAD: return "d log_softmax: du = dy - softmax(u) * sum(dy)";
+    case OP_CROSS_ENTROPY_GRAD: return "d cross_entropy(z, y)/dz = softmax(z) - onehot(y)";
+    case OP_SUM_TO: return "a broadcast's gradient sums over the broadcast axes";
+    case OP_EXPAND:
+        return x->in[0]->op == OP_INV_N ? "d mean(loss)/d loss[b] = 1/n" : "d sum(u)/du = 1 for every element";
+    case OP_DIV: return x->in[0]->op == OP_MUL ? "d(a/b)/db = -a/b^2" : "d(a/b)/da = 1/b";
+    case OP_NEG: return "d(-u)/du = -1";
+    case OP_COPY: return "";
+    case OP_ADD: return x->grad_of ? "a tensor used twice: its gradients add up" : "";
+    default: return "";
+    }
+}
+
+static void collect_math(const ir_node *x, char *buf, size_t cap, int top) {
+    if (!top && !is_inline(x)) return;
+    const char *m = math_of(x);
+    if (x->op == OP_MUL && x->pass == IR_BWD && x->in[1]->op == OP_EXP) m = "d exp(u)/du = exp(u)";
+    if (x->op == OP_DIV && x->pass == IR_BWD && x->in[1]->op != OP_MUL && x->in[0]->op != OP_MUL)
+        m = "d log(u)/du = 1/u (or d(a/b)/da = 1/b)";
+    if (*m && !strstr(buf, m) && strlen(buf) + strlen(m) + 4 < cap) {
+        if (*buf) strcat(buf, "; ");
+        strcat(buf, m);
+    }
+    for (int k = 0; k < x->nin; k++) collect_math(x->in[k], buf, cap, 0);
+}
+
+/* ---- loops ----------------------------------------------------------------------- */
+
+static const char *axis_var(int d) {
+    static const char *const v[IR_MAXRANK] = {"i", "j", "k", "l", "i4", "i5", "i6", "i7"};
+    return v[d];
+}
+
+static ictx layout_ctx(const ir_node *lay) {
+    ictx c = {LOOP_NESTED, lay->batched, lay->shape.rank, {0}, {0}};
+    for (int d = 0; d < c.rank; d++) {
+        c.dim[d] = lay->shape.dim[d];
+        c.v[d] = axis_var(d);
+    }
+    return c;
+}
+
+/* Chooses the simplest walk of the loop that reads every operand of `roots` correctly. */
+static void choose_mode(ictx *c, const ir_node *const *roots, int nroots, int allow_flat) {
+    loop_mode modes[2] = {LOOP_FLAT, LOOP_EXAMPLE};
+    for (int m = allow_flat ? 0 : 1; m < 2; m++) {
+        int ok = 1;
+        for (int r = 0; r < nroots && ok; r++) ok = flat_ok(roots[r], c, modes[m]);
+        if (ok) { c->mode = modes[m]; return; }
+    }
+    c->mode = LOOP_NESTED;
+}
+
+/* Prints one `for` header; the body or the next header follows on its own line. */
+static void loop_header(emitter *e, FILE *o, const char **cur, int *first, const char *text) {
+    fprintf(o, "%s%s%s", *first ? "" : "\n", *cur, text);
+    *cur = arena_printf(e->a, "%s    ", *cur);
+    *first = 0;
+}
+
+/* Opens the loops over c's index space; returns the indentation of the body. */
+static const char *open_loops(emitter *e, FILE *o, const ictx *c, const char *ind) {
+    long long size = (long long)example_size(c);
+    const char *cur = ind;
+    int first = 1;
+    if (c->mode == LOOP_FLAT) {
+        loop_header(e, o, &cur, &first, c->batched ? arena_printf(e->a, "for (int i = 0; i < n * %lld; i++)", size)
+                                                   : arena_printf(e->a, "for (int i = 0; i < %lld; i++)", size));
+        return cur;
+    }
+    if (c->batched) loop_header(e, o, &cur, &first, "for (int b = 0; b < n; b++)");
+    if (c->mode == LOOP_EXAMPLE) {
+        loop_header(e, o, &cur, &first, arena_printf(e->a, "for (int i = 0; i < %lld; i++)", size));
+        return cur;
+    }
+    for (int d = 0; d < c->rank; d++)
+        loop_header(e, o, &cur, &first, arena_printf(e->a, "for (int %s = 0; %s < %lld; %s++)", c->v[d], c->v[d],
+                                                     (long long)c->dim[d], c->v[d]));
+    return cur;
+}
+
+/* `for` headers above were printed without newlines before the body; a body line starts
+ * with a newline and the indentation the helper returned. */
+static void body(FILE *o, const char *ind, const char *stmt) { fprintf(o, "\n%s%s\n", ind, stmt); }
+
+/* ---- ops --------------------------------------------------------------------------- */
+
+static void emit_elementwise(emitter *e, FILE *o, ir_node *n) {
+    ictx c = layout_ctx(n);
+    choose_mode(&c, (const ir_node *const *)n->in, n->nin, 1);
+    char math[512] = "";
+    if (n->pass == IR_BWD) collect_math(n, math, sizeof math, 1);
+    fprintf(o, "    /* %s %s%s%s */\n", n->cname, shape_of(e, n), *math ? ": " : "", math);
+    const char *ind = open_loops(e, o, &c, "    ");
+    body(o, ind, arena_printf(e->a, "%s[%s] = %s;", mark(e, n), index_of(e, n, &c), expr(e, n, &c)));
+}
+
+static void emit_sum(emitter *e, FILE *o, ir_node *n) {
+    ir_node *x = n->in[0];
+    ictx c = layout_ctx(x);
+    c.batched = x->batched;
+    const ir_node *roots[1] = {x};
+    choose_mode(&c, roots, 1, 0);
+    double scale = n->attr[0];
+    fprintf(o, "    /* %s %s = %s over each example's %lld elements of %s */\n", n->cname, shape_of(e, n),
+            scale == 1 ? "sum" : "scaled sum", (long long)ir_numel(&x->shape), shape_of(e, x));
+    const char *ind = "    ";
+    if (x->batched) {
+        fprintf(o, "    for (int b = 0; b < n; b++) {\n");
+        ind = "        ";
+    } else {
+        fprintf(o, "    {\n");
+        ind = "        ";
+    }
+    fprintf(o, "%s%s acc = 0;\n", ind, e->T);
+    ictx inner = c;
+    inner.batched = 0;   /* the batch loop is already open */
+    const char *ind2;
+    if (c.mode == LOOP_EXAMPLE) {
+        fprintf(o, "%sfor (int i = 0; i < %lld; i++)", ind, (long long)ir_numel(&x->shape));
+        ind2 = arena_printf(e->a, "%s    ", ind);
+    } else {
+        ind2 = open_loops(e, o, &inner, ind);
+    }
+    body(o, ind2, arena_printf(e->a, "acc += %s;", read_at(e, x, &c)));
+    if (scale == 1) fprintf(o, "%s%s[%s] = acc;\n", ind, mark(e, n), x->batched ? "b" : "0");
+    else fprintf(o, "%s%s[%s] = acc * %s;\n", ind, mark(e, n), x->batched ? "b" : "0", lit(e, scale));
+    fprintf(o, "    }\n");
+}
+
+static void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
+    ir_node *x = n->in[0];
+    ictx c = layout_ctx(x);
+    c.mode = LOOP_NESTED;
+    fprintf(o, "    /* %s %s = %s summed over the axes it was broadcast along: %s */\n", n->cname,
+            shape_of(e, n), shape_of(e, x), math_of(n));
+    if (n->batched)
+        fprintf(o, "    memset(%s, 0, (size_t)n * %lld * sizeof(%s));\n", mark(e, n), (long long)ir_numel(&n->shape), e->T);
+    else
+        fprintf(o, "    memset(%s, 0, %lld * sizeof(%s));\n", mark(e, n), (long long)ir_numel(&n->shape), e->T);
+    const char *ind = open_loops(e, o, &c, "    ");
+    body(o, ind, arena_printf(e->a, "%s[%s] += %s;", n->cname, index_of(e, n, &c), read_at(e, x, &c)));
+}
+
+/* Rows of a last-axis op: every example's leading axes, times the batch. */
+static const char *rows_of(emitter *e, const ir_node *x) {
+    int64_t k = x->shape.dim[x->shape.rank - 1], r = ir_numel(&x->shape) / k;
+    if (!x->batched) return arena_printf(e->a, "%lld", (long long)r);
+    return r == 1 ? "n" : arena_printf(e->a, "n * %lld", (long long)r);
+}
+
+/* A per-row value (the loss gradient of cross_entropy): stored, or a literal such as 1/n. */
+static const char *row_value(emitter *e, const ir_node *x) {
+    if (x->op == OP_CONST) return lit(e, x->attr[0]);
+    if (x->op == OP_INV_N) return "inv_n";
+    if (is_inline(x)) return row_value(e, x->in[0]);   /* index-free: expand / copy */
+    return arena_printf(e->a, "%s[%s]", mark(e, x), ir_numel(&x->shape) == 1 && !x->batched ? "0" : "r");
+}
+
+static const char *row_ptr(emitter *e, const ir_node *x, long long k) {
+    return arena_printf(e->a, "%s + r * %lld", mark(e, x), k);
+}
+
+static void emit_row(emitter *e, FILE *o, ir_node *n) {
+    ir_node *x = n->op == OP_CROSS_ENTROPY_GRAD ? n->in[1] : n->in[0];
+    long long k = (long long)x->shape.dim[x->shape.rank - 1];
+    const char *T = e->T, *ex = fn(e, "exp"), *lg = fn(e, "log");
+    char math[256] = "";
+    collect_math(n, math, sizeof math, 1);
+    fprintf(o, "    /* %s %s = %s(%s) along the last axis (%lld)%s%s */\n", n->cname, shape_of(e, n),
+            ir_ops[n->op].name, shape_of(e, x), k, *math ? "; " : "", math);
+    fprintf(o, "    for (int r = 0; r < %s; r++) {\n", rows_of(e, x));
+    switch (n->op) {
+    case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_CROSS_ENTROPY: case OP_CROSS_ENTROPY_GRAD: {
+        const char *in = n->op == OP_CROSS_ENTROPY_GRAD ? n->in[1]->cname : x->cname;
+        mark(e, x);
+        fprintf(o, "        const %s *u = %s;\n", T, row_ptr(e, x, k));
+        fprintf(o, "        %s mx = u[0], sum = 0;   /* log-sum-exp shift: exp never overflows */\n", T);
+        fprintf(o, "        for (int j = 1; j < %lld; j++) mx = u[j] > mx ? u[j] : mx;\n", k);
+        fprintf(o, "        for (int j = 0; j < %lld; j++) sum += %s(u[j] - mx);\n", k, ex);
+        (void)in;
+        if (n->op == OP_SOFTMAX) {
+            fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = %s(u[j] - mx) / sum;\n", k, ex);
+        } else if (n->op == OP_LOG_SOFTMAX) {
+            fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
+            fprintf(o, "        const %s lse = mx + %s(sum);\n", T, lg);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = u[j] - lse;\n", k);
+        } else if (n->op == OP_CROSS_ENTROPY) {
+            fprintf(o, "        %s[r] = mx + %s(sum) - u[%s[r]];\n", mark(e, n), lg, mark(e, n->in[1]));
+        } else {
+            fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
+            fprintf(o, "        const %s dl = %s;\n", T, row_value(e, n->in[0]));
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = dl * %s(u[j] - mx) / sum;\n", k, ex);
+            fprintf(o, "        out[%s[r]] -= dl;\n", mark(e, n->in[2]));
+        }
+        break;
+    }
+    case OP_SOFTMAX_GRAD: case OP_LOG_SOFTMAX_GRAD: {
+        ir_node *dy = n->in[0], *y = n->in[1];
+        fprintf(o, "        const %s *dy = %s, *y = %s;\n", T, row_ptr(e, dy, k), row_ptr(e, y, k));
+        fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
+        fprintf(o, "        %s sum = 0;\n", T);
+        if (n->op == OP_SOFTMAX_GRAD) {
+            fprintf(o, "        for (int j = 0; j < %lld; j++) sum += dy[j] * y[j];\n", k);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = y[j] * (dy[j] - sum);\n", k);
+        } else {
+            fprintf(o, "        for (int j = 0; j < %lld; j++) sum += dy[j];\n", k);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = dy[j] - %s(y[j]) * sum;\n", k, ex);
+        }
+        break;
+    }
+    default: break;
+    }
+    fprintf(o, "    }\n");
+}
+
+/* A GEMM operand: where it is, whether it has a batch, its stored [rows, cols] and
+ * whether the product reads it transposed. */
+typedef struct gop { const ir_node *x; int batched; int64_t r, c; int t; } gop;
+
+static const char *trans(int t) { return t ? "CblasTrans" : "CblasNoTrans"; }
+
+static const char *mul_n(emitter *e, int64_t v) {
+    return v == 1 ? "n" : arena_printf(e->a, "n * %lld", (long long)v);
+}
+
+static void gemm(emitter *e, FILE *o, const char *ind, int ta, int tb, const char *M, const char *N,
+                 const char *K, const char *A, int64_t lda, const char *B, int64_t ldb, const char *beta,
+                 const char *C, int64_t ldc) {
+    fprintf(o, "%scblas_%cgemm(CblasRowMajor, %s, %s, %s, %s, %s,\n%s            %s, %s, %lld, %s, %lld,\n"
+               "%s            %s, %s, %lld);\n",
+            ind, e->f[0] ? 's' : 'd', trans(ta), trans(tb), M, N, K, ind, lit(e, 1), A, (long long)lda, B,
+            (long long)ldb, ind, beta, C, (long long)ldc);
+}
+
+static void emit_matmul(emitter *e, FILE *o, ir_node *n) {
+    ir_mm m = n->mm;
+    gop A = {n->in[0], n->in[0]->batched, m.ar, m.ac, m.ta}, B = {n->in[1], n->in[1]->batched, m.br, m.bc, m.tb};
+    int64_t p = m.ta ? m.ac : m.ar, k = m.ta ? m.ar : m.ac, q = m.tb ? m.br : m.bc;
+    const char *a = mark(e, A.x), *b = mark(e, B.x), *c = mark(e, n);
+    int ob = n->batched;
+    fprintf(o, "    /* %s %s = %s%s %s @ %s%s %s%s */\n", n->cname, shape_of(e, n), a, A.t ? "^T" : "",
+            shape_of(e, A.x), b, B.t ? "^T" : "", shape_of(e, B.x),
+            !ob && (A.batched || B.batched) ? ", summed over the batch" : "");
+    const char *zero = lit(e, 0);
+    if (!A.batched && !B.batched) {
+        gemm(e, o, "    ", A.t, B.t, arena_printf(e->a, "%lld", (long long)p), arena_printf(e->a, "%lld", (long long)q),
+             arena_printf(e->a, "%lld", (long long)k), a, A.c, b, B.c, zero, c, q);
+    } else if (ob && A.batched && !B.batched && (!A.t || p == 1)) {
+        /* the batch stacks the rows of A: one GEMM with n·p rows */
+        gemm(e, o, "    ", 0, B.t, mul_n(e, p), arena_printf(e->a, "%lld", (long long)q),
+             arena_printf(e->a, "%lld", (long long)k), a, k, b, B.c, zero, c, q);
+    } else if (ob && !A.batched && B.batched && q == 1) {
+        /* one column per example: Cᵀ[n, p] = B[n, k] · op(A)ᵀ */
+        gemm(e, o, "    ", 0, !A.t, "n", arena_printf(e->a, "%lld", (long long)p),
+             arena_printf(e->a, "%lld", (long long)k), b, k, a, A.c, zero, c, p);
+    } else if (!ob && A.batched && B.batched && (A.t || k == 1) && (!B.t || k == 1)) {
+        /* summing over the batch stacks the inner dimension: one GEMM with n·k inner */
+        gemm(e, o, "    ", 1, 0, arena_printf(e->a, "%lld", (long long)p), arena_printf(e->a, "%lld", (long long)q),
+             mul_n(e, k), a, p, b, q, zero, c, q);
+    } else {
+        fprintf(o, "    for (int b = 0; b < n; b++)\n");
+        const char *ap = A.batched ? arena_printf(e->a, "%s + b * %lld", a, (long long)(A.r * A.c)) : a;
+        const char *bp = B.batched ? arena_printf(e->a, "%s + b * %lld", b, (long long)(B.r * B.c)) : b;
+        const char *cp = ob ? arena_printf(e->a, "%s + b * %lld", c, (long long)(p * q)) : c;
+        const char *beta = ob ? zero : arena_printf(e->a, "b ? %s : %s", lit(e, 1), zero);
+        gemm(e, o, "        ", A.t, B.t, arena_printf(e->a, "%lld", (long long)p), arena_printf(e->a, "%lld", (long long)q),
+             arena_printf(e->a, "%lld", (long long)k), ap, A.c, bp, B.c, beta, cp, q);
+    }
+}
+
+static void emit_dense(emitter *e, FILE *o, ir_node *n) {
+    ir_node *x = n->in[0], *w = n->in[1], *bias = n->nin == 3 ? n->in[2] : NULL;
+    int64_t units = w->shape.dim[0], in = w->shape.dim[1], rows = ir_numel(&x->shape) / in;
+    const char *M = x->batched ? mul_n(e, rows) : arena_printf(e->a, "%lld", (long long)rows);
+    fprintf(o, "    /* %s %s = %s %s @ %s^T [%lld, %lld]%s%s */\n", n->cname, shape_of(e, n), x->cname,
+            shape_of(e, x), w->cname, (long long)units, (long long)in, bias ? " + " : "", bias ? bias->cname : "");
+    if (bias) {
+        fprintf(o, "    for (int r = 0; r < %s; r++)   /* start from the bias, then accumulate the product */\n", M);
+        fprintf(o, "        memcpy(%s + r * %lld, %s, %lld * sizeof(%s));\n", mark(e, n), (long long)units,
+                mark(e, bias), (long long)units, e->T);
+    }
+    gemm(e, o, "    ", 0, 1, M, arena_printf(e->a, "%lld", (long long)units), arena_printf(e->a, "%lld", (long long)in),
+         mark(e, x), in, mark(e, w), in, bias ? lit(e, 1) : lit(e, 0), mark(e, n), units);
+}
+
+static void emit_node(emitter *e, FILE *o, ir_node *n) {
+    quote_line(e, o, n, "    ");
+    switch (ir_ops[n->op].fam) {
+    case FAM_ELEMWISE: emit_elementwise(e, o, n); break;
+    case FAM_REDUCE: if (n->op == OP_SUM) emit_sum(e, o, n); else emit_sum_to(e, o, n); break;
+    case FAM_ROW: emit_row(e, o, n); break;
+    case FAM_MATMUL: emit_matmul(e, o, n); break;
+    case FAM_DENSE: emit_dense(e, o, n); break;
+    case FAM_LEAF: break;
+    }
+}
+
+/* ---- functions ------------------------------------------------------------------- */
+
+static void declare(emitter *e, FILE *o, const ir_node *x, int writes) {
+    const char *T = x->dtype == DT_CLASS ? "int32_t" : e->T;
+    const char *what = x->name ? arena_printf(e->a, "  %s", comment_text(e, x->name, strlen(x->name))) : "";
+    switch (x->mem) {
+    case MEM_EXTERN:
+        fprintf(o, "    const %s *restrict %s = m->%s;   /* %s%s */\n", T, x->cname, x->cname, shape_of(e, x), what);
+        break;
+    case MEM_PARAM:
+        fprintf(o, "    %s%s *restrict %s = m->params + %lld;   /* %s%s */\n", writes ? "" : "const ", T, x->cname,
+                (long long)x->offset, shape_of(e, x), what);
+        break;
+    case MEM_GRAD:
+        fprintf(o, "    %s *restrict %s = m->grads + %lld;   /* %s */\n", T, x->cname, (long long)x->offset, shape_of(e, x));
+        break;
+    case MEM_ACT:
+        fprintf(o, "    %s *restrict %s = m->acts + %lld;   /* %s%s */\n", T, x->cname, (long long)x->offset,
+                shape_of(e, x), what);
+        break;
+    case MEM_NONE: break;
+    }
+}
+
+typedef enum { FN_FORWARD, FN_BACKWARD, FN_INFER } fn_kind;
+
+static int in_fn(const ir_node *n, fn_kind k) {
+    if (n->mem != MEM_ACT && n->mem != MEM_GRAD) return 0;
+    if (k == FN_FORWARD) return n->pass == IR_FWD && n->in_train;
+    if (k == FN_BACKWARD) return n->pass == IR_BWD && n->in_train;
+    return n->pass == IR_FWD && n->in_infer;
+}
+
+static void emit_pass(emitter *e, FILE *o, fn_kind k) {
+    ir_graph *g = e->g;
+    memset(e->used, 0, (size_t)g->nodes.n);
+    e->last_line = 0;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *b = open_memstream(&text, &len);
+    int any = 0, inv_n = 0;
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (!in_fn(n, k)) continue;
+        emit_node(e, b, n);
+        any = 1;
+    }
+    if (k == FN_FORWARD && g->loss->mem != MEM_NONE) {
+        fprintf(b, "\n    /* the mean loss over the batch: training minimizes it */\n");
+        if (g->loss->batched) {
+            fprintf(b, "    double total = 0;\n    for (int b = 0; b < n; b++) total += %s[b];\n", mark(e, g->loss));
+            fprintf(b, "    m->loss = total / n;\n");
+        } else {
+            fprintf(b, "    m->loss = %s[0];\n", mark(e, g->loss));
+        }
+    }
+    fclose(b);
+    for (int i = 0; i < g->nodes.n; i++)
+        if (ir_at(g, i)->op == OP_INV_N && ir_at(g, i)->in_train) inv_n = k == FN_BACKWARD && strstr(text, "inv_n");
+    static const char *const names[] = {"forward", "backward", "infer"};
+    static const char *const docs[] = {
+        "The forward pass in training mode: every tensor the loss and the backward pass need.",
+        "The backward pass: gradients of the mean loss, in reverse order of the forward pass.",
+        "Inference for predict: only what the outputs need."};
+    fprintf(o, "\n/* %s */\nstatic void %s_%s(%s *m, int n) {\n", docs[k], e->P, names[k], e->P);
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *x = ir_at(g, i);
+        if (e->used[i]) declare(e, o, x, 0);
+    }
+    if (inv_n) fprintf(o, "    const %s inv_n = %s / n;   /* d mean(loss) / d loss[b] */\n", e->T, lit(e, 1));
+    if (!any && !strstr(text, "m->loss")) fprintf(o, "    (void)m; (void)n;\n");
+    fputs(text, o);
+    fputs("}\n", o);
+    free(text);
+}
+
+/* ---- the optimizer ------------------------------------------------------------------ */
+
+static const char *const opt_names[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
+                                        "adam", "adamax", "nadam"};
+
+int emit_state_slots(int opt) {
+    switch (opt) {
+    case 0: return 0;
+    case 1: case 2: case 3: case 4: return 1;
+    default: return 2;
+    }
+}
+
+static void emit_update(emitter *e, FILE *o) {
+    ir_graph *g = e->g;
+    ir_train *t = &g->train;
+    const char *T = e->T, *sq = fn(e, "sqrt");
+    long long N = (long long)g->param_size;
+    fprintf(o, "\n/* The optimizer step: %s", opt_names[t->opt]);
+    switch (t->opt) {
+    case 0: break;
+    case 1: case 2: fprintf(o, "(mu=%g)", t->mu); break;
+    case 3: fprintf(o, "(eps=%g)", t->eps); break;
+    case 4: fprintf(o, "(rho=%g, eps=%g)", t->rho, t->eps); break;
+    case 5: fprintf(o, "(rho=%g, eps=%g)", t->rho, t->eps); break;
+    default: fprintf(o, "(beta1=%g, beta2=%g, eps=%g)", t->beta1, t->beta2, t->eps);
+    }
+    fprintf(o, " with PyTorch's update rule,\n   one loop over the %lld elements of the parameter block%s%s. */\n", N,
+            t->weight_decay ? " (weight_decay adds wd * theta to the gradient)" : "",
+            t->clip_norm ? ", gradients first clipped to a global L2 norm" : "");
+    fprintf(o, "static void %s_update(%s *m) {\n", e->P, e->P);
+    fprintf(o, "    %s *restrict p = m->params;\n    const %s *restrict g = m->grads;\n", T, T);
+    int slots = emit_state_slots(t->opt);
+    if (slots >= 1) fprintf(o, "    %s *restrict s1 = m->state;\n", T);
+    if (slots >= 2) fprintf(o, "    %s *restrict s2 = m->state + %lld;\n", T, N);
+    fprintf(o, "    const %s lr = m->lr;\n", T);
+    fprintf(o, "    m->step++;\n");
+    if (t->clip_norm) {
+        fprintf(o, "    double norm2 = 0;   /* clip_grad_norm_: one norm over every gradient */\n");
+        fprintf(o, "    for (int64_t i = 0; i < %lld; i++) norm2 += (double)g[i] * g[i];\n", N);
+        fprintf(o, "    const double coef = %s / (sqrt(norm2) + 1e-6);\n", lit(e, t->clip_norm));
+        fprintf(o, "    const %s clip = coef < 1 ? (%s)coef : %s;\n", T, T, lit(e, 1));
+    }
+    const char *gi = t->clip_norm ? "g[i] * clip" : "g[i]";
+    const char *wd = t->weight_decay ? arena_printf(e->a, " + %s * p[i]", lit(e, t->weight_decay)) : "";
+    const char *b1 = lit(e, t->beta1), *b2 = lit(e, t->beta2), *eps = lit(e, t->eps);
+    switch (t->opt) {
+    case 6: /* adam */
+        fprintf(o, "    const double bc1 = 1 - pow(%.17g, (double)m->step), bc2 = 1 - pow(%.17g, (double)m->step);\n",
+                t->beta1, t->beta2);
+        fprintf(o, "    const %s step_size = (%s)(lr / bc1), bc2_sqrt = (%s)sqrt(bc2);\n", T, T, T);
+        break;
+    case 7: /* adamax */
+        fprintf(o, "    const %s step_size = (%s)(lr / (1 - pow(%.17g, (double)m->step)));\n", T, T, t->beta1);
+        break;
+    case 8: /* nadam */
+        fprintf(o, "    const double mu_t = %.17g * (1 - 0.5 * pow(0.96, m->step * 0.004));\n", t->beta1);
+        fprintf(o, "    const double mu_next = %.17g * (1 - 0.5 * pow(0.96, (m->step + 1) * 0.004));\n", t->beta1);
+        fprintf(o, "    m->mu_product *= mu_t;\n");
+        fprintf(o, "    const double bc2 = 1 - pow(%.17g, (double)m->step);\n", t->beta2);
+        fprintf(o, "    const %s c_grad = (%s)(lr * (1 - mu_t) / (1 - m->mu_product));\n", T, T);
+        fprintf(o, "    const %s c_avg = (%s)(lr * mu_next / (1 - m->mu_product * mu_next));\n", T, T);
+        fprintf(o, "    const %s bc2_sqrt = (%s)sqrt(bc2);\n", T, T);
+        break;
+    default: break;
+    }
+    fprintf(o, "    for (int64_t i = 0; i < %lld; i++) {\n", N);
+    fprintf(o, "        const %s gi = %s%s;\n", T, gi, wd);
+    switch (t->opt) {
+    case 0: fprintf(o, "        p[i] -= lr * gi;\n"); break;
+    case 1:
+        fprintf(o, "        s1[i] = %s * s1[i] + gi;   /* the velocity */\n        p[i] -= lr * s1[i];\n", lit(e, t->mu));
+        break;
+    case 2:
+        fprintf(o, "        s1[i] = %s * s1[i] + gi;\n        p[i] -= lr * (gi + %s * s1[i]);   /* look ahead */\n",
+                lit(e, t->mu), lit(e, t->mu));
+        break;
+    case 3:
+        fprintf(o, "        s1[i] += gi * gi;\n        p[i] -= lr * gi / (%s(s1[i]) + %s);\n", sq, eps);
+        break;
+    case 4:
+        fprintf(o, "        s1[i] = %s * s1[i] + %s * gi * gi;\n        p[i] -= lr * gi / (%s(s1[i]) + %s);\n",
+                lit(e, t->rho), lit(e, 1 - t->rho), sq, eps);
+        break;
+    case 5:
+        fprintf(o, "        s1[i] = %s * s1[i] + %s * gi * gi;\n", lit(e, t->rho), lit(e, 1 - t->rho));
+        fprintf(o, "        const %s delta = %s(s2[i] + %s) / %s(s1[i] + %s) * gi;\n", T, sq, eps, sq, eps);
+        fprintf(o, "        s2[i] = %s * s2[i] + %s * delta * delta;\n", lit(e, t->rho), lit(e, 1 - t->rho));
+        fprintf(o, "        p[i] -= lr * delta;\n");
+        break;
+    case 6:
+        fprintf(o, "        s1[i] += (gi - s1[i]) * %s;   /* first moment */\n", lit(e, 1 - t->beta1));
+        fprintf(o, "        s2[i] = %s * s2[i] + %s * gi * gi;   /* second moment */\n", b2, lit(e, 1 - t->beta2));
+        fprintf(o, "        p[i] -= step_size * s1[i] / (%s(s2[i]) / bc2_sqrt + %s);\n", sq, eps);
+        break;
+    case 7:
+        fprintf(o, "        s1[i] += (gi - s1[i]) * %s;\n", lit(e, 1 - t->beta1));
+        fprintf(o, "        const %s u = %s(gi) + %s;\n", T, fn(e, "fabs"), eps);
+        fprintf(o, "        s2[i] = %s * s2[i] > u ? %s * s2[i] : u;   /* exponentially weighted infinity norm */\n", b2, b2);
+        fprintf(o, "        p[i] -= step_size * s1[i] / s2[i];\n");
+        break;
+    case 8:
+        fprintf(o, "        s1[i] += (gi - s1[i]) * %s;\n", lit(e, 1 - t->beta1));
+        fprintf(o, "        s2[i] = %s * s2[i] + %s * gi * gi;\n", b2, lit(e, 1 - t->beta2));
+        fprintf(o, "        const %s denom = %s(s2[i]) / bc2_sqrt + %s;\n", T, sq, eps);
+        fprintf(o, "        p[i] -= c_grad * gi / denom + c_avg * s1[i] / denom;\n");
+        break;
+    }
+    (void)b1;
+    fprintf(o, "    }\n}\n");
+}
+
+/* ---- the whole file ------------------------------------------------------------------ */
+
+static int64_t io_size(const ir_node *x) { return ir_numel(&x->shape); }
+
+static void emit_struct(emitter *e, FILE *o) {
+    ir_graph *g = e->g;
+    fprintf(o, "\nstruct %s {\n", e->P);
+    fprintf(o, "    %s *params;     /* %lld elements: every parameter, layout in %s_param_table */\n", e->T,
+            (long long)g->param_size, e->P);
+    fprintf(o, "    %s *grads;      /* d mean(loss) / d params, same layout */\n", e->T);
+    fprintf(o, "    %s *state;      /* optimizer state: %d x %lld elements */\n", e->T,
+            emit_state_slots(g->train.opt), (long long)g->param_size);
+    fprintf(o, "    %s *acts;       /* %lld elements: activations and backward temporaries for %d examples */\n",
+            e->T, (long long)g->act_size, g->train.batch);
+    fprintf(o, "    int64_t step;      /* optimizer steps taken */\n");
+    fprintf(o, "    double mu_product; /* nadam's running product of momentum coefficients */\n");
+    fprintf(o, "    %s lr;          /* learning rate of the current epoch */\n", e->T);
+    fprintf(o, "    double loss;       /* mean loss of the last forward pass */\n");
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        fprintf(o, "    const %s *%s;   /* the caller's %s for this call */\n",
+                x->dtype == DT_CLASS ? "int32_t" : e->T, x->cname, x->role == ROLE_LABEL ? "labels" : "inputs");
+    }
+    fprintf(o, "};\n");
+}
+
+static const char *const init_names[] = {"NNR_INIT_ZEROS", "NNR_INIT_ONES", "NNR_INIT_CONST", "NNR_INIT_UNIFORM",
+                                          "NNR_INIT_NORMAL", "NNR_INIT_LECUN_UNIFORM", "NNR_INIT_GLOROT_UNIFORM",
+                                          "NNR_INIT_GLOROT_NORMAL", "NNR_INIT_HE_UNIFORM", "NNR_INIT_HE_NORMAL",
+                                          "NNR_INIT_ORTHOGONAL"};
+
+static void emit_shape_init(FILE *o, const ir_shape *s) {
+    fprintf(o, "%d, {", s->rank);
+    for (int d = 0; d < s->rank; d++) fprintf(o, "%s%lld", d ? ", " : "", (long long)s->dim[d]);
+    fprintf(o, "}");
+}
+
+/* The argument list of the typed step functions: one pointer per input, label, target. */
+static const char *io_params(emitter *e, int only_inputs) {
+    ir_graph *g = e->g;
+    char *s = "";
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        if (only_inputs && x->role != ROLE_INPUT) continue;
+        s = arena_printf(e->a, "%s, const %s *%s", s, x->dtype == DT_CLASS ? "int32_t" : e->T, x->cname);
+    }
+    return s;
+}
+
+static const char *out_params(emitter *e) {
+    char *s = "";
+    for (int i = 0; i < e->g->outputs.n; i++) {
+        ir_output *out = e->g->outputs.v[i];
+        s = arena_printf(e->a, "%s, %s *%s", s, e->T, out->node->cname);
+    }
+    return s;
+}
+
+static uint64_t schema_hash(ir_graph *g) {
+    uint64_t h = 1469598103934665603ull;
+#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+    for (int i = 0; i < g->params.n; i++) {
+        ir_node *p = g->params.v[i];
+        for (const char *c = p->name; *c; c++) MIX(*c);
+        for (int d = 0; d < p->shape.rank; d++) MIX(p->shape.dim[d]);
+        MIX(';');
+    }
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        for (const char *c = x->name; *c; c++) MIX(*c);
+        for (int d = 0; d < x->shape.rank; d++) MIX(x->shape.dim[d]);
+        MIX(x->classes);
+    }
+    MIX(g->f64);
+#undef MIX
+    return h;
+}
+
+static void emit_api(emitter *e, FILE *o) {
+    ir_graph *g = e->g;
+    const char *P = e->P, *T = e->T;
+    int slots = emit_state_slots(g->train.opt);
+    fprintf(o, "\n/* ---- the API of %s.h ---- */\n\n", P);
+    fprintf(o, "static void *%s_block(int64_t elements) {\n", P);
+    fprintf(o, "    size_t bytes = ((size_t)elements * sizeof(%s) + 63) / 64 * 64;   /* 64-byte aligned */\n", T);
+    fprintf(o, "    void *p = aligned_alloc(64, bytes ? bytes : 64);\n");
+    fprintf(o, "    if (p) memset(p, 0, bytes ? bytes : 64);\n    return p;\n}\n\n");
+    fprintf(o, "%s *%s_new(void) {\n    %s *m = calloc(1, sizeof *m);\n    if (!m) return NULL;\n", P, P, P);
+    fprintf(o, "    m->params = %s_block(%lld);\n", P, (long long)g->param_size);
+    fprintf(o, "    m->grads = %s_block(%lld);\n", P, (long long)g->param_size);
+    fprintf(o, "    m->state = %s_block(%lld);\n", P, (long long)(slots * g->param_size));
+    fprintf(o, "    m->acts = %s_block(%lld);\n", P, (long long)g->act_size);
+    fprintf(o, "    m->lr = %s;\n    m->mu_product = 1;\n", lit(e, g->train.lr));
+    fprintf(o, "    if (!m->params || !m->grads || !m->state || !m->acts) {\n        %s_free(m);\n        return NULL;\n    }\n", P);
+    fprintf(o, "    return m;\n}\n\n");
+    fprintf(o, "void %s_free(%s *m) {\n    if (!m) return;\n    free(m->params);\n    free(m->grads);\n"
+               "    free(m->state);\n    free(m->acts);\n    free(m);\n}\n\n", P, P);
+    fprintf(o, "void %s_init(%s *m, uint64_t seed) { nnr_model_init(&%s_model, m, seed); }\n", P, P, P);
+    fprintf(o, "int %s_load(%s *m, const char *path) { return nnr_model_load(&%s_model, m, path); }\n", P, P, P);
+    fprintf(o, "int %s_save(const %s *m, const char *path) { return nnr_model_save(&%s_model, (void *)m, path); }\n\n",
+            P, P, P);
+    /* loss_grad */
+    fprintf(o, "%s %s_loss_grad(%s *m, int n%s) {\n", T, P, P, io_params(e, 0));
+    fprintf(o, "    if (n <= 0 || n > %s_BATCH) return NAN;\n", e->PU);
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        fprintf(o, "    m->%s = %s;\n", x->cname, x->cname);
+    }
+    fprintf(o, "    %s_forward(m, n);\n    %s_backward(m, n);\n    return (%s)m->loss;\n}\n\n", P, P, T);
+    fprintf(o, "%s %s_train_step(%s *m, int n%s) {\n", T, P, P, io_params(e, 0));
+    fprintf(o, "    %s loss = %s_loss_grad(m, n", T, P);
+    for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
+    fprintf(o, ");\n    if (loss == loss) %s_update(m);   /* not after a refused call (NaN) */\n    return loss;\n}\n\n", P);
+    /* predict: any n, in chunks of BATCH */
+    fprintf(o, "void %s_predict(%s *m, int n%s%s) {\n", P, P, io_params(e, 1), out_params(e));
+    fprintf(o, "    for (int at = 0; at < n; at += %s_BATCH) {\n", e->PU);
+    fprintf(o, "        int chunk = n - at < %s_BATCH ? n - at : %s_BATCH;\n", e->PU, e->PU);
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        if (x->role == ROLE_INPUT)
+            fprintf(o, "        m->%s = %s + (size_t)at * %lld;\n", x->cname, x->cname, (long long)io_size(x));
+    }
+    fprintf(o, "        %s_infer(m, chunk);\n", P);
+    for (int i = 0; i < g->outputs.n; i++) {
+        ir_output *out = g->outputs.v[i];
+        long long sz = (long long)ir_numel(&out->node->shape);
+        fprintf(o, "        memcpy(%s + (size_t)at * %lld, m->acts + %lld, (size_t)chunk * %lld * sizeof(%s));\n",
+                out->node->cname, sz, (long long)out->node->offset, sz, T);
+    }
+    fprintf(o, "    }\n}\n\n");
+    /* accessors */
+    fprintf(o, "%s *%s_params(%s *m) { return m->params; }\n", T, P, P);
+    fprintf(o, "%s *%s_grads(%s *m) { return m->grads; }\n", T, P, P);
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        if (!x->wants_grad) continue;
+        fprintf(o, "const %s *%s_grad_%s(const %s *m) { return m->acts + %lld; }\n", T, P, x->cname, P,
+                x->grad ? (long long)x->grad->offset : 0LL);
+    }
+}
+
+static void emit_info(emitter *e, FILE *o) {
+    ir_graph *g = e->g;
+    const char *P = e->P, *T = e->T;
+    fprintf(o, "\n/* ---- what the runtime's trainer (nnr_main) needs to know ---- */\n\n");
+    fprintf(o, "static const nnr_param %s_param_table[] = {\n", P);
+    for (int i = 0; i < g->params.n; i++) {
+        ir_node *p = g->params.v[i];
+        fprintf(o, "    {%s, ", cstring(e, p->name));
+        emit_shape_init(o, &p->shape);
+        fprintf(o, ", %lld, %lld, {%s, %.17g, %.17g}},\n", (long long)ir_numel(&p->shape), (long long)p->offset,
+                init_names[p->param.init], p->param.a, p->param.b);
+    }
+    if (!g->params.n) fprintf(o, "    {0}\n");
+    fprintf(o, "};\n\n");
+    static const char *const kinds[] = {"NNR_IO_INPUT", "NNR_IO_LABEL", "NNR_IO_TARGET"};
+    fprintf(o, "static const nnr_io %s_io_table[] = {\n", P);
+    int acc_label = -1, acc_out = -1;
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        int kind = x->role == ROLE_LABEL ? 1 : x->role == ROLE_TARGET ? 2 : 0;
+        if (kind == 1 && acc_label < 0 && x->shape.rank == 0) acc_label = i;
+        fprintf(o, "    {%s, %s, ", cstring(e, x->name), kinds[kind]);
+        emit_shape_init(o, &x->shape);
+        fprintf(o, ", %lld, %d, %d},\n", (long long)io_size(x), x->classes, x->wants_grad);
+    }
+    fprintf(o, "};\n\n");
+    fprintf(o, "static const nnr_io %s_out_table[] = {\n", P);
+    for (int i = 0; i < g->outputs.n; i++) {
+        ir_output *out = g->outputs.v[i];
+        if (acc_label >= 0 && acc_out < 0 && out->node->shape.rank == 1 &&
+            out->node->shape.dim[0] == ((ir_node *)g->io.v[acc_label])->classes)
+            acc_out = i;
+        fprintf(o, "    {%s, NNR_IO_OUTPUT, ", cstring(e, out->name));
+        emit_shape_init(o, &out->node->shape);
+        fprintf(o, ", %lld, 0, 0},\n", (long long)ir_numel(&out->node->shape));
+    }
+    if (!g->outputs.n) fprintf(o, "    {0}\n");
+    fprintf(o, "};\n\n");
+    if (acc_out < 0) acc_label = -1;
+
+    /* entry points through void pointers */
+    fprintf(o, "static void *%s_create_(void) { return %s_new(); }\n", P, P);
+    fprintf(o, "static void %s_destroy_(void *m) { %s_free(m); }\n", P, P);
+    fprintf(o, "static void *%s_params_(void *m) { return ((%s *)m)->params; }\n", P, P);
+    fprintf(o, "static void *%s_grads_(void *m) { return ((%s *)m)->grads; }\n", P, P);
+    fprintf(o, "static void *%s_state_(void *m) { return ((%s *)m)->state; }\n", P, P);
+    fprintf(o, "static int64_t *%s_step_(void *m) { return &((%s *)m)->step; }\n", P, P);
+    fprintf(o, "static void %s_set_lr_(void *m, double lr) { ((%s *)m)->lr = (%s)lr; }\n", P, P, T);
+    fprintf(o, "static void *%s_input_grad_(void *mv, int k) {\n    %s *m = mv;\n    switch (k) {\n", P, P);
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        if (x->wants_grad && x->grad) fprintf(o, "    case %d: return m->acts + %lld;\n", i, (long long)x->grad->offset);
+    }
+    fprintf(o, "    default: (void)m; return NULL;\n    }\n}\n");
+    fprintf(o, "static void %s_bind_(%s *m, const void *const *in) {\n", P, P);
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        fprintf(o, "    m->%s = in[%d];\n", x->cname, i);
+    }
+    if (!g->io.n) fprintf(o, "    (void)m; (void)in;\n");
+    fprintf(o, "}\n");
+    fprintf(o, "static double %s_loss_(void *mv, int n, const void *const *in, int training) {\n", P);
+    fprintf(o, "    %s *m = mv;\n    (void)training;   /* no op of this model behaves differently in training */\n", P);
+    fprintf(o, "    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n    %s_forward(m, n);\n    return m->loss;\n}\n",
+            e->PU, P, P);
+    fprintf(o, "static double %s_loss_grad_(void *mv, int n, const void *const *in) {\n", P);
+    fprintf(o, "    %s *m = mv;\n    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n", P, e->PU, P);
+    fprintf(o, "    %s_forward(m, n);\n    %s_backward(m, n);\n    return m->loss;\n}\n", P, P);
+    fprintf(o, "static double %s_train_step_(void *m, int n, const void *const *in) {\n", P);
+    fprintf(o, "    double loss = %s_loss_grad_(m, n, in);\n    if (loss == loss) %s_update(m);\n    return loss;\n}\n", P, P);
+    fprintf(o, "static void %s_predict_(void *mv, int n, const void *const *in, void *const *out) {\n", P);
+    fprintf(o, "    %s *m = mv;\n", P);
+    if (g->outputs.n == 0) fprintf(o, "    (void)m; (void)n; (void)in; (void)out;\n");
+    else {
+        fprintf(o, "    %s_predict(m, n", P);
+        int k = 0;
+        for (int i = 0; i < g->io.n; i++)
+            if (((ir_node *)g->io.v[i])->role == ROLE_INPUT) fprintf(o, ", in[%d]", k++);
+        for (int i = 0; i < g->outputs.n; i++) fprintf(o, ", out[%d]", i);
+        fprintf(o, ");\n");
+    }
+    fprintf(o, "}\n\n");
+
+    ir_train *t = &g->train;
+    fprintf(o, "static const nnr_model_info %s_model = {\n", P);
+    fprintf(o, "    .name = %s,\n    .source = %s,\n    .dtype = %s,\n    .batch = %s_BATCH,\n",
+            cstring(e, g->model), cstring(e, e->o->source_path ? e->o->source_path : g->src->path),
+            g->f64 ? "NNR_F64" : "NNR_F32", e->PU);
+    fprintf(o, "    .nio = %d, .io = %s_io_table,\n", g->io.n, P);
+    fprintf(o, "    .nout = %d, .out = %s_out_table,\n", g->outputs.n, P);
+    fprintf(o, "    .nparam = %d, .param = %s_param_table,\n", g->params.n, P);
+    fprintf(o, "    .param_size = %lld,\n    .state_size = %lld,\n", (long long)g->param_size,
+            (long long)(emit_state_slots(t->opt) * g->param_size));
+    fprintf(o, "    .acc_out = %d, .acc_label = %d,\n", acc_out, acc_label);
+    fprintf(o, "    .train = {.batch = %d, .epochs = %d, .seed = %lluu, .opt = %d, .lr = %.17g, .beta1 = %.17g,\n"
+               "              .beta2 = %.17g, .eps = %.17g, .mu = %.17g, .rho = %.17g, .sched = %d,\n"
+               "              .sched_a = %.17g, .sched_b = %.17g, .sched_c = %.17g,\n"
+               "              .weight_decay = %.17g, .clip_norm = %.17g},\n",
+            t->batch, t->epochs, (unsigned long long)t->seed, t->opt, t->lr, t->beta1, t->beta2, t->eps, t->mu,
+            t->rho, t->sched, t->sched_a, t->sched_b, t->sched_c, t->weight_decay, t->clip_norm);
+    fprintf(o, "    .summary = %s_summary_text,\n", P);
+    fprintf(o, "    .schema_hash = 0x%016llxull,\n", (unsigned long long)schema_hash(g));
+    fprintf(o, "    .create = %s_create_, .destroy = %s_destroy_, .params = %s_params_, .grads = %s_grads_,\n", P, P, P, P);
+    fprintf(o, "    .state = %s_state_, .step = %s_step_, .input_grad = %s_input_grad_,\n", P, P, P);
+    fprintf(o, "    .loss = %s_loss_, .loss_grad = %s_loss_grad_, .train_step = %s_train_step_,\n", P, P, P);
+    fprintf(o, "    .predict = %s_predict_, .set_lr = %s_set_lr_,\n};\n\n", P, P);
+    fprintf(o, "const nnr_model_info *%s_info(void) { return &%s_model; }\n", P, P);
+}
+
+static void emit_summary_string(emitter *e, FILE *o) {
+    const char *text = summary_text(e->g);
+    fprintf(o, "\nstatic const char %s_summary_text[] =\n", e->P);
+    const char *p = text;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
+        fprintf(o, "    %s\n", cstring(e, arena_strndup(e->a, p, len)));
+        p += len;
+    }
+    fprintf(o, "    \"\";\n");
+}
+
+static void setup(emitter *e, ir_graph *g, FILE *out, const emit_opts *o) {
+    e->g = g;
+    e->a = g->a;
+    e->out = out;
+    e->o = o;
+    e->T = g->f64 ? "double" : "float";
+    e->f = g->f64 ? "" : "f";
+    const char *P = names_mangle(g->a, g->model);
+    if (names_reserved(P)) P = arena_printf(g->a, "%s_", P);
+    e->P = P;
+    char *pu = arena_strdup(g->a, P);
+    for (char *c = pu; *c; c++) *c = (char)toupper((unsigned char)*c);
+    e->PU = pu;
+    e->used = arena_alloc(g->a, (size_t)g->nodes.n + 1);
+}
+
+static void emit_model_comment(emitter *e, FILE *o, const char *what) {
+    ir_graph *g = e->g;
+    const char *src = comment_text(e, e->o->source_path ? e->o->source_path : g->src->path,
+                                   strlen(e->o->source_path ? e->o->source_path : g->src->path));
+    fprintf(o, "/* %s — generated by nnc %s from %s; do not edit.\n *\n", what, NNC_VERSION, src);
+    fprintf(o, " * Model %s, %s, compiled batch %d (any n <= %d per call).\n", comment_text(e, g->model, strlen(g->model)),
+            g->f64 ? "double precision" : "single precision", g->train.batch, g->train.batch);
+    fprintf(o, " * Identifiers of the model's tensors are its names with '.' as '_'; a name that would\n"
+               " * clash with C (a keyword, libc, BLAS, a macro such as cblas.h's I) gets a trailing '_'. */\n");
+}
+
+int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
+    emitter e;
+    setup(&e, g, out, o);
+    const char *P = e.P, *T = e.T;
+    emit_model_comment(&e, out, arena_printf(g->a, "%s.h", P));
+    fprintf(out, "#ifndef %s_NNC_H\n#define %s_NNC_H\n\n#include <stdint.h>\n#include \"nnr.h\"\n\n", e.PU, e.PU);
+    fprintf(out, "#define %s_BATCH %d   /* compiled batch size: n <= BATCH at run time */\n", e.PU, g->train.batch);
+    fprintf(out, "#define %s_PARAMS %lld   /* elements of the parameter block */\n\n", e.PU, (long long)g->param_size);
+    fprintf(out, "typedef struct %s %s;   /* parameters, gradients, optimizer state, activations */\n\n", P, P);
+    fprintf(out, "%s *%s_new(void);                 /* zeroed; NULL when out of memory */\n", P, P);
+    fprintf(out, "void %s_free(%s *m);\n", P, P);
+    fprintf(out, "void %s_init(%s *m, uint64_t seed);   /* the initializers of the model */\n", P, P);
+    fprintf(out, "int  %s_load(%s *m, const char *path);        /* safetensors; 0 or -1 (nnr_error()) */\n", P, P);
+    fprintf(out, "int  %s_save(const %s *m, const char *path);  /* atomic */\n", P, P);
+    fprintf(out, "/* forward + backward on n <= BATCH examples; the mean loss (NaN when n is out of range) */\n");
+    fprintf(out, "%s %s_loss_grad(%s *m, int n%s);\n", T, P, P, io_params(&e, 0));
+    fprintf(out, "/* the same, then one optimizer step */\n");
+    fprintf(out, "%s %s_train_step(%s *m, int n%s);\n", T, P, P, io_params(&e, 0));
+    fprintf(out, "/* inference on any n (in chunks of BATCH): one buffer per output */\n");
+    fprintf(out, "void %s_predict(%s *m, int n%s%s);\n", P, P, io_params(&e, 1), out_params(&e));
+    fprintf(out, "%s *%s_params(%s *m);   /* the parameter block: %s_PARAMS elements */\n", T, P, P, e.PU);
+    fprintf(out, "%s *%s_grads(%s *m);    /* d mean(loss) / d params, same layout */\n", T, P, P);
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        if (x->wants_grad) fprintf(out, "const %s *%s_grad_%s(const %s *m);   /* d mean(loss) / d %s, n examples */\n",
+                                   T, P, x->cname, P, x->cname);
+    }
+    fprintf(out, "const nnr_model_info *%s_info(void);   /* for nnr_main and the runtime */\n", P);
+    fprintf(out, "\n#endif\n");
+    return ferror(out) ? -1 : 0;
+}
+
+int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
+    emitter e;
+    setup(&e, g, out, o);
+    if (o->which) {
+        if (!strcmp(o->which, "forward")) emit_pass(&e, out, FN_FORWARD);
+        else if (!strcmp(o->which, "backward")) emit_pass(&e, out, FN_BACKWARD);
+        else if (!strcmp(o->which, "update")) emit_update(&e, out);
+        else if (!strcmp(o->which, "infer")) emit_pass(&e, out, FN_INFER);
+        else return -1;
+        return ferror(out) ? -1 : 0;
+    }
+    emit_model_comment(&e, out, arena_printf(g->a, "%s.c", e.P));
+    fprintf(out, "#include <math.h>\n#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n");
+    fprintf(out, "#include <cblas.h>\n#include \"%s\"\n", o->header_name);
+    emit_struct(&e, out);
+    emit_summary_string(&e, out);
+    fprintf(out, "\nstatic const nnr_model_info %s_model;\n", e.P);
+    emit_pass(&e, out, FN_FORWARD);
+    emit_pass(&e, out, FN_BACKWARD);
+    emit_update(&e, out);
+    emit_pass(&e, out, FN_INFER);
+    emit_api(&e, out);
+    emit_info(&e, out);
+    if (o->with_main)
+        fprintf(out, "\n/* the trainer program: m train | eval | predict | init | grads | gradcheck | summary */\n"
+                     "int main(int argc, char **argv) { return nnr_main(&%s_model, argc, argv); }\n", e.P);
+    return ferror(out) ? -1 : 0;
+}

@@ -1,0 +1,91 @@
+/* fuse.c — which tensors get memory and which live only inside a loop.
+ *
+ * An elementwise node with a single consumer in the same pass, read at the same index
+ * space, is inlined: the consumer's loop computes it as part of one expression, so a
+ * chain such as relu(a * b + c) or the backward (p - t) * 2 / N becomes one loop with no
+ * buffer for its temporaries.  Constants, the seed 1/n and broadcasts of them are read
+ * anywhere.  Everything else — tensors read twice, read by the other pass, read by a
+ * GEMM or a row op, the loss, outputs and gradients users see — is materialized.
+ * The pass also decides which nodes each generated function computes: the training
+ * forward pass (what the loss and backward need), the backward pass, and inference
+ * (what the outputs need). */
+#include "codegen.h"
+
+static void mark_ancestors(ir_graph *g, ir_node *root, char *mark) {
+    if (!root || mark[root->id]) return;
+    mark[root->id] = 1;
+    for (int k = 0; k < root->nin; k++) mark_ancestors(g, root->in[k], mark);
+}
+
+/* A value that does not depend on the loop index: a literal or the seed 1/n. */
+static int index_free(const ir_node *n) {
+    if (n->op == OP_CONST || n->op == OP_INV_N) return 1;
+    if (n->op == OP_EXPAND || n->op == OP_COPY || n->op == OP_NEG) return index_free(n->in[0]);
+    return 0;
+}
+
+static int reads_expressions(const ir_node *consumer) {
+    ir_family f = ir_ops[consumer->op].fam;
+    return f == FAM_ELEMWISE || f == FAM_REDUCE;
+}
+
+static int is_root(const ir_graph *g, const ir_node *n) {
+    if (n == g->loss) return 1;
+    for (int i = 0; i < g->outputs.n; i++)
+        if (((ir_output *)g->outputs.v[i])->node == n) return 1;
+    return n->grad_of && (n->grad_of->op == OP_PARAM || n->grad_of->op == OP_INPUT) && n->grad_of->grad == n;
+}
+
+void fuse_plan(ir_graph *g) {
+    int nn = g->nodes.n;
+    ir_node **consumer = arena_alloc(g->a, sizeof(ir_node *) * (size_t)nn);
+    int *by_memory = arena_alloc(g->a, sizeof(int) * (size_t)nn);   /* consumers that read memory: rows, GEMMs */
+    int *by_gemm = arena_alloc(g->a, sizeof(int) * (size_t)nn);   /* consumers that are GEMMs */
+    char *live = arena_alloc(g->a, (size_t)nn), *train = arena_alloc(g->a, (size_t)nn),
+         *infer = arena_alloc(g->a, (size_t)nn);
+
+    /* what each pass computes */
+    mark_ancestors(g, g->loss, train);
+    for (int i = 0; i < g->params.n; i++) mark_ancestors(g, ((ir_node *)g->params.v[i])->grad, live);
+    for (int i = 0; i < g->io.n; i++) mark_ancestors(g, ((ir_node *)g->io.v[i])->grad, live);
+    for (int i = 0; i < nn; i++) train[i] |= live[i] && ir_at(g, i)->pass == IR_FWD;
+    for (int i = 0; i < g->outputs.n; i++) mark_ancestors(g, ((ir_output *)g->outputs.v[i])->node, infer);
+    for (int i = 0; i < nn; i++) {
+        ir_node *n = ir_at(g, i);
+        n->in_train = train[i] || (live[i] && n->pass == IR_BWD);
+        n->in_infer = infer[i];
+        n->uses = 0;
+    }
+    for (int i = 0; i < nn; i++) {
+        ir_node *n = ir_at(g, i);
+        if (!n->in_train && !n->in_infer) continue;
+        for (int k = 0; k < n->nin; k++) {
+            ir_node *x = n->in[k];
+            x->uses++;
+            consumer[x->id] = n;
+            if (n->pass == IR_FWD) x->used_fwd = 1; else x->used_bwd = 1;
+            if (!reads_expressions(n)) by_memory[x->id]++;
+            if (ir_ops[n->op].fam == FAM_MATMUL || ir_ops[n->op].fam == FAM_DENSE) by_gemm[x->id]++;
+        }
+    }
+    for (int i = 0; i < nn; i++) {
+        ir_node *n = ir_at(g, i);
+        n->mem = MEM_NONE;
+        if (!n->in_train && !n->in_infer) continue;
+        switch (n->op) {
+        case OP_INPUT: case OP_LABEL: case OP_TARGET: n->mem = MEM_EXTERN; continue;
+        case OP_PARAM: n->mem = MEM_PARAM; continue;
+        case OP_CONST: case OP_INV_N: continue;
+        default: break;
+        }
+        int inline_ok;
+        if (index_free(n))      /* a literal can be read by any loop, not by a GEMM */
+            inline_ok = by_gemm[i] == 0;
+        else
+            inline_ok = ir_is_elementwise(n) && n->uses == 1 && by_memory[i] == 0 &&
+                        consumer[i]->pass == n->pass &&
+                        (ir_ops[consumer[i]->op].fam == FAM_REDUCE || ir_same_layout(consumer[i], n));
+        if (is_root(g, n)) inline_ok = 0;
+        n->mem = inline_ok ? MEM_NONE : MEM_ACT;
+    }
+}

@@ -1,0 +1,184 @@
+/* grad.c — reverse-mode automatic differentiation over the IR.
+ *
+ * Walks the forward graph from the loss back to the parameters and `grad` inputs,
+ * appending the backward graph to the same IR: each op's rule below turns the gradient
+ * of its output into gradients of its inputs, built from ordinary IR ops (so fusion,
+ * the memory plan and the emitter treat backward like forward).  A tensor that feeds
+ * several consumers gets the sum of their contributions, as one explicit add.  The
+ * loss is a per-example scalar and training minimizes its batch mean, so the seed
+ * gradient is 1/n for every example. */
+#include "codegen.h"
+#include "shape.h"
+#include <stdlib.h>
+
+typedef struct gradctx {
+    ir_graph *g;
+    diag     *d;
+    ir_node  *fwd;           /* the node being differentiated: location, line */
+    ptrvec   *contrib;       /* per forward node id: gradient contributions */
+    char     *needs;         /* per forward node id: on a path from a param / grad input */
+    int       failed;
+} gradctx;
+
+static ir_node *finish(gradctx *c, ir_node *n) {
+    n->pass = IR_BWD;
+    n->stmt_line = c->fwd->stmt_line;
+    if (shape_infer(c->g, n, c->d)) {
+        diag_error(c->d, c->fwd->at, "internal error: no shape for the gradient op '%s'", ir_ops[n->op].name);
+        c->failed = 1;
+    }
+    return n;
+}
+
+static ir_node *mk(gradctx *c, ir_op op, int nin, ir_node *a, ir_node *b, ir_node *x) {
+    ir_node *in[3] = {a, b, x};
+    return finish(c, ir_node_new(c->g, op, nin, in, c->fwd->at));
+}
+
+static ir_node *mk_like(gradctx *c, ir_op op, int nin, ir_node *a, ir_node *b, const ir_node *like) {
+    ir_node *in[2] = {a, b};
+    ir_node *n = ir_node_new(c->g, op, nin, in, c->fwd->at);
+    n->shape = like->shape;
+    n->batched = like->batched;
+    return finish(c, n);
+}
+
+static ir_node *cnst(gradctx *c, double v) { return finish(c, ir_const(c->g, v, c->fwd->at)); }
+
+/* Undo a broadcast: sum g down to x's shape (a no-op when they already agree). */
+static ir_node *sum_to(gradctx *c, ir_node *gr, const ir_node *x) {
+    return ir_same_layout(gr, x) ? gr : mk_like(c, OP_SUM_TO, 1, gr, NULL, x);
+}
+
+static ir_node *expand(gradctx *c, ir_node *gr, const ir_node *x) {
+    return ir_same_layout(gr, x) ? gr : mk_like(c, OP_EXPAND, 1, gr, NULL, x);
+}
+
+static ir_node *matmul(gradctx *c, ir_node *a, int64_t ar, int64_t ac, int ta, ir_node *b, int64_t br,
+                       int64_t bc, int tb, const ir_node *like) {
+    ir_node *n = mk_like(c, OP_MATMUL, 2, a, b, like);
+    n->mm = (ir_mm){ar, ac, br, bc, ta, tb};
+    return n;
+}
+
+static void contribute(gradctx *c, ir_node *x, ir_node *gr) {
+    if (!c->needs[x->id] || !gr) return;
+    ptrvec_push(c->g->a, &c->contrib[x->id], gr);
+}
+
+/* d op(A) = G op(B)ᵀ and d op(B) = op(A)ᵀ G, written back in each operand's own view. */
+static void grad_matmul(gradctx *c, ir_node *n, ir_node *gr) {
+    ir_node *a = n->in[0], *b = n->in[1];
+    ir_mm m = n->mm;
+    int64_t p = m.ta ? m.ac : m.ar, q = m.tb ? m.br : m.bc;
+    if (c->needs[a->id])
+        contribute(c, a, m.ta ? matmul(c, b, m.br, m.bc, m.tb, gr, p, q, 1, a)
+                              : matmul(c, gr, p, q, 0, b, m.br, m.bc, !m.tb, a));
+    if (c->needs[b->id])
+        contribute(c, b, m.tb ? matmul(c, gr, p, q, 1, a, m.ar, m.ac, m.ta, b)
+                              : matmul(c, a, m.ar, m.ac, !m.ta, gr, p, q, 0, b));
+}
+
+/* y = x Wᵀ + b over rows R of x: dx = G W, dW = Gᵀ x (summed over the batch), db = Σ G. */
+static void grad_dense(gradctx *c, ir_node *n, ir_node *gr) {
+    ir_node *x = n->in[0], *w = n->in[1];
+    int64_t units = w->shape.dim[0], in = w->shape.dim[1], rows = ir_numel(&x->shape) / in;
+    if (c->needs[x->id]) contribute(c, x, matmul(c, gr, rows, units, 0, w, units, in, 0, x));
+    if (c->needs[w->id]) contribute(c, w, matmul(c, gr, rows, units, 1, x, rows, in, 0, w));
+    if (n->nin == 3) contribute(c, n->in[2], sum_to(c, gr, n->in[2]));
+}
+
+static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
+    ir_node *a = n->nin > 0 ? n->in[0] : NULL, *b = n->nin > 1 ? n->in[1] : NULL;
+    ir_node *t;
+    switch (n->op) {
+    case OP_ADD:
+        contribute(c, a, sum_to(c, gr, a));
+        contribute(c, b, sum_to(c, gr, b));
+        break;
+    case OP_SUB:
+        contribute(c, a, sum_to(c, gr, a));
+        if (c->needs[b->id]) contribute(c, b, sum_to(c, mk(c, OP_NEG, 1, gr, NULL, NULL), b));
+        break;
+    case OP_MUL:
+        if (c->needs[a->id]) contribute(c, a, sum_to(c, mk(c, OP_MUL, 2, gr, b, NULL), a));
+        if (c->needs[b->id]) contribute(c, b, sum_to(c, mk(c, OP_MUL, 2, gr, a, NULL), b));
+        break;
+    case OP_DIV:   /* d(a/b) = da/b - a db/b² */
+        if (c->needs[a->id]) contribute(c, a, sum_to(c, mk(c, OP_DIV, 2, gr, b, NULL), a));
+        if (c->needs[b->id]) {
+            t = mk(c, OP_DIV, 2, mk(c, OP_MUL, 2, gr, a, NULL), mk(c, OP_MUL, 2, b, b, NULL), NULL);
+            contribute(c, b, sum_to(c, mk(c, OP_NEG, 1, t, NULL, NULL), b));
+        }
+        break;
+    case OP_NEG: contribute(c, a, mk(c, OP_NEG, 1, gr, NULL, NULL)); break;
+    case OP_COPY: contribute(c, a, gr); break;
+    case OP_POWC:
+        t = mk(c, OP_POWC_GRAD, 2, gr, a, NULL);
+        t->attr[0] = n->attr[0];
+        contribute(c, a, t);
+        break;
+    case OP_RELU: contribute(c, a, mk(c, OP_RELU_GRAD, 2, gr, n, NULL)); break;
+    case OP_SIGMOID: contribute(c, a, mk(c, OP_SIGMOID_GRAD, 2, gr, n, NULL)); break;
+    case OP_TANH: contribute(c, a, mk(c, OP_TANH_GRAD, 2, gr, n, NULL)); break;
+    case OP_EXP: contribute(c, a, mk(c, OP_MUL, 2, gr, n, NULL)); break;
+    case OP_LOG: contribute(c, a, mk(c, OP_DIV, 2, gr, a, NULL)); break;
+    case OP_EXPAND: contribute(c, a, sum_to(c, gr, a)); break;
+    case OP_SUM_TO: contribute(c, a, expand(c, gr, a)); break;
+    case OP_SUM:
+        t = expand(c, gr, a);
+        contribute(c, a, n->attr[0] == 1 ? t : mk(c, OP_MUL, 2, t, cnst(c, n->attr[0]), NULL));
+        break;
+    case OP_SOFTMAX: contribute(c, a, mk(c, OP_SOFTMAX_GRAD, 2, gr, n, NULL)); break;
+    case OP_LOG_SOFTMAX: contribute(c, a, mk(c, OP_LOG_SOFTMAX_GRAD, 2, gr, n, NULL)); break;
+    case OP_CROSS_ENTROPY: contribute(c, a, mk(c, OP_CROSS_ENTROPY_GRAD, 3, gr, a, b)); break;
+    case OP_MATMUL: grad_matmul(c, n, gr); break;
+    case OP_DENSE: grad_dense(c, n, gr); break;
+    default:
+        diag_error(c->d, n->at, "internal error: no gradient rule for '%s'", ir_ops[n->op].name);
+        c->failed = 1;
+    }
+}
+
+/* The whole gradient of n: its contributions added up, one add per extra consumer. */
+static ir_node *total(gradctx *c, ir_node *n) {
+    ptrvec *pv = &c->contrib[n->id];
+    ir_node *sum = pv->v[0];
+    for (int i = 1; i < pv->n; i++) sum = mk(c, OP_ADD, 2, sum, pv->v[i], NULL);
+    return sum;
+}
+
+/* Parameter and input gradients are stored where users and optimizers find them, so each
+ * must be a tensor of its own: copy one that is shared, trivial or a forward value. */
+static ir_node *own(gradctx *c, ir_node *x, ir_node *gr) {
+    int shared = gr->pass == IR_FWD || gr->op == OP_CONST || gr->op == OP_INV_N || gr->op == OP_EXPAND ||
+                 (gr->grad_of && gr->grad_of != x);
+    if (shared) gr = mk(c, OP_COPY, 1, gr, NULL, NULL);
+    return gr;
+}
+
+int grad_build(ir_graph *g, diag *d) {
+    int nf = g->nodes.n;
+    g->fwd_count = nf;
+    gradctx c = {g, d, NULL, arena_alloc(g->a, sizeof(ptrvec) * (size_t)nf), arena_alloc(g->a, (size_t)nf), 0};
+    for (int i = 0; i < nf; i++) {
+        ir_node *n = ir_at(g, i);
+        c.needs[i] = n->op == OP_PARAM || (n->op == OP_INPUT && n->wants_grad);
+        for (int k = 0; k < n->nin; k++) c.needs[i] |= c.needs[n->in[k]->id];
+    }
+    ir_node *loss = g->loss;
+    c.fwd = loss;
+    ir_node *seed = loss->batched ? finish(&c, ir_node_new(g, OP_INV_N, 0, NULL, loss->at)) : cnst(&c, 1);
+    contribute(&c, loss, expand(&c, seed, loss));
+    for (int i = nf - 1; i >= 0 && !c.failed; i--) {
+        ir_node *n = ir_at(g, i);
+        if (!c.needs[i] || c.contrib[i].n == 0) continue;
+        c.fwd = n;
+        ir_node *gr = total(&c, n);
+        if (n->op == OP_PARAM || n->op == OP_INPUT) gr = own(&c, n, gr);
+        if (!gr->grad_of && gr->pass == IR_BWD) gr->grad_of = n;
+        n->grad = gr;
+        if (ir_ops[n->op].fam != FAM_LEAF) grad_node(&c, n, gr);
+    }
+    return c.failed ? -1 : 0;
+}

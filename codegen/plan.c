@@ -1,0 +1,35 @@
+/* plan.c — the memory plan: every materialized tensor gets a block and an offset,
+ * fixed at compile time, so the generated code allocates once (in NAME_new) and never
+ * inside a training step.  Parameters are laid out in declaration order in one block
+ * and their gradients at the same offsets in a second, which lets the optimizer update
+ * every parameter in one loop.  Activations and backward temporaries share a third
+ * block; each batched tensor holds BATCH examples.  Offsets are aligned to 64 bytes.
+ * (No buffer is reused yet: the activation block is the sum of the tensors.) */
+#include "codegen.h"
+
+#define ALIGN 16   /* elements: 64 bytes of floats */
+
+static int64_t align_up(int64_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
+
+void plan_memory(ir_graph *g) {
+    int64_t off = 0;
+    for (int i = 0; i < g->params.n; i++) {
+        ir_node *p = g->params.v[i];
+        p->offset = off;
+        off = align_up(off + ir_numel(&p->shape));
+        /* the gradient lives at the same offset of the gradient block */
+        if (p->grad && p->grad->mem == MEM_ACT) {
+            p->grad->mem = MEM_GRAD;
+            p->grad->offset = p->offset;
+        }
+    }
+    g->param_size = off;
+    off = 0;
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (n->mem != MEM_ACT) continue;
+        n->offset = off;
+        off = align_up(off + ir_numel(&n->shape) * (n->batched ? g->train.batch : 1));
+    }
+    g->act_size = off;
+}

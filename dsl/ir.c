@@ -1,0 +1,129 @@
+/* ir.c — the op table, node constructors and the IR dump (see ir.h).  Constructors only
+ * link nodes; shapes come from shape.c, which the front end runs over the forward graph
+ * and autodiff runs on each node it creates. */
+#include "ir.h"
+#include <string.h>
+
+const ir_opinfo ir_ops[OP__COUNT] = {
+    [OP_INPUT] = {"input", 0, FAM_LEAF},          [OP_LABEL] = {"label", 0, FAM_LEAF},
+    [OP_TARGET] = {"target", 0, FAM_LEAF},        [OP_PARAM] = {"param", 0, FAM_LEAF},
+    [OP_CONST] = {"const", 0, FAM_LEAF},          [OP_INV_N] = {"inv_n", 0, FAM_LEAF},
+    [OP_ADD] = {"add", 2, FAM_ELEMWISE},          [OP_SUB] = {"sub", 2, FAM_ELEMWISE},
+    [OP_MUL] = {"mul", 2, FAM_ELEMWISE},          [OP_DIV] = {"div", 2, FAM_ELEMWISE},
+    [OP_NEG] = {"neg", 1, FAM_ELEMWISE},          [OP_POWC] = {"pow", 1, FAM_ELEMWISE},
+    [OP_COPY] = {"copy", 1, FAM_ELEMWISE},
+    [OP_RELU] = {"relu", 1, FAM_ELEMWISE},        [OP_SIGMOID] = {"sigmoid", 1, FAM_ELEMWISE},
+    [OP_TANH] = {"tanh", 1, FAM_ELEMWISE},        [OP_EXP] = {"exp", 1, FAM_ELEMWISE},
+    [OP_LOG] = {"log", 1, FAM_ELEMWISE},
+    [OP_RELU_GRAD] = {"relu_grad", 2, FAM_ELEMWISE},
+    [OP_SIGMOID_GRAD] = {"sigmoid_grad", 2, FAM_ELEMWISE},
+    [OP_TANH_GRAD] = {"tanh_grad", 2, FAM_ELEMWISE},
+    [OP_POWC_GRAD] = {"pow_grad", 2, FAM_ELEMWISE},
+    [OP_EXPAND] = {"expand", 1, FAM_ELEMWISE},
+    [OP_SUM] = {"sum", 1, FAM_REDUCE},            [OP_SUM_TO] = {"sum_to", 1, FAM_REDUCE},
+    [OP_SOFTMAX] = {"softmax", 1, FAM_ROW},       [OP_LOG_SOFTMAX] = {"log_softmax", 1, FAM_ROW},
+    [OP_SOFTMAX_GRAD] = {"softmax_grad", 2, FAM_ROW},
+    [OP_LOG_SOFTMAX_GRAD] = {"log_softmax_grad", 2, FAM_ROW},
+    [OP_CROSS_ENTROPY] = {"cross_entropy", 2, FAM_ROW},
+    [OP_CROSS_ENTROPY_GRAD] = {"cross_entropy_grad", 3, FAM_ROW},
+    [OP_MATMUL] = {"matmul", 2, FAM_MATMUL},      [OP_DENSE] = {"dense", -1, FAM_DENSE},
+};
+
+ir_graph *ir_graph_new(arena *a, const source *src) {
+    ir_graph *g = arena_alloc(a, sizeof *g);
+    g->a = a;
+    g->src = src;
+    return g;
+}
+
+ir_node *ir_node_new(ir_graph *g, ir_op op, int nin, ir_node *const *in, loc at) {
+    ir_node *n = arena_alloc(g->a, sizeof *n);
+    n->id = g->nodes.n;
+    n->op = op;
+    n->nin = nin;
+    for (int i = 0; i < nin; i++) {
+        n->in[i] = in[i];
+        if (in[i]->bad) n->bad = 1;
+    }
+    n->at = at;
+    n->stmt_line = at.line;
+    n->io_index = n->param_index = -1;
+    ptrvec_push(g->a, &g->nodes, n);
+    return n;
+}
+
+ir_node *ir_unary(ir_graph *g, ir_op op, ir_node *x, loc at) {
+    return ir_node_new(g, op, 1, &x, at);
+}
+
+ir_node *ir_binary(ir_graph *g, ir_op op, ir_node *x, ir_node *y, loc at) {
+    ir_node *in[2] = {x, y};
+    return ir_node_new(g, op, 2, in, at);
+}
+
+ir_node *ir_const(ir_graph *g, double v, loc at) {
+    ir_node *n = ir_node_new(g, OP_CONST, 0, NULL, at);
+    n->attr[0] = v;
+    return n;
+}
+
+int64_t ir_numel(const ir_shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) n *= s->dim[i];
+    return n;
+}
+
+int ir_shape_eq(const ir_shape *a, const ir_shape *b) {
+    if (a->rank != b->rank) return 0;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i] != b->dim[i]) return 0;
+    return 1;
+}
+
+int ir_same_layout(const ir_node *a, const ir_node *b) {
+    return a->batched == b->batched && ir_shape_eq(&a->shape, &b->shape);
+}
+
+static char *shape_str(arena *a, const ir_shape *s, int batched) {
+    char buf[256];
+    int len = snprintf(buf, sizeof buf, "[%s", batched ? "B" : "");
+    for (int i = 0; i < s->rank && len < 200; i++)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, "%s%lld", i || batched ? ", " : "",
+                        (long long)s->dim[i]);
+    snprintf(buf + len, sizeof buf - (size_t)len, "]");
+    return arena_strdup(a, buf);
+}
+
+char *ir_shape_str(arena *a, const ir_shape *s) { return shape_str(a, s, 0); }
+char *ir_node_shape_str(arena *a, const ir_node *n) { return shape_str(a, &n->shape, n->batched); }
+
+int ir_is_elementwise(const ir_node *n) { return ir_ops[n->op].fam == FAM_ELEMWISE; }
+
+static const char *mem_names[] = {"-", "extern", "param", "grad", "act"};
+
+void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
+    fprintf(out, "; IR after %s: model %s, %d nodes (%d forward)\n", after_pass,
+            g->model ? g->model : "?", g->nodes.n, g->fwd_count ? g->fwd_count : g->nodes.n);
+    arena *a = g->a;
+    for (int i = 0; i < g->nodes.n; i++) {
+        const ir_node *n = ir_at(g, i);
+        fprintf(out, "%%%d = %s", n->id, ir_ops[n->op].name);
+        for (int k = 0; k < n->nin; k++) fprintf(out, "%s%%%d", k ? ", " : " ", n->in[k]->id);
+        if (n->op == OP_CONST || n->op == OP_POWC || n->op == OP_POWC_GRAD || n->op == OP_SUM)
+            fprintf(out, " {%g}", n->attr[0]);
+        if (n->op == OP_MATMUL)
+            fprintf(out, " {[%lld,%lld]%s @ [%lld,%lld]%s}", (long long)n->mm.ar, (long long)n->mm.ac,
+                    n->mm.ta ? "T" : "", (long long)n->mm.br, (long long)n->mm.bc, n->mm.tb ? "T" : "");
+        fprintf(out, " : %s%s", n->bad ? "?" : ir_node_shape_str(a, n),
+                n->dtype == DT_CLASS ? " class" : "");
+        if (n->name) fprintf(out, " '%s'", n->name);
+        if (n->grad_of) fprintf(out, " d%%%d", n->grad_of->id);
+        fprintf(out, " %s line %d", n->pass == IR_BWD ? "bwd" : "fwd", n->stmt_line);
+        if (n->mem != MEM_NONE || n->cname) fprintf(out, " [%s", mem_names[n->mem]);
+        if (n->mem == MEM_PARAM || n->mem == MEM_GRAD || n->mem == MEM_ACT)
+            fprintf(out, " +%lld", (long long)n->offset);
+        if (n->cname) fprintf(out, " %s", n->cname);
+        if (n->mem != MEM_NONE || n->cname) fputc(']', out);
+        fputc('\n', out);
+    }
+}

@@ -1,0 +1,150 @@
+/* ir.h — the computation graph every pass after the parser works on.
+ *
+ * A node is one tensor: its op, inputs, per-example shape and whether it carries the
+ * implicit batch dimension (inputs and everything computed from them do; parameters and
+ * constants do not).  Nodes live in one array in creation order, which is a topological
+ * order: the forward pass is built from the source, autodiff appends the backward pass
+ * (pass == IR_BWD) to the same graph, so fusion, the memory plan, the emitter, --graph
+ * and --dump-ir all see one IR.  The op table (ir_ops[]) says what each op is called,
+ * how many inputs it takes and which family the emitter lowers it with. */
+#ifndef NNC_IR_H
+#define NNC_IR_H
+#include <stdint.h>
+#include <stdio.h>
+#include "arena.h"
+#include "diag.h"
+
+#define IR_MAXRANK 8
+#define IR_MAXIN   4
+
+typedef enum {
+    /* leaves */
+    OP_INPUT, OP_LABEL, OP_TARGET, OP_PARAM, OP_CONST, OP_INV_N,
+    /* elementwise, with NumPy broadcasting */
+    OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_NEG, OP_POWC, OP_COPY,
+    OP_RELU, OP_SIGMOID, OP_TANH, OP_EXP, OP_LOG,
+    OP_RELU_GRAD, OP_SIGMOID_GRAD, OP_TANH_GRAD, OP_POWC_GRAD,
+    OP_EXPAND,              /* broadcast to this node's shape */
+    /* reductions */
+    OP_SUM,                 /* over every per-example axis, times attr[0] (mean: 1/N) */
+    OP_SUM_TO,              /* undo a broadcast: sum down to this node's shape */
+    /* along the last axis */
+    OP_SOFTMAX, OP_LOG_SOFTMAX, OP_SOFTMAX_GRAD, OP_LOG_SOFTMAX_GRAD,
+    OP_CROSS_ENTROPY, OP_CROSS_ENTROPY_GRAD,
+    /* products */
+    OP_MATMUL,              /* op(A) · op(B) on 2-D views of the operands (see ir_mm) */
+    OP_DENSE,               /* x · Wᵀ + b over the last axis of x */
+    OP__COUNT
+} ir_op;
+
+typedef enum { FAM_LEAF, FAM_ELEMWISE, FAM_REDUCE, FAM_ROW, FAM_MATMUL, FAM_DENSE } ir_family;
+
+typedef struct ir_opinfo {
+    const char *name;       /* as in --dump-ir */
+    int         nin;        /* -1: variable */
+    ir_family   fam;
+} ir_opinfo;
+extern const ir_opinfo ir_ops[OP__COUNT];
+
+typedef enum { IR_FWD, IR_BWD } ir_pass;
+typedef enum { DT_FLOAT, DT_CLASS } ir_dtype;
+typedef enum { ROLE_NONE, ROLE_INPUT, ROLE_LABEL, ROLE_TARGET, ROLE_PARAM } ir_role;
+
+typedef struct ir_shape { int rank; int64_t dim[IR_MAXRANK]; } ir_shape;
+
+/* How OP_MATMUL sees its operands: each as a matrix [rows, cols] (a reshape of its
+ * per-example tensor), transposed or not; the result [p, q] reshaped to the node's
+ * shape.  Backward rules build products of any of these forms. */
+typedef struct ir_mm { int64_t ar, ac, br, bc; int ta, tb; } ir_mm;
+
+/* Where the memory plan puts a tensor. */
+typedef enum {
+    MEM_NONE,               /* inlined into its consumer's loop, or a literal */
+    MEM_EXTERN,             /* a caller's array (inputs, labels, targets) */
+    MEM_PARAM, MEM_GRAD,    /* the parameter / gradient blocks, same layout */
+    MEM_ACT                 /* the activation block */
+} ir_mem;
+
+typedef struct ir_param_info {
+    int         init;       /* nnr_init_kind */
+    double      a, b;
+} ir_param_info;
+
+typedef struct ir_node ir_node;
+struct ir_node {
+    int         id;
+    ir_op       op;
+    int         nin;
+    ir_node    *in[IR_MAXIN];
+    ir_shape    shape;      /* per example */
+    int         batched;
+    ir_dtype    dtype;
+    int         classes;    /* DT_CLASS: K */
+    int         bad;        /* its shape could not be inferred (error reported) */
+    double      attr[2];    /* CONST value, POWC exponent, SUM scale */
+    ir_mm       mm;
+    ir_pass     pass;
+    ir_role     role;
+    const char *name;       /* user-visible name, or NULL */
+    loc         at;         /* where in the source */
+    int         stmt_line;  /* the .nn line of the statement it comes from */
+    ir_node    *grad_of;    /* backward: the node whose gradient this is (when whole) */
+    ir_node    *grad;       /* forward: its gradient, once computed */
+    ir_param_info param;    /* OP_PARAM */
+    int         io_index;   /* inputs, labels, targets: declaration order */
+    int         wants_grad; /* `input x: [..] grad`: d loss / d x is computed */
+    int         param_index;
+    /* filled by the later passes */
+    int         uses;       /* consumers in the whole graph */
+    int         used_fwd, used_bwd, used_infer;
+    int         in_train, in_infer; /* emitted in the training forward / the inference pass */
+    ir_mem      mem;
+    int64_t     offset;     /* elements into its block */
+    const char *cname;      /* C identifier (names.c) */
+};
+
+typedef struct ir_output { const char *name; ir_node *node; loc at; } ir_output;
+
+typedef struct ir_train {
+    int      batch, epochs;
+    uint64_t seed;
+    int      opt;           /* nnr_opt_kind */
+    double   lr, beta1, beta2, eps, mu, rho;
+    int      sched;         /* nnr_sched_kind */
+    double   sched_a, sched_b, sched_c;
+    double   weight_decay, clip_norm;
+} ir_train;
+
+typedef struct ir_graph {
+    arena       *a;
+    const source *src;
+    const char  *model;     /* model name */
+    loc          model_at;
+    ptrvec       nodes;     /* ir_node*, topological */
+    ptrvec       io;        /* OP_INPUT/OP_LABEL/OP_TARGET nodes, declaration order */
+    ptrvec       params;    /* OP_PARAM nodes, declaration order */
+    ptrvec       outputs;   /* ir_output* */
+    ir_node     *loss;
+    ir_train     train;
+    int          fwd_count; /* nodes [0, fwd_count) are the forward graph */
+    int          f64;       /* --dtype f64 */
+    int64_t      param_size, act_size;
+} ir_graph;
+
+ir_graph *ir_graph_new(arena *a, const source *src);
+ir_node  *ir_node_new(ir_graph *g, ir_op op, int nin, ir_node *const *in, loc at);
+ir_node  *ir_unary(ir_graph *g, ir_op op, ir_node *x, loc at);
+ir_node  *ir_binary(ir_graph *g, ir_op op, ir_node *x, ir_node *y, loc at);
+ir_node  *ir_const(ir_graph *g, double v, loc at);
+static inline ir_node *ir_at(const ir_graph *g, int i) { return (ir_node *)g->nodes.v[i]; }
+
+int64_t ir_numel(const ir_shape *s);
+int     ir_shape_eq(const ir_shape *a, const ir_shape *b);
+int     ir_same_layout(const ir_node *a, const ir_node *b); /* same shape and batching */
+char   *ir_shape_str(arena *a, const ir_shape *s);          /* "[256, 784]" */
+char   *ir_node_shape_str(arena *a, const ir_node *n);       /* "[B, 256]" if batched */
+int     ir_is_elementwise(const ir_node *n);
+
+/* Prints the graph, one node per line, for --dump-ir and the golden tests. */
+void ir_dump(const ir_graph *g, FILE *out, const char *after_pass);
+#endif

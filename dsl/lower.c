@@ -1,0 +1,695 @@
+/* lower.c — AST to forward IR (see lower.h).
+ *
+ * Statements are lowered in order, so a name must be bound before it is used, which
+ * keeps the node array topological.  Errors are reported and lowering goes on with a
+ * placeholder node marked bad, so the rest of the file is still checked. */
+#include "lower.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* nnr_init_kind, nnr_opt_kind and nnr_sched_kind values, as in runtime/nnr.h */
+enum { INIT_ZEROS, INIT_ONES, INIT_CONST, INIT_UNIFORM, INIT_NORMAL, INIT_LECUN_UNIFORM,
+       INIT_GLOROT_UNIFORM, INIT_GLOROT_NORMAL, INIT_HE_UNIFORM, INIT_HE_NORMAL, INIT_ORTHOGONAL };
+enum { OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADADELTA, OPT_ADAM,
+       OPT_ADAMAX, OPT_NADAM };
+enum { SCHED_CONSTANT, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_POLYNOMIAL, SCHED_COSINE };
+
+typedef struct binding { const char *name; ir_node *node; loc at; struct binding *next; } binding;
+
+typedef struct lower {
+    ir_graph   *g;
+    diag       *d;
+    binding    *table[256];       /* names in scope: io, params, bindings */
+    const char *owner;            /* the binding whose layers are being built */
+    ptrvec      layer_params;     /* params created for the current statement */
+    int         layers;           /* layers created for the current statement */
+} lower;
+
+/* ---- names ------------------------------------------------------------------------- */
+
+static unsigned hash(const char *s) {
+    unsigned h = 2166136261u;
+    while (*s) h = (h ^ (unsigned char)*s++) * 16777619u;
+    return h & 255;
+}
+
+static binding *lookup(lower *L, const char *name) {
+    for (binding *b = L->table[hash(name)]; b; b = b->next)
+        if (strcmp(b->name, name) == 0) return b;
+    return NULL;
+}
+
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 64 || lb > 64) return 99;
+    int prev[65], cur[65];
+    for (int j = 0; j <= lb; j++) prev[j] = j;
+    for (int i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (int j = 1; j <= lb; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, sizeof(int) * (size_t)(lb + 1));
+    }
+    return prev[lb];
+}
+
+static const char *closest_name(lower *L, const char *name) {
+    const char *best = NULL;
+    int bestd = (int)strlen(name) / 3 + 1;
+    for (int h = 0; h < 256; h++)
+        for (binding *b = L->table[h]; b; b = b->next) {
+            int dist = edit_distance(name, b->name);
+            if (dist <= bestd && (!best || dist < bestd)) best = b->name, bestd = dist;
+        }
+    return best;
+}
+
+static void bind(lower *L, const char *name, ir_node *n, loc at) {
+    binding *old = lookup(L, name);
+    if (old) {
+        diag_error(L->d, at, "'%s' is already bound (each name is bound once)", name);
+        diag_note(L->d, old->at, "'%s' was bound here", name);
+        return;
+    }
+    binding *b = arena_alloc(L->g->a, sizeof *b);
+    b->name = name;
+    b->node = n;
+    b->at = at;
+    unsigned h = hash(name);
+    b->next = L->table[h];
+    L->table[h] = b;
+}
+
+static int check_plain_name(lower *L, const char *name, loc at) {
+    if (!strchr(name, '.')) return 0;
+    diag_error(L->d, at, "'%s': a name bound in the model cannot contain '.' (dotted names refer to layer parameters)", name);
+    return -1;
+}
+
+/* A placeholder for an expression that failed, so its users are skipped silently. */
+static ir_node *bad_node(lower *L, loc at) {
+    ir_node *n = ir_const(L->g, 0, at);
+    n->bad = 1;
+    return n;
+}
+
+/* ---- arguments ------------------------------------------------------------------- */
+
+typedef struct callargs {
+    const ast_expr *call;
+    const ast_arg  *pos[8];
+    int             npos;
+    const ast_arg  *kw[8];        /* by index into the function's keyword list */
+} callargs;
+
+/* Splits a call's arguments into positional ones and the allowed keywords (a keyword may
+ * also name a positional parameter: keys[i] for i < maxpos).  -1 after an error. */
+static int gather_args(lower *L, const ast_expr *call, int minpos, int maxpos,
+                       const char *const *keys, callargs *ca) {
+    memset(ca, 0, sizeof *ca);
+    ca->call = call;
+    int nkeys = 0;
+    while (keys && keys[nkeys]) nkeys++;
+    for (const ast_arg *a = call->args; a; a = a->next) {
+        if (!a->key) {
+            if (ca->npos >= maxpos || ca->npos >= 8) {
+                diag_error(L->d, a->at, "'%s' takes at most %d positional argument%s", call->name, maxpos,
+                           maxpos == 1 ? "" : "s");
+                return -1;
+            }
+            ca->pos[ca->npos++] = a;
+            continue;
+        }
+        int k = 0;
+        while (k < nkeys && strcmp(keys[k], a->key) != 0) k++;
+        if (k == nkeys) {
+            char list[256] = "";
+            for (int j = 0; j < nkeys; j++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", j ? ", " : "", keys[j]);
+            if (nkeys) diag_error(L->d, a->at, "'%s' has no argument '%s'; it takes %s", call->name, a->key, list);
+            else diag_error(L->d, a->at, "'%s' takes no keyword arguments", call->name);
+            return -1;
+        }
+        if (ca->kw[k] || (k < maxpos && k < ca->npos)) {
+            diag_error(L->d, a->at, "argument '%s' of '%s' is given twice", a->key, call->name);
+            return -1;
+        }
+        ca->kw[k] = a;
+    }
+    /* keywords naming positional parameters fill them */
+    for (int k = 0; k < maxpos && k < 8; k++)
+        if (k >= ca->npos && ca->kw[k]) {
+            if (k != ca->npos) break;
+            ca->pos[ca->npos++] = ca->kw[k];
+            ca->kw[k] = NULL;
+        }
+    if (ca->npos < minpos) {
+        diag_error(L->d, call->at, "'%s' takes %s%d argument%s, got %d", call->name,
+                   minpos == maxpos ? "" : "at least ", minpos, minpos == 1 ? "" : "s", ca->npos);
+        return -1;
+    }
+    return 0;
+}
+
+/* The i-th parameter: positional i, or the keyword keys[i]; NULL when absent. */
+static const ast_arg *arg_at(const callargs *ca, int i) {
+    if (i < ca->npos) return ca->pos[i];
+    return i < 8 ? ca->kw[i] : NULL;
+}
+
+static int const_number(const ast_expr *e, double *v) {
+    if (e->kind == AST_NUM) { *v = e->num; return 0; }
+    if (e->kind == AST_NEG && const_number(e->lhs, v) == 0) { *v = -*v; return 0; }
+    return -1;
+}
+
+static int number_arg(lower *L, const ast_arg *a, const char *what, double *v) {
+    if (const_number(a->value, v) == 0 && isfinite(*v)) return 0;
+    diag_error(L->d, a->value->at, "%s must be a number", what);
+    return -1;
+}
+
+static int int_arg(lower *L, const ast_arg *a, const char *what, int64_t lo, int64_t hi, int64_t *v) {
+    double x;
+    if (const_number(a->value, &x) || x != floor(x) || x < (double)lo || x > (double)hi) {
+        diag_error(L->d, a->value->at, "%s must be an integer in [%lld, %lld]", what, (long long)lo, (long long)hi);
+        return -1;
+    }
+    *v = (int64_t)x;
+    return 0;
+}
+
+static int bool_arg(lower *L, const ast_arg *a, const char *what, int *v) {
+    const ast_expr *e = a->value;
+    if (e->kind == AST_NAME && (!strcmp(e->name, "true") || !strcmp(e->name, "false"))) {
+        *v = e->name[0] == 't';
+        return 0;
+    }
+    double x;
+    if (const_number(e, &x) == 0 && (x == 0 || x == 1)) { *v = x == 1; return 0; }
+    diag_error(L->d, e->at, "%s must be true or false", what);
+    return -1;
+}
+
+/* ---- shapes ------------------------------------------------------------------------- */
+
+#define MAX_ELEMENTS ((int64_t)1 << 40)
+
+static int lower_shape(lower *L, const ast_expr *e, ir_shape *s) {
+    s->rank = 0;
+    if (!e) return 0;
+    int64_t total = 1;
+    for (const ast_arg *a = e->args; a; a = a->next) {
+        if (s->rank == IR_MAXRANK) {
+            diag_error(L->d, a->at, "a shape has at most %d dimensions", IR_MAXRANK);
+            return -1;
+        }
+        int64_t v;
+        if (int_arg(L, a, "a shape dimension", 1, MAX_ELEMENTS, &v)) return -1;
+        if (total > MAX_ELEMENTS / v) {
+            diag_error(L->d, e->at, "this shape has more than 2^40 elements");
+            return -1;
+        }
+        total *= v;
+        s->dim[s->rank++] = v;
+    }
+    return 0;
+}
+
+static int lower_classes(lower *L, const ast_expr *e, int *k) {
+    int64_t v;
+    ast_arg tmp = {NULL, e->at, (ast_expr *)e, NULL};
+    if (int_arg(L, &tmp, "the class count of class(K)", 2, 1 << 24, &v)) return -1;
+    *k = (int)v;
+    return 0;
+}
+
+/* ---- initializers ------------------------------------------------------------------ */
+
+static const struct { const char *name; int kind, nargs; double a, b; } initializers[] = {
+    {"zeros", INIT_ZEROS, 0, 0, 0},           {"ones", INIT_ONES, 0, 0, 0},
+    {"const", INIT_CONST, 1, 0, 0},           {"uniform", INIT_UNIFORM, 2, 0, 1},
+    {"normal", INIT_NORMAL, 2, 0, 1},         {"lecun_uniform", INIT_LECUN_UNIFORM, 0, 0, 0},
+    {"glorot_uniform", INIT_GLOROT_UNIFORM, 0, 0, 0}, {"glorot_normal", INIT_GLOROT_NORMAL, 0, 0, 0},
+    {"he_uniform", INIT_HE_UNIFORM, 0, 0, 0}, {"he_normal", INIT_HE_NORMAL, 0, 0, 0},
+    {"orthogonal", INIT_ORTHOGONAL, 0, 0, 0},
+};
+
+static int lower_init(lower *L, const ast_expr *e, ir_param_info *p) {
+    const char *name = e->kind == AST_NAME || e->kind == AST_CALL ? e->name : NULL;
+    for (size_t i = 0; name && i < sizeof initializers / sizeof *initializers; i++) {
+        if (strcmp(initializers[i].name, name) != 0) continue;
+        p->init = initializers[i].kind;
+        p->a = initializers[i].a;
+        p->b = initializers[i].b;
+        if (e->kind == AST_NAME) {
+            if (initializers[i].kind == INIT_CONST) {
+                diag_error(L->d, e->at, "const needs a value: const(v)");
+                return -1;
+            }
+            return 0;
+        }
+        static const char *const ab[] = {"a", "b", NULL}, *const ms[] = {"mean", "std", NULL},
+                                 *const v[] = {"v", NULL};
+        const char *const *keys = p->init == INIT_NORMAL ? ms : p->init == INIT_CONST ? v : ab;
+        int n = initializers[i].nargs;
+        callargs ca;
+        if (gather_args(L, e, p->init == INIT_CONST ? 1 : 0, n, n ? keys : NULL, &ca)) return -1;
+        const ast_arg *x = arg_at(&ca, 0), *y = arg_at(&ca, 1);
+        if (x && number_arg(L, x, "an initializer argument", &p->a)) return -1;
+        if (y && number_arg(L, y, "an initializer argument", &p->b)) return -1;
+        if (p->init == INIT_UNIFORM && !(p->a < p->b)) {
+            diag_error(L->d, e->at, "uniform(a, b) needs a < b");
+            return -1;
+        }
+        if (p->init == INIT_NORMAL && !(p->b >= 0)) {
+            diag_error(L->d, e->at, "normal(mean, std) needs std >= 0");
+            return -1;
+        }
+        return 0;
+    }
+    diag_error(L->d, e->at, "unknown initializer%s%s; expected zeros, ones, const(v), uniform(a, b), normal(mean, std), "
+               "lecun_uniform, glorot_uniform, glorot_normal, he_uniform, he_normal or orthogonal",
+               name ? " " : "", name ? arena_printf(L->g->a, "'%s'", name) : "");
+    return -1;
+}
+
+static ir_node *new_param(lower *L, const char *name, loc at, ir_param_info init) {
+    ir_node *p = ir_node_new(L->g, OP_PARAM, 0, NULL, at);
+    p->role = ROLE_PARAM;
+    p->name = name;
+    p->param = init;
+    p->param_index = L->g->params.n;
+    ptrvec_push(L->g->a, &L->g->params, p);
+    return p;
+}
+
+/* ---- expressions ------------------------------------------------------------------ */
+
+static ir_node *lower_expr(lower *L, const ast_expr *e);
+
+static ir_node *lower_name(lower *L, const ast_expr *e) {
+    binding *b = lookup(L, e->name);
+    if (b) return b->node;
+    const char *near = closest_name(L, e->name);
+    if (strchr(e->name, '.'))
+        diag_error(L->d, e->at, "unknown parameter '%s'%s%s%s", e->name, near ? "; did you mean '" : "",
+                   near ? near : "", near ? "'?" : "");
+    else
+        diag_error(L->d, e->at, "unknown name '%s'%s%s%s", e->name, near ? "; did you mean '" : "",
+                   near ? near : "", near ? "'?" : "");
+    return bad_node(L, e->at);
+}
+
+static ir_node *call_unary(lower *L, const ast_expr *e, ir_op op) {
+    callargs ca;
+    if (gather_args(L, e, 1, 1, NULL, &ca)) return bad_node(L, e->at);
+    return ir_unary(L->g, op, lower_expr(L, ca.pos[0]->value), e->at);
+}
+
+static ir_node *call_reduce(lower *L, const ast_expr *e, int mean) {
+    static const char *const keys[] = {"x", "axis", NULL};
+    callargs ca;
+    if (gather_args(L, e, 1, 1, keys, &ca)) return bad_node(L, e->at);
+    if (ca.kw[1]) {
+        diag_error(L->d, ca.kw[1]->at, "'%s' with axis= is not supported yet; it reduces over every axis of one example", e->name);
+        return bad_node(L, e->at);
+    }
+    ir_node *x = lower_expr(L, ca.pos[0]->value);
+    ir_node *s = ir_unary(L->g, OP_SUM, x, e->at);
+    s->attr[0] = 1;
+    if (mean) {
+        s->attr[1] = 1;   /* scale becomes 1/N once x's shape is known (grad.c / emit read attr[1]) */
+    }
+    return s;
+}
+
+static ir_node *call_binary(lower *L, const ast_expr *e, ir_op op, const char *const *keys) {
+    callargs ca;
+    if (gather_args(L, e, 2, 2, keys, &ca)) return bad_node(L, e->at);
+    return ir_binary(L->g, op, lower_expr(L, ca.pos[0]->value), lower_expr(L, ca.pos[1]->value), e->at);
+}
+
+/* mse(p, t) = mean((p - t)^2), sse(p, t) = 1/2 sum((p - t)^2): built from simpler ops so
+ * autodiff and fusion handle them like any user expression. */
+static ir_node *call_squared_error(lower *L, const ast_expr *e, int mean) {
+    static const char *const keys[] = {"p", "t", NULL};
+    callargs ca;
+    if (gather_args(L, e, 2, 2, keys, &ca)) return bad_node(L, e->at);
+    ir_node *p = lower_expr(L, ca.pos[0]->value), *t = lower_expr(L, ca.pos[1]->value);
+    ir_node *diff = ir_binary(L->g, OP_SUB, p, t, e->at);
+    ir_node *sq = ir_unary(L->g, OP_POWC, diff, e->at);
+    sq->attr[0] = 2;
+    ir_node *s = ir_unary(L->g, OP_SUM, sq, e->at);
+    s->attr[0] = mean ? 1 : 0.5;
+    s->attr[1] = mean;
+    return s;
+}
+
+static const char *layer_prefix(lower *L) {
+    return L->owner ? L->owner : "layer";
+}
+
+static ir_node *call_dense(lower *L, const ast_expr *e) {
+    static const char *const keys[] = {"x", "units", "bias", "init", NULL};
+    callargs ca;
+    if (gather_args(L, e, 2, 2, keys, &ca)) return bad_node(L, e->at);
+    ir_node *x = lower_expr(L, ca.pos[0]->value);
+    int64_t units;
+    if (int_arg(L, ca.pos[1], "the units of dense", 1, 1 << 24, &units)) return bad_node(L, e->at);
+    int bias = 1;
+    if (ca.kw[2] && bool_arg(L, ca.kw[2], "bias=", &bias)) return bad_node(L, e->at);
+    ir_param_info winit = {INIT_GLOROT_UNIFORM, 0, 0}, binit = {INIT_ZEROS, 0, 0};
+    if (ca.kw[3] && lower_init(L, ca.kw[3]->value, &winit)) return bad_node(L, e->at);
+    ir_node *in[3];
+    in[0] = x;
+    in[1] = new_param(L, "weight", e->at, winit);
+    ptrvec_push(L->g->a, &L->layer_params, in[1]);
+    if (bias) {
+        in[2] = new_param(L, "bias", e->at, binit);
+        ptrvec_push(L->g->a, &L->layer_params, in[2]);
+    }
+    for (int i = 1; i < 2 + bias; i++) in[i]->attr[1] = L->layers;   /* layer number, for naming */
+    L->layers++;
+    ir_node *n = ir_node_new(L->g, OP_DENSE, 2 + bias, in, e->at);
+    n->attr[0] = (double)units;
+    return n;
+}
+
+static const char *const not_yet[] = {
+    "sin", "cos", "tan", "leaky_relu", "elu", "softplus", "sqrt", "abs", "square", "sign", "neg",
+    "min", "max", "clip", "norm2", "flatten", "reshape", "concat", "slice", "transpose", "conv1d",
+    "conv2d", "maxpool2d", "avgpool2d", "dropout", "batchnorm", "embedding", "rnn", "lstm", "nll",
+    "l1_loss", "bce", "bce_logits", "logistic", "hinge", "kl_div", "triplet", "l1", "l2", NULL};
+
+static ir_node *lower_call(lower *L, const ast_expr *e) {
+    static const char *const ce_keys[] = {"z", "y", NULL};
+    const char *f = e->name;
+    if (!strcmp(f, "relu")) return call_unary(L, e, OP_RELU);
+    if (!strcmp(f, "sigmoid")) return call_unary(L, e, OP_SIGMOID);
+    if (!strcmp(f, "tanh")) return call_unary(L, e, OP_TANH);
+    if (!strcmp(f, "exp")) return call_unary(L, e, OP_EXP);
+    if (!strcmp(f, "log")) return call_unary(L, e, OP_LOG);
+    if (!strcmp(f, "softmax")) return call_unary(L, e, OP_SOFTMAX);
+    if (!strcmp(f, "log_softmax")) return call_unary(L, e, OP_LOG_SOFTMAX);
+    if (!strcmp(f, "sum")) return call_reduce(L, e, 0);
+    if (!strcmp(f, "mean")) return call_reduce(L, e, 1);
+    if (!strcmp(f, "cross_entropy")) return call_binary(L, e, OP_CROSS_ENTROPY, ce_keys);
+    if (!strcmp(f, "mse")) return call_squared_error(L, e, 1);
+    if (!strcmp(f, "sse")) return call_squared_error(L, e, 0);
+    if (!strcmp(f, "dense")) return call_dense(L, e);
+    for (int i = 0; not_yet[i]; i++)
+        if (!strcmp(f, not_yet[i])) {
+            diag_error(L->d, e->at, "'%s' is not supported by this version of nnc yet", f);
+            return bad_node(L, e->at);
+        }
+    diag_error(L->d, e->at, "unknown function '%s'", f);
+    return bad_node(L, e->at);
+}
+
+static ir_node *lower_power(lower *L, const ast_expr *e) {
+    double c;
+    ir_node *x = lower_expr(L, e->lhs);
+    if (const_number(e->rhs, &c) || !isfinite(c)) {
+        diag_error(L->d, e->rhs->at, "the exponent of '^' must be a constant number");
+        return bad_node(L, e->at);
+    }
+    ir_node *n = ir_unary(L->g, OP_POWC, x, e->at);
+    n->attr[0] = c;
+    return n;
+}
+
+static ir_node *lower_expr(lower *L, const ast_expr *e) {
+    switch (e->kind) {
+    case AST_NUM: return ir_const(L->g, e->num, e->at);
+    case AST_NAME: return lower_name(L, e);
+    case AST_CALL: return lower_call(L, e);
+    case AST_NEG: {
+        double v;
+        if (const_number(e, &v) == 0) return ir_const(L->g, v, e->at);
+        return ir_unary(L->g, OP_NEG, lower_expr(L, e->lhs), e->at);
+    }
+    case AST_LIST:
+        diag_error(L->d, e->at, "a list [...] is only allowed as a shape");
+        return bad_node(L, e->at);
+    case AST_BINARY:
+        break;
+    }
+    ir_op op;
+    switch (e->op) {
+    case '+': op = OP_ADD; break;
+    case '-': op = OP_SUB; break;
+    case '*': op = OP_MUL; break;
+    case '/': op = OP_DIV; break;
+    case '@': op = OP_MATMUL; break;
+    default: return lower_power(L, e);
+    }
+    ir_node *a = lower_expr(L, e->lhs), *b = lower_expr(L, e->rhs);
+    return ir_binary(L->g, op, a, b, e->at);
+}
+
+/* ---- statements ------------------------------------------------------------------- */
+
+static ir_node *leaf(lower *L, const ast_stmt *s, ir_op op, ir_role role) {
+    if (check_plain_name(L, s->name, s->name_at)) return NULL;
+    ir_node *n = ir_node_new(L->g, op, 0, NULL, s->name_at);
+    n->role = role;
+    n->name = s->name;
+    n->batched = op != OP_PARAM;
+    if (lower_shape(L, s->shape, &n->shape)) n->bad = 1;
+    if (s->classes) {
+        n->dtype = DT_CLASS;
+        if (lower_classes(L, s->classes, &n->classes)) n->bad = 1;
+    }
+    if (op != OP_PARAM) {
+        n->io_index = L->g->io.n;
+        ptrvec_push(L->g->a, &L->g->io, n);
+    }
+    bind(L, s->name, n, s->name_at);
+    return n;
+}
+
+/* Layers inside one binding are named after it: h.weight, or h.0.weight, h.1.weight. */
+static void name_layer_params(lower *L, const char *owner) {
+    for (int i = 0; i < L->layer_params.n; i++) {
+        ir_node *p = L->layer_params.v[i];
+        p->name = L->layers > 1 ? arena_printf(L->g->a, "%s.%d.%s", owner, (int)p->attr[1], p->name)
+                                : arena_printf(L->g->a, "%s.%s", owner, p->name);
+        bind(L, p->name, p, p->at);
+    }
+    L->layer_params.n = 0;
+    L->layers = 0;
+}
+
+static ir_node *lower_value(lower *L, const ast_stmt *s, const char *owner) {
+    L->owner = owner;
+    ir_node *n = lower_expr(L, s->value);
+    name_layer_params(L, layer_prefix(L));
+    L->owner = NULL;
+    return n;
+}
+
+static void lower_bind(lower *L, const ast_stmt *s) {
+    if (check_plain_name(L, s->name, s->name_at)) return;
+    ir_node *n = lower_value(L, s, s->name);
+    if (!n->name && n->role == ROLE_NONE) n->name = s->name;
+    bind(L, s->name, n, s->name_at);
+}
+
+static void lower_loss(lower *L, const ast_stmt *s) {
+    ir_node *n = lower_value(L, s, "loss");
+    if (L->g->loss) {
+        diag_error(L->d, s->at, "'loss' is already bound (a model has one loss; add terms with '+')");
+        return;
+    }
+    if (!n->name && n->role == ROLE_NONE) n->name = "loss";
+    L->g->loss = n;
+}
+
+static void lower_output(lower *L, const ast_stmt *s) {
+    if (check_plain_name(L, s->name, s->name_at)) return;
+    ir_node *n = lower_value(L, s, s->name);
+    if (!n->name && n->role == ROLE_NONE) n->name = s->name;
+    bind(L, s->name, n, s->name_at);
+    ir_output *o = arena_alloc(L->g->a, sizeof *o);
+    o->name = s->name;
+    o->node = n;
+    o->at = s->name_at;
+    ptrvec_push(L->g->a, &L->g->outputs, o);
+}
+
+static void lower_param(lower *L, const ast_stmt *s) {
+    if (check_plain_name(L, s->name, s->name_at)) return;
+    ir_shape shape;
+    if (lower_shape(L, s->shape, &shape)) return;
+    ir_param_info init = {shape.rank >= 2 ? INIT_GLOROT_UNIFORM : INIT_ZEROS, 0, 0};
+    if (s->value && lower_init(L, s->value, &init)) return;
+    ir_node *p = new_param(L, s->name, s->name_at, init);
+    p->shape = shape;
+    bind(L, s->name, p, s->name_at);
+}
+
+/* ---- train { } ------------------------------------------------------------------- */
+
+static const struct { const char *name; int kind; double lr; const char *keys[5]; } optimizers[] = {
+    {"sgd", OPT_SGD, 0.01, {"lr"}},
+    {"momentum", OPT_MOMENTUM, 0.01, {"lr", "mu"}},
+    {"nesterov", OPT_NESTEROV, 0.01, {"lr", "mu"}},
+    {"adagrad", OPT_ADAGRAD, 0.01, {"lr", "eps"}},
+    {"rmsprop", OPT_RMSPROP, 0.01, {"lr", "rho", "eps"}},
+    {"adadelta", OPT_ADADELTA, 1.0, {"rho", "eps", "lr"}},
+    {"adam", OPT_ADAM, 0.001, {"lr", "beta1", "beta2", "eps"}},
+    {"adamax", OPT_ADAMAX, 0.002, {"lr", "beta1", "beta2", "eps"}},
+    {"nadam", OPT_NADAM, 0.002, {"lr", "beta1", "beta2", "eps"}},
+};
+
+static void set_defaults(ir_train *t, int opt) {
+    t->opt = opt;
+    t->beta1 = 0.9;
+    t->beta2 = 0.999;
+    t->mu = 0.9;
+    t->eps = opt == OPT_ADAGRAD ? 1e-10 : opt == OPT_ADADELTA ? 1e-6 : 1e-8;
+    t->rho = opt == OPT_ADADELTA ? 0.9 : 0.99;
+}
+
+static double *opt_field(ir_train *t, const char *key) {
+    if (!strcmp(key, "lr")) return &t->lr;
+    if (!strcmp(key, "mu")) return &t->mu;
+    if (!strcmp(key, "eps")) return &t->eps;
+    if (!strcmp(key, "rho")) return &t->rho;
+    if (!strcmp(key, "beta1")) return &t->beta1;
+    return &t->beta2;
+}
+
+static void lower_optimizer(lower *L, const ast_expr *e) {
+    const char *name = e->kind == AST_NAME || e->kind == AST_CALL ? e->name : "";
+    for (size_t i = 0; i < sizeof optimizers / sizeof *optimizers; i++) {
+        if (strcmp(optimizers[i].name, name) != 0) continue;
+        ir_train *t = &L->g->train;
+        set_defaults(t, optimizers[i].kind);
+        t->lr = optimizers[i].lr;
+        if (e->kind == AST_NAME) return;
+        int nkeys = 0;
+        while (nkeys < 5 && optimizers[i].keys[nkeys]) nkeys++;
+        callargs ca;
+        if (gather_args(L, e, 0, nkeys, optimizers[i].keys, &ca)) return;
+        for (int k = 0; k < nkeys; k++) {
+            const ast_arg *a = arg_at(&ca, k);
+            double v;
+            if (!a || number_arg(L, a, arena_printf(L->g->a, "%s of %s", optimizers[i].keys[k], name), &v)) continue;
+            if (v < 0 || (!strcmp(optimizers[i].keys[k], "lr") && v == 0) ||
+                (optimizers[i].keys[k][0] == 'b' && v >= 1)) {
+                diag_error(L->d, a->value->at, "%s of %s is out of range", optimizers[i].keys[k], name);
+                continue;
+            }
+            *opt_field(t, optimizers[i].keys[k]) = v;
+        }
+        return;
+    }
+    diag_error(L->d, e->at, "unknown optimizer; expected sgd, momentum, nesterov, adagrad, rmsprop, adadelta, "
+               "adam, adamax or nadam");
+}
+
+static const struct { const char *name; int kind, nargs; const char *keys[4]; double def[3]; } schedules[] = {
+    {"constant", SCHED_CONSTANT, 0, {NULL}, {0, 0, 0}},
+    {"step", SCHED_STEP, 2, {"every", "gamma", NULL}, {1, 0.1, 0}},
+    {"exponential", SCHED_EXPONENTIAL, 1, {"gamma", NULL}, {0.95, 0, 0}},
+    {"polynomial", SCHED_POLYNOMIAL, 3, {"alpha", "beta", "gamma", NULL}, {0.1, 1, 1}},
+    {"cosine", SCHED_COSINE, 1, {"t_max", NULL}, {10, 0, 0}},
+};
+
+static void lower_schedule(lower *L, const ast_expr *e) {
+    const char *name = e->kind == AST_NAME || e->kind == AST_CALL ? e->name : "";
+    for (size_t i = 0; i < sizeof schedules / sizeof *schedules; i++) {
+        if (strcmp(schedules[i].name, name) != 0) continue;
+        ir_train *t = &L->g->train;
+        t->sched = schedules[i].kind;
+        double v[3] = {schedules[i].def[0], schedules[i].def[1], schedules[i].def[2]};
+        if (e->kind == AST_CALL) {
+            callargs ca;
+            if (gather_args(L, e, 0, schedules[i].nargs, schedules[i].nargs ? schedules[i].keys : NULL, &ca)) return;
+            for (int k = 0; k < schedules[i].nargs; k++) {
+                const ast_arg *a = arg_at(&ca, k);
+                if (a && number_arg(L, a, arena_printf(L->g->a, "%s of %s", schedules[i].keys[k], name), &v[k]) == 0 &&
+                    !(v[k] > 0 || (t->sched == SCHED_POLYNOMIAL && k == 1 && v[k] >= 0)))
+                    diag_error(L->d, a->value->at, "%s of %s must be positive", schedules[i].keys[k], name);
+            }
+        }
+        t->sched_a = v[0];
+        t->sched_b = v[1];
+        t->sched_c = v[2];
+        return;
+    }
+    diag_error(L->d, e->at, "unknown schedule; expected constant, step(every, gamma), exponential(gamma), "
+               "polynomial(alpha, beta, gamma) or cosine(t_max)");
+}
+
+static void lower_train(lower *L, const ast_stmt *s) {
+    ir_train *t = &L->g->train;
+    for (const ast_arg *it = s->items; it; it = it->next) {
+        int64_t v;
+        double x;
+        if (!strcmp(it->key, "batch")) {
+            if (int_arg(L, it, "batch", 1, 1 << 20, &v) == 0) t->batch = (int)v;
+        } else if (!strcmp(it->key, "epochs")) {
+            if (int_arg(L, it, "epochs", 0, 1 << 30, &v) == 0) t->epochs = (int)v;
+        } else if (!strcmp(it->key, "seed")) {
+            if (int_arg(L, it, "seed", 0, INT64_MAX / 2, &v) == 0) t->seed = (uint64_t)v;
+        } else if (!strcmp(it->key, "optimizer")) {
+            lower_optimizer(L, it->value);
+        } else if (!strcmp(it->key, "schedule")) {
+            lower_schedule(L, it->value);
+        } else if (!strcmp(it->key, "weight_decay") || !strcmp(it->key, "clip_norm")) {
+            if (number_arg(L, it, it->key, &x) == 0) {
+                if (x < 0) diag_error(L->d, it->value->at, "%s must be >= 0", it->key);
+                else *(it->key[0] == 'w' ? &t->weight_decay : &t->clip_norm) = x;
+            }
+        } else {
+            diag_error(L->d, it->at, "unknown train setting '%s'; expected batch, epochs, optimizer, schedule, "
+                       "weight_decay, clip_norm or seed", it->key);
+        }
+    }
+}
+
+static void lower_stmt(lower *L, const ast_stmt *s) {
+    switch (s->kind) {
+    case ST_MODEL:
+        if (L->g->model) diag_error(L->d, s->at, "the model is already named '%s'", L->g->model);
+        else if (check_plain_name(L, s->name, s->name_at) == 0) L->g->model = s->name, L->g->model_at = s->name_at;
+        break;
+    case ST_INPUT: {
+        ir_node *n = leaf(L, s, OP_INPUT, ROLE_INPUT);
+        if (n) n->wants_grad = s->grad;
+        break;
+    }
+    case ST_LABEL: leaf(L, s, OP_LABEL, ROLE_LABEL); break;
+    case ST_TARGET: leaf(L, s, OP_TARGET, ROLE_TARGET); break;
+    case ST_PARAM: lower_param(L, s); break;
+    case ST_BIND: lower_bind(L, s); break;
+    case ST_LOSS: lower_loss(L, s); break;
+    case ST_OUTPUT: lower_output(L, s); break;
+    case ST_TRAIN: lower_train(L, s); break;
+    }
+}
+
+void lower_program(ir_graph *g, const ast_program *prog, diag *d) {
+    lower L = {.g = g, .d = d};
+    g->train = (ir_train){.batch = 32, .epochs = 1, .lr = 0.001};
+    set_defaults(&g->train, OPT_ADAM);
+    g->train.sched = SCHED_CONSTANT;
+    if (!prog->first || prog->first->kind != ST_MODEL)
+        diag_error(d, prog->first ? prog->first->at : (loc){0, 0, 0, 0},
+                   "a model file must start with 'model NAME'");
+    for (const ast_stmt *s = prog->first; s && !diag_too_many(d); s = s->next) {
+        int first = g->nodes.n;
+        lower_stmt(&L, s);
+        for (int i = first; i < g->nodes.n; i++) ir_at(g, i)->stmt_line = s->at.line;
+    }
+    if (!g->model) g->model = "model";
+    if (!g->loss && d->errors == 0)
+        diag_error(d, (loc){0, 0, 0, 0}, "the model has no 'loss = ...' statement");
+}

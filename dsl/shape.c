@@ -1,0 +1,209 @@
+/* shape.c — shape inference for every op (see shape.h).  Layers learn their parameter
+ * shapes here: dense(x, units) makes its weight [units, in] once x's shape is known. */
+#include "shape.h"
+#include <string.h>
+
+static const char *op_spelling(ir_op op) {
+    switch (op) {
+    case OP_ADD: return "+";
+    case OP_SUB: return "-";
+    case OP_MUL: return "*";
+    case OP_DIV: return "/";
+    case OP_MATMUL: return "@";
+    case OP_POWC: return "^";
+    default: return ir_ops[op].name;
+    }
+}
+
+int shape_broadcast(const ir_shape *a, const ir_shape *b, ir_shape *out) {
+    int rank = a->rank > b->rank ? a->rank : b->rank;
+    ir_shape r = {rank, {0}};
+    for (int i = 0; i < rank; i++) {
+        int ia = a->rank - rank + i, ib = b->rank - rank + i;
+        int64_t da = ia >= 0 ? a->dim[ia] : 1, db = ib >= 0 ? b->dim[ib] : 1;
+        if (da != db && da != 1 && db != 1) return -1;
+        r.dim[i] = da == 1 ? db : da;
+    }
+    *out = r;
+    return 0;
+}
+
+static const char *describe(ir_graph *g, const ir_node *n) {
+    return n->name ? arena_printf(g->a, "'%s'", n->name) : arena_strdup(g->a, "the operand");
+}
+
+/* Class tensors are int32 indices; arithmetic on them is a mistake the user must hear of. */
+static int require_float(ir_graph *g, ir_node *n, diag *d) {
+    for (int i = 0; i < n->nin; i++) {
+        ir_node *x = n->in[i];
+        if (x->dtype != DT_CLASS) continue;
+        if (n->op == OP_CROSS_ENTROPY && i == 1) continue;
+        if (n->op == OP_CROSS_ENTROPY_GRAD && i == 2) continue;
+        diag_error(d, n->at, "%s %s holds class indices (int32) and cannot be used as a float in '%s'",
+                   x->role == ROLE_LABEL ? "label" : "class input", describe(g, x), op_spelling(n->op));
+        return -1;
+    }
+    return 0;
+}
+
+static int infer_elementwise(ir_graph *g, ir_node *n, diag *d) {
+    n->shape = n->in[0]->shape;
+    n->batched = n->in[0]->batched;
+    for (int i = 1; i < n->nin; i++) {
+        ir_node *x = n->in[i];
+        if (shape_broadcast(&n->shape, &x->shape, &n->shape)) {
+            diag_error(d, n->at, "shape mismatch in '%s': %s and %s", op_spelling(n->op),
+                       ir_shape_str(g->a, &n->in[0]->shape), ir_shape_str(g->a, &x->shape));
+            return -1;
+        }
+        n->batched |= x->batched;
+    }
+    return 0;
+}
+
+static int infer_last_axis(ir_graph *g, ir_node *n, diag *d) {
+    ir_node *x = n->in[n->op == OP_CROSS_ENTROPY_GRAD ? 1 : 0];
+    if (x->shape.rank == 0) {
+        diag_error(d, n->at, "'%s' works along the last axis, but %s is a scalar",
+                   op_spelling(n->op), describe(g, x));
+        return -1;
+    }
+    n->shape = x->shape;
+    n->batched = x->batched;
+    return 0;
+}
+
+static int infer_cross_entropy(ir_graph *g, ir_node *n, diag *d) {
+    ir_node *z = n->in[0], *y = n->in[1];
+    if (infer_last_axis(g, n, d)) return -1;
+    if (y->dtype != DT_CLASS) {
+        diag_error(d, n->at, "cross_entropy needs a class label as its second argument; %s is a float tensor "
+                   "(declare it `label %s: class(K)`)", describe(g, y), y->name ? y->name : "y");
+        return -1;
+    }
+    int64_t k = z->shape.dim[z->shape.rank - 1];
+    ir_shape rows = z->shape;
+    rows.rank--;
+    if (!ir_shape_eq(&rows, &y->shape)) {
+        diag_error(d, n->at, "shape mismatch in 'cross_entropy': logits %s need labels %s, but %s is %s",
+                   ir_shape_str(g->a, &z->shape), ir_shape_str(g->a, &rows), describe(g, y),
+                   ir_shape_str(g->a, &y->shape));
+        return -1;
+    }
+    if (y->classes != k) {
+        diag_error(d, n->at, "cross_entropy: the logits have %lld classes but %s is class(%d)",
+                   (long long)k, describe(g, y), y->classes);
+        return -1;
+    }
+    n->shape = rows;
+    n->batched = z->batched || y->batched;
+    return 0;
+}
+
+/* `@`: [m,n] @ [n] -> [m], [m,n] @ [n,k] -> [m,k], [n] @ [n,k] -> [k], [n] @ [n] -> []. */
+static int infer_user_matmul(ir_graph *g, ir_node *n, diag *d) {
+    ir_node *a = n->in[0], *b = n->in[1];
+    if (a->shape.rank < 1 || a->shape.rank > 2 || b->shape.rank < 1 || b->shape.rank > 2) {
+        diag_error(d, n->at, "'@' multiplies matrices and vectors; got %s and %s",
+                   ir_shape_str(g->a, &a->shape), ir_shape_str(g->a, &b->shape));
+        return -1;
+    }
+    ir_mm mm = {0};
+    mm.ar = a->shape.rank == 2 ? a->shape.dim[0] : 1;
+    mm.ac = a->shape.dim[a->shape.rank - 1];
+    mm.br = b->shape.dim[0];
+    mm.bc = b->shape.rank == 2 ? b->shape.dim[1] : 1;
+    if (mm.ac != mm.br) {
+        diag_error(d, n->at, "shape mismatch in '@': %s and %s (inner dimensions %lld and %lld differ)",
+                   ir_shape_str(g->a, &a->shape), ir_shape_str(g->a, &b->shape),
+                   (long long)mm.ac, (long long)mm.br);
+        return -1;
+    }
+    n->mm = mm;
+    n->shape.rank = 0;
+    if (a->shape.rank == 2) n->shape.dim[n->shape.rank++] = mm.ar;
+    if (b->shape.rank == 2) n->shape.dim[n->shape.rank++] = mm.bc;
+    n->batched = a->batched || b->batched;
+    return 0;
+}
+
+/* dense(x, units): x [..., in] -> [..., units]; the layer's weight is [units, in]. */
+static int infer_dense(ir_graph *g, ir_node *n, diag *d) {
+    ir_node *x = n->in[0], *w = n->in[1];
+    if (x->shape.rank == 0) {
+        diag_error(d, n->at, "dense needs at least one feature axis, but %s is a scalar", describe(g, x));
+        return -1;
+    }
+    int64_t units = (int64_t)n->attr[0], in = x->shape.dim[x->shape.rank - 1];
+    w->shape = (ir_shape){2, {units, in}};
+    if (n->nin == 3) n->in[2]->shape = (ir_shape){1, {units}};
+    n->shape = x->shape;
+    n->shape.dim[n->shape.rank - 1] = units;
+    n->batched = x->batched;
+    return 0;
+}
+
+int shape_infer(ir_graph *g, ir_node *n, diag *d) {
+    if (n->bad) return -1;
+    ir_family fam = ir_ops[n->op].fam;
+    int rc = fam == FAM_LEAF ? 0 : require_float(g, n, d);
+    if (rc == 0) {
+        switch (n->op) {
+        case OP_CONST: case OP_INV_N:
+            n->shape.rank = 0;
+            break;
+        case OP_EXPAND: case OP_SUM_TO: case OP_INPUT: case OP_LABEL: case OP_TARGET: case OP_PARAM:
+            break;   /* shape given by whoever built the node */
+        case OP_MATMUL:
+            if (n->pass == IR_FWD) rc = infer_user_matmul(g, n, d);
+            break;
+        case OP_DENSE: rc = infer_dense(g, n, d); break;
+        case OP_SUM:
+            /* mean: the 1/N scale is known once the operand's shape is */
+            if (n->attr[1]) n->attr[0] /= (double)ir_numel(&n->in[0]->shape), n->attr[1] = 0;
+            n->shape.rank = 0;
+            n->batched = n->in[0]->batched;
+            break;
+        case OP_CROSS_ENTROPY: rc = infer_cross_entropy(g, n, d); break;
+        case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_SOFTMAX_GRAD: case OP_LOG_SOFTMAX_GRAD:
+        case OP_CROSS_ENTROPY_GRAD:
+            rc = infer_last_axis(g, n, d);
+            break;
+        default:
+            rc = infer_elementwise(g, n, d);
+        }
+    }
+    if (n->op != OP_LABEL && !(n->op == OP_INPUT && n->dtype == DT_CLASS)) n->dtype = DT_FLOAT;
+    if (rc) n->bad = 1;
+    return rc;
+}
+
+/* Marks, in topological order, every node that reads a label or target. */
+static char *reads_labels(ir_graph *g) {
+    char *dep = arena_alloc(g->a, (size_t)g->nodes.n + 1);
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        dep[i] = n->role == ROLE_LABEL || n->role == ROLE_TARGET;
+        for (int k = 0; k < n->nin; k++) dep[i] |= dep[n->in[k]->id];
+    }
+    return dep;
+}
+
+void shape_pass(ir_graph *g, diag *d) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (!n->bad) shape_infer(g, n, d);
+    }
+    ir_node *loss = g->loss;
+    if (loss && !loss->bad && loss->shape.rank != 0)
+        diag_error(d, loss->at, "the loss must be a scalar per example, but it is %s; reduce it with "
+                   "sum() or mean()", ir_shape_str(g->a, &loss->shape));
+    char *dep = reads_labels(g);
+    for (int i = 0; i < g->outputs.n; i++) {
+        ir_output *o = g->outputs.v[i];
+        if (o->node->bad) continue;
+        if (dep[o->node->id])
+            diag_error(d, o->at, "output '%s' depends on a label or target, which predict does not have",
+                       o->name);
+    }
+}

@@ -1,0 +1,395 @@
+/* data.c — data sets: the files named on the trainer's command line turned into one
+ * column per io entry of a model, and the split and gather the training loop feeds from.
+ *
+ * A spec is "NAME=FILE" (column NAME from FILE) or a bare "FILE", which must be
+ * safetensors and gives every needed column from the tensor of the same name.  A FILE's
+ * format is decided by its name first: ".safetensors"; ".csv"; ".idx", ".gz" or an
+ * MNIST-style "-ubyte" / "-idx" name.  When the name says nothing, its first bytes decide:
+ * an 8-byte header length followed by '{' is safetensors, a gzip or IDX magic (00 00 type
+ * rank) is IDX, anything else is read as CSV text.  A safetensors FILE given as NAME=FILE
+ * supplies its tensor NAME, or its only tensor whatever that is called.
+ *
+ * Columns are converted once, on load, so the training loop never converts: float
+ * columns to the model's dtype (IDX ubyte values divided by 255, every other type taken
+ * as the number it holds) and checked finite; class columns to int32, checked integral
+ * and inside [0, classes).
+ */
+#include "nnr.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { FMT_SAFETENSORS, FMT_IDX, FMT_CSV } file_format;
+
+static const char *kind_name(nnr_io_kind kind) {
+    switch (kind) {
+    case NNR_IO_INPUT:  return "input";
+    case NNR_IO_LABEL:  return "label";
+    case NNR_IO_TARGET: return "target";
+    case NNR_IO_OUTPUT: return "output";
+    }
+    return "?";
+}
+
+static size_t col_elem_size(const nnr_model_info *info, int k) {
+    return info->io[k].classes ? sizeof(int32_t) : nnr_dtype_size(info->dtype);
+}
+
+/* "x, y": what a message offers when a name is wrong. */
+static const char *io_names(const nnr_model_info *info, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < info->nio && len < cap; k++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", k ? ", " : "", info->io[k].name);
+    return buf;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int sniff_format(const char *path, file_format *fmt) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        nnr_set_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    unsigned char b[9];
+    size_t got = fread(b, 1, sizeof b, f);
+    fclose(f);
+    if (got == 9 && b[8] == '{')
+        *fmt = FMT_SAFETENSORS;
+    else if (got >= 2 && ((b[0] == 0x1f && b[1] == 0x8b) || (b[0] == 0 && b[1] == 0)))
+        *fmt = FMT_IDX;
+    else
+        *fmt = FMT_CSV;
+    return 0;
+}
+
+static int file_format_of(const char *path, file_format *fmt) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (ends_with(base, ".safetensors")) *fmt = FMT_SAFETENSORS;
+    else if (ends_with(base, ".csv")) *fmt = FMT_CSV;
+    else if (ends_with(base, ".idx") || ends_with(base, ".gz") || strstr(base, "-ubyte") ||
+             strstr(base, "-idx"))
+        *fmt = FMT_IDX;
+    else return sniff_format(path, fmt);
+    return 0;
+}
+
+static double elem(const void *p, nnr_dtype dt, int64_t i) {
+    switch (dt) {
+    case NNR_F32: return ((const float *)p)[i];
+    case NNR_F64: return ((const double *)p)[i];
+    case NNR_I32: return ((const int32_t *)p)[i];
+    case NNR_I64: return (double)((const int64_t *)p)[i];
+    case NNR_U8:  return ((const uint8_t *)p)[i];
+    case NNR_I8:  return ((const int8_t *)p)[i];
+    case NNR_I16: return ((const int16_t *)p)[i];
+    }
+    return 0;
+}
+
+/* "812" or "28x29=812": the per-example part of a file's shape, as a message shows it. */
+static const char *per_example_str(char *buf, size_t cap, const nnr_tensor *t, int64_t per) {
+    if (t->rank <= 2) {
+        snprintf(buf, cap, "%lld", (long long)per);
+        return buf;
+    }
+    size_t len = 0;
+    for (int i = 1; i < t->rank && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%lld", i > 1 ? "x" : "",
+                                (long long)t->shape[i]);
+    if (len < cap) snprintf(buf + len, cap - len, "=%lld", (long long)per);
+    return buf;
+}
+
+static int convert_float(const nnr_model_info *info, const nnr_io *io, const nnr_tensor *t,
+                         int scale_u8, const char *where, void *col) {
+    int64_t numel = nnr_tensor_numel(t);
+    double div = scale_u8 && t->dtype == NNR_U8 ? 255.0 : 1.0;
+    for (int64_t i = 0; i < numel; i++) {
+        double v = elem(t->data, t->dtype, i) / div;
+        if (info->dtype == NNR_F32) {
+            float f = (float)v;
+            ((float *)col)[i] = f;
+            v = f;                         /* a double too large for float is caught too */
+        } else {
+            ((double *)col)[i] = v;
+        }
+        if (!isfinite(v)) {
+            nnr_set_error("%s: non-finite value at example %lld", where,
+                          (long long)(i / io->size));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int convert_class(const nnr_io *io, const nnr_tensor *t, const char *where,
+                         int32_t *col) {
+    const char *what = io->kind == NNR_IO_LABEL ? "label" : "class";
+    int64_t numel = nnr_tensor_numel(t);
+    for (int64_t i = 0; i < numel; i++) {
+        double v = elem(t->data, t->dtype, i);
+        long long ex = (long long)(i / io->size);
+        if (v != floor(v)) {               /* NaN fails this too */
+            nnr_set_error("%s: %s %g at example %lld is not an integer", where, what, v, ex);
+            return -1;
+        }
+        if (v < 0 || v >= io->classes) {
+            nnr_set_error("%s: %s %g at example %lld is outside [0, %d)", where, what, v, ex,
+                          io->classes);
+            return -1;
+        }
+        col[i] = (int32_t)v;
+    }
+    return 0;
+}
+
+/* What nnr_data_load tracks while it reads specs: the column each spec filled and how
+ * many examples each column has, for the checks made once every spec is read. */
+typedef struct loader {
+    const nnr_model_info *info;
+    unsigned     need;
+    nnr_dataset *out;
+    const char **from;               /* from[k]: the spec that gave column k */
+    int64_t     *rows;               /* rows[k]: its example count */
+} loader;
+
+/* Column k from tensor t; `where` names the file (and tensor) in messages. */
+static int set_column(loader *ld, int k, const nnr_tensor *t, int scale_u8, const char *where) {
+    const nnr_model_info *info = ld->info;
+    const nnr_io *io = &info->io[k];
+    if (t->rank < 1) {
+        nnr_set_error("%s: a scalar; %s '%s' needs examples along the first dimension", where,
+                      kind_name(io->kind), io->name);
+        return -1;
+    }
+    int64_t per = 1;
+    for (int i = 1; i < t->rank; i++) per *= t->shape[i];
+    if (per != io->size) {
+        char buf[128];
+        nnr_set_error("%s: %lld elements per example expected for %s '%s', the file has %s",
+                      where, (long long)io->size, kind_name(io->kind), io->name,
+                      per_example_str(buf, sizeof buf, t, per));
+        return -1;
+    }
+    if (t->shape[0] == 0) {
+        nnr_set_error("%s: no examples", where);
+        return -1;
+    }
+    void *col = malloc((size_t)nnr_tensor_numel(t) * col_elem_size(info, k));
+    if (!col) {
+        nnr_set_error("%s: out of memory", where);
+        return -1;
+    }
+    int rc = io->classes ? convert_class(io, t, where, col)
+                         : convert_float(info, io, t, scale_u8, where, col);
+    if (rc) {
+        free(col);
+        return -1;
+    }
+    ld->out->col[k] = col;
+    ld->rows[k] = t->shape[0];
+    return 0;
+}
+
+static int find_io(const nnr_model_info *info, const char *name, size_t len) {
+    for (int k = 0; k < info->nio; k++)
+        if (strlen(info->io[k].name) == len && strncmp(info->io[k].name, name, len) == 0)
+            return k;
+    return -1;
+}
+
+/* A spec is NAME=FILE when what precedes the first '=' could be a name; otherwise the
+ * whole spec is a path (which may itself contain '='). */
+static size_t spec_name_len(const char *spec) {
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec) return 0;
+    for (const char *p = spec; p < eq; p++)
+        if (!(*p == '_' || *p == '.' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z')))
+            return 0;
+    return (size_t)(eq - spec);
+}
+
+static int claim(loader *ld, int k, const char *spec) {
+    if (ld->from[k]) {
+        nnr_set_error("'%s' is given twice (%s and %s)", ld->info->io[k].name, ld->from[k], spec);
+        return -1;
+    }
+    ld->from[k] = spec;
+    return 0;
+}
+
+static int load_named(loader *ld, int k, const char *spec, const char *file) {
+    file_format fmt;
+    if (claim(ld, k, spec) || file_format_of(file, &fmt)) return -1;
+    const char *name = ld->info->io[k].name;
+    if (fmt == FMT_SAFETENSORS) {
+        nnr_tensors ts = {0};
+        if (nnr_st_read(file, &ts)) return -1;
+        const nnr_tensor *t = nnr_tensors_find(&ts, name);
+        if (!t && ts.n == 1) t = &ts.t[0];
+        int rc = -1;
+        if (!t) {
+            nnr_set_error("%s: no tensor '%s' among its %d tensors", file, name, ts.n);
+        } else {
+            char where[1100];
+            snprintf(where, sizeof where, "%s: tensor '%s'", file, t->name ? t->name : "");
+            rc = set_column(ld, k, t, 0, where);
+        }
+        nnr_tensors_free(&ts);
+        return rc;
+    }
+    nnr_tensor t = {0};
+    if ((fmt == FMT_IDX ? nnr_idx_read(file, &t) : nnr_csv_read(file, &t))) return -1;
+    int rc = set_column(ld, k, &t, fmt == FMT_IDX, file);
+    nnr_tensor_free(&t);
+    return rc;
+}
+
+/* A bare FILE: every needed column the safetensors file has a tensor for. */
+static int load_bare(loader *ld, const char *file) {
+    const nnr_model_info *info = ld->info;
+    file_format fmt;
+    if (file_format_of(file, &fmt)) return -1;
+    if (fmt != FMT_SAFETENSORS) {
+        char names[512];
+        nnr_set_error("%s: not a safetensors file; give IDX and CSV files as NAME=FILE "
+                      "(the model has %s)", file, io_names(info, names, sizeof names));
+        return -1;
+    }
+    nnr_tensors ts = {0};
+    if (nnr_st_read(file, &ts)) return -1;
+    int rc = 0;
+    for (int k = 0; k < info->nio && rc == 0; k++) {
+        const nnr_tensor *t = nnr_tensors_find(&ts, info->io[k].name);
+        if (!t || !(ld->need & 1u << info->io[k].kind)) continue;
+        char where[1100];
+        snprintf(where, sizeof where, "%s: tensor '%s'", file, t->name);
+        rc = claim(ld, k, file) ? -1 : set_column(ld, k, t, 0, where);
+    }
+    nnr_tensors_free(&ts);
+    return rc;
+}
+
+static int load_spec(loader *ld, const char *spec) {
+    size_t len = spec_name_len(spec);
+    if (!len) return load_bare(ld, spec);
+    int k = find_io(ld->info, spec, len);
+    if (k < 0) {
+        char names[512];
+        nnr_set_error("unknown tensor '%.*s' in %s; the model has %s", (int)len, spec, spec,
+                      io_names(ld->info, names, sizeof names));
+        return -1;
+    }
+    return load_named(ld, k, spec, spec + len + 1);
+}
+
+/* Every column holds the same number of examples, and every needed kind is there. */
+static int check_columns(loader *ld) {
+    const nnr_model_info *info = ld->info;
+    int first = -1;
+    for (int k = 0; k < info->nio; k++) {
+        if (!ld->out->col[k]) continue;
+        if (first < 0) {
+            first = k;
+        } else if (ld->rows[k] != ld->rows[first]) {
+            nnr_set_error("'%s' has %lld examples (%s) but '%s' has %lld (%s)",
+                          info->io[first].name, (long long)ld->rows[first], ld->from[first],
+                          info->io[k].name, (long long)ld->rows[k], ld->from[k]);
+            return -1;
+        }
+    }
+    for (int k = 0; k < info->nio; k++) {
+        if (ld->out->col[k] || !(ld->need & 1u << info->io[k].kind)) continue;
+        nnr_set_error("no data for %s '%s' (give %s=FILE)", kind_name(info->io[k].kind),
+                      info->io[k].name, info->io[k].name);
+        return -1;
+    }
+    ld->out->n = first < 0 ? 0 : ld->rows[first];
+    return 0;
+}
+
+int nnr_data_load(const nnr_model_info *info, int nspec, const char *const *spec,
+                  unsigned need, nnr_dataset *out) {
+    memset(out, 0, sizeof *out);
+    out->ncol = info->nio;
+    out->col = calloc((size_t)info->nio + 1, sizeof *out->col);
+    loader ld = {info, need, out, calloc((size_t)info->nio + 1, sizeof(char *)),
+                 calloc((size_t)info->nio + 1, sizeof(int64_t))};
+    int rc = -1;
+    if (!out->col || !ld.from || !ld.rows) {
+        nnr_set_error("out of memory loading data");
+    } else {
+        rc = 0;
+        for (int s = 0; s < nspec && rc == 0; s++) rc = load_spec(&ld, spec[s]);
+        if (rc == 0) rc = check_columns(&ld);
+    }
+    free(ld.from);
+    free(ld.rows);
+    if (rc) nnr_data_free(out);
+    return rc;
+}
+
+void nnr_data_free(nnr_dataset *d) {
+    if (!d) return;
+    for (int k = 0; k < d->ncol && d->col; k++) free(d->col[k]);
+    free(d->col);
+    memset(d, 0, sizeof *d);
+}
+
+int nnr_data_split(const nnr_model_info *info, nnr_dataset *d, double frac, nnr_dataset *val) {
+    memset(val, 0, sizeof *val);
+    if (!(frac > 0 && frac < 1)) {
+        nnr_set_error("validation split %g is not inside (0, 1)", frac);
+        return -1;
+    }
+    /* Keras: split_at = int(n * (1 - validation_split)) */
+    int64_t keep = (int64_t)((double)d->n * (1.0 - frac));
+    if (keep < 1 || keep >= d->n) {
+        nnr_set_error("validation split %g of %lld examples leaves an empty %s set", frac,
+                      (long long)d->n, keep < 1 ? "training" : "validation");
+        return -1;
+    }
+    val->n = d->n - keep;
+    val->ncol = d->ncol;
+    val->col = calloc((size_t)d->ncol + 1, sizeof *val->col);
+    if (!val->col) goto oom;
+    for (int k = 0; k < d->ncol; k++) {
+        if (!d->col[k]) continue;
+        size_t row = (size_t)info->io[k].size * col_elem_size(info, k);
+        val->col[k] = malloc((size_t)val->n * row);
+        if (!val->col[k]) goto oom;
+        memcpy(val->col[k], (char *)d->col[k] + (size_t)keep * row, (size_t)val->n * row);
+    }
+    for (int k = 0; k < d->ncol; k++) {
+        if (!d->col[k]) continue;
+        /* giving the tail back is optional: a failed shrink keeps the larger block */
+        void *p = realloc(d->col[k], (size_t)keep * (size_t)info->io[k].size * col_elem_size(info, k));
+        if (p) d->col[k] = p;
+    }
+    d->n = keep;
+    return 0;
+oom:
+    nnr_data_free(val);
+    nnr_set_error("out of memory splitting off validation data");
+    return -1;
+}
+
+void nnr_data_gather(const nnr_model_info *info, const nnr_dataset *d, const int64_t *idx,
+                     int n, void *const *dst) {
+    for (int k = 0; k < d->ncol; k++) {
+        if (!d->col[k] || !dst[k]) continue;
+        size_t row = (size_t)info->io[k].size * col_elem_size(info, k);
+        const char *src = d->col[k];
+        char *to = dst[k];
+        for (int i = 0; i < n; i++) memcpy(to + (size_t)i * row, src + (size_t)idx[i] * row, row);
+    }
+}

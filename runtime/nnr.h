@@ -1,0 +1,212 @@
+/* nnr.h — the nnc runtime: everything generated code links against.
+ *
+ * nnc emits one C file per model holding the forward, backward and update passes with
+ * fixed shapes. What does not depend on the model's shapes lives here: the seeded RNG,
+ * parameter initializers, safetensors / IDX / CSV readers and writers, the data sets the
+ * trainer feeds from, learning-rate schedules, and the trainer's command line
+ * (`m train`, `m eval`, ...).  Generated code describes itself to this library through
+ * one constant `nnr_model_info` table; the runtime never knows a model's shapes at
+ * compile time.
+ *
+ * Conventions: functions that can fail return 0 on success and -1 on failure, after
+ * recording a message ("FILE: what is wrong") that nnr_error() returns.  Nothing here
+ * prints except the trainer (nnr_main) and nnr_progress_*.
+ */
+#ifndef NNR_H
+#define NNR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NNR_MAXRANK 8
+
+/* ---- errors ------------------------------------------------------------------------ */
+const char *nnr_error(void);                                 /* last message recorded */
+void nnr_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- random numbers: xoshiro256** seeded through splitmix64 ----------------------- */
+typedef struct nnr_rng { uint64_t s[4]; } nnr_rng;
+void     nnr_rng_seed(nnr_rng *r, uint64_t seed);
+uint64_t nnr_rng_next(nnr_rng *r);
+double   nnr_rng_uniform(nnr_rng *r);                        /* [0, 1) */
+double   nnr_rng_normal(nnr_rng *r);                         /* N(0, 1) */
+uint64_t nnr_rng_below(nnr_rng *r, uint64_t n);              /* uniform in [0, n), unbiased */
+void     nnr_rng_shuffle(nnr_rng *r, int64_t *idx, int64_t n); /* Fisher-Yates */
+
+/* ---- tensors ----------------------------------------------------------------------- */
+typedef enum { NNR_F32, NNR_F64, NNR_I32, NNR_I64, NNR_U8, NNR_I8, NNR_I16 } nnr_dtype;
+size_t      nnr_dtype_size(nnr_dtype dt);
+const char *nnr_dtype_name(nnr_dtype dt);                    /* safetensors spelling: "F32" */
+
+typedef struct nnr_tensor {
+    char     *name;                     /* owned; NULL for anonymous */
+    nnr_dtype dtype;
+    int       rank;
+    int64_t   shape[NNR_MAXRANK];
+    void     *data;                     /* owned, numel * dtype size bytes */
+} nnr_tensor;
+int64_t nnr_tensor_numel(const nnr_tensor *t);
+void    nnr_tensor_free(nnr_tensor *t);                      /* frees name and data */
+/* Writes a shape as messages show it, "[3, 4]" ("[]" for a scalar), into buf; returns buf. */
+const char *nnr_shape_str(char *buf, size_t cap, int rank, const int64_t *shape);
+
+typedef struct nnr_tensors {           /* a list of named tensors, e.g. a safetensors file */
+    nnr_tensor *t;
+    int         n;
+    char       *metadata;               /* owned JSON text of "__metadata__", or NULL */
+} nnr_tensors;
+void              nnr_tensors_free(nnr_tensors *ts);
+const nnr_tensor *nnr_tensors_find(const nnr_tensors *ts, const char *name);
+
+/* ---- files --------------------------------------------------------------------------
+ * safetensors: 8-byte little-endian header length, JSON header (name -> dtype, shape,
+ * data_offsets), raw little-endian data.  The reader validates everything (header length
+ * against the file size, JSON shape, dtypes, offsets in range, contiguous and
+ * non-overlapping, sizes matching shapes).  The writer is atomic: it writes a temporary
+ * file beside PATH, fsyncs it, renames it over PATH and fsyncs the directory, so a crash
+ * leaves either the old file or the new one.  meta is NULL or pairs of strings
+ * {key, value, key, value, ...} stored in "__metadata__". */
+int nnr_st_read(const char *path, nnr_tensors *out);
+int nnr_st_write(const char *path, const nnr_tensor *ts, int n,
+                 const char *const *meta, int nmeta_pairs);
+
+/* IDX (MNIST format), raw or gzip-compressed (detected from the content).  The tensor keeps
+ * the file's element type (U8, I8, I16, I32, F32, F64), shape as in the file. */
+int nnr_idx_read(const char *path, nnr_tensor *out);
+
+/* CSV: numeric rows, one example a row; a first row with any non-numeric field is a
+ * header and skipped.  Gives F32 [rows, cols]; every row must have the same count. */
+int nnr_csv_read(const char *path, nnr_tensor *out);
+
+/* ---- initializers (SPEC §1), fan-in / fan-out as PyTorch computes them --------------
+ * rank >= 2: fan_in = shape[1] * prod(shape[2:]), fan_out = shape[0] * prod(shape[2:]);
+ * rank < 2: fan_in = fan_out = numel (PyTorch refuses; nnc documents this choice). */
+typedef enum {
+    NNR_INIT_ZEROS, NNR_INIT_ONES, NNR_INIT_CONST, NNR_INIT_UNIFORM, NNR_INIT_NORMAL,
+    NNR_INIT_LECUN_UNIFORM, NNR_INIT_GLOROT_UNIFORM, NNR_INIT_GLOROT_NORMAL,
+    NNR_INIT_HE_UNIFORM, NNR_INIT_HE_NORMAL, NNR_INIT_ORTHOGONAL
+} nnr_init_kind;
+typedef struct nnr_init { nnr_init_kind kind; double a, b; } nnr_init; /* const(a), uniform(a,b), normal(a=mean,b=std) */
+void nnr_init_fill(void *data, nnr_dtype dt, int rank, const int64_t *shape,
+                   nnr_init init, nnr_rng *rng);
+
+/* ---- what a generated model says about itself --------------------------------------- */
+typedef enum { NNR_IO_INPUT, NNR_IO_LABEL, NNR_IO_TARGET, NNR_IO_OUTPUT } nnr_io_kind;
+typedef struct nnr_io {
+    const char *name;                    /* as written in the model */
+    nnr_io_kind kind;
+    int         rank;                    /* per example: the batch dimension is not counted */
+    int64_t     shape[NNR_MAXRANK];
+    int64_t     size;                    /* elements per example */
+    int         classes;                 /* K of class(K); 0 for float tensors */
+    int         grad;                    /* 1: the model computes d loss / d this input */
+} nnr_io;
+
+typedef struct nnr_param {
+    const char *name;                    /* "h1.weight" */
+    int         rank;
+    int64_t     shape[NNR_MAXRANK];
+    int64_t     size;
+    int64_t     offset;                  /* in elements, within the parameter block */
+    nnr_init    init;
+} nnr_param;
+
+typedef enum {
+    NNR_OPT_SGD, NNR_OPT_MOMENTUM, NNR_OPT_NESTEROV, NNR_OPT_ADAGRAD, NNR_OPT_RMSPROP,
+    NNR_OPT_ADADELTA, NNR_OPT_ADAM, NNR_OPT_ADAMAX, NNR_OPT_NADAM
+} nnr_opt_kind;
+typedef enum {
+    NNR_SCHED_CONSTANT, NNR_SCHED_STEP, NNR_SCHED_EXPONENTIAL, NNR_SCHED_POLYNOMIAL,
+    NNR_SCHED_COSINE
+} nnr_sched_kind;
+
+typedef struct nnr_train_config {
+    int            batch, epochs;
+    uint64_t       seed;
+    nnr_opt_kind   opt;
+    double         lr, beta1, beta2, eps, mu, rho;  /* those the optimizer uses */
+    nnr_sched_kind sched;
+    double         sched_a, sched_b, sched_c;       /* step(a=every, b=gamma); exponential(a=gamma);
+                                                       polynomial(a=alpha, b=beta, c=gamma); cosine(a=t_max) */
+    double         weight_decay, clip_norm;         /* 0: off */
+} nnr_train_config;
+
+/* The learning rate of epoch t (from 0) under cfg's schedule, starting from base_lr. */
+double nnr_schedule_lr(const nnr_train_config *cfg, double base_lr, int epoch);
+
+typedef struct nnr_model_info {
+    const char        *name;             /* model name as written */
+    const char        *source;           /* the .nn file it was compiled from */
+    nnr_dtype          dtype;            /* NNR_F32 or NNR_F64: every float tensor */
+    int                batch;            /* compiled batch size: n <= batch in every call */
+    int                nio;  const nnr_io *io;      /* inputs, labels, targets, declaration order */
+    int                nout; const nnr_io *out;     /* outputs, declaration order */
+    int                nparam; const nnr_param *param;
+    int64_t            param_size;       /* elements in the parameter (and gradient) block */
+    int64_t            state_size;       /* elements of optimizer state (block of that size) */
+    int                acc_out, acc_label; /* accuracy = argmax(out[acc_out]) == io[acc_label]; -1: none */
+    nnr_train_config   train;            /* the model's train { } block, defaults filled */
+    const char        *summary;          /* the table `nnc --summary` prints */
+    uint64_t           schema_hash;      /* hash of names, shapes and dtype of params and io */
+
+    /* Entry points.  `in[k]` points at n consecutive examples of io[k]: model dtype for
+     * float tensors, int32_t for class tensors.  predict's `in` holds the INPUT-kind
+     * entries of io only, in order; `out[k]` receives n examples of out[k]. */
+    void  *(*create)(void);              /* zeroed parameters, NULL when out of memory */
+    void   (*destroy)(void *m);
+    void  *(*params)(void *m);           /* parameter block, param_size elements */
+    void  *(*grads)(void *m);            /* gradient block, same layout */
+    void  *(*state)(void *m);            /* optimizer state block, state_size elements */
+    int64_t *(*step)(void *m);           /* optimizer step counter */
+    void  *(*input_grad)(void *m, int k);/* d loss / d io[k] (n examples), NULL unless io[k].grad */
+    double (*loss)(void *m, int n, const void *const *in, int training); /* forward only */
+    double (*loss_grad)(void *m, int n, const void *const *in);          /* forward + backward */
+    double (*train_step)(void *m, int n, const void *const *in);         /* + optimizer update */
+    void   (*predict)(void *m, int n, const void *const *in, void *const *out);
+    void   (*set_lr)(void *m, double lr);
+} nnr_model_info;
+
+/* ---- whole-model helpers used by the generated _init/_load/_save -------------------- */
+void nnr_model_init(const nnr_model_info *info, void *m, uint64_t seed);
+/* Reads PATH and copies every parameter in; F32 or F64 files are converted.  Fails (and
+ * leaves the model untouched) on a missing parameter, a shape that differs, or a file
+ * problem; the message names the file and the tensor. */
+int  nnr_model_load(const nnr_model_info *info, void *m, const char *path);
+int  nnr_model_save(const nnr_model_info *info, void *m, const char *path); /* atomic */
+
+/* ---- data sets ----------------------------------------------------------------------
+ * One column per io entry of the model, n examples each: float columns hold model dtype
+ * values, class columns int32.  Specs are "NAME=FILE" or a bare safetensors "FILE" (each
+ * column from the tensor of its name).  IDX ubyte images become floats in [0, 1], ubyte
+ * labels classes; any file's leading dimension is the example index and the rest must
+ * hold as many elements as one example of the column.  Labels are checked against
+ * [0, classes); float data must be finite.  `need` is a bit set over io kinds
+ * (1 << NNR_IO_INPUT | ...) the data set must provide. */
+typedef struct nnr_dataset {
+    int64_t n;
+    int     ncol;                        /* == info->nio */
+    void  **col;                         /* col[k]: n * io[k].size elements, NULL if absent */
+} nnr_dataset;
+int  nnr_data_load(const nnr_model_info *info, int nspec, const char *const *spec,
+                   unsigned need, nnr_dataset *out);
+void nnr_data_free(nnr_dataset *d);
+/* Splits off the last `frac` of d into val (Keras's validation_split): d keeps the head. */
+int  nnr_data_split(const nnr_model_info *info, nnr_dataset *d, double frac, nnr_dataset *val);
+/* Copies examples idx[0..n) of every present column into the staging buffers dst[k]. */
+void nnr_data_gather(const nnr_model_info *info, const nnr_dataset *d, const int64_t *idx,
+                     int n, void *const *dst);
+
+/* ---- the trainer program ------------------------------------------------------------
+ * `nnc MODEL.nn --exe` links a main() that calls this.  Subcommands of SPEC §4:
+ * train eval predict init grads gradcheck summary. Returns the process exit status. */
+int nnr_main(const nnr_model_info *info, int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# deps.sh — installs the Debian packages nnc needs to build, test and run its examples,
+# when any is missing.  As root it runs apt-get; otherwise it prints the command to run.
+# Sourced by the other scripts; also runnable alone.
+set -eu
+NNC_PACKAGES="gcc make cmake pkg-config flex bison libopenblas-dev libcunit1-dev zlib1g-dev
+libjansson-dev dataset-fashion-mnist python3"
+missing=""
+for p in $NNC_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "deps: installing$missing"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq $missing >/dev/null
+    else
+        echo "deps: missing Debian packages:$missing" >&2
+        echo "deps: run: sudo apt-get install -y$missing" >&2
+        exit 1
+    fi
+fi

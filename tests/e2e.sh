@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# e2e.sh NNC WORKDIR — end-to-end: what a user does, checked.
+#
+# Compiles the examples into trainer programs and runs them on Debian's Fashion-MNIST:
+# training lowers the loss, eval/predict/grads/init work on the saved checkpoint, the
+# f64 build trains, the embedding example (a C program using only the generated header)
+# links and learns, the inspection outputs (--emit, --graph, --summary) print what they
+# promise, the exit statuses of SPEC §2 hold, and an installed nnc builds trainers.
+set -u
+NNC=$(realpath "$1")
+WORK=$2
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+DATA=/usr/share/datasets/fashion-mnist
+BUILD=$(dirname "$NNC")
+rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
+
+passed=0 failed=0
+check() {   # check NAME CONDITION-COMMAND...
+    local name=$1
+    shift
+    if "$@" >"$WORK/last.log" 2>&1; then
+        echo "PASS $name"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name"
+        sed 's/^/    /' "$WORK/last.log" | tail -15
+        failed=$((failed + 1))
+    fi
+}
+status_is() {   # status_is WANT COMMAND...: the command exits with WANT
+    local want=$1
+    shift
+    "$@"
+    local got=$?
+    [ "$got" -eq "$want" ] || { echo "exit status $got, expected $want"; return 1; }
+}
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+csv_col() { awk -F, -v c="$2" -v r="$3" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i } NR == r + 1 { print $k }' "$1"; }
+TRAIN=(--train "x=$DATA/train-images-idx3-ubyte.gz" --train "y=$DATA/train-labels-idx1-ubyte.gz")
+TEST=(--test "x=$DATA/t10k-images-idx3-ubyte.gz" --test "y=$DATA/t10k-labels-idx1-ubyte.gz")
+
+# ---- the nnc command ----
+check "nnc --version" status_is 0 "$NNC" --version
+check "nnc --help" status_is 0 "$NNC" --help
+check "missing file exits 2" status_is 2 "$NNC" no-such-model.nn
+check "unknown option exits 2" status_is 2 "$NNC" "$SRC/examples/fashion_mlp.nn" --frobnicate
+printf 'model bad\ninput x: [3]\nloss = sum(y)\n' >bad.nn
+check "model error exits 1" status_is 1 "$NNC" bad.nn
+check "--emit backward prints only backward" bash -c \
+    "'$NNC' '$SRC/examples/fashion_mlp.nn' --emit backward >bw.c && grep -q 'static void fashion_mlp_backward' bw.c \
+     && ! grep -q 'fashion_mlp_forward' bw.c && grep -q 'd relu(u)/du' bw.c"
+check "--graph writes Graphviz" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' --graph -o g.dot && head -1 g.dot | grep -q digraph \
+     && grep -q cluster_backward g.dot"
+check "--summary totals" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' --summary | grep -q '235,146'"
+
+# ---- the trainer program ----
+check "compile fashion_mlp --exe" "$NNC" "$SRC/examples/fashion_mlp.nn" --exe -o fm
+check "train 2 epochs: loss goes down" bash -c "./fm train ${TRAIN[*]} ${TEST[*]} --epochs 2 --log run.csv --save fm.safetensors"
+l1=$(csv_col run.csv train_loss 1) l2=$(csv_col run.csv train_loss 2) acc=$(csv_col run.csv test_accuracy 2)
+check "epoch 2 loss ($l2) < epoch 1 loss ($l1)" lt "$l2" "$l1"
+check "test accuracy after 2 epochs ($acc) > 0.8" lt 0.8 "$acc"
+check "log has epoch,train_loss,test_loss,test_accuracy,seconds" \
+    grep -q '^epoch,train_loss,test_loss,test_accuracy,seconds' run.csv
+check "eval on the checkpoint" bash -c "./fm eval --load fm.safetensors ${TEST[*]} >eval.txt && tail -1 eval.txt | grep -q '^accuracy: 0\.[89]'"
+check "predict writes one row per example" bash -c "./fm predict --load fm.safetensors --input x=$DATA/t10k-images-idx3-ubyte.gz --out p.csv \
+     && [ \$(wc -l <p.csv) -eq 10001 ] && head -1 p.csv | grep -q '^probs_0,'"
+# a 3-example batch file (x F32 [3, 784], y I64 [3]) and checks of the files the trainer writes
+cat >st.py <<'EOF'
+import json, struct, sys
+def header(path):
+    h = open(path, 'rb').read()
+    return json.loads(h[8:8 + struct.unpack('<Q', h[:8])[0]])
+if sys.argv[1] == 'batch':
+    x = struct.pack('<2352f', *[(i % 7) / 7 for i in range(2352)])
+    y = struct.pack('<3q', 1, 5, 9)
+    hdr = json.dumps({'x': {'dtype': 'F32', 'shape': [3, 784], 'data_offsets': [0, len(x)]},
+                      'y': {'dtype': 'I64', 'shape': [3], 'data_offsets': [len(x), len(x) + len(y)]}}).encode()
+    hdr += b' ' * (-len(hdr) % 8)
+    open('b.safetensors', 'wb').write(struct.pack('<Q', len(hdr)) + hdr + x + y)
+else:
+    meta = header(sys.argv[2])
+    w = meta['h1.weight']
+    assert w['shape'] == [256, 784] and w['dtype'] == 'F32', w
+    assert sys.argv[1] != 'grads' or meta['loss']['shape'] == [], meta
+EOF
+check "init writes the parameters" bash -c "./fm init --seed 3 --save p0.safetensors && python3 st.py params p0.safetensors"
+check "grads writes every gradient and the loss" bash -c "python3 st.py batch && \
+     ./fm grads --params p0.safetensors --batch b.safetensors --out g.safetensors | grep -q '^loss: ' && \
+     python3 st.py grads g.safetensors"
+check "gradcheck (f32) of the example" bash -c "./fm gradcheck --samples 16 --tol 2e-2"
+
+# ---- double precision ----
+check "compile --dtype f64 and train" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' --dtype f64 --exe -o fm64 && grep -q cblas_dgemm fm64.c \
+     && ./fm64 train ${TRAIN[*]} --epochs 1 | grep -q 'epoch 1/1'"
+
+# ---- embedding the generated trainer in an application ----
+check "embed_mlp builds from the generated header" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' -o fashion_mlp.c && \
+     cc -std=c11 -O2 -Wall -Wextra -Werror -I. -I'$SRC/runtime' '$SRC/examples/embed_mlp.c' fashion_mlp.c '$BUILD/libnnr.a' \
+        -lopenblas -ljansson -lz -lm -o embed_mlp"
+check "embed_mlp learns and its checkpoint reloads" bash -c "./embed_mlp $DATA 300 >embed.txt && cat embed.txt && \
+     awk '/first 20/ { exit !(\$NF < \$(NF - 5)) }' embed.txt && \
+     awk '/test accuracy/ { exit !(\$3 == \$6 && \$3 > 0.7) }' embed.txt"
+
+# ---- generated C is warning-free ----
+check "generated C compiles with -Wall -Wextra -Werror" \
+    cc -std=c11 -Wall -Wextra -Werror -c -I. -I"$SRC/runtime" fashion_mlp.c -o /dev/null
+
+# ---- an installed nnc ----
+check "install and build a trainer with the installed nnc" bash -c "cmake --install '$BUILD' --prefix '$WORK/prefix' >/dev/null && \
+     '$WORK/prefix/bin/nnc' '$SRC/examples/fashion_mlp.nn' --exe -o installed && ./installed summary | grep -q fashion_mlp"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

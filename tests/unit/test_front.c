@@ -1,0 +1,368 @@
+/* test_front.c — CUnit tests of the compiler's passes, one suite per pass: the scanner
+ * and parser, lowering (names, layers, train settings), shape inference, autodiff,
+ * fusion, the memory plan, the name supply and the emitter.  Models are compiled from
+ * strings through the same passes as the driver's pipeline; diagnostics are captured in
+ * memory so tests can assert on their text. */
+#include <CUnit/Basic.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ast.h"
+#include "codegen.h"
+#include "lower.h"
+#include "shape.h"
+
+typedef struct unit {
+    arena     a;
+    diag      d;
+    char     *msgs;       /* everything the diagnostics printed */
+    size_t    msglen;
+    FILE     *out;
+    parse_ctx p;
+    ir_graph *g;
+} unit;
+
+/* Runs the pipeline up to and including `last` ("parse", "lower", "shapes", "grad",
+ * "fuse", "plan", "names"); returns the error count. */
+static int compile_upto(unit *u, const char *text, const char *last) {
+    memset(u, 0, sizeof *u);
+    u->out = open_memstream(&u->msgs, &u->msglen);
+    source *src = source_from_string(&u->a, "t.nn", text);
+    diag_init(&u->d, src, u->out);
+    u->p = (parse_ctx){&u->a, &u->d, {0}};
+    int errors = parse_source(&u->p, src);
+    if (errors || !strcmp(last, "parse")) goto done;
+    u->g = ir_graph_new(&u->a, src);
+    lower_program(u->g, &u->p.prog, &u->d);
+    if (u->d.errors || !strcmp(last, "lower")) goto done;
+    shape_pass(u->g, &u->d);
+    if (u->d.errors || !strcmp(last, "shapes")) goto done;
+    if (grad_build(u->g, &u->d) || !strcmp(last, "grad")) goto done;
+    fuse_plan(u->g);
+    if (!strcmp(last, "fuse")) goto done;
+    plan_memory(u->g);
+    if (!strcmp(last, "plan")) goto done;
+    names_assign(u->g);
+done:
+    fflush(u->out);
+    return u->d.errors;
+}
+
+static void unit_free(unit *u) {
+    fclose(u->out);
+    free(u->msgs);
+    arena_free(&u->a);
+}
+
+static ir_node *named(unit *u, const char *name) {
+    for (int i = 0; i < u->g->nodes.n; i++) {
+        ir_node *n = ir_at(u->g, i);
+        if (n->name && !strcmp(n->name, name)) return n;
+    }
+    return NULL;
+}
+
+static const char *MLP =
+    "model mlp\n"
+    "input x: [784]\n"
+    "label y: class(10)\n"
+    "h1 = relu(dense(x, 256))\n"
+    "logits = dense(h1, 10)\n"
+    "loss = cross_entropy(logits, y)\n"
+    "output probs = softmax(logits)\n"
+    "train { batch = 64; epochs = 2\n optimizer = adam(lr=0.01) }\n";
+
+/* ---- parser ----------------------------------------------------------------------- */
+
+static void test_parse_statements(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, MLP, "parse"), 0);
+    int count[ST_TRAIN + 1] = {0};
+    for (ast_stmt *s = u.p.prog.first; s; s = s->next) count[s->kind]++;
+    CU_ASSERT_EQUAL(count[ST_MODEL], 1);
+    CU_ASSERT_EQUAL(count[ST_INPUT], 1);
+    CU_ASSERT_EQUAL(count[ST_LABEL], 1);
+    CU_ASSERT_EQUAL(count[ST_BIND], 2);
+    CU_ASSERT_EQUAL(count[ST_LOSS], 1);
+    CU_ASSERT_EQUAL(count[ST_OUTPUT], 1);
+    CU_ASSERT_EQUAL(count[ST_TRAIN], 1);
+    unit_free(&u);
+}
+
+static void test_parse_precedence(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: []\nloss = -x ^ 2 + x * x / 3 @ x\n", "parse"), 0);
+    ast_stmt *s = u.p.prog.last;
+    /* (-(x^2)) + ((x*x)/3 @ x): '+' at the top, unary minus binds looser than '^' */
+    CU_ASSERT_EQUAL(s->value->kind, AST_BINARY);
+    CU_ASSERT_EQUAL(s->value->op, '+');
+    CU_ASSERT_EQUAL(s->value->lhs->kind, AST_NEG);
+    CU_ASSERT_EQUAL(s->value->lhs->lhs->op, '^');
+    CU_ASSERT_EQUAL(s->value->rhs->op, '@');
+    CU_ASSERT_EQUAL(s->value->rhs->lhs->op, '/');
+    unit_free(&u);
+}
+
+static void test_parse_locations_and_recovery(void) {
+    unit u;
+    int errors = compile_upto(&u, "model m\nh = relu(x\ninput x: [3]\ny = = 2\n", "parse");
+    CU_ASSERT_EQUAL(errors, 2);   /* both bad statements reported, parsing went on */
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:2:9: error: this '(' is never closed"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:4:5: error: syntax error"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "\n    y = = 2\n        ^\n"));
+    unit_free(&u);
+}
+
+static void test_parse_garbage(void) {
+    unit u;
+    static const char garbage[] = "model m\n\x01\x02\xff\xfe $ input x: [3]\n";
+    CU_ASSERT(compile_upto(&u, garbage, "parse") > 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "stray"));
+    unit_free(&u);
+}
+
+static void test_parse_comments_semicolons(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "# c\nmodel m # c\ninput x: [2]; target t: [2]\n"
+                                     "loss = mse(dense(x,\n 2), t)", "lower"), 0);
+    CU_ASSERT_PTR_NOT_NULL(u.g->loss);
+    unit_free(&u);
+}
+
+/* ---- lowering -------------------------------------------------------------------- */
+
+static void test_lower_layer_params(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, MLP, "shapes"), 0);
+    ir_node *w = named(&u, "h1.weight"), *b = named(&u, "h1.bias");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(w->shape.rank, 2);
+    CU_ASSERT_EQUAL(w->shape.dim[0], 256);
+    CU_ASSERT_EQUAL(w->shape.dim[1], 784);
+    CU_ASSERT_EQUAL(b->shape.dim[0], 256);
+    CU_ASSERT_EQUAL(u.g->params.n, 4);
+    CU_ASSERT_EQUAL(u.g->train.batch, 64);
+    CU_ASSERT_EQUAL(u.g->train.epochs, 2);
+    CU_ASSERT_DOUBLE_EQUAL(u.g->train.lr, 0.01, 1e-12);
+    unit_free(&u);
+}
+
+static void test_lower_numbered_layers(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [4]\ntarget t: [2]\nh = dense(relu(dense(x, 3)), 2)\n"
+                                     "loss = mse(h, t) + sum(h.0.weight * h.0.weight)\n", "shapes"), 0);
+    CU_ASSERT_PTR_NOT_NULL(named(&u, "h.0.weight"));
+    CU_ASSERT_PTR_NOT_NULL(named(&u, "h.1.bias"));
+    CU_ASSERT_PTR_NULL(named(&u, "h.weight"));
+    unit_free(&u);
+}
+
+static void test_lower_errors(void) {
+    unit u;
+    int errors = compile_upto(&u, "model m\ninput x: [4]\nh = relu(xx)\nh = tanh(x)\nz = foo(x)\n"
+                                  "w = dense(x)\nloss = sum(x)\n", "lower");
+    CU_ASSERT_EQUAL(errors, 4);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "unknown name 'xx'; did you mean 'x'?"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "'h' is already bound"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "unknown function 'foo'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "'dense' takes 2 arguments, got 1"));
+    unit_free(&u);
+}
+
+static void test_lower_train_errors(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [1]\nloss = sum(x)\n"
+                                     "train { batch = 0\n speed = 3\n optimizer = adamw(0.1) }\n", "lower"), 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "batch must be an integer"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "unknown train setting 'speed'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "unknown optimizer"));
+    unit_free(&u);
+}
+
+/* ---- shapes ----------------------------------------------------------------------- */
+
+static void test_shape_broadcast(void) {
+    ir_shape a = {2, {3, 1}}, b = {1, {4}}, c = {2, {2, 4}}, r;
+    CU_ASSERT_EQUAL(shape_broadcast(&a, &b, &r), 0);
+    CU_ASSERT_EQUAL(r.rank, 2);
+    CU_ASSERT_EQUAL(r.dim[0], 3);
+    CU_ASSERT_EQUAL(r.dim[1], 4);
+    CU_ASSERT_EQUAL(shape_broadcast(&a, &c, &r), -1);
+    ir_shape s = {0, {0}};
+    CU_ASSERT_EQUAL(shape_broadcast(&s, &c, &r), 0);
+    CU_ASSERT(ir_shape_eq(&r, &c));
+}
+
+static void test_shape_matmul_forms(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [5]\ninput X: [3, 5]\nparam W: [4, 5]\nparam V: [5, 2]\n"
+                                     "a = W @ x\nb = X @ V\nc = x @ V\nd = x @ x\nloss = sum(a) + sum(b) + sum(c) + d\n",
+                                 "shapes"), 0);
+    ir_node *a = named(&u, "a"), *b = named(&u, "b"), *c = named(&u, "c"), *d = named(&u, "d");
+    CU_ASSERT(a->batched && a->shape.rank == 1 && a->shape.dim[0] == 4);
+    CU_ASSERT(b->shape.rank == 2 && b->shape.dim[0] == 3 && b->shape.dim[1] == 2);
+    CU_ASSERT(c->shape.rank == 1 && c->shape.dim[0] == 2);
+    CU_ASSERT(d->shape.rank == 0);
+    unit_free(&u);
+}
+
+static void test_shape_errors(void) {
+    unit u;
+    int errors = compile_upto(&u, "model m\ninput x: [256]\nlabel y: class(10)\nparam W: [3, 4]\n"
+                                  "h = dense(x, 128) + x\nz = W @ x\nq = x + y\nloss = cross_entropy(dense(x, 9), y)\n",
+                              "shapes");
+    CU_ASSERT_EQUAL(errors, 4);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:5:19: error: shape mismatch in '+': [128] and [256]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "inner dimensions 4 and 256 differ"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "label 'y' holds class indices"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "9 classes but 'y' is class(10)"));
+    unit_free(&u);
+}
+
+static void test_shape_loss_scalar(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [3]\nloss = x * 2\n", "shapes"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "the loss must be a scalar per example, but it is [3]"));
+    unit_free(&u);
+}
+
+/* ---- autodiff --------------------------------------------------------------------- */
+
+static void test_grad_sums_shared_tensor(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [6]\nparam w: [6]\na = x * w\n"
+                                     "loss = sum(exp(a) + a * a)\n", "grad"), 0);
+    ir_node *a = named(&u, "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a->grad);
+    CU_ASSERT_EQUAL(a->grad->op, OP_ADD);      /* three uses of a: contributions added */
+    CU_ASSERT_EQUAL(a->grad->pass, IR_BWD);
+    CU_ASSERT_PTR_EQUAL(a->grad->grad_of, a);
+    ir_node *w = named(&u, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w->grad);
+    CU_ASSERT_EQUAL(w->grad->op, OP_SUM_TO);   /* w is broadcast over the batch */
+    CU_ASSERT_FALSE(w->grad->batched);
+    CU_ASSERT_EQUAL(u.g->fwd_count < u.g->nodes.n, 1);
+    unit_free(&u);
+}
+
+static void test_grad_dense_products(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, MLP, "grad"), 0);
+    ir_node *w = named(&u, "h1.weight");
+    CU_ASSERT_EQUAL(w->grad->op, OP_MATMUL);
+    CU_ASSERT_TRUE(w->grad->mm.ta);            /* dW = dYᵀ X */
+    CU_ASSERT_EQUAL(w->grad->shape.dim[0], 256);
+    CU_ASSERT_EQUAL(w->grad->shape.dim[1], 784);
+    ir_node *x = named(&u, "x");
+    CU_ASSERT_PTR_NULL(x->grad);               /* no `grad` on the input: not computed */
+    unit_free(&u);
+}
+
+/* ---- fusion, plan, names --------------------------------------------------------- */
+
+static void test_fuse_chain(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [8]\ntarget t: [8]\nparam w: [8]\n"
+                                     "loss = sum((x * w + 1 - t) ^ 2)\n", "fuse"), 0);
+    int inlined = 0, stored_fwd = 0;
+    for (int i = 0; i < u.g->fwd_count; i++) {
+        ir_node *n = ir_at(u.g, i);
+        if (ir_is_elementwise(n) && n->mem == MEM_NONE) inlined++;
+        if (ir_is_elementwise(n) && n->mem == MEM_ACT) stored_fwd++;
+    }
+    CU_ASSERT(inlined >= 2);                   /* the chain is one loop ... */
+    CU_ASSERT(stored_fwd <= 1);                /* ... storing only what backward reads */
+    unit_free(&u);
+}
+
+static void test_plan_layout(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, MLP, "plan"), 0);
+    for (int i = 0; i < u.g->params.n; i++) {
+        ir_node *p = u.g->params.v[i];
+        CU_ASSERT_EQUAL(p->offset % 16, 0);
+        CU_ASSERT_EQUAL(p->grad->mem, MEM_GRAD);
+        CU_ASSERT_EQUAL(p->grad->offset, p->offset);
+    }
+    CU_ASSERT(u.g->param_size >= 784 * 256 + 256 + 256 * 10 + 10);
+    CU_ASSERT(u.g->act_size > 0);
+    unit_free(&u);
+}
+
+static void test_names_hostile(void) {
+    CU_ASSERT_TRUE(names_reserved("int"));
+    CU_ASSERT_TRUE(names_reserved("I"));
+    CU_ASSERT_TRUE(names_reserved("cblas_sgemm"));
+    CU_ASSERT_TRUE(names_reserved("free"));
+    CU_ASSERT_FALSE(names_reserved("h1"));
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model main\ninput I: [3]\ntarget NULL: [3]\nint = dense(I, 3)\n"
+                                     "free = tanh(int)\nloss = mse(free, NULL)\n", "names"), 0);
+    CU_ASSERT_STRING_EQUAL(named(&u, "I")->cname, "I_");
+    CU_ASSERT_STRING_EQUAL(named(&u, "int.weight")->cname, "int_weight");
+    CU_ASSERT_STRING_EQUAL(named(&u, "free")->cname, "free_");
+    unit_free(&u);
+}
+
+static void test_emit_readable(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, MLP, "names"), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    emit_opts o = {"mlp.h", "mlp.nn", NULL, 0};
+    CU_ASSERT_EQUAL(emit_c(u.g, f, &o), 0);
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "static void mlp_forward(mlp *m, int n)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "static void mlp_backward(mlp *m, int n)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 784, n,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "/* line 4: h1 = relu(dense(x, 256)) */"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "float *restrict dh1_weight = m->grads + 0;"));
+    /* the training step allocates nothing: malloc-family calls appear only in mlp_new */
+    char *fwd = strstr(text, "static void mlp_forward"), *api = strstr(text, "/* ---- the API");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fwd);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(api);
+    *api = 0;
+    CU_ASSERT_PTR_NULL(strstr(fwd, "alloc("));
+    free(text);
+    unit_free(&u);
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return CU_get_error();
+    struct { const char *suite; const char *name; CU_TestFunc fn; } tests[] = {
+        {"parser", "statements", test_parse_statements},
+        {"parser", "precedence", test_parse_precedence},
+        {"parser", "locations and recovery", test_parse_locations_and_recovery},
+        {"parser", "binary garbage", test_parse_garbage},
+        {"parser", "comments and semicolons", test_parse_comments_semicolons},
+        {"lower", "layer parameters", test_lower_layer_params},
+        {"lower", "numbered layers", test_lower_numbered_layers},
+        {"lower", "errors", test_lower_errors},
+        {"lower", "train errors", test_lower_train_errors},
+        {"shapes", "broadcast", test_shape_broadcast},
+        {"shapes", "matmul forms", test_shape_matmul_forms},
+        {"shapes", "errors", test_shape_errors},
+        {"shapes", "scalar loss", test_shape_loss_scalar},
+        {"grad", "shared tensor sums", test_grad_sums_shared_tensor},
+        {"grad", "dense products", test_grad_dense_products},
+        {"fuse", "elementwise chain", test_fuse_chain},
+        {"plan", "layout", test_plan_layout},
+        {"names", "hostile names", test_names_hostile},
+        {"emit", "readable C", test_emit_readable},
+    };
+    CU_pSuite suite = NULL;
+    const char *current = "";
+    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+        if (strcmp(current, tests[i].suite)) {
+            current = tests[i].suite;
+            suite = CU_add_suite(current, NULL, NULL);
+        }
+        CU_add_test(suite, tests[i].name, tests[i].fn);
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    int failed = (int)CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return failed != 0 || CU_get_error();
+}

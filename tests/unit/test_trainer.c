@@ -1,0 +1,689 @@
+/* test_trainer.c — CUnit tests of data loading (runtime/data.c) and the trainer program
+ * (runtime/trainer.c), driven by the hand-written models of toy_model.c.
+ *
+ * Every test writes its files into one mkdtemp directory and runs nnr_main in-process
+ * with stdout and stderr redirected to files, so it checks exactly what a user sees.
+ */
+#include <CUnit/Basic.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "nnr.h"
+#include "toy_model.h"
+
+static char dir[64];
+
+/* dir/name, in one of a few rotating buffers so several can appear in one call. */
+static const char *at(const char *name) {
+    static char buf[8][512];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, 512, "%s/%s", dir, name);
+    return p;
+}
+
+static int setup(void) { return mkdtemp(strcpy(dir, "/tmp/test_trainer_XXXXXX")) ? 0 : -1; }
+
+static int teardown(void) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(at(e->d_name));
+    closedir(d);
+    return rmdir(dir);
+}
+
+/* ---- writing test files ------------------------------------------------------------- */
+
+/* An IDX file; data is host-order and written big-endian; gz compresses. */
+static void write_idx(const char *path, int gz, unsigned char type, int rank,
+                      const uint32_t *dims, const void *data, size_t esize) {
+    gzFile g = gzopen(path, gz ? "wb" : "wbT");
+    CU_ASSERT_FATAL(g != NULL);
+    unsigned char head[4] = {0, 0, type, (unsigned char)rank};
+    gzwrite(g, head, 4);
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        unsigned char be[4] = {dims[i] >> 24, dims[i] >> 16 & 255, dims[i] >> 8 & 255, dims[i] & 255};
+        gzwrite(g, be, 4);
+        n *= dims[i];
+    }
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = (const unsigned char *)data + i * esize;
+        for (size_t b = 0; b < esize; b++) gzwrite(g, p + esize - 1 - b, 1);
+    }
+    CU_ASSERT_FATAL(gzclose(g) == Z_OK);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+static nnr_tensor tensor(const char *name, nnr_dtype dt, int rank, const int64_t *shape,
+                         const void *data) {
+    nnr_tensor t = {(char *)name, dt, rank, {0}, (void *)data};
+    memcpy(t.shape, shape, (size_t)rank * sizeof *shape);
+    return t;
+}
+
+static char *read_all(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return calloc(1, 1);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    s[fread(s, 1, (size_t)n, f)] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* ---- running the trainer ------------------------------------------------------------ */
+
+static char *out_text, *err_text;      /* what the last run printed */
+
+static int run_argv(const nnr_model_info *info, int argc, char **argv) {
+    free(out_text);
+    free(err_text);
+    fflush(stdout);
+    fflush(stderr);
+    int saved_out = dup(1), saved_err = dup(2);
+    int fo = open(at("stdout.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fe = open(at("stderr.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    close(fo);
+    close(fe);
+    int rc = nnr_main(info, argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(saved_out);
+    close(saved_err);
+    out_text = read_all(at("stdout.txt"));
+    err_text = read_all(at("stderr.txt"));
+    return rc;
+}
+
+static int run(const nnr_model_info *info, ...) {
+    char *argv[64] = {"m"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, info);
+    for (char *a; (a = va_arg(ap, char *));) argv[argc++] = a;
+    va_end(ap);
+    return run_argv(info, argc, argv);
+}
+#define RUN(...) run(__VA_ARGS__, (char *)NULL)
+
+/* The line `back` lines from the end of text (0: the last), copied out. */
+static const char *line_from_end(const char *text, int back) {
+    static char buf[4096];
+    const char *end = text + strlen(text);
+    if (end > text && end[-1] == '\n') end--;
+    for (;;) {
+        const char *start = end;
+        while (start > text && start[-1] != '\n') start--;
+        if (back-- == 0 || start == text) {
+            snprintf(buf, sizeof buf, "%.*s", (int)(end - start), start);
+            return buf;
+        }
+        end = start - 1;
+    }
+}
+
+static int count_lines(const char *text, const char *prefix) {
+    int n = 0;
+    for (const char *p = text; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+        n += strncmp(p, prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+/* The number after `key` in text, NAN when key is absent. */
+static double number_after(const char *text, const char *key) {
+    const char *p = strstr(text, key);
+    return p ? strtod(p + strlen(key), NULL) : NAN;
+}
+
+static const unsigned need_xy = 1u << NNR_IO_INPUT | 1u << NNR_IO_LABEL;
+
+/* Loads specs into d for toy_cls; returns nnr_data_load's result. */
+static int load(const nnr_model_info *info, unsigned need, nnr_dataset *d, int n, ...) {
+    const char *specs[8];
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) specs[i] = va_arg(ap, const char *);
+    va_end(ap);
+    return nnr_data_load(info, n, specs, need, d);
+}
+
+/* Loading fails and the message holds every one of the given fragments. */
+static void expect_error(int rc, ...) {
+    CU_ASSERT_EQUAL(rc, -1);
+    va_list ap;
+    va_start(ap, rc);
+    for (const char *s; (s = va_arg(ap, const char *));) {
+        if (!strstr(nnr_error(), s)) printf("\nmessage '%s' lacks '%s'\n", nnr_error(), s);
+        CU_ASSERT_PTR_NOT_NULL(strstr(nnr_error(), s));
+    }
+    va_end(ap);
+}
+#define EXPECT_ERROR(rc, ...) expect_error(rc, __VA_ARGS__, (const char *)NULL)
+
+/* ---- data loading ------------------------------------------------------------------- */
+
+/* Six 2x2 ubyte images (pixel i*10 + j) and their labels i % 3. */
+static void write_mnist_like(const char *images, const char *labels, int gz_labels) {
+    uint8_t px[24], lab[6];
+    for (int i = 0; i < 24; i++) px[i] = (uint8_t)(i / 4 * 10 + i % 4);
+    for (int i = 0; i < 6; i++) lab[i] = (uint8_t)(i % 3);
+    write_idx(images, 0, 0x08, 3, (uint32_t[]){6, 2, 2}, px, 1);
+    write_idx(labels, gz_labels, 0x08, 1, (uint32_t[]){6}, lab, 1);
+}
+
+static void check_mnist_like(const nnr_dataset *d) {
+    CU_ASSERT_EQUAL_FATAL(d->n, 6);
+    CU_ASSERT_EQUAL(d->ncol, 2);
+    const float *x = d->col[0];
+    const int32_t *y = d->col[1];
+    for (int i = 0; i < 24; i++) CU_ASSERT_EQUAL(x[i], (float)((i / 4 * 10 + i % 4) / 255.0));
+    for (int i = 0; i < 6; i++) CU_ASSERT_EQUAL(y[i], i % 3);
+}
+
+static void test_load_idx(void) {
+    char xs[300], ys[300];
+    nnr_dataset d;
+    write_mnist_like(at("imgs-idx3-ubyte"), at("labels-idx1-ubyte.gz"), 1);
+    snprintf(xs, sizeof xs, "x=%s", at("imgs-idx3-ubyte"));
+    snprintf(ys, sizeof ys, "y=%s", at("labels-idx1-ubyte.gz"));
+    CU_ASSERT_EQUAL_FATAL(load(&toy_cls_info, need_xy, &d, 2, xs, ys), 0);
+    check_mnist_like(&d);
+    nnr_data_free(&d);
+
+    /* names that say nothing: the content decides */
+    write_mnist_like(at("imgs.bin"), at("labels.dat"), 1);
+    snprintf(xs, sizeof xs, "x=%s", at("imgs.bin"));
+    snprintf(ys, sizeof ys, "y=%s", at("labels.dat"));
+    CU_ASSERT_EQUAL_FATAL(load(&toy_cls_info, need_xy, &d, 2, ys, xs), 0);
+    check_mnist_like(&d);
+    nnr_data_free(&d);
+
+    /* int32 labels, big-endian on disk */
+    int32_t lab[6] = {2, 1, 0, 2, 1, 0};
+    write_idx(at("l32.idx"), 0, 0x0C, 1, (uint32_t[]){6}, lab, 4);
+    snprintf(ys, sizeof ys, "y=%s", at("l32.idx"));
+    CU_ASSERT_EQUAL_FATAL(load(&toy_cls_info, need_xy, &d, 2, xs, ys), 0);
+    CU_ASSERT_EQUAL(((int32_t *)d.col[1])[0], 2);
+    CU_ASSERT_EQUAL(((int32_t *)d.col[1])[4], 1);
+    nnr_data_free(&d);
+}
+
+static void test_load_safetensors(void) {
+    double x[20];
+    int64_t y[5] = {0, 1, 2, 1, 0};
+    float junk[2] = {1, 2};
+    for (int i = 0; i < 20; i++) x[i] = i * 0.25 - 1;
+    nnr_tensor ts[3] = {tensor("junk", NNR_F32, 1, (int64_t[]){2}, junk),
+                        tensor("y", NNR_I64, 1, (int64_t[]){5}, y),
+                        tensor("x", NNR_F64, 2, (int64_t[]){5, 4}, x)};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("data.safetensors"), ts, 3, NULL, 0), 0);
+    nnr_dataset d;
+    CU_ASSERT_EQUAL_FATAL(load(&toy_cls_info, need_xy, &d, 1, at("data.safetensors")), 0);
+    CU_ASSERT_EQUAL(d.n, 5);
+    for (int i = 0; i < 20; i++) CU_ASSERT_EQUAL(((float *)d.col[0])[i], (float)x[i]);
+    for (int i = 0; i < 5; i++) CU_ASSERT_EQUAL(((int32_t *)d.col[1])[i], y[i]);
+    nnr_data_free(&d);
+
+    /* NAME=FILE: the tensor of that name, or a file's only tensor whatever its name */
+    float img[20];
+    for (int i = 0; i < 20; i++) img[i] = (float)i;
+    nnr_tensor only = tensor("images", NNR_F32, 3, (int64_t[]){5, 2, 2}, img);
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("images.safetensors"), &only, 1, NULL, 0), 0);
+    char xs[300], ys[300];
+    snprintf(xs, sizeof xs, "x=%s", at("images.safetensors"));
+    snprintf(ys, sizeof ys, "y=%s", at("data.safetensors"));
+    CU_ASSERT_EQUAL_FATAL(load(&toy_cls_info, need_xy, &d, 2, xs, ys), 0);
+    CU_ASSERT_EQUAL(((float *)d.col[0])[7], 7.0f);
+    CU_ASSERT_EQUAL(((int32_t *)d.col[1])[2], 2);
+    nnr_data_free(&d);
+
+    /* only the kinds asked for come from a bare file */
+    CU_ASSERT_EQUAL_FATAL(load(&toy_cls_info, 1u << NNR_IO_INPUT, &d, 1, at("data.safetensors")), 0);
+    CU_ASSERT_PTR_NOT_NULL(d.col[0]);
+    CU_ASSERT_PTR_NULL(d.col[1]);
+    nnr_data_free(&d);
+}
+
+static void test_load_csv(void) {
+    write_text(at("x.csv"), "a,b,c,d\n0.5,1,2,3\n-1,0,0,1e-3\n4,5,6,7\n");
+    write_text(at("y.csv"), "label\n0\n2\n1\n");
+    char xs[300], ys[300];
+    snprintf(xs, sizeof xs, "x=%s", at("x.csv"));
+    snprintf(ys, sizeof ys, "y=%s", at("y.csv"));
+    nnr_dataset d;
+    CU_ASSERT_EQUAL_FATAL(load(&toy_cls_info, need_xy, &d, 2, xs, ys), 0);
+    CU_ASSERT_EQUAL(d.n, 3);
+    CU_ASSERT_EQUAL(((float *)d.col[0])[0], 0.5f);
+    CU_ASSERT_EQUAL(((float *)d.col[0])[7], 1e-3f);
+    CU_ASSERT_EQUAL(((int32_t *)d.col[1])[1], 2);
+    nnr_data_free(&d);
+
+    write_text(at("yfrac.csv"), "0\n1.5\n1\n");
+    snprintf(ys, sizeof ys, "y=%s", at("yfrac.csv"));
+    EXPECT_ERROR(load(&toy_cls_info, need_xy, &d, 2, xs, ys), "yfrac.csv", "label 1.5 at example 1",
+                 "not an integer");
+}
+
+static void test_load_errors(void) {
+    char xs[300], ys[300], bad[300];
+    nnr_dataset d;
+    write_mnist_like(at("e-imgs-idx3-ubyte"), at("e-labels-idx1-ubyte"), 0);
+    snprintf(xs, sizeof xs, "x=%s", at("e-imgs-idx3-ubyte"));
+    snprintf(ys, sizeof ys, "y=%s", at("e-labels-idx1-ubyte"));
+
+    snprintf(bad, sizeof bad, "foo=%s", at("e-imgs-idx3-ubyte"));
+    EXPECT_ERROR(load(&toy_cls_info, need_xy, &d, 2, bad, ys), "unknown tensor 'foo'",
+                 "the model has x, y");
+
+    uint8_t px[36] = {0};
+    write_idx(at("wide.idx"), 0, 0x08, 3, (uint32_t[]){6, 2, 3}, px, 1);
+    snprintf(bad, sizeof bad, "x=%s", at("wide.idx"));
+    EXPECT_ERROR(load(&toy_cls_info, need_xy, &d, 2, bad, ys), "wide.idx",
+                 "4 elements per example expected for input 'x', the file has 2x3=6");
+
+    uint8_t five[5] = {0, 1, 2, 0, 1};
+    write_idx(at("five.idx"), 0, 0x08, 1, (uint32_t[]){5}, five, 1);
+    snprintf(bad, sizeof bad, "y=%s", at("five.idx"));
+    EXPECT_ERROR(load(&toy_cls_info, need_xy, &d, 2, xs, bad), "'x' has 6 examples",
+                 "'y' has 5", "five.idx");
+
+    uint8_t big[6] = {0, 1, 2, 0, 7, 1};
+    write_idx(at("big.gz"), 1, 0x08, 1, (uint32_t[]){6}, big, 1);
+    snprintf(bad, sizeof bad, "y=%s", at("big.gz"));
+    EXPECT_ERROR(load(&toy_cls_info, need_xy, &d, 2, xs, bad), "big.gz",
+                 "label 7 at example 4 is outside [0, 3)");
+
+    EXPECT_ERROR(load(&toy_cls_info, need_xy, &d, 1, xs), "no data for label 'y'", "y=FILE");
+
+    float inf[8] = {0, 0, 0, 0, 1, INFINITY, 0, 0};
+    nnr_tensor t = tensor("x", NNR_F32, 2, (int64_t[]){2, 4}, inf);
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("inf.safetensors"), &t, 1, NULL, 0), 0);
+    EXPECT_ERROR(load(&toy_cls_info, 1u << NNR_IO_INPUT, &d, 1, at("inf.safetensors")),
+                 "inf.safetensors", "non-finite value at example 1");
+
+    EXPECT_ERROR(load(&toy_cls_info, need_xy, &d, 1, at("e-imgs-idx3-ubyte")),
+                 "e-imgs-idx3-ubyte", "not a safetensors file");
+    EXPECT_ERROR(load(&toy_cls_info, need_xy, &d, 3, xs, ys, xs), "'x' is given twice");
+    EXPECT_ERROR(load(&toy_cls_info, need_xy, &d, 2, "x=/nonexistent/a.idx", ys),
+                 "/nonexistent/a.idx");
+
+    nnr_tensor other = tensor("a", NNR_F32, 2, (int64_t[]){2, 4}, inf);
+    nnr_tensor pair[2] = {other, tensor("b", NNR_F32, 2, (int64_t[]){2, 4}, inf)};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("ab.safetensors"), pair, 2, NULL, 0), 0);
+    snprintf(bad, sizeof bad, "x=%s", at("ab.safetensors"));
+    EXPECT_ERROR(load(&toy_cls_info, need_xy, &d, 1, bad), "ab.safetensors", "no tensor 'x'");
+}
+
+/* Ten examples whose x row i holds i*10 + j and y = i % 3, from a bare file. */
+static void load_ten(nnr_dataset *d) {
+    float x[40];
+    int32_t y[10];
+    for (int i = 0; i < 40; i++) x[i] = (float)(i / 4 * 10 + i % 4);
+    for (int i = 0; i < 10; i++) y[i] = i % 3;
+    nnr_tensor ts[2] = {tensor("x", NNR_F32, 2, (int64_t[]){10, 4}, x),
+                        tensor("y", NNR_I32, 1, (int64_t[]){10}, y)};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("ten.safetensors"), ts, 2, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(load(&toy_cls_info, need_xy, d, 1, at("ten.safetensors")), 0);
+}
+
+static void test_split(void) {
+    nnr_dataset d, val;
+    load_ten(&d);
+    CU_ASSERT_EQUAL_FATAL(nnr_data_split(&toy_cls_info, &d, 0.2, &val), 0);
+    CU_ASSERT_EQUAL(d.n, 8);
+    CU_ASSERT_EQUAL(val.n, 2);
+    CU_ASSERT_EQUAL(((float *)d.col[0])[7 * 4], 70.0f);        /* the head stays */
+    CU_ASSERT_EQUAL(((float *)val.col[0])[0], 80.0f);          /* the tail moves */
+    CU_ASSERT_EQUAL(((float *)val.col[0])[7], 93.0f);
+    CU_ASSERT_EQUAL(((int32_t *)val.col[1])[1], 9 % 3);
+    nnr_data_free(&val);
+    EXPECT_ERROR(nnr_data_split(&toy_cls_info, &d, 1.0, &val), "validation split 1");
+    EXPECT_ERROR(nnr_data_split(&toy_cls_info, &d, 1e-18, &val), "empty validation set");
+    nnr_data_free(&d);
+}
+
+static void test_gather(void) {
+    nnr_dataset d;
+    load_ten(&d);
+    float x[3 * 4];
+    int32_t y[3];
+    void *dst[2] = {x, y};
+    int64_t idx[3] = {3, 0, 9};
+    nnr_data_gather(&toy_cls_info, &d, idx, 3, dst);
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 4; j++) CU_ASSERT_EQUAL(x[i * 4 + j], (float)(idx[i] * 10 + j));
+        CU_ASSERT_EQUAL(y[i], idx[i] % 3);
+    }
+    nnr_data_free(&d);
+}
+
+/* ---- the trainer -------------------------------------------------------------------- */
+
+/* n examples of three well separated classes in 4-D, as a bare safetensors file. */
+static void write_blobs(const char *path, int n, uint64_t seed) {
+    float *x = malloc((size_t)n * 4 * sizeof *x);
+    int32_t *y = malloc((size_t)n * sizeof *y);
+    nnr_rng r;
+    nnr_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        y[i] = i % 3;
+        for (int j = 0; j < 4; j++) x[i * 4 + j] = (float)(2.0 * (j == y[i]) + 0.3 * nnr_rng_normal(&r));
+    }
+    nnr_tensor ts[2] = {tensor("x", NNR_F32, 2, (int64_t[]){n, 4}, x),
+                        tensor("y", NNR_I32, 1, (int64_t[]){n}, y)};
+    CU_ASSERT_EQUAL(nnr_st_write(path, ts, 2, NULL, 0), 0);
+    free(x);
+    free(y);
+}
+
+static void test_train(void) {
+    write_blobs(at("train.safetensors"), 240, 1);
+    write_blobs(at("test.safetensors"), 60, 2);
+    int rc = RUN(&toy_cls_info, "train", "--train", at("train.safetensors"), "--test",
+                 at("test.safetensors"), "--epochs", "5", "--lr", "0.2", "--log", at("run.csv"),
+                 "--save", at("ck.safetensors"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(count_lines(out_text, "epoch "), 5);
+    const char *first = strstr(out_text, "epoch 1/5  train_loss ");
+    const char *last = strstr(out_text, "epoch 5/5  train_loss ");
+    CU_ASSERT_FATAL(first && last);
+    CU_ASSERT(number_after(first, "train_loss ") > number_after(last, "train_loss "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(first, "  test_loss "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(first, "  test_accuracy "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(first, "  time "));
+    CU_ASSERT_STRING_EQUAL(line_from_end(out_text, 0), "test accuracy: 1.0000");
+    CU_ASSERT(number_after(line_from_end(out_text, 0), "test accuracy: ") >= 0.95);
+    CU_ASSERT_STRING_EQUAL(err_text, "");           /* no bar when stderr is a file */
+
+    char *log = read_all(at("run.csv"));
+    CU_ASSERT_EQUAL(strncmp(log, "epoch,train_loss,test_loss,test_accuracy,seconds\n", 49), 0);
+    CU_ASSERT_EQUAL(count_lines(log, ""), 6);
+    CU_ASSERT_EQUAL(count_lines(log, "3,"), 1);
+    CU_ASSERT_EQUAL(strncmp(line_from_end(log, 0), "5,", 2), 0);
+    free(log);
+
+    /* a validation split without a test set: val columns, empty test fields */
+    rc = RUN(&toy_cls_info, "train", "--train", at("train.safetensors"), "--epochs", "2",
+             "--val-split", "0.25", "--log", at("run2.csv"), "--seed", "9");
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "epoch 2/2  train_loss "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "  val_loss "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "  val_accuracy "));
+    CU_ASSERT_PTR_NULL(strstr(out_text, "test"));
+    char *first_run = strdup(out_text);
+    log = read_all(at("run2.csv"));
+    CU_ASSERT_EQUAL(strncmp(log, "epoch,train_loss,test_loss,test_accuracy,seconds,val_loss,val_accuracy\n", 71), 0);
+    CU_ASSERT_EQUAL(count_lines(log, ""), 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "\n1,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(strstr(log, "\n1,") + 3, ",,,"));
+    free(log);
+
+    /* the same seed gives the same run, up to the timings */
+    rc = RUN(&toy_cls_info, "train", "--train", at("train.safetensors"), "--epochs", "2",
+             "--val-split", "0.25", "--seed", "9");
+    CU_ASSERT_EQUAL(rc, 0);
+    for (char *a = first_run, *b = out_text; a && b; a = strstr(a + 1, "epoch "), b = strstr(b + 1, "epoch "))
+        CU_ASSERT_EQUAL(strncmp(a, b, (size_t)(strstr(a, "time") - a)), 0);
+    free(first_run);
+
+    /* training resumes from a checkpoint */
+    rc = RUN(&toy_cls_info, "train", "--train", at("train.safetensors"), "--test",
+             at("test.safetensors"), "--epochs", "1", "--load", at("ck.safetensors"));
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT(number_after(out_text, "train_loss ") < 0.5);
+}
+
+static void test_eval(void) {
+    int rc = RUN(&toy_cls_info, "eval", "--load", at("ck.safetensors"), "--test", at("test.safetensors"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(strncmp(line_from_end(out_text, 1), "loss: ", 6), 0);
+    CU_ASSERT_EQUAL(strncmp(line_from_end(out_text, 0), "accuracy: ", 10), 0);
+    CU_ASSERT(number_after(line_from_end(out_text, 0), "accuracy: ") >= 0.95);
+    CU_ASSERT(number_after(line_from_end(out_text, 1), "loss: ") < 0.5);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "confusion matrix (rows: true class, columns: predicted class)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "\n  0  20   0   0\n"));   /* 60 examples, all right */
+
+    /* a model without accuracy ends with its loss */
+    rc = RUN(&toy_reg_info, "init", "--save", at("reg.safetensors"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    double x[6] = {1, 2, 3, 4, 5, 6}, t[4] = {1, 0, 0, 1};
+    nnr_tensor ts[2] = {tensor("x", NNR_F64, 2, (int64_t[]){2, 3}, x),
+                        tensor("t", NNR_F64, 2, (int64_t[]){2, 2}, t)};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("regdata.safetensors"), ts, 2, NULL, 0), 0);
+    rc = RUN(&toy_reg_info, "eval", "--load", at("reg.safetensors"), "--test", at("regdata.safetensors"));
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(strncmp(line_from_end(out_text, 0), "loss: ", 6), 0);
+    CU_ASSERT_PTR_NULL(strstr(out_text, "accuracy"));
+}
+
+static void test_predict(void) {
+    char xs[300];
+    snprintf(xs, sizeof xs, "x=%s", at("test.safetensors"));
+    int rc = RUN(&toy_cls_info, "predict", "--load", at("ck.safetensors"), "--input", xs, "--out",
+                 at("pred.csv"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(out_text, "");
+    char *csv = read_all(at("pred.csv"));
+    CU_ASSERT_EQUAL(strncmp(csv, "probs_0,probs_1,probs_2\n", 24), 0);
+    CU_ASSERT_EQUAL(count_lines(csv, ""), 61);
+    int good = 0;
+    for (const char *p = strchr(csv, '\n') + 1; *p; p = strchr(p, '\n') + 1) {
+        char *end;
+        double a = strtod(p, &end), b = strtod(end + 1, &end), c = strtod(end + 1, &end);
+        good += fabs(a + b + c - 1) < 1e-5 && *end == '\n';
+    }
+    CU_ASSERT_EQUAL(good, 60);
+    free(csv);
+
+    /* to stdout, from a bare file whose labels predict does not need */
+    rc = RUN(&toy_cls_info, "predict", "--load", at("ck.safetensors"), "--input", at("test.safetensors"));
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(count_lines(out_text, ""), 61);
+    CU_ASSERT_EQUAL(strncmp(out_text, "probs_0,probs_1,probs_2\n", 24), 0);
+}
+
+/* The gradient of the mean mse over n examples, as toy_reg defines it, computed here in
+ * one pass: the reference the chunked `grads` must match. */
+static void reg_reference(const double *w, const double *x, const double *t, int n,
+                          double *dw, double *db, double *dx, double *loss) {
+    memset(dw, 0, 6 * sizeof *dw);
+    memset(db, 0, 2 * sizeof *db);
+    memset(dx, 0, (size_t)n * 3 * sizeof *dx);
+    *loss = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++) {
+            double p = w[6 + k];
+            for (int j = 0; j < 3; j++) p += w[k * 3 + j] * x[i * 3 + j];
+            double d = p - t[i * 2 + k];
+            *loss += d * d / 2 / n;
+            double dp = d / n;                     /* 2 d / (2 n) */
+            db[k] += dp;
+            for (int j = 0; j < 3; j++) {
+                dw[k * 3 + j] += dp * x[i * 3 + j];
+                dx[i * 3 + j] += dp * w[k * 3 + j];
+            }
+        }
+}
+
+static int close_to(double a, double b) { return fabs(a - b) <= 1e-12 * fmax(1, fabs(b)); }
+
+static void test_grads(void) {
+    CU_ASSERT_EQUAL_FATAL(RUN(&toy_reg_info, "init", "--seed", "3", "--save", at("p.safetensors")), 0);
+    nnr_tensors p = {0};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_read(at("p.safetensors"), &p), 0);
+    CU_ASSERT_EQUAL(p.n, 2);
+    const nnr_tensor *pw = nnr_tensors_find(&p, "lin.weight"), *pb = nnr_tensors_find(&p, "lin.bias");
+    CU_ASSERT_FATAL(pw && pb);
+    CU_ASSERT_EQUAL(pw->rank, 2);
+    CU_ASSERT_EQUAL(pw->shape[1], 3);
+    double w[8];
+    memcpy(w, pw->data, 6 * sizeof(double));
+    memcpy(w + 6, pb->data, 2 * sizeof(double));
+
+    /* 20 examples: three chunks of the compiled batch of 8 */
+    enum { N = 20 };
+    double x[N * 3];
+    float t[N * 2];
+    nnr_rng r;
+    nnr_rng_seed(&r, 11);
+    for (int i = 0; i < N * 3; i++) x[i] = nnr_rng_normal(&r);
+    for (int i = 0; i < N * 2; i++) t[i] = (float)nnr_rng_normal(&r);
+    nnr_tensor ts[2] = {tensor("x", NNR_F64, 2, (int64_t[]){N, 3}, x),
+                        tensor("t", NNR_F32, 2, (int64_t[]){N, 2}, t)};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("b.safetensors"), ts, 2, NULL, 0), 0);
+    int rc = RUN(&toy_reg_info, "grads", "--params", at("p.safetensors"), "--batch",
+                 at("b.safetensors"), "--out", at("g.safetensors"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(strncmp(out_text, "loss: ", 6), 0);
+
+    nnr_tensors g = {0};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_read(at("g.safetensors"), &g), 0);
+    CU_ASSERT_EQUAL(g.n, 4);
+    const nnr_tensor *gw = nnr_tensors_find(&g, "lin.weight"), *gb = nnr_tensors_find(&g, "lin.bias"),
+                     *gx = nnr_tensors_find(&g, "x"), *gl = nnr_tensors_find(&g, "loss");
+    CU_ASSERT_FATAL(gw && gb && gx && gl);
+    CU_ASSERT_PTR_NULL(nnr_tensors_find(&g, "t"));
+    CU_ASSERT(gw->dtype == NNR_F64 && gw->rank == 2 && gw->shape[0] == 2 && gw->shape[1] == 3);
+    CU_ASSERT(gb->rank == 1 && gb->shape[0] == 2);
+    CU_ASSERT(gx->rank == 2 && gx->shape[0] == N && gx->shape[1] == 3);
+    CU_ASSERT_EQUAL(gl->rank, 0);
+
+    double t64[N * 2], dw[6], db[2], dx[N * 3], loss;
+    for (int i = 0; i < N * 2; i++) t64[i] = t[i];
+    reg_reference(w, x, t64, N, dw, db, dx, &loss);
+    int good = 0;
+    for (int i = 0; i < 6; i++) good += close_to(((double *)gw->data)[i], dw[i]);
+    for (int i = 0; i < 2; i++) good += close_to(((double *)gb->data)[i], db[i]);
+    for (int i = 0; i < N * 3; i++) good += close_to(((double *)gx->data)[i], dx[i]);
+    CU_ASSERT_EQUAL(good, 6 + 2 + N * 3);
+    CU_ASSERT(close_to(*(double *)gl->data, loss));
+    CU_ASSERT(close_to(number_after(out_text, "loss: "), loss));
+    nnr_tensors_free(&g);
+    nnr_tensors_free(&p);
+
+    /* F32 classifier, I64 labels: parameters and loss only, in F32 */
+    CU_ASSERT_EQUAL_FATAL(RUN(&toy_cls_info, "init", "--save", at("pc.safetensors")), 0);
+    float cx[12] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0};
+    int64_t cy[3] = {0, 1, 2};
+    nnr_tensor cb[2] = {tensor("x", NNR_F32, 2, (int64_t[]){3, 4}, cx),
+                        tensor("y", NNR_I64, 1, (int64_t[]){3}, cy)};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("cb.safetensors"), cb, 2, NULL, 0), 0);
+    rc = RUN(&toy_cls_info, "grads", "--params", at("pc.safetensors"), "--batch",
+             at("cb.safetensors"), "--out", at("cg.safetensors"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL_FATAL(nnr_st_read(at("cg.safetensors"), &g), 0);
+    CU_ASSERT_EQUAL(g.n, 3);
+    CU_ASSERT_PTR_NOT_NULL(nnr_tensors_find(&g, "lin.weight"));
+    CU_ASSERT_PTR_NOT_NULL(nnr_tensors_find(&g, "lin.bias"));
+    CU_ASSERT_PTR_NOT_NULL(nnr_tensors_find(&g, "loss"));
+    CU_ASSERT_EQUAL(nnr_tensors_find(&g, "loss")->dtype, NNR_F32);
+    nnr_tensors_free(&g);
+}
+
+static void test_gradcheck(void) {
+    int rc = RUN(&toy_reg_info, "gradcheck", "--tol", "1e-6");
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "  lin.weight  [2, 3]  checked 6  worst rel err "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "  lin.bias    [2]     checked 2  worst rel err "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "  x           [4, 3]  checked 12  worst rel err "));
+    CU_ASSERT_EQUAL(strncmp(line_from_end(out_text, 0), "gradcheck: worst rel err ", 25), 0);
+    CU_ASSERT(number_after(out_text, "gradcheck: worst rel err ") < 1e-6);
+
+    rc = RUN(&toy_reg_bad_info, "gradcheck", "--tol", "1e-3");
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT(number_after(out_text, "gradcheck: worst rel err ") > 0.1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "exceeds --tol"));
+
+    rc = RUN(&toy_cls_info, "gradcheck", "--samples", "0", "--tol", "2e-2", "--seed", "4");
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "  lin.weight  [3, 4]  checked 12  worst rel err "));
+
+    /* given parameters and batch, sampling 2 elements a tensor */
+    rc = RUN(&toy_cls_info, "gradcheck", "--params", at("pc.safetensors"), "--batch",
+             at("cb.safetensors"), "--samples", "2", "--tol", "2e-2");
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "  lin.weight  [3, 4]  checked 2  worst rel err "));
+
+    rc = RUN(&toy_reg_info, "gradcheck", "--batch", at("b.safetensors"));
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "more than the model's batch of 8"));
+}
+
+static void test_command_line(void) {
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "usage: m COMMAND"));
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "--help"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "m gradcheck"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "--val-split F"));
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "train", "-h"), 0);
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "frobnicate"), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "unknown command 'frobnicate'"));
+
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "train", "--bogus", "--train", at("train.safetensors")), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "unknown option '--bogus'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "usage: m train"));
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "eval", "--epochs", "3"), 2);      /* not eval's option */
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "train", "--epochs", "many", "--train", at("train.safetensors")), 2);
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "train", "--epochs"), 2);
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "eval", "--test", at("test.safetensors")), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "--load"));
+
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "train", "--train", "x=/nonexistent/x.idx", "y=/nonexistent/y.idx"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "m: --train: /nonexistent/x.idx"));
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "train", "--train=foo=a.idx"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "unknown tensor 'foo' in foo=a.idx; the model has x, y"));
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "eval", "--load", at("missing.safetensors"), "--test",
+                        at("test.safetensors")), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "missing.safetensors"));
+
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "summary"), 0);
+    CU_ASSERT_STRING_EQUAL(out_text, toy_cls_info.summary);
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return CU_get_error();
+    CU_pSuite s = CU_add_suite("trainer", setup, teardown);
+    if (!s) goto done;
+    /* order matters from test_train on: later tests use the checkpoint and files it writes */
+    CU_add_test(s, "load IDX, raw and gzip", test_load_idx);
+    CU_add_test(s, "load safetensors, bare and NAME=FILE", test_load_safetensors);
+    CU_add_test(s, "load CSV", test_load_csv);
+    CU_add_test(s, "loading errors name the file and tensor", test_load_errors);
+    CU_add_test(s, "validation split", test_split);
+    CU_add_test(s, "gather", test_gather);
+    CU_add_test(s, "train", test_train);
+    CU_add_test(s, "eval", test_eval);
+    CU_add_test(s, "predict", test_predict);
+    CU_add_test(s, "init and grads", test_grads);
+    CU_add_test(s, "gradcheck", test_gradcheck);
+    CU_add_test(s, "command line", test_command_line);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+done:
+    free(out_text);
+    free(err_text);
+    int failed = CU_get_number_of_failures() != 0;
+    CU_cleanup_registry();
+    return failed || CU_get_error();
+}
