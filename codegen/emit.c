@@ -357,8 +357,9 @@ static void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
     ir_node *x = n->in[0];
     ictx c = layout_ctx(x);
     c.mode = LOOP_NESTED;
-    fprintf(o, "    /* %s %s = %s summed over the axes it was broadcast along: %s */\n", n->cname,
-            shape_of(e, n), shape_of(e, x), math_of(n));
+    fprintf(o, "    /* %s %s = %s %s summed over the axes it was broadcast along%s */\n", n->cname,
+            shape_of(e, n), is_inline(x) ? "the gradient" : x->cname, shape_of(e, x),
+            n->batched ? "" : " (the batch too)");
     if (n->batched)
         fprintf(o, "    memset(%s, 0, (size_t)n * %lld * sizeof(%s));\n", mark(e, n), (long long)ir_numel(&n->shape), e->T);
     else

@@ -71,13 +71,14 @@ void fuse_plan(ir_graph *g) {
     for (int i = 0; i < nn; i++) {
         ir_node *n = ir_at(g, i);
         n->mem = MEM_NONE;
-        if (!n->in_train && !n->in_infer) continue;
+        /* inputs and parameters are part of the API even when the loss ignores them */
         switch (n->op) {
         case OP_INPUT: case OP_LABEL: case OP_TARGET: n->mem = MEM_EXTERN; continue;
         case OP_PARAM: n->mem = MEM_PARAM; continue;
         case OP_CONST: case OP_INV_N: continue;
         default: break;
         }
+        if (!n->in_train && !n->in_infer) continue;
         int inline_ok;
         if (index_free(n))      /* a literal can be read by any loop, not by a GEMM */
             inline_ok = by_gemm[i] == 0;

@@ -57,23 +57,26 @@ static int pass_fuse(compilation *c) { fuse_plan(c->g); return 0; }
 static int pass_plan(compilation *c) { plan_memory(c->g); return 0; }
 static int pass_names(compilation *c) { names_assign(c->g); return 0; }
 
-static const struct { const char *name; int (*run)(compilation *); } pipeline[] = {
-    {"parse", pass_parse},     /* grammar/nnc.y: text -> syntax tree */
-    {"lower", pass_lower},     /* dsl/lower.c: syntax tree -> forward IR */
-    {"shapes", pass_shapes},   /* dsl/shape.c: per-example shapes, broadcasting */
-    {"grad", pass_grad},       /* codegen/grad.c: reverse mode -> backward IR */
-    {"fuse", pass_fuse},       /* codegen/fuse.c: inlined vs materialized tensors */
-    {"plan", pass_plan},       /* codegen/plan.c: blocks and offsets */
-    {"names", pass_names},     /* codegen/names.c: C identifiers */
+/* `goes_on`: a pass whose errors leave a graph the next pass can still check (failed
+ * expressions become placeholders marked bad), so a file's name errors and shape errors
+ * are reported together. */
+static const struct { const char *name; int (*run)(compilation *); int goes_on; } pipeline[] = {
+    {"parse", pass_parse, 0},     /* grammar/nnc.y: text -> syntax tree */
+    {"lower", pass_lower, 1},     /* dsl/lower.c: syntax tree -> forward IR */
+    {"shapes", pass_shapes, 0},   /* dsl/shape.c: per-example shapes, broadcasting */
+    {"grad", pass_grad, 0},       /* codegen/grad.c: reverse mode -> backward IR */
+    {"fuse", pass_fuse, 0},       /* codegen/fuse.c: inlined vs materialized tensors */
+    {"plan", pass_plan, 0},       /* codegen/plan.c: blocks and offsets */
+    {"names", pass_names, 0},     /* codegen/names.c: C identifiers */
 };
 
 static int compile(compilation *c) {
     for (size_t i = 0; i < sizeof pipeline / sizeof *pipeline; i++) {
         int errors = pipeline[i].run(c);
         if (c->opt->dump_ir && c->g) ir_dump(c->g, stderr, pipeline[i].name);
-        if (errors) return -1;
+        if (errors && (!pipeline[i].goes_on || diag_too_many(&c->d))) return -1;
     }
-    return 0;
+    return c->d.errors ? -1 : 0;
 }
 
 /* ---- outputs ----------------------------------------------------------------------- */

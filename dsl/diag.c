@@ -13,22 +13,45 @@ void diag_init(diag *d, const source *src, FILE *out) {
 
 int diag_too_many(const diag *d) { return d->errors >= d->max_errors; }
 
+/* Length of the valid UTF-8 character at p (at most n bytes), or 0 when it is not one. */
+static int utf8_len(const unsigned char *p, int n) {
+    int len = p[0] < 0x80 ? 1 : (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3 : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (len == 0 || len > n || (len == 2 && p[0] < 0xC2)) return 0;
+    for (int i = 1; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    return len;
+}
+
+/* Prints the source line (a window of it around a far column) and a caret under the
+ * column.  Control bytes and invalid UTF-8 print as '?'; the caret line copies tabs. */
 static void quote_line(diag *d, loc at) {
     int n;
-    const char *p = source_line(d->src, at.line, &n);
+    const unsigned char *p = (const unsigned char *)source_line(d->src, at.line, &n);
     if (at.line < 1 || (n == 0 && at.col <= 1)) return;
-    fputs("    ", d->out);
-    for (int i = 0; i < n && i < 400; i++) {
-        unsigned char c = (unsigned char)p[i];
-        fputc(c == '\t' || c >= 0x20 ? c : '?', d->out);
-    }
-    fputs("\n    ", d->out);
-    /* columns count characters: skip UTF-8 continuation bytes */
-    for (int i = 0, col = 1; i < n && col < at.col && i < 400; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if ((c & 0xC0) == 0x80) continue;
-        fputc(c == '\t' ? '\t' : ' ', d->out);
+    int skip = at.col > 300 ? at.col - 200 : 0;    /* characters left out before the window */
+    int i = 0, col = 1;
+    while (i < n && col <= skip) {
+        int len = utf8_len(p + i, n - i);
+        i += len ? len : 1;
         col++;
+    }
+    fputs(skip ? "    ..." : "    ", d->out);
+    int start = i, caret = -1, width = 0;
+    for (int shown = 0; i < n && shown < 400; shown++) {
+        if (col == at.col) caret = width;
+        int len = utf8_len(p + i, n - i);
+        if (len > 1) fwrite(p + i, 1, (size_t)len, d->out);
+        else fputc(len == 1 && (p[i] >= 0x20 || p[i] == '\t') && p[i] != 0x7f ? p[i] : '?', d->out);
+        i += len ? len : 1;
+        col++;
+        width++;
+    }
+    if (caret < 0) caret = width;
+    fputs(skip ? "\n       " : "\n    ", d->out);
+    for (int k = start, c = 0; c < caret && k < n; c++) {
+        int len = utf8_len(p + k, n - k);
+        fputc(p[k] == '\t' ? '\t' : ' ', d->out);
+        k += len ? len : 1;
     }
     fputs("^\n", d->out);
 }

@@ -86,6 +86,7 @@ struct ir_node {
     ir_pass     pass;
     ir_role     role;
     const char *name;       /* user-visible name, or NULL */
+    const char *what;       /* the function the user wrote, when it is not the op (mse's '-') */
     loc         at;         /* where in the source */
     int         stmt_line;  /* the .nn line of the statement it comes from */
     ir_node    *grad_of;    /* backward: the node whose gradient this is (when whole) */

@@ -59,7 +59,7 @@ static int edit_distance(const char *a, const char *b) {
 
 static const char *closest_name(lower *L, const char *name) {
     const char *best = NULL;
-    int bestd = (int)strlen(name) / 3 + 1;
+    int bestd = (int)strlen(name) / 3 > 1 ? (int)strlen(name) / 3 : 1;   /* a typo, not another name */
     for (int h = 0; h < 256; h++)
         for (binding *b = L->table[h]; b; b = b->next) {
             int dist = edit_distance(name, b->name);
@@ -117,8 +117,12 @@ static int gather_args(lower *L, const ast_expr *call, int minpos, int maxpos,
     for (const ast_arg *a = call->args; a; a = a->next) {
         if (!a->key) {
             if (ca->npos >= maxpos || ca->npos >= 8) {
-                diag_error(L->d, a->at, "'%s' takes at most %d positional argument%s", call->name, maxpos,
-                           maxpos == 1 ? "" : "s");
+                if (maxpos == 0)
+                    diag_error(L->d, a->at, "'%s' takes no arguments", call->name);
+                else if (maxpos == minpos)
+                    diag_error(L->d, a->at, "'%s' takes %d argument%s", call->name, maxpos, maxpos == 1 ? "" : "s");
+                else
+                    diag_error(L->d, a->at, "'%s' takes at most %d arguments", call->name, maxpos);
                 return -1;
             }
             ca->pos[ca->npos++] = a;
@@ -342,6 +346,7 @@ static ir_node *call_squared_error(lower *L, const ast_expr *e, int mean) {
     if (gather_args(L, e, 2, 2, keys, &ca)) return bad_node(L, e->at);
     ir_node *p = lower_expr(L, ca.pos[0]->value), *t = lower_expr(L, ca.pos[1]->value);
     ir_node *diff = ir_binary(L->g, OP_SUB, p, t, e->at);
+    diff->what = e->name;
     ir_node *sq = ir_unary(L->g, OP_POWC, diff, e->at);
     sq->attr[0] = 2;
     ir_node *s = ir_unary(L->g, OP_SUM, sq, e->at);
@@ -386,6 +391,20 @@ static const char *const not_yet[] = {
     "conv2d", "maxpool2d", "avgpool2d", "dropout", "batchnorm", "embedding", "rnn", "lstm", "nll",
     "l1_loss", "bce", "bce_logits", "logistic", "hinge", "kl_div", "triplet", "l1", "l2", NULL};
 
+static const char *const functions[] = {
+    "relu", "sigmoid", "tanh", "exp", "log", "softmax", "log_softmax", "sum", "mean", "cross_entropy",
+    "mse", "sse", "dense", NULL};
+
+static const char *closest_function(const char *f) {
+    const char *best = NULL;
+    int bestd = (int)strlen(f) / 3 > 1 ? (int)strlen(f) / 3 : 1;
+    for (int i = 0; functions[i]; i++) {
+        int dist = edit_distance(f, functions[i]);
+        if (dist <= bestd && (!best || dist < bestd)) best = functions[i], bestd = dist;
+    }
+    return best;
+}
+
 static ir_node *lower_call(lower *L, const ast_expr *e) {
     static const char *const ce_keys[] = {"z", "y", NULL};
     const char *f = e->name;
@@ -407,7 +426,9 @@ static ir_node *lower_call(lower *L, const ast_expr *e) {
             diag_error(L->d, e->at, "'%s' is not supported by this version of nnc yet", f);
             return bad_node(L, e->at);
         }
-    diag_error(L->d, e->at, "unknown function '%s'", f);
+    const char *near = closest_function(f);
+    diag_error(L->d, e->at, "unknown function '%s'%s%s%s", f, near ? "; did you mean '" : "", near ? near : "",
+               near ? "'?" : "");
     return bad_node(L, e->at);
 }
 
@@ -525,10 +546,11 @@ static void lower_output(lower *L, const ast_stmt *s) {
 static void lower_param(lower *L, const ast_stmt *s) {
     if (check_plain_name(L, s->name, s->name_at)) return;
     ir_shape shape;
-    if (lower_shape(L, s->shape, &shape)) return;
+    int bad = lower_shape(L, s->shape, &shape);
     ir_param_info init = {shape.rank >= 2 ? INIT_GLOROT_UNIFORM : INIT_ZEROS, 0, 0};
-    if (s->value && lower_init(L, s->value, &init)) return;
-    ir_node *p = new_param(L, s->name, s->name_at, init);
+    if (s->value && lower_init(L, s->value, &init)) bad = 1;
+    /* bound even when wrong, so its uses do not report it again as unknown */
+    ir_node *p = bad ? bad_node(L, s->name_at) : new_param(L, s->name, s->name_at, init);
     p->shape = shape;
     bind(L, s->name, p, s->name_at);
 }
@@ -581,17 +603,19 @@ static void lower_optimizer(lower *L, const ast_expr *e) {
             const ast_arg *a = arg_at(&ca, k);
             double v;
             if (!a || number_arg(L, a, arena_printf(L->g->a, "%s of %s", optimizers[i].keys[k], name), &v)) continue;
-            if (v < 0 || (!strcmp(optimizers[i].keys[k], "lr") && v == 0) ||
-                (optimizers[i].keys[k][0] == 'b' && v >= 1)) {
-                diag_error(L->d, a->value->at, "%s of %s is out of range", optimizers[i].keys[k], name);
+            const char *key = optimizers[i].keys[k];
+            int is_lr = !strcmp(key, "lr"), is_beta = key[0] == 'b' || !strcmp(key, "rho");
+            if (v < 0 || (is_lr && v == 0) || (is_beta && v >= 1)) {
+                diag_error(L->d, a->value->at, "'%s' of %s must be %s", key, name,
+                           is_lr ? "positive" : is_beta ? "in [0, 1)" : "non-negative");
                 continue;
             }
             *opt_field(t, optimizers[i].keys[k]) = v;
         }
         return;
     }
-    diag_error(L->d, e->at, "unknown optimizer; expected sgd, momentum, nesterov, adagrad, rmsprop, adadelta, "
-               "adam, adamax or nadam");
+    diag_error(L->d, e->at, "unknown optimizer%s%s%s; expected sgd, momentum, nesterov, adagrad, rmsprop, "
+               "adadelta, adam, adamax or nadam", *name ? " '" : "", name, *name ? "'" : "");
 }
 
 static const struct { const char *name; int kind, nargs; const char *keys[4]; double def[3]; } schedules[] = {
@@ -616,7 +640,7 @@ static void lower_schedule(lower *L, const ast_expr *e) {
                 const ast_arg *a = arg_at(&ca, k);
                 if (a && number_arg(L, a, arena_printf(L->g->a, "%s of %s", schedules[i].keys[k], name), &v[k]) == 0 &&
                     !(v[k] > 0 || (t->sched == SCHED_POLYNOMIAL && k == 1 && v[k] >= 0)))
-                    diag_error(L->d, a->value->at, "%s of %s must be positive", schedules[i].keys[k], name);
+                    diag_error(L->d, a->value->at, "'%s' of %s must be positive", schedules[i].keys[k], name);
             }
         }
         t->sched_a = v[0];
@@ -624,8 +648,8 @@ static void lower_schedule(lower *L, const ast_expr *e) {
         t->sched_c = v[2];
         return;
     }
-    diag_error(L->d, e->at, "unknown schedule; expected constant, step(every, gamma), exponential(gamma), "
-               "polynomial(alpha, beta, gamma) or cosine(t_max)");
+    diag_error(L->d, e->at, "unknown schedule%s%s%s; expected constant, step(every, gamma), exponential(gamma), "
+               "polynomial(alpha, beta, gamma) or cosine(t_max)", *name ? " '" : "", name, *name ? "'" : "");
 }
 
 static void lower_train(lower *L, const ast_stmt *s) {

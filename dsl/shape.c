@@ -3,15 +3,16 @@
 #include "shape.h"
 #include <string.h>
 
-static const char *op_spelling(ir_op op) {
-    switch (op) {
+static const char *op_spelling(const ir_node *n) {
+    if (n->what) return n->what;
+    switch (n->op) {
     case OP_ADD: return "+";
     case OP_SUB: return "-";
     case OP_MUL: return "*";
     case OP_DIV: return "/";
     case OP_MATMUL: return "@";
     case OP_POWC: return "^";
-    default: return ir_ops[op].name;
+    default: return ir_ops[n->op].name;
     }
 }
 
@@ -40,7 +41,7 @@ static int require_float(ir_graph *g, ir_node *n, diag *d) {
         if (n->op == OP_CROSS_ENTROPY && i == 1) continue;
         if (n->op == OP_CROSS_ENTROPY_GRAD && i == 2) continue;
         diag_error(d, n->at, "%s %s holds class indices (int32) and cannot be used as a float in '%s'",
-                   x->role == ROLE_LABEL ? "label" : "class input", describe(g, x), op_spelling(n->op));
+                   x->role == ROLE_LABEL ? "label" : "class input", describe(g, x), op_spelling(n));
         return -1;
     }
     return 0;
@@ -52,7 +53,7 @@ static int infer_elementwise(ir_graph *g, ir_node *n, diag *d) {
     for (int i = 1; i < n->nin; i++) {
         ir_node *x = n->in[i];
         if (shape_broadcast(&n->shape, &x->shape, &n->shape)) {
-            diag_error(d, n->at, "shape mismatch in '%s': %s and %s", op_spelling(n->op),
+            diag_error(d, n->at, "shape mismatch in '%s': %s and %s", op_spelling(n),
                        ir_shape_str(g->a, &n->in[0]->shape), ir_shape_str(g->a, &x->shape));
             return -1;
         }
@@ -65,7 +66,7 @@ static int infer_last_axis(ir_graph *g, ir_node *n, diag *d) {
     ir_node *x = n->in[n->op == OP_CROSS_ENTROPY_GRAD ? 1 : 0];
     if (x->shape.rank == 0) {
         diag_error(d, n->at, "'%s' works along the last axis, but %s is a scalar",
-                   op_spelling(n->op), describe(g, x));
+                   op_spelling(n), describe(g, x));
         return -1;
     }
     n->shape = x->shape;
@@ -144,6 +145,7 @@ static int infer_dense(ir_graph *g, ir_node *n, diag *d) {
 }
 
 int shape_infer(ir_graph *g, ir_node *n, diag *d) {
+    for (int i = 0; i < n->nin; i++) n->bad |= n->in[i]->bad;   /* already reported */
     if (n->bad) return -1;
     ir_family fam = ir_ops[n->op].fam;
     int rc = fam == FAM_LEAF ? 0 : require_float(g, n, d);

@@ -22,6 +22,11 @@ typedef struct lex_state {
     loc open_at;            /* the outermost open bracket */
     char open_ch;
     int unclosed;           /* the statement ended at a keyword with open_ch still open */
+    int nl_in_brackets;     /* a newline was skipped inside brackets ... */
+    int first_after_nl;     /* ... and the token just returned is the first after it */
+    int stray_line;         /* a stray character was reported on this line */
+    loc brace_at;           /* the open '{' of a train block, if brace_open */
+    int brace_open;
 } lex_state;
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                              \
     do {                                                                         \
@@ -38,6 +43,7 @@ typedef struct lex_state {
 }
 
 %code {
+#include <string.h>
 int yylex(YYSTYPE *yylval, loc *yylloc, void *scanner);
 static void yyerror(loc *at, void *scanner, parse_ctx *ctx, const char *msg);
 }
@@ -170,13 +176,28 @@ elemlist
 
 #include "nnc.lex.h"
 
+int nnc_lex_raw(YYSTYPE *yylval, loc *yylloc, yyscan_t scanner);
+
+/* Notes for yyerror whether the token follows a newline that an open bracket swallowed. */
+int yylex(YYSTYPE *yylval, loc *yylloc, void *scanner) {
+    lex_state *st = yyget_extra(scanner);
+    int token = nnc_lex_raw(yylval, yylloc, scanner);
+    st->first_after_nl = st->nl_in_brackets;
+    st->nl_in_brackets = 0;
+    return token;
+}
+
 static void yyerror(loc *at, void *scanner, parse_ctx *ctx, const char *msg) {
     lex_state *st = yyget_extra(scanner);
-    if (st->unclosed) {
+    /* a bracket left open reads the next lines as part of its statement: blame the bracket */
+    if (st->unclosed || (st->depth > 0 && st->first_after_nl)) {
         st->unclosed = 0;
+        st->depth = 0;
         diag_error(ctx->d, st->open_at, "this '%c' is never closed", st->open_ch);
         return;
     }
+    if (at->line == st->stray_line) return;   /* the stray character was the problem, reported */
+    if (!strcmp(msg, "memory exhausted")) msg = "expression nested too deeply";
     diag_error(ctx->d, *at, "%s", msg);
 }
 

@@ -1,0 +1,71 @@
+#!/bin/sh
+# Gradient checks through generated code, in double precision.
+#
+# For every model tests/gradcheck/NAME.nn (one small model per op or op family, each with
+# a scalar per-example loss whose gradient is non-trivial), this compiles
+#     NNC NAME.nn --dtype f64 --exe -o WORKDIR/NAME
+# and runs the trainer's own check
+#     WORKDIR/NAME gradcheck --samples 0 --tol 1e-6 --seed K
+# which draws params from the model's initializers and a random batch from seed K, and
+# compares every element of every parameter gradient and of every `grad` input's gradient
+# with a central finite difference (exit 1 when the worst relative error exceeds --tol).
+# K is 1 unless the model has a line `# seed: K` (fix one there if a case ever lands on
+# a relu kink; the run is deterministic either way).
+#
+# usage: tests/gradcheck/run.sh NNC WORKDIR
+# Prints `PASS NAME (worst rel err X)` or `FAIL NAME: <output tail>` per model and ends
+# with `N passed, M failed`; exits 1 if any failed.  There are no expected files: to add
+# a case, drop a NAME.nn here.  NNC_JOBS (default 2) sets how many models compile at once.
+set -eu
+
+if [ $# -ne 2 ]; then
+    echo "usage: $0 NNC WORKDIR" >&2
+    exit 2
+fi
+nnc=$1
+work=$2
+here=$(cd "$(dirname "$0")" && pwd)
+case $nnc in /*) ;; *) nnc=$(pwd)/$nnc ;; esac
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+jobs=${NNC_JOBS:-2}
+
+# Compile every model, $jobs at a time; each leaves WORKDIR/NAME.compile.log and, on
+# success, the program WORKDIR/NAME.
+for f in "$here"/*.nn; do
+    name=$(basename "$f" .nn)
+    rm -f "$work/$name" "$work/$name.compile.log" "$work/$name.check.log"
+    printf '%s\n' "$name"
+done | xargs -n 1 -P "$jobs" sh -c \
+    'cd "$1" && "$2" "$1/$4.nn" --dtype f64 --exe -o "$3/$4" >"$3/$4.compile.log" 2>&1 || true' \
+    sh "$here" "$nnc" "$work"
+
+passed=0
+failed=0
+for f in "$here"/*.nn; do
+    name=$(basename "$f" .nn)
+    seed=$(sed -n 's/^# seed: *\([0-9][0-9]*\).*/\1/p' "$f" | head -n 1)
+    seed=${seed:-1}
+    if [ ! -x "$work/$name" ]; then
+        failed=$((failed + 1))
+        echo "FAIL $name: nnc did not build it:"
+        # the first errors (the C compiler's, if it got that far) and nnc's last line
+        { grep -m 6 'error' "$work/$name.compile.log" || true; tail -n 1 "$work/$name.compile.log"; } |
+            sed 's/^/    /'
+        continue
+    fi
+    rc=0
+    "$work/$name" gradcheck --samples 0 --tol 1e-6 --seed "$seed" >"$work/$name.check.log" 2>&1 || rc=$?
+    worst=$(sed -n 's/^gradcheck: worst rel err //p' "$work/$name.check.log" | tail -n 1)
+    if [ "$rc" -eq 0 ] && [ -n "$worst" ]; then
+        passed=$((passed + 1))
+        echo "PASS $name (worst rel err $worst)"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name: exit $rc, seed $seed:"
+        tail -n 15 "$work/$name.check.log" | sed 's/^/    /'
+    fi
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
