@@ -33,9 +33,10 @@ typedef struct emitter {
 
 static const char *lit(emitter *e, double v) {
     char buf[64];
-    snprintf(buf, sizeof buf, "%.9g", v);
+    snprintf(buf, sizeof buf, e->f[0] ? "%.9g" : "%.17g", v);
     if (!strpbrk(buf, ".en")) strcat(buf, ".0");
-    return arena_printf(e->a, "%s%s", buf, e->f[0] ? "f" : "");
+    /* negative literals in parentheses, so that -x and x - y stay well formed */
+    return arena_printf(e->a, v < 0 ? "(%s%s)" : "%s%s", buf, e->f[0] ? "f" : "");
 }
 
 static const char *fn(emitter *e, const char *name) { return arena_printf(e->a, "%s%s", name, e->f); }
@@ -183,6 +184,46 @@ static const char *read_at(emitter *e, const ir_node *x, const ictx *c) {
     return arena_printf(e->a, "%s[%s]", mark(e, x), index_of(e, x, c));
 }
 
+/* Fills in a template of ir_maps (see ir.h) for node x at the loop index.  A forward
+ * node's inputs are its arguments; a gradient node's are the upstream gradient, then
+ * those of $a $b $y its template reads, in that order. */
+static const char *expand_map(emitter *e, const char *t, const ir_node *x, const ictx *c) {
+    const char *slot[4] = {NULL};      /* $a $b $y $g */
+    if (x->op == OP_MAP) {
+        for (int k = 0; k < x->nin; k++) slot[k] = read_at(e, x->in[k], c);
+    } else {
+        int k = 0;
+        slot[3] = read_at(e, x->in[k++], c);
+        if (strstr(t, "$a")) slot[0] = read_at(e, x->in[k++], c);
+        if (strstr(t, "$b")) slot[1] = read_at(e, x->in[k++], c);
+        if (strstr(t, "$y")) slot[2] = read_at(e, x->in[k++], c);
+    }
+    char *out = "";
+    for (const char *p = t; *p;) {
+        if (*p == '$') {
+            char v = p[1];
+            const char *s = v == 'a' ? slot[0] : v == 'b' ? slot[1] : v == 'y' ? slot[2] : v == 'g' ? slot[3]
+                          : v == 'p' ? lit(e, x->attr[0]) : lit(e, x->attr[1]);
+            out = arena_printf(e->a, "%s%s", out, s ? s : "0");
+            p += 2;
+        } else if (*p == '#') {
+            char *end;
+            double v = strtod(p + 1, &end);
+            out = arena_printf(e->a, "%s%s", out, lit(e, v));
+            p = end;
+        } else if (*p == '@') {
+            size_t len = strcspn(p + 1, "(");
+            out = arena_printf(e->a, "%s%s", out, fn(e, arena_strndup(e->a, p + 1, len)));
+            p += 1 + len;
+        } else {
+            size_t len = strcspn(p, "$#@");
+            out = arena_printf(e->a, "%s%.*s", out, (int)len, p);
+            p += len;
+        }
+    }
+    return out;
+}
+
 /* The C expression computing elementwise node x at the loop index. */
 static const char *expr(emitter *e, const ir_node *x, const ictx *c) {
     const char *a = x->nin > 0 ? read_at(e, x->in[0], c) : "", *b = x->nin > 1 ? read_at(e, x->in[1], c) : "";
@@ -203,14 +244,8 @@ static const char *expr(emitter *e, const ir_node *x, const ictx *c) {
         if (k == 2) return arena_printf(e->a, "(%s * %s * %s)", a, lit(e, 2), b);
         if (k == 1) return a;
         return arena_printf(e->a, "(%s * %s * %s(%s, %s))", a, lit(e, k), fn(e, "pow"), b, lit(e, k - 1));
-    case OP_RELU: return arena_printf(e->a, "%s(%s, %s)", fn(e, "fmax"), a, lit(e, 0));
-    case OP_SIGMOID: return arena_printf(e->a, "(%s / (%s + %s(-%s)))", lit(e, 1), lit(e, 1), fn(e, "exp"), a);
-    case OP_TANH: return arena_printf(e->a, "%s(%s)", fn(e, "tanh"), a);
-    case OP_EXP: return arena_printf(e->a, "%s(%s)", fn(e, "exp"), a);
-    case OP_LOG: return arena_printf(e->a, "%s(%s)", fn(e, "log"), a);
-    case OP_RELU_GRAD: return arena_printf(e->a, "(%s > %s ? %s : %s)", b, lit(e, 0), a, lit(e, 0));
-    case OP_SIGMOID_GRAD: return arena_printf(e->a, "(%s * %s * (%s - %s))", a, b, lit(e, 1), b);
-    case OP_TANH_GRAD: return arena_printf(e->a, "(%s * (%s - %s * %s))", a, lit(e, 1), b, b);
+    case OP_MAP: return expand_map(e, ir_maps[x->fn].value, x, c);
+    case OP_MAP_GRAD: return expand_map(e, ir_maps[x->fn].grad[x->arg], x, c);
     default: return "0 /* not elementwise */";
     }
 }
@@ -218,9 +253,7 @@ static const char *expr(emitter *e, const ir_node *x, const ictx *c) {
 /* Local derivatives, written in math in the backward pass's comments. */
 static const char *math_of(const ir_node *x) {
     switch (x->op) {
-    case OP_RELU_GRAD: return "d relu(u)/du = [u > 0]";
-    case OP_SIGMOID_GRAD: return "d sigmoid(u)/du = y (1 - y)";
-    case OP_TANH_GRAD: return "d tanh(u)/du = 1 - y^2";
+    case OP_MAP_GRAD: return ir_maps[x->fn].math[x->arg];
     case OP_POWC_GRAD: return "d u^c/du = c u^(c-1)";
     case OP_SOFTMAX_GRAD: return "d softmax: du = y * (dy - sum(dy * y))";
     case OP_LOG_SOFTMAX_GRAD: return "d log_softmax: du = dy - softmax(u) * sum(dy)";
@@ -239,9 +272,6 @@ static const char *math_of(const ir_node *x) {
 static void collect_math(const ir_node *x, char *buf, size_t cap, int top) {
     if (!top && !is_inline(x)) return;
     const char *m = math_of(x);
-    if (x->op == OP_MUL && x->pass == IR_BWD && x->in[1]->op == OP_EXP) m = "d exp(u)/du = exp(u)";
-    if (x->op == OP_DIV && x->pass == IR_BWD && x->in[1]->op != OP_MUL && x->in[0]->op != OP_MUL)
-        m = "d log(u)/du = 1/u (or d(a/b)/da = 1/b)";
     if (*m && !strstr(buf, m) && strlen(buf) + strlen(m) + 4 < cap) {
         if (*buf) strcat(buf, "; ");
         strcat(buf, m);
@@ -394,7 +424,7 @@ static void emit_row(emitter *e, FILE *o, ir_node *n) {
     char math[256] = "";
     collect_math(n, math, sizeof math, 1);
     fprintf(o, "    /* %s %s = %s(%s) along the last axis (%lld)%s%s */\n", n->cname, shape_of(e, n),
-            ir_ops[n->op].name, shape_of(e, x), k, *math ? "; " : "", math);
+            ir_op_name(n), shape_of(e, x), k, *math ? "; " : "", math);
     fprintf(o, "    for (int r = 0; r < %s; r++) {\n", rows_of(e, x));
     switch (n->op) {
     case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_CROSS_ENTROPY: case OP_CROSS_ENTROPY_GRAD: {

@@ -10,6 +10,7 @@
 #include "codegen.h"
 #include "shape.h"
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct gradctx {
     ir_graph *g;
@@ -88,6 +89,25 @@ static void grad_dense(gradctx *c, ir_node *n, ir_node *gr) {
     if (n->nin == 3) contribute(c, n->in[2], sum_to(c, gr, n->in[2]));
 }
 
+/* g · ∂f/∂argument k of a table function: a node reading only what its template names
+ * (relu's reads the output, sin's the argument), so nothing else is kept for backward. */
+static ir_node *grad_map(gradctx *c, ir_node *n, int k, ir_node *gr) {
+    const char *t = ir_maps[n->fn].grad[k];
+    if (!t || !c->needs[n->in[k]->id]) return NULL;
+    ir_node *in[IR_MAXIN];
+    int nin = 0;
+    in[nin++] = gr;
+    if (strstr(t, "$a")) in[nin++] = n->in[0];
+    if (strstr(t, "$b")) in[nin++] = n->in[1];
+    if (strstr(t, "$y")) in[nin++] = n;
+    ir_node *d = ir_node_new(c->g, OP_MAP_GRAD, nin, in, c->fwd->at);
+    d->fn = n->fn;
+    d->arg = k;
+    d->attr[0] = n->attr[0];
+    d->attr[1] = n->attr[1];
+    return sum_to(c, finish(c, d), n->in[k]);
+}
+
 static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
     ir_node *a = n->nin > 0 ? n->in[0] : NULL, *b = n->nin > 1 ? n->in[1] : NULL;
     ir_node *t;
@@ -118,11 +138,9 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
         t->attr[0] = n->attr[0];
         contribute(c, a, t);
         break;
-    case OP_RELU: contribute(c, a, mk(c, OP_RELU_GRAD, 2, gr, n, NULL)); break;
-    case OP_SIGMOID: contribute(c, a, mk(c, OP_SIGMOID_GRAD, 2, gr, n, NULL)); break;
-    case OP_TANH: contribute(c, a, mk(c, OP_TANH_GRAD, 2, gr, n, NULL)); break;
-    case OP_EXP: contribute(c, a, mk(c, OP_MUL, 2, gr, n, NULL)); break;
-    case OP_LOG: contribute(c, a, mk(c, OP_DIV, 2, gr, a, NULL)); break;
+    case OP_MAP:
+        for (int k = 0; k < n->nin; k++) contribute(c, n->in[k], grad_map(c, n, k, gr));
+        break;
     case OP_EXPAND: contribute(c, a, sum_to(c, gr, a)); break;
     case OP_SUM_TO: contribute(c, a, expand(c, gr, a)); break;
     case OP_SUM:

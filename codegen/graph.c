@@ -30,7 +30,7 @@ static void put_attr(FILE *out, const char *key, const char *value) {
     fputc('"', out);
 }
 
-static const char *op_name(const ir_node *n) { return ir_ops[n->op].name; }
+static const char *op_name(const ir_node *n) { return ir_op_name(n); }
 
 /* What a node is called in the picture: its name, "d<name>" for a whole gradient,
  * the value for a constant, else the op. */

@@ -98,12 +98,12 @@ static const char *base_name(ir_graph *g, ir_node *n) {
     if (n->pass == IR_FWD) {
         if (n->name) return names_mangle(a, n->name);
         const char *owner = owner_of(g, n->stmt_line);
-        return owner ? arena_printf(a, "%s_%s", names_mangle(a, owner), ir_ops[n->op].name)
+        return owner ? arena_printf(a, "%s_%s", names_mangle(a, owner), ir_op_name(n))
                      : arena_printf(a, "t%d", n->id);
     }
     if (n->grad_of) return arena_printf(a, "d%s", base_name(g, n->grad_of));
     const char *owner = owner_of(g, n->stmt_line);
-    return owner ? arena_printf(a, "d%s_%s", names_mangle(a, owner), ir_ops[n->op].name)
+    return owner ? arena_printf(a, "d%s_%s", names_mangle(a, owner), ir_op_name(n))
                  : arena_printf(a, "dt%d", n->id);
 }
 

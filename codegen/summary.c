@@ -177,7 +177,7 @@ static const int right[COLS] = { 0, 0, 0, 1, 1, 1 };
 static void cells_of(ir_graph *g, const row *r, const char **c) {
     int is_param = r->n->op == OP_PARAM;
     c[0] = r->name;
-    c[1] = ir_ops[r->n->op].name;
+    c[1] = ir_op_name(r->n);
     c[2] = ir_node_shape_str(g->a, r->n);
     c[3] = group(g->a, r->params);
     c[4] = group(g->a, r->flops);

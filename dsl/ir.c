@@ -12,12 +12,7 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_MUL] = {"mul", 2, FAM_ELEMWISE},          [OP_DIV] = {"div", 2, FAM_ELEMWISE},
     [OP_NEG] = {"neg", 1, FAM_ELEMWISE},          [OP_POWC] = {"pow", 1, FAM_ELEMWISE},
     [OP_COPY] = {"copy", 1, FAM_ELEMWISE},
-    [OP_RELU] = {"relu", 1, FAM_ELEMWISE},        [OP_SIGMOID] = {"sigmoid", 1, FAM_ELEMWISE},
-    [OP_TANH] = {"tanh", 1, FAM_ELEMWISE},        [OP_EXP] = {"exp", 1, FAM_ELEMWISE},
-    [OP_LOG] = {"log", 1, FAM_ELEMWISE},
-    [OP_RELU_GRAD] = {"relu_grad", 2, FAM_ELEMWISE},
-    [OP_SIGMOID_GRAD] = {"sigmoid_grad", 2, FAM_ELEMWISE},
-    [OP_TANH_GRAD] = {"tanh_grad", 2, FAM_ELEMWISE},
+    [OP_MAP] = {"map", -1, FAM_ELEMWISE},          [OP_MAP_GRAD] = {"map_grad", -1, FAM_ELEMWISE},
     [OP_POWC_GRAD] = {"pow_grad", 2, FAM_ELEMWISE},
     [OP_EXPAND] = {"expand", 1, FAM_ELEMWISE},
     [OP_SUM] = {"sum", 1, FAM_REDUCE},            [OP_SUM_TO] = {"sum_to", 1, FAM_REDUCE},
@@ -28,6 +23,42 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_CROSS_ENTROPY_GRAD] = {"cross_entropy_grad", 3, FAM_ROW},
     [OP_MATMUL] = {"matmul", 2, FAM_MATMUL},      [OP_DENSE] = {"dense", -1, FAM_DENSE},
 };
+
+/* PyTorch's conventions at kinks: relu'(0) = 0, abs'(0) = 0, min/max split a tie evenly,
+ * clip passes the gradient on the bounds; softplus and sigmoid are evaluated stably. */
+const ir_mapinfo ir_maps[] = {
+    {"relu", 1, 0, "@fmax($a, #0)", {"($y > #0 ? $g : #0)"}, {"d relu(u)/du = [u > 0]"}},
+    {"sigmoid", 1, 0, "(#1 / (#1 + @exp(-$a)))", {"($g * $y * (#1 - $y))"}, {"d sigmoid(u)/du = y (1 - y)"}},
+    {"tanh", 1, 0, "@tanh($a)", {"($g * (#1 - $y * $y))"}, {"d tanh(u)/du = 1 - y^2"}},
+    {"exp", 1, 0, "@exp($a)", {"($g * $y)"}, {"d exp(u)/du = exp(u)"}},
+    {"log", 1, 0, "@log($a)", {"($g / $a)"}, {"d log(u)/du = 1/u"}},
+    {"sin", 1, 0, "@sin($a)", {"($g * @cos($a))"}, {"d sin(u)/du = cos(u)"}},
+    {"cos", 1, 0, "@cos($a)", {"(-$g * @sin($a))"}, {"d cos(u)/du = -sin(u)"}},
+    {"tan", 1, 0, "@tan($a)", {"($g * (#1 + $y * $y))"}, {"d tan(u)/du = 1 + tan(u)^2"}},
+    {"sqrt", 1, 0, "@sqrt($a)", {"($g / (#2 * $y))"}, {"d sqrt(u)/du = 1 / (2 sqrt(u))"}},
+    {"abs", 1, 0, "@fabs($a)", {"($a > #0 ? $g : $a < #0 ? -$g : #0)"}, {"d |u|/du = sign(u)"}},
+    {"square", 1, 0, "($a * $a)", {"(#2 * $a * $g)"}, {"d u^2/du = 2u"}},
+    {"sign", 1, 0, "($a > #0 ? #1 : $a < #0 ? -#1 : #0)", {NULL}, {"d sign(u)/du = 0"}},
+    {"elu", 1, 0, "($a > #0 ? $a : @expm1($a))", {"($a > #0 ? $g : $g * ($y + #1))"},
+     {"d elu(u)/du = 1 for u > 0, exp(u) below"}},
+    {"softplus", 1, 0, "(@fmax($a, #0) + @log1p(@exp(-@fabs($a))))", {"($g / (#1 + @exp(-$a)))"},
+     {"d softplus(u)/du = sigmoid(u)"}},
+    {"leaky_relu", 1, 1, "($a > #0 ? $a : $p * $a)", {"($a > #0 ? $g : $p * $g)"},
+     {"d leaky_relu(u)/du = 1 for u > 0, a below"}},
+    {"clip", 1, 2, "@fmin(@fmax($a, $p), $q)", {"($a >= $p && $a <= $q ? $g : #0)"},
+     {"d clip(u)/du = [lo <= u <= hi]"}},
+    {"min", 2, 0, "@fmin($a, $b)", {"($a < $b ? $g : $a == $b ? #0.5 * $g : #0)", "($b < $a ? $g : $a == $b ? #0.5 * $g : #0)"},
+     {"d min(a, b)/da = [a < b] (half at a tie)", "d min(a, b)/db = [b < a] (half at a tie)"}},
+    {"max", 2, 0, "@fmax($a, $b)", {"($a > $b ? $g : $a == $b ? #0.5 * $g : #0)", "($b > $a ? $g : $a == $b ? #0.5 * $g : #0)"},
+     {"d max(a, b)/da = [a > b] (half at a tie)", "d max(a, b)/db = [b > a] (half at a tie)"}},
+    {NULL, 0, 0, NULL, {NULL}, {NULL}},
+};
+
+int ir_map_find(const char *name) {
+    for (int i = 0; ir_maps[i].name; i++)
+        if (!strcmp(ir_maps[i].name, name)) return i;
+    return -1;
+}
 
 ir_graph *ir_graph_new(arena *a, const source *src) {
     ir_graph *g = arena_alloc(a, sizeof *g);
@@ -99,6 +130,11 @@ char *ir_node_shape_str(arena *a, const ir_node *n) { return shape_str(a, &n->sh
 
 int ir_is_elementwise(const ir_node *n) { return ir_ops[n->op].fam == FAM_ELEMWISE; }
 
+const char *ir_op_name(const ir_node *n) {
+    if (n->op == OP_MAP || n->op == OP_MAP_GRAD) return ir_maps[n->fn].name;
+    return ir_ops[n->op].name;
+}
+
 static const char *mem_names[] = {"-", "extern", "param", "grad", "act"};
 
 void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
@@ -107,10 +143,15 @@ void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
     arena *a = g->a;
     for (int i = 0; i < g->nodes.n; i++) {
         const ir_node *n = ir_at(g, i);
-        fprintf(out, "%%%d = %s", n->id, ir_ops[n->op].name);
+        if (n->op == OP_MAP) fprintf(out, "%%%d = %s", n->id, ir_maps[n->fn].name);
+        else if (n->op == OP_MAP_GRAD) fprintf(out, "%%%d = d%s/d%d", n->id, ir_maps[n->fn].name, n->arg);
+        else fprintf(out, "%%%d = %s", n->id, ir_ops[n->op].name);
         for (int k = 0; k < n->nin; k++) fprintf(out, "%s%%%d", k ? ", " : " ", n->in[k]->id);
-        if (n->op == OP_CONST || n->op == OP_POWC || n->op == OP_POWC_GRAD || n->op == OP_SUM)
+        if (n->op == OP_CONST || n->op == OP_POWC || n->op == OP_POWC_GRAD || n->op == OP_SUM ||
+            ((n->op == OP_MAP || n->op == OP_MAP_GRAD) && ir_maps[n->fn].nconst == 1))
             fprintf(out, " {%g}", n->attr[0]);
+        if ((n->op == OP_MAP || n->op == OP_MAP_GRAD) && ir_maps[n->fn].nconst == 2)
+            fprintf(out, " {%g, %g}", n->attr[0], n->attr[1]);
         if (n->op == OP_MATMUL)
             fprintf(out, " {[%lld,%lld]%s @ [%lld,%lld]%s}", (long long)n->mm.ar, (long long)n->mm.ac,
                     n->mm.ta ? "T" : "", (long long)n->mm.br, (long long)n->mm.bc, n->mm.tb ? "T" : "");

@@ -22,8 +22,9 @@ typedef enum {
     OP_INPUT, OP_LABEL, OP_TARGET, OP_PARAM, OP_CONST, OP_INV_N,
     /* elementwise, with NumPy broadcasting */
     OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_NEG, OP_POWC, OP_COPY,
-    OP_RELU, OP_SIGMOID, OP_TANH, OP_EXP, OP_LOG,
-    OP_RELU_GRAD, OP_SIGMOID_GRAD, OP_TANH_GRAD, OP_POWC_GRAD,
+    OP_MAP,                 /* a function of the table ir_maps[] (relu, sin, max, ...) */
+    OP_MAP_GRAD,            /* its derivative with respect to argument `arg`, times the gradient */
+    OP_POWC_GRAD,
     OP_EXPAND,              /* broadcast to this node's shape */
     /* reductions */
     OP_SUM,                 /* over every per-example axis, times attr[0] (mean: 1/N) */
@@ -45,6 +46,23 @@ typedef struct ir_opinfo {
     ir_family   fam;
 } ir_opinfo;
 extern const ir_opinfo ir_ops[OP__COUNT];
+
+/* Elementwise functions as data: a C template of the value and, per argument, of the
+ * gradient (upstream gradient times the local derivative) and of the derivative in math
+ * for the generated comments.  In templates $a $b are the arguments, $y the function's
+ * value, $g the upstream gradient, $p $q the constant arguments, #1 a literal of the
+ * model's precision, @exp( a libm function of that precision.  A NULL gradient means a
+ * zero derivative (sign): no gradient flows. */
+typedef struct ir_mapinfo {
+    const char *name;
+    int         nargs;          /* tensor arguments: 1 or 2 */
+    int         nconst;         /* constant arguments after them: leaky_relu's slope, clip's bounds */
+    const char *value;
+    const char *grad[2];
+    const char *math[2];
+} ir_mapinfo;
+extern const ir_mapinfo ir_maps[];
+int ir_map_find(const char *name);   /* index into ir_maps, or -1 */
 
 typedef enum { IR_FWD, IR_BWD } ir_pass;
 typedef enum { DT_FLOAT, DT_CLASS } ir_dtype;
@@ -87,6 +105,7 @@ struct ir_node {
     ir_role     role;
     const char *name;       /* user-visible name, or NULL */
     const char *what;       /* the function the user wrote, when it is not the op (mse's '-') */
+    int         fn, arg;    /* OP_MAP, OP_MAP_GRAD: ir_maps[fn]; the argument differentiated */
     loc         at;         /* where in the source */
     int         stmt_line;  /* the .nn line of the statement it comes from */
     ir_node    *grad_of;    /* backward: the node whose gradient this is (when whole) */
@@ -145,6 +164,7 @@ int     ir_same_layout(const ir_node *a, const ir_node *b); /* same shape and ba
 char   *ir_shape_str(arena *a, const ir_shape *s);          /* "[256, 784]" */
 char   *ir_node_shape_str(arena *a, const ir_node *n);       /* "[B, 256]" if batched */
 int     ir_is_elementwise(const ir_node *n);
+const char *ir_op_name(const ir_node *n);   /* "relu" for a table function, else the op's name */
 
 /* Prints the graph, one node per line, for --dump-ir and the golden tests. */
 void ir_dump(const ir_graph *g, FILE *out, const char *after_pass);

@@ -315,6 +315,32 @@ static ir_node *call_unary(lower *L, const ast_expr *e, ir_op op) {
     return ir_unary(L->g, op, lower_expr(L, ca.pos[0]->value), e->at);
 }
 
+/* An elementwise function of ir_maps: its tensor arguments, then its constants. */
+static ir_node *call_map(lower *L, const ast_expr *e, int fn) {
+    static const char *const unary[] = {"x", NULL}, *const binary[] = {"a", "b", NULL},
+                             *const slope[] = {"x", "a", NULL}, *const bounds[] = {"x", "lo", "hi", NULL};
+    const ir_mapinfo *m = &ir_maps[fn];
+    const char *const *keys = m->nargs == 2 ? binary : m->nconst == 1 ? slope : m->nconst == 2 ? bounds : unary;
+    int required = m->nargs + (m->nconst == 2 ? 2 : 0);   /* leaky_relu's slope defaults to 0.01 */
+    callargs ca;
+    if (gather_args(L, e, required, m->nargs + m->nconst, keys, &ca)) return bad_node(L, e->at);
+    ir_node *in[2];
+    for (int i = 0; i < m->nargs; i++) in[i] = lower_expr(L, ca.pos[i]->value);
+    ir_node *n = ir_node_new(L->g, OP_MAP, m->nargs, in, e->at);
+    n->fn = fn;
+    n->attr[0] = 0.01;
+    for (int k = 0; k < m->nconst; k++) {
+        const ast_arg *a = arg_at(&ca, m->nargs + k);
+        if (a && number_arg(L, a, arena_printf(L->g->a, "'%s' of %s", keys[m->nargs + k], m->name), &n->attr[k]))
+            n->bad = 1;
+    }
+    if (m->nconst == 2 && !n->bad && !(n->attr[0] <= n->attr[1])) {
+        diag_error(L->d, e->at, "clip(x, lo, hi) needs lo <= hi");
+        n->bad = 1;
+    }
+    return n;
+}
+
 static ir_node *call_reduce(lower *L, const ast_expr *e, int mean) {
     static const char *const keys[] = {"x", "axis", NULL};
     callargs ca;
@@ -386,33 +412,32 @@ static ir_node *call_dense(lower *L, const ast_expr *e) {
 }
 
 static const char *const not_yet[] = {
-    "sin", "cos", "tan", "leaky_relu", "elu", "softplus", "sqrt", "abs", "square", "sign", "neg",
-    "min", "max", "clip", "norm2", "flatten", "reshape", "concat", "slice", "transpose", "conv1d",
+    "norm2", "flatten", "reshape", "concat", "slice", "transpose", "conv1d",
     "conv2d", "maxpool2d", "avgpool2d", "dropout", "batchnorm", "embedding", "rnn", "lstm", "nll",
     "l1_loss", "bce", "bce_logits", "logistic", "hinge", "kl_div", "triplet", "l1", "l2", NULL};
 
 static const char *const functions[] = {
-    "relu", "sigmoid", "tanh", "exp", "log", "softmax", "log_softmax", "sum", "mean", "cross_entropy",
-    "mse", "sse", "dense", NULL};
+    "neg", "softmax", "log_softmax", "sum", "mean", "cross_entropy", "mse", "sse", "dense", NULL};
+
+static void consider(const char *f, const char *name, const char **best, int *bestd) {
+    int dist = edit_distance(f, name);
+    if (dist <= *bestd && (!*best || dist < *bestd)) *best = name, *bestd = dist;
+}
 
 static const char *closest_function(const char *f) {
     const char *best = NULL;
     int bestd = (int)strlen(f) / 3 > 1 ? (int)strlen(f) / 3 : 1;
-    for (int i = 0; functions[i]; i++) {
-        int dist = edit_distance(f, functions[i]);
-        if (dist <= bestd && (!best || dist < bestd)) best = functions[i], bestd = dist;
-    }
+    for (int i = 0; functions[i]; i++) consider(f, functions[i], &best, &bestd);
+    for (int i = 0; ir_maps[i].name; i++) consider(f, ir_maps[i].name, &best, &bestd);
     return best;
 }
 
 static ir_node *lower_call(lower *L, const ast_expr *e) {
     static const char *const ce_keys[] = {"z", "y", NULL};
     const char *f = e->name;
-    if (!strcmp(f, "relu")) return call_unary(L, e, OP_RELU);
-    if (!strcmp(f, "sigmoid")) return call_unary(L, e, OP_SIGMOID);
-    if (!strcmp(f, "tanh")) return call_unary(L, e, OP_TANH);
-    if (!strcmp(f, "exp")) return call_unary(L, e, OP_EXP);
-    if (!strcmp(f, "log")) return call_unary(L, e, OP_LOG);
+    int fn = ir_map_find(f);
+    if (fn >= 0) return call_map(L, e, fn);
+    if (!strcmp(f, "neg")) return call_unary(L, e, OP_NEG);
     if (!strcmp(f, "softmax")) return call_unary(L, e, OP_SOFTMAX);
     if (!strcmp(f, "log_softmax")) return call_unary(L, e, OP_LOG_SOFTMAX);
     if (!strcmp(f, "sum")) return call_reduce(L, e, 0);
