@@ -258,6 +258,7 @@ static const char *math_of(const ir_node *x) {
     case OP_SOFTMAX_GRAD: return "d softmax: du = y * (dy - sum(dy * y))";
     case OP_LOG_SOFTMAX_GRAD: return "d log_softmax: du = dy - softmax(u) * sum(dy)";
     case OP_CROSS_ENTROPY_GRAD: return "d cross_entropy(z, y)/dz = softmax(z) - onehot(y)";
+    case OP_PICK_GRAD: return "d z[y]/dz = onehot(y)";
     case OP_SUM_TO: return "a broadcast's gradient sums over the broadcast axes";
     case OP_EXPAND:
         return x->in[0]->op == OP_INV_N ? "d mean(loss)/d loss[b] = 1/n" : "d sum(u)/du = 1 for every element";
@@ -407,9 +408,8 @@ static const char *rows_of(emitter *e, const ir_node *x) {
 
 /* A per-row value (the loss gradient of cross_entropy): stored, or a literal such as 1/n. */
 static const char *row_value(emitter *e, const ir_node *x) {
-    if (x->op == OP_CONST) return lit(e, x->attr[0]);
-    if (x->op == OP_INV_N) return "inv_n";
-    if (is_inline(x)) return row_value(e, x->in[0]);   /* index-free: expand / copy */
+    static const ictx no_index = {LOOP_FLAT, 0, 0, {0}, {0}};
+    if (index_free(x)) return read_at(e, x, &no_index);
     return arena_printf(e->a, "%s[%s]", mark(e, x), ir_numel(&x->shape) == 1 && !x->batched ? "0" : "r");
 }
 
@@ -418,7 +418,7 @@ static const char *row_ptr(emitter *e, const ir_node *x, long long k) {
 }
 
 static void emit_row(emitter *e, FILE *o, ir_node *n) {
-    ir_node *x = n->op == OP_CROSS_ENTROPY_GRAD ? n->in[1] : n->in[0];
+    ir_node *x = n->op == OP_CROSS_ENTROPY_GRAD ? n->in[1] : n->op == OP_PICK_GRAD ? n : n->in[0];
     long long k = (long long)x->shape.dim[x->shape.rank - 1];
     const char *T = e->T, *ex = fn(e, "exp"), *lg = fn(e, "log");
     char math[256] = "";
@@ -430,39 +430,47 @@ static void emit_row(emitter *e, FILE *o, ir_node *n) {
     case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_CROSS_ENTROPY: case OP_CROSS_ENTROPY_GRAD: {
         const char *in = n->op == OP_CROSS_ENTROPY_GRAD ? n->in[1]->cname : x->cname;
         mark(e, x);
-        fprintf(o, "        const %s *u = %s;\n", T, row_ptr(e, x, k));
-        fprintf(o, "        %s mx = u[0], sum = 0;   /* log-sum-exp shift: exp never overflows */\n", T);
-        fprintf(o, "        for (int j = 1; j < %lld; j++) mx = u[j] > mx ? u[j] : mx;\n", k);
-        fprintf(o, "        for (int j = 0; j < %lld; j++) sum += %s(u[j] - mx);\n", k, ex);
+        fprintf(o, "        const %s *src = %s;\n", T, row_ptr(e, x, k));
+        fprintf(o, "        %s mx = src[0], sum = 0;   /* log-sum-exp shift: exp never overflows */\n", T);
+        fprintf(o, "        for (int j = 1; j < %lld; j++) mx = src[j] > mx ? src[j] : mx;\n", k);
+        fprintf(o, "        for (int j = 0; j < %lld; j++) sum += %s(src[j] - mx);\n", k, ex);
         (void)in;
         if (n->op == OP_SOFTMAX) {
             fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
-            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = %s(u[j] - mx) / sum;\n", k, ex);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = %s(src[j] - mx) / sum;\n", k, ex);
         } else if (n->op == OP_LOG_SOFTMAX) {
             fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
             fprintf(o, "        const %s lse = mx + %s(sum);\n", T, lg);
-            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = u[j] - lse;\n", k);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = src[j] - lse;\n", k);
         } else if (n->op == OP_CROSS_ENTROPY) {
-            fprintf(o, "        %s[r] = mx + %s(sum) - u[%s[r]];\n", mark(e, n), lg, mark(e, n->in[1]));
+            fprintf(o, "        %s[r] = mx + %s(sum) - src[%s[r]];\n", mark(e, n), lg, mark(e, n->in[1]));
         } else {
             fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
             fprintf(o, "        const %s dl = %s;\n", T, row_value(e, n->in[0]));
-            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = dl * %s(u[j] - mx) / sum;\n", k, ex);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = dl * %s(src[j] - mx) / sum;\n", k, ex);
             fprintf(o, "        out[%s[r]] -= dl;\n", mark(e, n->in[2]));
         }
         break;
     }
+    case OP_PICK:
+        fprintf(o, "        %s[r] = %s[r * %lld + %s[r]];\n", mark(e, n), mark(e, x), k, mark(e, n->in[1]));
+        break;
+    case OP_PICK_GRAD:
+        fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
+        fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = 0;\n", k);
+        fprintf(o, "        out[%s[r]] = %s;\n", mark(e, n->in[1]), row_value(e, n->in[0]));
+        break;
     case OP_SOFTMAX_GRAD: case OP_LOG_SOFTMAX_GRAD: {
         ir_node *dy = n->in[0], *y = n->in[1];
-        fprintf(o, "        const %s *dy = %s, *y = %s;\n", T, row_ptr(e, dy, k), row_ptr(e, y, k));
+        fprintf(o, "        const %s *dsrc = %s, *ysrc = %s;\n", T, row_ptr(e, dy, k), row_ptr(e, y, k));
         fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
         fprintf(o, "        %s sum = 0;\n", T);
         if (n->op == OP_SOFTMAX_GRAD) {
-            fprintf(o, "        for (int j = 0; j < %lld; j++) sum += dy[j] * y[j];\n", k);
-            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = y[j] * (dy[j] - sum);\n", k);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) sum += dsrc[j] * ysrc[j];\n", k);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = ysrc[j] * (dsrc[j] - sum);\n", k);
         } else {
-            fprintf(o, "        for (int j = 0; j < %lld; j++) sum += dy[j];\n", k);
-            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = dy[j] - %s(y[j]) * sum;\n", k, ex);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) sum += dsrc[j];\n", k);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = dsrc[j] - %s(ysrc[j]) * sum;\n", k, ex);
         }
         break;
     }
@@ -726,8 +734,8 @@ static void emit_update(emitter *e, FILE *o) {
         break;
     case 7:
         fprintf(o, "        s1[i] += (gi - s1[i]) * %s;\n", lit(e, 1 - t->beta1));
-        fprintf(o, "        const %s u = %s(gi) + %s;\n", T, fn(e, "fabs"), eps);
-        fprintf(o, "        s2[i] = %s * s2[i] > u ? %s * s2[i] : u;   /* exponentially weighted infinity norm */\n", b2, b2);
+        fprintf(o, "        const %s ag = %s(gi) + %s;\n", T, fn(e, "fabs"), eps);
+        fprintf(o, "        s2[i] = %s * s2[i] > ag ? %s * s2[i] : ag;   /* exponentially weighted infinity norm */\n", b2, b2);
         fprintf(o, "        p[i] -= step_size * s1[i] / s2[i];\n");
         break;
     case 8:

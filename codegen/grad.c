@@ -150,6 +150,7 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
     case OP_SOFTMAX: contribute(c, a, mk(c, OP_SOFTMAX_GRAD, 2, gr, n, NULL)); break;
     case OP_LOG_SOFTMAX: contribute(c, a, mk(c, OP_LOG_SOFTMAX_GRAD, 2, gr, n, NULL)); break;
     case OP_CROSS_ENTROPY: contribute(c, a, mk(c, OP_CROSS_ENTROPY_GRAD, 3, gr, a, b)); break;
+    case OP_PICK: contribute(c, a, mk_like(c, OP_PICK_GRAD, 2, gr, b, a)); break;
     case OP_MATMUL: grad_matmul(c, n, gr); break;
     case OP_DENSE: grad_dense(c, n, gr); break;
     default:

@@ -37,8 +37,10 @@ static const char *const reserved[] = {
     "copysign", "copysignf", "nan", "ldexp", "frexp", "modf", "y0", "y1", "yn", "j0", "j1", "jn", "gamma",
     "index", "rindex", "random", "select", "remove", "rename", "unlink", "open", "close", "read", "write",
     /* the generator's own identifiers */
-    "m", "n", "b", "i", "j", "k", "l", "r", "t", "v", "p", "g", "acc", "mx", "sum", "inv_n", "lr",
-    "step", "mo", "vs", "gi", "scale", "norm", "row", "col", "in", "out", "mm", "info", "bc1", "bc2",
+    "m", "n", "b", "i", "j", "k", "l", "r", "p", "g", "acc", "mx", "sum", "inv_n", "lr", "src", "dsrc",
+    "ysrc", "out", "dl", "lse", "total", "s1", "s2", "gi", "ag", "clip", "coef", "norm2", "delta", "denom",
+    "step_size", "bc1", "bc2", "bc2_sqrt", "mu_t", "mu_next", "c_grad", "c_avg", "at", "chunk", "mv",
+    "in", "bytes", "elements",
     NULL};
 
 static const char *const reserved_prefixes[] = {"cblas_", "Cblas", "CBLAS", "openblas", "nnr_", "NNR_",

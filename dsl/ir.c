@@ -21,6 +21,7 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_LOG_SOFTMAX_GRAD] = {"log_softmax_grad", 2, FAM_ROW},
     [OP_CROSS_ENTROPY] = {"cross_entropy", 2, FAM_ROW},
     [OP_CROSS_ENTROPY_GRAD] = {"cross_entropy_grad", 3, FAM_ROW},
+    [OP_PICK] = {"pick", 2, FAM_ROW},             [OP_PICK_GRAD] = {"pick_grad", 2, FAM_ROW},
     [OP_MATMUL] = {"matmul", 2, FAM_MATMUL},      [OP_DENSE] = {"dense", -1, FAM_DENSE},
 };
 
@@ -49,6 +50,8 @@ const ir_mapinfo ir_maps[] = {
      {"d clip(u)/du = [lo <= u <= hi]"}},
     {"min", 2, 0, "@fmin($a, $b)", {"($a < $b ? $g : $a == $b ? #0.5 * $g : #0)", "($b < $a ? $g : $a == $b ? #0.5 * $g : #0)"},
      {"d min(a, b)/da = [a < b] (half at a tie)", "d min(a, b)/db = [b < a] (half at a tie)"}},
+    {"_xlogx", 1, 0, "($a > #0 ? $a * @log($a) : #0)", {"($a > #0 ? $g * (@log($a) + #1) : #0)"},
+     {"d u log(u)/du = log(u) + 1 (0 log 0 = 0)"}},
     {"max", 2, 0, "@fmax($a, $b)", {"($a > $b ? $g : $a == $b ? #0.5 * $g : #0)", "($b > $a ? $g : $a == $b ? #0.5 * $g : #0)"},
      {"d max(a, b)/da = [a > b] (half at a tie)", "d max(a, b)/db = [b > a] (half at a tie)"}},
     {NULL, 0, 0, NULL, {NULL}, {NULL}},

@@ -32,6 +32,7 @@ typedef enum {
     /* along the last axis */
     OP_SOFTMAX, OP_LOG_SOFTMAX, OP_SOFTMAX_GRAD, OP_LOG_SOFTMAX_GRAD,
     OP_CROSS_ENTROPY, OP_CROSS_ENTROPY_GRAD,
+    OP_PICK, OP_PICK_GRAD,  /* z[..., y] at class labels y; its gradient scattered back */
     /* products */
     OP_MATMUL,              /* op(A) · op(B) on 2-D views of the operands (see ir_mm) */
     OP_DENSE,               /* x · Wᵀ + b over the last axis of x */

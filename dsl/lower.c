@@ -381,6 +381,98 @@ static ir_node *call_squared_error(lower *L, const ast_expr *e, int mean) {
     return s;
 }
 
+/* ---- losses and regularizers, built from simpler ops ---------------------------------
+ * Each is the SPEC's definition written with ops that autodiff and fusion already know,
+ * in the numerically stable form where there is one (softplus for the logit losses).
+ * Their nodes carry the loss's name for error messages. */
+
+static ir_node *named_op(ir_node *n, const char *what) {
+    n->what = what;
+    return n;
+}
+
+static ir_node *map1(lower *L, const char *fn, ir_node *x, loc at) {
+    ir_node *n = ir_unary(L->g, OP_MAP, x, at);
+    n->fn = ir_map_find(fn);
+    return n;
+}
+
+static ir_node *mean_all(lower *L, ir_node *x, loc at) {
+    ir_node *s = ir_unary(L->g, OP_SUM, x, at);
+    s->attr[0] = 1;
+    s->attr[1] = 1;
+    return s;
+}
+
+static ir_node *sum_all(lower *L, ir_node *x, loc at) {
+    ir_node *s = ir_unary(L->g, OP_SUM, x, at);
+    s->attr[0] = 1;
+    return s;
+}
+
+static ir_node *call_loss(lower *L, const ast_expr *e) {
+    static const char *const pt[] = {"p", "t", NULL}, *const zt[] = {"z", "t", NULL}, *const zy[] = {"z", "y", NULL},
+                             *const lq[] = {"logp", "q", NULL}, *const ly[] = {"logp", "y", NULL},
+                             *const tri[] = {"a", "p", "n", "margin", NULL};
+    const char *f = e->name;
+    int triplet = !strcmp(f, "triplet");
+    const char *const *keys = !strcmp(f, "l1_loss") || !strcmp(f, "bce") ? pt : !strcmp(f, "hinge") ? zy
+                            : !strcmp(f, "kl_div") ? lq : !strcmp(f, "nll") ? ly : triplet ? tri : zt;
+    callargs ca;
+    if (gather_args(L, e, triplet ? 3 : 2, triplet ? 4 : 2, keys, &ca)) return bad_node(L, e->at);
+    ir_node *a = lower_expr(L, ca.pos[0]->value), *b = lower_expr(L, ca.pos[1]->value);
+    loc at = e->at;
+    ir_graph *g = L->g;
+    if (!strcmp(f, "nll"))     /* -logp[y] */
+        return ir_unary(g, OP_NEG, named_op(ir_binary(g, OP_PICK, a, b, at), f), at);
+    if (!strcmp(f, "hinge")) { /* sum_j max(0, 1 + z_j - z_y) over j != y: the j = y term is 1 */
+        ir_node *zy_ = named_op(ir_binary(g, OP_PICK, a, b, at), f);
+        ir_node *margins = map1(L, "relu", ir_binary(g, OP_ADD, ir_const(g, 1, at),
+                                                     named_op(ir_binary(g, OP_SUB, a, zy_, at), f), at), at);
+        return ir_binary(g, OP_SUB, sum_all(L, margins, at), ir_const(g, 1, at), at);
+    }
+    if (!strcmp(f, "l1_loss"))  /* mean |p - t| */
+        return mean_all(L, map1(L, "abs", named_op(ir_binary(g, OP_SUB, a, b, at), f), at), at);
+    if (!strcmp(f, "bce")) {    /* -mean(t log p + (1 - t) log(1 - p)) */
+        ir_node *one = ir_const(g, 1, at);
+        ir_node *pos = named_op(ir_binary(g, OP_MUL, b, map1(L, "log", a, at), at), f);
+        ir_node *neg = ir_binary(g, OP_MUL, ir_binary(g, OP_SUB, one, b, at),
+                                 map1(L, "log", ir_binary(g, OP_SUB, ir_const(g, 1, at), a, at), at), at);
+        return ir_unary(g, OP_NEG, mean_all(L, ir_binary(g, OP_ADD, pos, neg, at), at), at);
+    }
+    if (!strcmp(f, "bce_logits")) /* mean(softplus(z) - z t): log(1 + e^z) - z t, stable */
+        return mean_all(L, ir_binary(g, OP_SUB, map1(L, "softplus", a, at),
+                                     named_op(ir_binary(g, OP_MUL, a, b, at), f), at), at);
+    if (!strcmp(f, "logistic"))   /* mean log(1 + exp(-t z)) = mean softplus(-t z) */
+        return mean_all(L, map1(L, "softplus", ir_unary(g, OP_NEG, named_op(ir_binary(g, OP_MUL, b, a, at), f), at), at), at);
+    if (!strcmp(f, "kl_div"))     /* sum q (log q - logp), with 0 log 0 = 0 */
+        return sum_all(L, ir_binary(g, OP_SUB, map1(L, "_xlogx", b, at),
+                                    named_op(ir_binary(g, OP_MUL, b, a, at), f), at), at);
+    /* triplet: max(0, margin + |a - p| - |a - n|), distances as PyTorch's pairwise_distance (eps 1e-6) */
+    double margin = 1;
+    if (arg_at(&ca, 3) && number_arg(L, arg_at(&ca, 3), "the margin of triplet", &margin)) return bad_node(L, at);
+    ir_node *n = lower_expr(L, ca.pos[2]->value);
+    ir_node *dp = named_op(ir_binary(g, OP_ADD, ir_binary(g, OP_SUB, a, b, at), ir_const(g, 1e-6, at), at), f);
+    ir_node *dn = named_op(ir_binary(g, OP_ADD, ir_binary(g, OP_SUB, a, n, at), ir_const(g, 1e-6, at), at), f);
+    ir_node *np = map1(L, "sqrt", sum_all(L, ir_binary(g, OP_MUL, dp, dp, at), at), at);
+    ir_node *nn = map1(L, "sqrt", sum_all(L, ir_binary(g, OP_MUL, dn, dn, at), at), at);
+    return map1(L, "relu", ir_binary(g, OP_ADD, ir_const(g, margin, at), ir_binary(g, OP_SUB, np, nn, at), at), at);
+}
+
+/* l2(W) = sum of squares, l1(W) = sum of absolute values, of a parameter. */
+static ir_node *call_regularizer(lower *L, const ast_expr *e) {
+    static const char *const keys[] = {"w", NULL};
+    callargs ca;
+    if (gather_args(L, e, 1, 1, keys, &ca)) return bad_node(L, e->at);
+    ir_node *w = lower_expr(L, ca.pos[0]->value);
+    if (!w->bad && w->op != OP_PARAM) {
+        diag_error(L->d, ca.pos[0]->value->at, "%s() regularizes a parameter, such as %s(h1.weight)", e->name, e->name);
+        return bad_node(L, e->at);
+    }
+    ir_node *t = e->name[1] == '2' ? ir_binary(L->g, OP_MUL, w, w, e->at) : map1(L, "abs", w, e->at);
+    return sum_all(L, t, e->at);
+}
+
 static const char *layer_prefix(lower *L) {
     return L->owner ? L->owner : "layer";
 }
@@ -413,11 +505,11 @@ static ir_node *call_dense(lower *L, const ast_expr *e) {
 
 static const char *const not_yet[] = {
     "norm2", "flatten", "reshape", "concat", "slice", "transpose", "conv1d",
-    "conv2d", "maxpool2d", "avgpool2d", "dropout", "batchnorm", "embedding", "rnn", "lstm", "nll",
-    "l1_loss", "bce", "bce_logits", "logistic", "hinge", "kl_div", "triplet", "l1", "l2", NULL};
+    "conv2d", "maxpool2d", "avgpool2d", "dropout", "batchnorm", "embedding", "rnn", "lstm", NULL};
 
 static const char *const functions[] = {
-    "neg", "softmax", "log_softmax", "sum", "mean", "cross_entropy", "mse", "sse", "dense", NULL};
+    "neg", "softmax", "log_softmax", "sum", "mean", "cross_entropy", "mse", "sse", "dense", "nll", "l1_loss",
+    "bce", "bce_logits", "logistic", "hinge", "kl_div", "triplet", "l1", "l2", NULL};
 
 static void consider(const char *f, const char *name, const char **best, int *bestd) {
     int dist = edit_distance(f, name);
@@ -446,6 +538,10 @@ static ir_node *lower_call(lower *L, const ast_expr *e) {
     if (!strcmp(f, "mse")) return call_squared_error(L, e, 1);
     if (!strcmp(f, "sse")) return call_squared_error(L, e, 0);
     if (!strcmp(f, "dense")) return call_dense(L, e);
+    if (!strcmp(f, "nll") || !strcmp(f, "l1_loss") || !strcmp(f, "bce") || !strcmp(f, "bce_logits") ||
+        !strcmp(f, "logistic") || !strcmp(f, "hinge") || !strcmp(f, "kl_div") || !strcmp(f, "triplet"))
+        return call_loss(L, e);
+    if (!strcmp(f, "l1") || !strcmp(f, "l2")) return call_regularizer(L, e);
     for (int i = 0; not_yet[i]; i++)
         if (!strcmp(f, not_yet[i])) {
             diag_error(L->d, e->at, "'%s' is not supported by this version of nnc yet", f);

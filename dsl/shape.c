@@ -38,7 +38,7 @@ static int require_float(ir_graph *g, ir_node *n, diag *d) {
     for (int i = 0; i < n->nin; i++) {
         ir_node *x = n->in[i];
         if (x->dtype != DT_CLASS) continue;
-        if (n->op == OP_CROSS_ENTROPY && i == 1) continue;
+        if ((n->op == OP_CROSS_ENTROPY || n->op == OP_PICK || n->op == OP_PICK_GRAD) && i == 1) continue;
         if (n->op == OP_CROSS_ENTROPY_GRAD && i == 2) continue;
         diag_error(d, n->at, "%s %s holds class indices (int32) and cannot be used as a float in '%s'",
                    x->role == ROLE_LABEL ? "label" : "class input", describe(g, x), op_spelling(n));
@@ -74,25 +74,26 @@ static int infer_last_axis(ir_graph *g, ir_node *n, diag *d) {
     return 0;
 }
 
+/* cross_entropy(z, y), nll and hinge (through pick): scores z [..., K], labels y [...]. */
 static int infer_cross_entropy(ir_graph *g, ir_node *n, diag *d) {
     ir_node *z = n->in[0], *y = n->in[1];
     if (infer_last_axis(g, n, d)) return -1;
     if (y->dtype != DT_CLASS) {
-        diag_error(d, n->at, "cross_entropy needs a class label as its second argument; %s is a float tensor "
-                   "(declare it `label %s: class(K)`)", describe(g, y), y->name ? y->name : "y");
+        diag_error(d, n->at, "%s needs a class label as its second argument; %s is a float tensor "
+                   "(declare it `label %s: class(K)`)", op_spelling(n), describe(g, y), y->name ? y->name : "y");
         return -1;
     }
     int64_t k = z->shape.dim[z->shape.rank - 1];
     ir_shape rows = z->shape;
     rows.rank--;
     if (!ir_shape_eq(&rows, &y->shape)) {
-        diag_error(d, n->at, "shape mismatch in 'cross_entropy': logits %s need labels %s, but %s is %s",
+        diag_error(d, n->at, "shape mismatch in '%s': scores %s need labels %s, but %s is %s", op_spelling(n),
                    ir_shape_str(g->a, &z->shape), ir_shape_str(g->a, &rows), describe(g, y),
                    ir_shape_str(g->a, &y->shape));
         return -1;
     }
     if (y->classes != k) {
-        diag_error(d, n->at, "cross_entropy: the logits have %lld classes but %s is class(%d)",
+        diag_error(d, n->at, "%s: the scores have %lld classes but %s is class(%d)", op_spelling(n),
                    (long long)k, describe(g, y), y->classes);
         return -1;
     }
@@ -166,7 +167,9 @@ int shape_infer(ir_graph *g, ir_node *n, diag *d) {
             n->shape.rank = 0;
             n->batched = n->in[0]->batched;
             break;
-        case OP_CROSS_ENTROPY: rc = infer_cross_entropy(g, n, d); break;
+        case OP_CROSS_ENTROPY: case OP_PICK: rc = infer_cross_entropy(g, n, d); break;
+        case OP_PICK_GRAD:
+            break;   /* the shape of the scores, given by autodiff */
         case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_SOFTMAX_GRAD: case OP_LOG_SOFTMAX_GRAD:
         case OP_CROSS_ENTROPY_GRAD:
             rc = infer_last_axis(g, n, d);
