@@ -87,13 +87,15 @@ static int infer_cross_entropy(ir_graph *g, ir_node *n, diag *d) {
     ir_shape rows = z->shape;
     rows.rank--;
     if (!ir_shape_eq(&rows, &y->shape)) {
-        diag_error(d, n->at, "shape mismatch in '%s': scores %s need labels %s, but %s is %s", op_spelling(n),
+        diag_error(d, n->at, "shape mismatch in '%s': %s %s need labels %s, but %s is %s", op_spelling(n),
+                   n->op == OP_CROSS_ENTROPY ? "logits" : "scores",
                    ir_shape_str(g->a, &z->shape), ir_shape_str(g->a, &rows), describe(g, y),
                    ir_shape_str(g->a, &y->shape));
         return -1;
     }
     if (y->classes != k) {
-        diag_error(d, n->at, "%s: the scores have %lld classes but %s is class(%d)", op_spelling(n),
+        diag_error(d, n->at, "%s: the %s have %lld classes but %s is class(%d)", op_spelling(n),
+                   n->op == OP_CROSS_ENTROPY ? "logits" : "scores",
                    (long long)k, describe(g, y), y->classes);
         return -1;
     }
