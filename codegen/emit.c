@@ -99,7 +99,14 @@ static int index_free(const ir_node *n) {
     return 0;
 }
 
-static int is_inline(const ir_node *n) { return n->mem == MEM_NONE; }
+/* Computed inside its consumer's loop; a reshape without memory is a view instead. */
+static int is_inline(const ir_node *n) { return n->mem == MEM_NONE && n->op != OP_RESHAPE; }
+
+/* The tensor whose memory a view reads. */
+static const ir_node *storage(const ir_node *x) {
+    while (x->op == OP_RESHAPE && x->mem == MEM_NONE) x = x->in[0];
+    return x;
+}
 
 typedef enum { LOOP_FLAT, LOOP_EXAMPLE, LOOP_NESTED } loop_mode;
 
@@ -143,6 +150,7 @@ static int flat_ok(const ir_node *x, const ictx *c, loop_mode mode) {
 }
 
 static const char *mark(emitter *e, const ir_node *x) {
+    x = storage(x);
     e->used[x->id] = 1;
     return x->cname;
 }
@@ -245,6 +253,8 @@ static const char *expr(emitter *e, const ir_node *x, const ictx *c) {
         if (k == 1) return a;
         return arena_printf(e->a, "(%s * %s * %s(%s, %s))", a, lit(e, k), fn(e, "pow"), b, lit(e, k - 1));
     case OP_MAP: return expand_map(e, ir_maps[x->fn].value, x, c);
+    case OP_REDUCE_MAX_GRAD:   /* the gradient goes to the extreme element (to each, on a tie) */
+        return arena_printf(e->a, "(%s == %s ? %s : %s)", b, read_at(e, x->in[2], c), a, lit(e, 0));
     case OP_MAP_GRAD: return expand_map(e, ir_maps[x->fn].grad[x->arg], x, c);
     default: return "0 /* not elementwise */";
     }
@@ -384,19 +394,38 @@ static void emit_sum(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    }\n");
 }
 
+/* sum_to (undoing a broadcast, or sum/mean over an axis) and max/min over axes: the
+ * output starts at the identity of the combination, then every input element is folded
+ * into the output element it reduces to. */
 static void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
     ir_node *x = n->in[0];
     ictx c = layout_ctx(x);
     c.mode = LOOP_NESTED;
-    fprintf(o, "    /* %s %s = %s %s summed over the axes it was broadcast along%s */\n", n->cname,
-            shape_of(e, n), is_inline(x) ? "the gradient" : x->cname, shape_of(e, x),
-            n->batched ? "" : " (the batch too)");
-    if (n->batched)
-        fprintf(o, "    memset(%s, 0, (size_t)n * %lld * sizeof(%s));\n", mark(e, n), (long long)ir_numel(&n->shape), e->T);
+    int is_max = n->op == OP_REDUCE_MAX, hi = n->attr[0] > 0;
+    double scale = !is_max && n->attr[0] != 0 ? n->attr[0] : 1;
+    const char *src = is_inline(x) ? "the gradient" : x->cname;
+    if (is_max)
+        fprintf(o, "    /* %s %s = %s of %s %s over the reduced axes */\n", n->cname, shape_of(e, n), hi ? "max" : "min",
+                src, shape_of(e, x));
+    else if (n->axis != IR_NOAXIS)
+        fprintf(o, "    /* %s %s = %s of %s %s over axis %d */\n", n->cname, shape_of(e, n), scale == 1 ? "sum" : "mean",
+                src, shape_of(e, x), n->axis);
     else
-        fprintf(o, "    memset(%s, 0, %lld * sizeof(%s));\n", mark(e, n), (long long)ir_numel(&n->shape), e->T);
+        fprintf(o, "    /* %s %s = %s %s summed over the axes it was broadcast along%s */\n", n->cname,
+                shape_of(e, n), src, shape_of(e, x), n->batched ? "" : " (the batch too)");
+    long long numel = (long long)ir_numel(&n->shape);
+    const char *count = n->batched ? arena_printf(e->a, "n * %lld", numel) : arena_printf(e->a, "%lld", numel);
+    if (is_max)
+        fprintf(o, "    for (int i = 0; i < %s; i++) %s[i] = %sINFINITY;\n", count, mark(e, n), hi ? "-" : "");
+    else
+        fprintf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(%s));\n", mark(e, n), count, e->T);
     const char *ind = open_loops(e, o, &c, "    ");
-    body(o, ind, arena_printf(e->a, "%s[%s] += %s;", n->cname, index_of(e, n, &c), read_at(e, x, &c)));
+    const char *at = arena_printf(e->a, "%s[%s]", n->cname, index_of(e, n, &c)), *v = read_at(e, x, &c);
+    if (is_max)
+        body(o, ind, arena_printf(e->a, "%s = %s(%s, %s);", at, fn(e, hi ? "fmax" : "fmin"), at, v));
+    else
+        body(o, ind, arena_printf(e->a, "%s += %s;", at, v));
+    if (scale != 1) fprintf(o, "    for (int i = 0; i < %s; i++) %s[i] *= %s;\n", count, n->cname, lit(e, scale));
 }
 
 /* Rows of a last-axis op: every example's leading axes, times the batch. */
@@ -549,11 +578,81 @@ static void emit_dense(emitter *e, FILE *o, ir_node *n) {
          mark(e, x), in, mark(e, w), in, bias ? lit(e, 1) : lit(e, 0), mark(e, n), units);
 }
 
+/* Outer rows before `axis` (times the batch) and the elements after it, for block copies. */
+static const char *outer_rows(emitter *e, const ir_node *x, int axis) {
+    int64_t p = 1;
+    for (int i = 0; i < axis; i++) p *= x->shape.dim[i];
+    if (!x->batched) return arena_printf(e->a, "%lld", (long long)p);
+    return p == 1 ? "n" : arena_printf(e->a, "n * %lld", (long long)p);
+}
+
+static int64_t inner_size(const ir_node *x, int axis) {
+    int64_t q = 1;
+    for (int i = axis + 1; i < x->shape.rank; i++) q *= x->shape.dim[i];
+    return q;
+}
+
+/* transpose, concat, slice and pad (slice's gradient): copies of contiguous blocks. */
+static void emit_copy(emitter *e, FILE *o, ir_node *n) {
+    ir_node *x = n->in[0];
+    const char *T = e->T, *out = mark(e, n), *src = mark(e, x);
+    fprintf(o, "    /* %s %s = %s(%s %s", n->cname, shape_of(e, n), ir_op_name(n), x->cname, shape_of(e, x));
+    if (n->op == OP_CONCAT) fprintf(o, ", %s %s", n->in[1]->cname, shape_of(e, n->in[1]));
+    if (n->op == OP_TRANSPOSE) fprintf(o, ") */\n");
+    else if (n->op == OP_CONCAT) fprintf(o, ", axis=%d) */\n", n->axis);
+    else fprintf(o, ", axis=%d, [%lld, %lld)) */\n", n->axis, (long long)n->attr[0], (long long)n->attr[1]);
+    if (n->op == OP_TRANSPOSE) {
+        long long r0 = (long long)x->shape.dim[0], c0 = (long long)x->shape.dim[1];
+        const char *base = x->batched ? arena_printf(e->a, "b * %lld + ", r0 * c0) : "";
+        fprintf(o, "%s", x->batched ? "    for (int b = 0; b < n; b++)\n" : "");
+        const char *ind = x->batched ? "        " : "    ";
+        fprintf(o, "%sfor (int i = 0; i < %lld; i++)\n%s    for (int j = 0; j < %lld; j++)\n", ind, c0, ind, r0);
+        fprintf(o, "%s        %s[%si * %lld + j] = %s[%sj * %lld + i];\n", ind, out, base, r0, src, base, c0);
+        return;
+    }
+    const ir_node *wide = n->op == OP_SLICE ? x : n;     /* the tensor with the whole axis */
+    long long inner = (long long)inner_size(wide, n->axis), whole = (long long)wide->shape.dim[n->axis];
+    const char *rows = outer_rows(e, wide, n->axis);
+    if (n->op == OP_CONCAT) {
+        ir_node *y = n->in[1];
+        long long ka = (long long)x->shape.dim[n->axis], kb = (long long)y->shape.dim[n->axis];
+        fprintf(o, "    for (int r = 0; r < %s; r++) {\n", rows);
+        fprintf(o, "        memcpy(%s + r * %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner, src,
+                ka * inner, ka * inner, T);
+        fprintf(o, "        memcpy(%s + r * %lld + %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner,
+                ka * inner, mark(e, y), kb * inner, kb * inner, T);
+        fprintf(o, "    }\n");
+        return;
+    }
+    long long start = (long long)n->attr[0], len = (long long)(n->attr[1] - n->attr[0]);
+    if (n->op == OP_SLICE) {
+        fprintf(o, "    for (int r = 0; r < %s; r++)\n", rows);
+        fprintf(o, "        memcpy(%s + r * %lld, %s + r * %lld + %lld, %lld * sizeof(%s));\n", out, len * inner, src,
+                whole * inner, start * inner, len * inner, T);
+        return;
+    }
+    fprintf(o, "    memset(%s, 0, (size_t)(%s) * %lld * sizeof(%s));   /* zero outside the slice */\n", out, rows,
+            whole * inner, T);
+    fprintf(o, "    for (int r = 0; r < %s; r++)\n", rows);
+    fprintf(o, "        memcpy(%s + r * %lld + %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner,
+            start * inner, src, len * inner, len * inner, T);
+}
+
+/* A reshape that must have memory of its own (an output, a gradient users read). */
+static void emit_view_copy(emitter *e, FILE *o, ir_node *n) {
+    long long numel = (long long)ir_numel(&n->shape);
+    fprintf(o, "    /* %s %s: the elements of %s, reshaped */\n", n->cname, shape_of(e, n), n->in[0]->cname);
+    fprintf(o, "    memcpy(%s, %s, (size_t)%s%lld * sizeof(%s));\n", mark(e, n), mark(e, n->in[0]),
+            n->batched ? "n * " : "", numel, e->T);
+}
+
 static void emit_node(emitter *e, FILE *o, ir_node *n) {
     quote_line(e, o, n, "    ");
     switch (ir_ops[n->op].fam) {
     case FAM_ELEMWISE: emit_elementwise(e, o, n); break;
     case FAM_REDUCE: if (n->op == OP_SUM) emit_sum(e, o, n); else emit_sum_to(e, o, n); break;
+    case FAM_COPY: emit_copy(e, o, n); break;
+    case FAM_VIEW: emit_view_copy(e, o, n); break;
     case FAM_ROW: emit_row(e, o, n); break;
     case FAM_MATMUL: emit_matmul(e, o, n); break;
     case FAM_DENSE: emit_dense(e, o, n); break;

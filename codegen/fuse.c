@@ -80,7 +80,9 @@ void fuse_plan(ir_graph *g) {
         }
         if (!n->in_train && !n->in_infer) continue;
         int inline_ok;
-        if (index_free(n))      /* a literal can be read by any loop, not by a GEMM */
+        if (n->op == OP_RESHAPE)   /* a view of its input's memory: no code, no buffer */
+            inline_ok = 1;
+        else if (index_free(n))      /* a literal can be read by any loop, not by a GEMM */
             inline_ok = by_gemm[i] == 0;
         else
             inline_ok = ir_is_elementwise(n) && n->uses == 1 && by_memory[i] == 0 &&

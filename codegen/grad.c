@@ -46,6 +46,23 @@ static ir_node *mk_like(gradctx *c, ir_op op, int nin, ir_node *a, ir_node *b, c
 
 static ir_node *cnst(gradctx *c, double v) { return finish(c, ir_const(c->g, v, c->fwd->at)); }
 
+/* The same elements in x's shape: a view, no copy. */
+static ir_node *reshape_like(gradctx *c, ir_node *gr, const ir_node *x) {
+    if (ir_same_layout(gr, x)) return gr;
+    ir_node *v = mk_like(c, OP_RESHAPE, 1, gr, NULL, x);
+    return v;
+}
+
+/* Copies of a block of axis `axis`: slice [start, end) of gr, or gr padded back into x. */
+static ir_node *block(gradctx *c, ir_op op, ir_node *gr, const ir_node *like, int axis, int64_t start, int64_t end) {
+    ir_node *n = ir_node_new(c->g, op, 1, &gr, c->fwd->at);
+    n->axis = axis;
+    n->attr[0] = (double)start;
+    n->attr[1] = (double)end;
+    if (op == OP_PAD) n->shape = like->shape, n->batched = like->batched;
+    return finish(c, n);
+}
+
 /* Undo a broadcast: sum g down to x's shape (a no-op when they already agree). */
 static ir_node *sum_to(gradctx *c, ir_node *gr, const ir_node *x) {
     return ir_same_layout(gr, x) ? gr : mk_like(c, OP_SUM_TO, 1, gr, NULL, x);
@@ -142,7 +159,20 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
         for (int k = 0; k < n->nin; k++) contribute(c, n->in[k], grad_map(c, n, k, gr));
         break;
     case OP_EXPAND: contribute(c, a, sum_to(c, gr, a)); break;
-    case OP_SUM_TO: contribute(c, a, expand(c, gr, a)); break;
+    case OP_SUM_TO:   /* a mean over an axis scales by 1/N */
+        t = expand(c, gr, a);
+        contribute(c, a, n->attr[0] == 0 || n->attr[0] == 1 ? t : mk(c, OP_MUL, 2, t, cnst(c, n->attr[0]), NULL));
+        break;
+    case OP_REDUCE_MAX: contribute(c, a, mk(c, OP_REDUCE_MAX_GRAD, 3, gr, a, n)); break;
+    case OP_RESHAPE: contribute(c, a, reshape_like(c, gr, a)); break;
+    case OP_TRANSPOSE: contribute(c, a, mk(c, OP_TRANSPOSE, 1, gr, NULL, NULL)); break;
+    case OP_CONCAT: {
+        int64_t ka = a->shape.dim[n->axis];
+        contribute(c, a, block(c, OP_SLICE, gr, NULL, n->axis, 0, ka));
+        contribute(c, b, block(c, OP_SLICE, gr, NULL, n->axis, ka, ka + b->shape.dim[n->axis]));
+        break;
+    }
+    case OP_SLICE: contribute(c, a, block(c, OP_PAD, gr, a, n->axis, (int64_t)n->attr[0], (int64_t)n->attr[1])); break;
     case OP_SUM:
         t = expand(c, gr, a);
         contribute(c, a, n->attr[0] == 1 ? t : mk(c, OP_MUL, 2, t, cnst(c, n->attr[0]), NULL));
@@ -171,6 +201,7 @@ static ir_node *total(gradctx *c, ir_node *n) {
  * must be a tensor of its own: copy one that is shared, trivial or a forward value. */
 static ir_node *own(gradctx *c, ir_node *x, ir_node *gr) {
     int shared = gr->pass == IR_FWD || gr->op == OP_CONST || gr->op == OP_INV_N || gr->op == OP_EXPAND ||
+                 gr->op == OP_RESHAPE ||
                  (gr->grad_of && gr->grad_of != x);
     if (shared) gr = mk(c, OP_COPY, 1, gr, NULL, NULL);
     return gr;

@@ -22,6 +22,11 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_CROSS_ENTROPY] = {"cross_entropy", 2, FAM_ROW},
     [OP_CROSS_ENTROPY_GRAD] = {"cross_entropy_grad", 3, FAM_ROW},
     [OP_PICK] = {"pick", 2, FAM_ROW},             [OP_PICK_GRAD] = {"pick_grad", 2, FAM_ROW},
+    [OP_REDUCE_MAX] = {"reduce_max", 1, FAM_REDUCE},
+    [OP_REDUCE_MAX_GRAD] = {"reduce_max_grad", 3, FAM_ELEMWISE},
+    [OP_RESHAPE] = {"reshape", 1, FAM_VIEW},      [OP_TRANSPOSE] = {"transpose", 1, FAM_COPY},
+    [OP_CONCAT] = {"concat", 2, FAM_COPY},        [OP_SLICE] = {"slice", 1, FAM_COPY},
+    [OP_PAD] = {"pad", 1, FAM_COPY},
     [OP_MATMUL] = {"matmul", 2, FAM_MATMUL},      [OP_DENSE] = {"dense", -1, FAM_DENSE},
 };
 
@@ -82,6 +87,7 @@ ir_node *ir_node_new(ir_graph *g, ir_op op, int nin, ir_node *const *in, loc at)
     n->at = at;
     n->stmt_line = at.line;
     n->io_index = n->param_index = -1;
+    n->axis = IR_NOAXIS;
     ptrvec_push(g->a, &g->nodes, n);
     return n;
 }
@@ -155,6 +161,9 @@ void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
             fprintf(out, " {%g}", n->attr[0]);
         if ((n->op == OP_MAP || n->op == OP_MAP_GRAD) && ir_maps[n->fn].nconst == 2)
             fprintf(out, " {%g, %g}", n->attr[0], n->attr[1]);
+        if (n->op == OP_CONCAT || n->op == OP_SLICE || n->op == OP_PAD || n->op == OP_REDUCE_MAX)
+            fprintf(out, " {axis %d%s}", n->arg, n->op == OP_REDUCE_MAX ? (n->attr[0] > 0 ? " max" : " min") : "");
+        if (n->op == OP_SLICE || n->op == OP_PAD) fprintf(out, " {start %g}", n->attr[0]);
         if (n->op == OP_MATMUL)
             fprintf(out, " {[%lld,%lld]%s @ [%lld,%lld]%s}", (long long)n->mm.ar, (long long)n->mm.ac,
                     n->mm.ta ? "T" : "", (long long)n->mm.br, (long long)n->mm.bc, n->mm.tb ? "T" : "");

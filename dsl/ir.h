@@ -16,6 +16,8 @@
 
 #define IR_MAXRANK 8
 #define IR_MAXIN   4
+#define IR_NOAXIS  (-1000)
+enum { VIEW_GIVEN, VIEW_FLATTEN, VIEW_SQUEEZE };
 
 typedef enum {
     /* leaves */
@@ -33,13 +35,17 @@ typedef enum {
     OP_SOFTMAX, OP_LOG_SOFTMAX, OP_SOFTMAX_GRAD, OP_LOG_SOFTMAX_GRAD,
     OP_CROSS_ENTROPY, OP_CROSS_ENTROPY_GRAD,
     OP_PICK, OP_PICK_GRAD,  /* z[..., y] at class labels y; its gradient scattered back */
+    /* reductions to a keep-dims shape: max (attr[0] = 1) or min (attr[0] = -1) */
+    OP_REDUCE_MAX, OP_REDUCE_MAX_GRAD,
+    /* layout: a view of the same memory, and block copies along axis `arg` */
+    OP_RESHAPE, OP_TRANSPOSE, OP_CONCAT, OP_SLICE, OP_PAD,
     /* products */
     OP_MATMUL,              /* op(A) · op(B) on 2-D views of the operands (see ir_mm) */
     OP_DENSE,               /* x · Wᵀ + b over the last axis of x */
     OP__COUNT
 } ir_op;
 
-typedef enum { FAM_LEAF, FAM_ELEMWISE, FAM_REDUCE, FAM_ROW, FAM_MATMUL, FAM_DENSE } ir_family;
+typedef enum { FAM_LEAF, FAM_ELEMWISE, FAM_REDUCE, FAM_ROW, FAM_MATMUL, FAM_DENSE, FAM_VIEW, FAM_COPY } ir_family;
 
 typedef struct ir_opinfo {
     const char *name;       /* as in --dump-ir */
@@ -107,6 +113,8 @@ struct ir_node {
     const char *name;       /* user-visible name, or NULL */
     const char *what;       /* the function the user wrote, when it is not the op (mse's '-') */
     int         fn, arg;    /* OP_MAP, OP_MAP_GRAD: ir_maps[fn]; the argument differentiated */
+    int         axis;       /* reductions and layout ops: the per-example axis, or IR_NOAXIS */
+    int         view;       /* OP_RESHAPE: VIEW_GIVEN (shape set), VIEW_FLATTEN, VIEW_SQUEEZE (drop axis) */
     loc         at;         /* where in the source */
     int         stmt_line;  /* the .nn line of the statement it comes from */
     ir_node    *grad_of;    /* backward: the node whose gradient this is (when whole) */

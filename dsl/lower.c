@@ -341,21 +341,119 @@ static ir_node *call_map(lower *L, const ast_expr *e, int fn) {
     return n;
 }
 
-static ir_node *call_reduce(lower *L, const ast_expr *e, int mean) {
+static ir_node *view(lower *L, ir_node *x, int mode, int axis, loc at) {
+    ir_node *v = ir_unary(L->g, OP_RESHAPE, x, at);
+    v->view = mode;
+    v->axis = axis;
+    return v;
+}
+
+/* sum, mean, max, min over every axis of an example, or over axis=k (which is dropped):
+ * a reduction to the shape with that axis kept as 1, then a view without it. */
+static ir_node *call_reduce(lower *L, const ast_expr *e, int kind) {
     static const char *const keys[] = {"x", "axis", NULL};
     callargs ca;
     if (gather_args(L, e, 1, 1, keys, &ca)) return bad_node(L, e->at);
-    if (ca.kw[1]) {
-        diag_error(L->d, ca.kw[1]->at, "'%s' with axis= is not supported yet; it reduces over every axis of one example", e->name);
+    int64_t axis = IR_NOAXIS;
+    if (ca.kw[1] && int_arg(L, ca.kw[1], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis)) return bad_node(L, e->at);
+    ir_node *x = lower_expr(L, ca.pos[0]->value), *r;
+    if (kind == 'M' || kind == 'm') {
+        r = ir_unary(L->g, OP_REDUCE_MAX, x, e->at);
+        r->attr[0] = kind == 'M' ? 1 : -1;
+    } else if (axis == IR_NOAXIS) {
+        r = ir_unary(L->g, OP_SUM, x, e->at);
+        r->attr[0] = 1;
+        r->attr[1] = kind == 'a';   /* mean: 1/N once x's shape is known */
+        return r;
+    } else {
+        r = ir_unary(L->g, OP_SUM_TO, x, e->at);
+        r->attr[1] = kind == 'a';
+    }
+    r->axis = (int)axis;
+    r->what = e->name;
+    return axis == IR_NOAXIS ? r : view(L, r, VIEW_SQUEEZE, (int)axis, e->at);
+}
+
+/* norm2(x[, axis]) = sqrt(sum(x * x)) */
+static ir_node *call_norm2(lower *L, const ast_expr *e) {
+    static const char *const keys[] = {"x", "axis", NULL};
+    callargs ca;
+    if (gather_args(L, e, 1, 1, keys, &ca)) return bad_node(L, e->at);
+    int64_t axis = IR_NOAXIS;
+    if (ca.kw[1] && int_arg(L, ca.kw[1], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis)) return bad_node(L, e->at);
+    ir_node *x = lower_expr(L, ca.pos[0]->value);
+    ir_node *sq = ir_binary(L->g, OP_MUL, x, x, e->at), *s;
+    if (axis == IR_NOAXIS) {
+        s = ir_unary(L->g, OP_SUM, sq, e->at);
+        s->attr[0] = 1;
+    } else {
+        s = ir_unary(L->g, OP_SUM_TO, sq, e->at);
+        s->axis = (int)axis;
+        s->what = e->name;
+        s = view(L, s, VIEW_SQUEEZE, (int)axis, e->at);
+    }
+    ir_node *r = ir_unary(L->g, OP_MAP, s, e->at);
+    r->fn = ir_map_find("sqrt");
+    return r;
+}
+
+/* flatten(x), reshape(x, [d, ...]) (one -1 is inferred), transpose(x), concat(a, b, axis=k),
+ * slice(x, axis=k, start=i, end=j): all on the per-example axes. */
+static ir_node *call_layout(lower *L, const ast_expr *e) {
+    static const char *const one[] = {"x", NULL}, *const rs[] = {"x", "shape", NULL},
+                             *const cat[] = {"a", "b", "axis", NULL}, *const sl[] = {"x", "axis", "start", "end", NULL};
+    const char *f = e->name;
+    callargs ca;
+    int64_t v;
+    if (!strcmp(f, "flatten") || !strcmp(f, "transpose")) {
+        if (gather_args(L, e, 1, 1, one, &ca)) return bad_node(L, e->at);
+        ir_node *x = lower_expr(L, ca.pos[0]->value);
+        return f[0] == 'f' ? view(L, x, VIEW_FLATTEN, IR_NOAXIS, e->at) : ir_unary(L->g, OP_TRANSPOSE, x, e->at);
+    }
+    if (!strcmp(f, "reshape")) {
+        if (gather_args(L, e, 2, 2, rs, &ca)) return bad_node(L, e->at);
+        ir_node *x = lower_expr(L, ca.pos[0]->value);
+        const ast_expr *shape = ca.pos[1]->value;
+        if (shape->kind != AST_LIST) {
+            diag_error(L->d, shape->at, "reshape needs the new shape as a list, like reshape(x, [4, 7])");
+            return bad_node(L, e->at);
+        }
+        ir_node *r = view(L, x, VIEW_GIVEN, IR_NOAXIS, e->at);
+        int inferred = 0;
+        for (const ast_arg *a = shape->args; a; a = a->next) {
+            if (r->shape.rank == IR_MAXRANK || int_arg(L, a, "a dimension of reshape (or -1)", -1, (int64_t)1 << 40, &v) ||
+                v == 0 || (v == -1 && inferred++)) {
+                if (v == 0 || inferred > 1) diag_error(L->d, a->at, "reshape takes positive dimensions and at most one -1");
+                return bad_node(L, e->at);
+            }
+            r->shape.dim[r->shape.rank++] = v == -1 ? 0 : v;
+        }
+        return r;
+    }
+    if (!strcmp(f, "concat")) {
+        if (gather_args(L, e, 2, 2, cat, &ca)) return bad_node(L, e->at);
+        int64_t axis = -1;
+        if (ca.kw[2] && int_arg(L, ca.kw[2], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis)) return bad_node(L, e->at);
+        ir_node *n = ir_binary(L->g, OP_CONCAT, lower_expr(L, ca.pos[0]->value), lower_expr(L, ca.pos[1]->value), e->at);
+        n->axis = (int)axis;
+        return n;
+    }
+    /* slice */
+    if (gather_args(L, e, 1, 1, sl, &ca)) return bad_node(L, e->at);
+    int64_t axis = 0, start = 0, end = 0;
+    if (!ca.kw[1] || !ca.kw[2]) {
+        diag_error(L->d, e->at, "slice needs axis= and start= (end= defaults to the end of the axis)");
         return bad_node(L, e->at);
     }
-    ir_node *x = lower_expr(L, ca.pos[0]->value);
-    ir_node *s = ir_unary(L->g, OP_SUM, x, e->at);
-    s->attr[0] = 1;
-    if (mean) {
-        s->attr[1] = 1;   /* scale becomes 1/N once x's shape is known (grad.c / emit read attr[1]) */
-    }
-    return s;
+    if (int_arg(L, ca.kw[1], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis) ||
+        int_arg(L, ca.kw[2], "start", -((int64_t)1 << 40), (int64_t)1 << 40, &start) ||
+        (ca.kw[3] && int_arg(L, ca.kw[3], "end", -((int64_t)1 << 40), (int64_t)1 << 40, &end)))
+        return bad_node(L, e->at);
+    ir_node *n = ir_unary(L->g, OP_SLICE, lower_expr(L, ca.pos[0]->value), e->at);
+    n->axis = (int)axis;
+    n->attr[0] = (double)start;
+    n->attr[1] = ca.kw[3] ? (double)end : 1e18;
+    return n;
 }
 
 static ir_node *call_binary(lower *L, const ast_expr *e, ir_op op, const char *const *keys) {
@@ -504,12 +602,13 @@ static ir_node *call_dense(lower *L, const ast_expr *e) {
 }
 
 static const char *const not_yet[] = {
-    "norm2", "flatten", "reshape", "concat", "slice", "transpose", "conv1d",
+    "conv1d",
     "conv2d", "maxpool2d", "avgpool2d", "dropout", "batchnorm", "embedding", "rnn", "lstm", NULL};
 
 static const char *const functions[] = {
     "neg", "softmax", "log_softmax", "sum", "mean", "cross_entropy", "mse", "sse", "dense", "nll", "l1_loss",
-    "bce", "bce_logits", "logistic", "hinge", "kl_div", "triplet", "l1", "l2", NULL};
+    "bce", "bce_logits", "logistic", "hinge", "kl_div", "triplet", "l1", "l2", "norm2", "flatten", "reshape",
+    "transpose", "concat", "slice", NULL};
 
 static void consider(const char *f, const char *name, const char **best, int *bestd) {
     int dist = edit_distance(f, name);
@@ -527,13 +626,21 @@ static const char *closest_function(const char *f) {
 static ir_node *lower_call(lower *L, const ast_expr *e) {
     static const char *const ce_keys[] = {"z", "y", NULL};
     const char *f = e->name;
+    int npos = 0;
+    for (const ast_arg *a = e->args; a; a = a->next) npos += !a->key;
+    /* max(x) and min(x) reduce; max(a, b) and min(a, b) compare elementwise */
+    if ((!strcmp(f, "max") || !strcmp(f, "min")) && npos == 1) return call_reduce(L, e, f[1] == 'a' ? 'M' : 'm');
     int fn = ir_map_find(f);
     if (fn >= 0) return call_map(L, e, fn);
+    if (!strcmp(f, "norm2")) return call_norm2(L, e);
+    if (!strcmp(f, "flatten") || !strcmp(f, "reshape") || !strcmp(f, "transpose") || !strcmp(f, "concat") ||
+        !strcmp(f, "slice"))
+        return call_layout(L, e);
     if (!strcmp(f, "neg")) return call_unary(L, e, OP_NEG);
     if (!strcmp(f, "softmax")) return call_unary(L, e, OP_SOFTMAX);
     if (!strcmp(f, "log_softmax")) return call_unary(L, e, OP_LOG_SOFTMAX);
-    if (!strcmp(f, "sum")) return call_reduce(L, e, 0);
-    if (!strcmp(f, "mean")) return call_reduce(L, e, 1);
+    if (!strcmp(f, "sum")) return call_reduce(L, e, 's');
+    if (!strcmp(f, "mean")) return call_reduce(L, e, 'a');
     if (!strcmp(f, "cross_entropy")) return call_binary(L, e, OP_CROSS_ENTROPY, ce_keys);
     if (!strcmp(f, "mse")) return call_squared_error(L, e, 1);
     if (!strcmp(f, "sse")) return call_squared_error(L, e, 0);

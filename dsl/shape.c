@@ -147,6 +147,117 @@ static int infer_dense(ir_graph *g, ir_node *n, diag *d) {
     return 0;
 }
 
+/* A per-example axis as written (negative counts from the end) made absolute; -1 if out of range. */
+static int norm_axis(int axis, int rank) {
+    if (axis < 0) axis += rank;
+    return axis >= 0 && axis < rank ? axis : -1;
+}
+
+static int check_axis(ir_graph *g, ir_node *n, ir_node *x, diag *d) {
+    int axis = norm_axis(n->axis, x->shape.rank);
+    if (axis < 0)
+        diag_error(d, n->at, "'%s': axis %d is out of range for %s, which has %d ax%s per example", op_spelling(n),
+                   n->axis, ir_shape_str(g->a, &x->shape), x->shape.rank, x->shape.rank == 1 ? "is" : "es");
+    else
+        n->axis = axis;
+    return axis < 0 ? -1 : 0;
+}
+
+/* reshape / flatten / a reduction's dropped axis: the same elements, another shape. */
+static int infer_reshape(ir_graph *g, ir_node *n, diag *d) {
+    ir_node *x = n->in[0];
+    int64_t total = ir_numel(&x->shape);
+    n->batched = x->batched;
+    if (n->view == VIEW_FLATTEN) {
+        n->shape = (ir_shape){1, {total}};
+        return 0;
+    }
+    if (n->view == VIEW_SQUEEZE) {
+        if (check_axis(g, n, x, d)) return -1;
+        n->shape = x->shape;
+        for (int i = n->axis; i + 1 < n->shape.rank; i++) n->shape.dim[i] = n->shape.dim[i + 1];
+        n->shape.rank--;
+        return 0;
+    }
+    int64_t known = 1;
+    int free_axis = -1;
+    for (int i = 0; i < n->shape.rank; i++) {
+        if (n->shape.dim[i] == 0) free_axis = i;
+        else known *= n->shape.dim[i];
+    }
+    if (free_axis >= 0 && known > 0 && total % known == 0) n->shape.dim[free_axis] = total / known;
+    if (ir_numel(&n->shape) != total || (free_axis >= 0 && total % known)) {
+        diag_error(d, n->at, "reshape: %s has %lld elements, which do not fit %s", ir_shape_str(g->a, &x->shape),
+                   (long long)total, ir_shape_str(g->a, &n->shape));
+        return -1;
+    }
+    return 0;
+}
+
+static int infer_layout(ir_graph *g, ir_node *n, diag *d) {
+    ir_node *x = n->in[0];
+    n->batched = x->batched;
+    switch (n->op) {
+    case OP_TRANSPOSE:
+        if (x->shape.rank != 2) {
+            diag_error(d, n->at, "transpose takes a matrix per example; %s is %s", describe(g, x),
+                       ir_shape_str(g->a, &x->shape));
+            return -1;
+        }
+        n->shape = (ir_shape){2, {x->shape.dim[1], x->shape.dim[0]}};
+        return 0;
+    case OP_CONCAT: {
+        ir_node *y = n->in[1];
+        if (check_axis(g, n, x, d)) return -1;
+        ir_shape want = x->shape;
+        want.dim[n->axis] = y->shape.rank == x->shape.rank ? y->shape.dim[n->axis] : 0;
+        if (!ir_shape_eq(&want, &y->shape) || x->batched != y->batched) {
+            diag_error(d, n->at, "concat along axis %d needs shapes that differ only there%s: %s and %s", n->axis,
+                       x->batched != y->batched ? " (and both with or both without the batch)" : "",
+                       ir_shape_str(g->a, &x->shape), ir_shape_str(g->a, &y->shape));
+            return -1;
+        }
+        n->shape = x->shape;
+        n->shape.dim[n->axis] += y->shape.dim[n->axis];
+        return 0;
+    }
+    case OP_SLICE: {
+        if (check_axis(g, n, x, d)) return -1;
+        int64_t dim = x->shape.dim[n->axis], start = (int64_t)n->attr[0], end = (int64_t)n->attr[1];
+        if (start < 0) start += dim;
+        if (end < 0 || n->attr[1] < 0) end += dim;
+        if (n->attr[1] > 1e17) end = dim;       /* end not given */
+        if (start < 0 || end > dim || start >= end) {
+            diag_error(d, n->at, "slice [%lld, %lld) is empty or outside axis %d of %s", (long long)start,
+                       (long long)end, n->axis, ir_shape_str(g->a, &x->shape));
+            return -1;
+        }
+        n->attr[0] = (double)start;
+        n->attr[1] = (double)end;
+        n->shape = x->shape;
+        n->shape.dim[n->axis] = end - start;
+        return 0;
+    }
+    default:
+        return 0;   /* pad: the shape of the sliced tensor, given by autodiff */
+    }
+}
+
+/* sum_to or reduce_max over one axis: the axis kept with size 1; over every axis: []. */
+static int infer_reduce_axis(ir_graph *g, ir_node *n, diag *d) {
+    ir_node *x = n->in[0];
+    if (n->axis == IR_NOAXIS) {
+        if (n->op == OP_REDUCE_MAX) n->shape.rank = 0, n->batched = x->batched;
+        return 0;   /* sum_to: shape given by autodiff */
+    }
+    if (check_axis(g, n, x, d)) return -1;
+    n->shape = x->shape;
+    if (n->attr[1]) n->attr[0] = 1.0 / (double)x->shape.dim[n->axis], n->attr[1] = 0;   /* mean */
+    n->shape.dim[n->axis] = 1;
+    n->batched = x->batched;
+    return 0;
+}
+
 int shape_infer(ir_graph *g, ir_node *n, diag *d) {
     for (int i = 0; i < n->nin; i++) n->bad |= n->in[i]->bad;   /* already reported */
     if (n->bad) return -1;
@@ -157,8 +268,11 @@ int shape_infer(ir_graph *g, ir_node *n, diag *d) {
         case OP_CONST: case OP_INV_N:
             n->shape.rank = 0;
             break;
-        case OP_EXPAND: case OP_SUM_TO: case OP_INPUT: case OP_LABEL: case OP_TARGET: case OP_PARAM:
+        case OP_EXPAND: case OP_INPUT: case OP_LABEL: case OP_TARGET: case OP_PARAM:
             break;   /* shape given by whoever built the node */
+        case OP_SUM_TO: case OP_REDUCE_MAX: rc = infer_reduce_axis(g, n, d); break;
+        case OP_RESHAPE: rc = infer_reshape(g, n, d); break;
+        case OP_TRANSPOSE: case OP_CONCAT: case OP_SLICE: case OP_PAD: rc = infer_layout(g, n, d); break;
         case OP_MATMUL:
             if (n->pass == IR_FWD) rc = infer_user_matmul(g, n, d);
             break;

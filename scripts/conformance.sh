@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# conformance.sh — compares nnc's loss and gradients with PyTorch on the shared cases
-# (../shared/conformance).  Needs Debian's python3-torch; a development check run
-# before resolving an issue, not part of the test suite (PyTorch is no dependency).
+# conformance.sh — compares nnc's loss and gradients with PyTorch: the shared cases
+# (../shared/conformance/cases.py) and nnc's own (tests/torch/cases.py).  Needs Debian's
+# python3-torch; a development check run before resolving an issue, not part of the
+# test suite (PyTorch is no dependency of nnc).
 set -eu
 cd "$(dirname "$0")/.."
 bash scripts/build.sh >/dev/null
-exec /usr/bin/python3 ../shared/conformance/check.py build/nnc ../shared/conformance/cases.py "$@"
+status=0
+for cases in ../shared/conformance/cases.py tests/torch/cases.py; do
+    /usr/bin/python3 ../shared/conformance/check.py build/nnc "$cases" || status=1
+done
+exit $status

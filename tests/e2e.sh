@@ -89,6 +89,32 @@ check "grads writes every gradient and the loss" bash -c "python3 st.py batch &&
      python3 st.py grads g.safetensors"
 check "gradcheck (f32) of the example" bash -c "./fm gradcheck --samples 16 --tol 2e-2"
 
+# ---- the lectures' worked examples ----
+cat >qxyz.py <<'EOF'
+import json, struct, sys
+if sys.argv[1] == 'batch':   # x = -2, y = 5, z = -4, one example each
+    vals = {'x': -2.0, 'y': 5.0, 'z': -4.0}
+    blob = b''.join(struct.pack('<f', v) for v in vals.values())
+    hdr = json.dumps({k: {'dtype': 'F32', 'shape': [1], 'data_offsets': [4 * i, 4 * i + 4]}
+                      for i, k in enumerate(vals)}).encode()
+    hdr += b' ' * (-len(hdr) % 8)
+    open('qxyz.safetensors', 'wb').write(struct.pack('<Q', len(hdr)) + hdr + blob)
+else:                        # the gradients must be df/dx = df/dy = z = -4, df/dz = x + y = 3
+    h = open('qg.safetensors', 'rb').read()
+    n = struct.unpack('<Q', h[:8])[0]
+    meta = json.loads(h[8:8 + n])
+    get = lambda k: struct.unpack('<f', h[8 + n + meta[k]['data_offsets'][0]:][:4])[0]
+    assert (get('x'), get('y'), get('z')) == (-4.0, -4.0, 3.0), (get('x'), get('y'), get('z'))
+EOF
+check "seed_qxyz: (x+y)z at (-2, 5, -4) has gradients -4, -4, 3" bash -c "python3 qxyz.py batch && \
+     '$NNC' '$SRC/examples/seed_qxyz.nn' --exe -o qxyz && ./qxyz init --save q0.safetensors && \
+     ./qxyz grads --params q0.safetensors --batch qxyz.safetensors --out qg.safetensors | grep -q '^loss: -12' && \
+     python3 qxyz.py check"
+for seed in seed_fx seed_twolayer; do
+    check "$seed gradcheck in f64" bash -c "'$NNC' '$SRC/examples/$seed.nn' --dtype f64 --exe -o $seed && \
+         ./$seed gradcheck --samples 0 --tol 1e-6"
+done
+
 # ---- double precision ----
 check "compile --dtype f64 and train" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' --dtype f64 --exe -o fm64 && grep -q cblas_dgemm fm64.c \
      && ./fm64 train ${TRAIN[*]} --epochs 1 | grep -q 'epoch 1/1'"
