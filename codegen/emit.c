@@ -26,6 +26,7 @@ typedef struct emitter {
     const char *P;          /* C prefix of public symbols: the model name, mangled */
     const char *PU;         /* the same in capitals, for macros */
     char       *used;       /* per node: referenced by the function being written */
+    int         infer_mode; /* the function being written runs in inference mode */
     int         last_line;  /* the .nn line last quoted in a comment */
 } emitter;
 
@@ -99,12 +100,15 @@ static int index_free(const ir_node *n) {
     return 0;
 }
 
-/* Computed inside its consumer's loop; a reshape without memory is a view instead. */
-static int is_inline(const ir_node *n) { return n->mem == MEM_NONE && n->op != OP_RESHAPE; }
+static int is_view(const ir_node *n) { return n->mem == MEM_NONE && (n->op == OP_RESHAPE || n->op == OP_SELECT); }
 
-/* The tensor whose memory a view reads. */
-static const ir_node *storage(const ir_node *x) {
-    while (x->op == OP_RESHAPE && x->mem == MEM_NONE) x = x->in[0];
+/* Computed inside its consumer's loop; reshape and select without memory are views. */
+static int is_inline(const ir_node *n) { return n->mem == MEM_NONE && !is_view(n); }
+
+/* The tensor whose memory a view reads: a reshape's input, a select's training or
+ * inference input depending on the function being written. */
+static const ir_node *storage_in(const ir_node *x, int infer_mode) {
+    while (is_view(x)) x = x->in[x->op == OP_SELECT ? infer_mode : 0];
     return x;
 }
 
@@ -150,7 +154,7 @@ static int flat_ok(const ir_node *x, const ictx *c, loop_mode mode) {
 }
 
 static const char *mark(emitter *e, const ir_node *x) {
-    x = storage(x);
+    x = storage_in(x, e->infer_mode);
     e->used[x->id] = 1;
     return x->cname;
 }
@@ -253,6 +257,9 @@ static const char *expr(emitter *e, const ir_node *x, const ictx *c) {
         if (k == 1) return a;
         return arena_printf(e->a, "(%s * %s * %s(%s, %s))", a, lit(e, k), fn(e, "pow"), b, lit(e, k - 1));
     case OP_MAP: return expand_map(e, ir_maps[x->fn].value, x, c);
+    case OP_DROPOUT_MASK:      /* keep with probability 1 - p, scaled so the expectation is unchanged */
+        return arena_printf(e->a, "(%s_uniform(m->seed, m->step, %d, %s) >= %s ? %s : %s)", e->P, x->id,
+                            index_of(e, x, c), lit(e, x->attr[0]), lit(e, 1 / (1 - x->attr[0])), lit(e, 0));
     case OP_REDUCE_MAX_GRAD:   /* the gradient goes to the extreme element (to each, on a tie) */
         return arena_printf(e->a, "(%s == %s ? %s : %s)", b, read_at(e, x->in[2], c), a, lit(e, 0));
     case OP_MAP_GRAD: return expand_map(e, ir_maps[x->fn].grad[x->arg], x, c);
@@ -638,6 +645,100 @@ static void emit_copy(emitter *e, FILE *o, ir_node *n) {
             start * inner, src, len * inner, len * inner, T);
 }
 
+/* im2col / col2im: one row per output position of each example, holding the inputs
+ * the kernel sees there in PyTorch's weight order (c, i, j), zero in the padding; col2im
+ * adds the rows back onto the positions they came from (its transpose). */
+static void emit_im2col(emitter *e, FILE *o, ir_node *n) {
+    int back = n->op == OP_COL2IM;
+    const ir_node *img = back ? n : n->in[0], *col = back ? n->in[0] : n;
+    ir_conv g = n->conv;
+    long long k = (long long)(g.c * g.kh * g.kw), p = (long long)(g.oh * g.ow), hw = (long long)(g.h * g.w);
+    const char *I = mark(e, img), *C = mark(e, col), *T = e->T;
+    fprintf(o, "    /* %s %s = %s(%s %s): kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld before */\n",
+            n->cname, shape_of(e, n), ir_op_name(n), n->in[0]->cname, shape_of(e, n->in[0]), (long long)g.kh,
+            (long long)g.kw, (long long)g.sh, (long long)g.sw, (long long)g.ph, (long long)g.pw);
+    const char *nb = img->batched ? "n" : "1";
+    if (back) fprintf(o, "    memset(%s, 0, (size_t)%s * %lld * sizeof(%s));\n", I, nb, (long long)g.c * hw, T);
+    fprintf(o, "    for (int b = 0; b < %s; b++)\n", nb);
+    fprintf(o, "        for (int oi = 0; oi < %lld; oi++)\n", (long long)g.oh);
+    fprintf(o, "            for (int oj = 0; oj < %lld; oj++) {\n", (long long)g.ow);
+    fprintf(o, "                %s%s *row = %s + ((size_t)b * %lld + oi * %lld + oj) * %lld;\n", back ? "const " : "", T, C,
+            p, (long long)g.ow, k);
+    fprintf(o, "                for (int ci = 0; ci < %lld; ci++)\n", (long long)g.c);
+    fprintf(o, "                    for (int ki = 0; ki < %lld; ki++) {\n", (long long)g.kh);
+    fprintf(o, "                        const int ii = oi * %lld - %lld + ki;\n", (long long)g.sh, (long long)g.ph);
+    fprintf(o, "                        for (int kj = 0; kj < %lld; kj++) {\n", (long long)g.kw);
+    fprintf(o, "                            const int jj = oj * %lld - %lld + kj;\n", (long long)g.sw, (long long)g.pw);
+    fprintf(o, "                            const int inside = ii >= 0 && ii < %lld && jj >= 0 && jj < %lld;\n",
+            (long long)g.h, (long long)g.w);
+    const char *at = arena_printf(e->a, "%s[((size_t)b * %lld + ci) * %lld + ii * %lld + jj]", I, (long long)g.c, hw,
+                                  (long long)g.w);
+    const char *r = arena_printf(e->a, "row[(ci * %lld + ki) * %lld + kj]", (long long)g.kh, (long long)g.kw);
+    if (back) fprintf(o, "                            if (inside) %s += %s;\n", at, r);
+    else fprintf(o, "                            %s = inside ? %s : %s;\n", r, at, lit(e, 0));
+    fprintf(o, "                        }\n                    }\n            }\n");
+}
+
+/* max / average pooling windows (no padding), and their gradient: the window's maximum
+ * takes the whole gradient (the first one, on a tie, as PyTorch), an average spreads it. */
+static void emit_pool(emitter *e, FILE *o, ir_node *n) {
+    int grad = n->op == OP_POOL_GRAD, is_max = n->attr[0] != 0;
+    ir_conv g = n->conv;
+    const ir_node *x = n->in[grad ? 1 : 0];
+    long long win = (long long)(g.kh * g.kw);
+    const char *X = mark(e, x), *T = e->T, *nb = x->batched ? "n" : "1";
+    fprintf(o, "    /* %s %s = %s%s(%s %s), window %lldx%lld, stride %lldx%lld%s */\n", n->cname, shape_of(e, n),
+            is_max ? "maxpool" : "avgpool", grad ? "_grad" : "", x->cname, shape_of(e, x), (long long)g.kh,
+            (long long)g.kw, (long long)g.sh, (long long)g.sw,
+            grad ? (is_max ? ": d max/du = 1 at the window's maximum" : ": d mean/du = 1/(kh kw)") : "");
+    const char *out = mark(e, n);
+    if (grad) fprintf(o, "    memset(%s, 0, (size_t)%s * %lld * sizeof(%s));\n", out, nb, (long long)(g.c * g.h * g.w), T);
+    fprintf(o, "    for (int b = 0; b < %s * %lld; b++)   /* every channel of every example */\n", nb, (long long)g.c);
+    fprintf(o, "        for (int oi = 0; oi < %lld; oi++)\n", (long long)g.oh);
+    fprintf(o, "            for (int oj = 0; oj < %lld; oj++) {\n", (long long)g.ow);
+    fprintf(o, "                const size_t at = ((size_t)b * %lld + oi) * %lld + oj;\n", (long long)g.oh, (long long)g.ow);
+    const char *src = arena_printf(e->a, "(size_t)b * %lld + (oi * %lld + ki) * %lld + oj * %lld + kj",
+                                   (long long)(g.h * g.w), (long long)g.sh, (long long)g.w, (long long)g.sw);
+    const char *loops = arena_printf(e->a, "for (int ki = 0; ki < %lld; ki++)\n                    for (int kj = 0; kj < %lld; kj++)",
+                                     (long long)g.kh, (long long)g.kw);
+    if (!grad) {
+        fprintf(o, "                %s acc = %s;\n", T, is_max ? "-INFINITY" : lit(e, 0));
+        fprintf(o, "                %s\n", loops);
+        if (is_max) fprintf(o, "                        acc = %s[%s] > acc ? %s[%s] : acc;\n", X, src, X, src);
+        else fprintf(o, "                        acc += %s[%s];\n", X, src);
+        fprintf(o, "                %s[at] = acc%s;\n", out, is_max ? "" : arena_printf(e->a, " / %s", lit(e, (double)win)));
+    } else if (is_max) {
+        fprintf(o, "                int done = 0;\n");
+        fprintf(o, "                %s\n", loops);
+        fprintf(o, "                        if (!done && %s[%s] == %s[at]) {\n", X, src, mark(e, n->in[2]));
+        fprintf(o, "                            %s[%s] += %s[at];\n", out, src, mark(e, n->in[0]));
+        fprintf(o, "                            done = 1;\n                        }\n");
+    } else {
+        fprintf(o, "                const %s share = %s[at] / %s;\n", T, mark(e, n->in[0]), lit(e, (double)win));
+        fprintf(o, "                %s\n", loops);
+        fprintf(o, "                        %s[%s] += share;\n", out, src);
+    }
+    fprintf(o, "            }\n");
+}
+
+/* batchnorm's running statistics, updated by each training step as PyTorch does:
+ * r = (1 - momentum) r + momentum · batch statistic, with the unbiased variance. */
+static void emit_bn_update(emitter *e, FILE *o, ir_node *n) {
+    ir_node *rm = n->in[0], *rv = n->in[1];
+    long long c = (long long)ir_numel(&rm->shape), per = (long long)n->attr[1];
+    double mom = n->attr[0];
+    fprintf(o, "    /* %s and %s: running statistics, momentum %g, unbiased variance */\n", rm->name, rv->name, mom);
+    fprintf(o, "    {\n        %s *run_mean = m->params + %lld, *run_var = m->params + %lld;\n", e->T,
+            (long long)rm->offset, (long long)rv->offset);
+    fprintf(o, "        const %s unbias = n * %lld > 1 ? (%s)(n * %lld) / (n * %lld - 1) : %s;\n", e->T, per, e->T, per, per,
+            lit(e, 1));
+    fprintf(o, "        for (int ci = 0; ci < %lld; ci++) {\n", c);
+    fprintf(o, "            run_mean[ci] = %s * run_mean[ci] + %s * %s[ci];\n", lit(e, 1 - mom), lit(e, mom), mark(e, n->in[2]));
+    fprintf(o, "            run_var[ci] = %s * run_var[ci] + %s * %s[ci] * unbias;\n", lit(e, 1 - mom), lit(e, mom),
+            mark(e, n->in[3]));
+    fprintf(o, "        }\n    }\n");
+}
+
 /* A reshape that must have memory of its own (an output, a gradient users read). */
 static void emit_view_copy(emitter *e, FILE *o, ir_node *n) {
     long long numel = (long long)ir_numel(&n->shape);
@@ -651,7 +752,12 @@ static void emit_node(emitter *e, FILE *o, ir_node *n) {
     switch (ir_ops[n->op].fam) {
     case FAM_ELEMWISE: emit_elementwise(e, o, n); break;
     case FAM_REDUCE: if (n->op == OP_SUM) emit_sum(e, o, n); else emit_sum_to(e, o, n); break;
-    case FAM_COPY: emit_copy(e, o, n); break;
+    case FAM_COPY:
+        if (n->op == OP_IM2COL || n->op == OP_COL2IM) emit_im2col(e, o, n);
+        else if (n->op == OP_POOL || n->op == OP_POOL_GRAD) emit_pool(e, o, n);
+        else emit_copy(e, o, n);
+        break;
+    case FAM_EFFECT: emit_bn_update(e, o, n); break;
     case FAM_VIEW: emit_view_copy(e, o, n); break;
     case FAM_ROW: emit_row(e, o, n); break;
     case FAM_MATMUL: emit_matmul(e, o, n); break;
@@ -684,19 +790,29 @@ static void declare(emitter *e, FILE *o, const ir_node *x, int writes) {
     }
 }
 
-typedef enum { FN_FORWARD, FN_BACKWARD, FN_INFER } fn_kind;
+typedef enum { FN_FORWARD, FN_BACKWARD, FN_INFER, FN_EVAL } fn_kind;
 
 static int in_fn(const ir_node *n, fn_kind k) {
     if (n->mem != MEM_ACT && n->mem != MEM_GRAD) return 0;
     if (k == FN_FORWARD) return n->pass == IR_FWD && n->in_train;
     if (k == FN_BACKWARD) return n->pass == IR_BWD && n->in_train;
-    return n->pass == IR_FWD && n->in_infer;
+    if (k == FN_EVAL) return n->pass == IR_FWD && n->in_eval && n->op != OP_BN_UPDATE;
+    return n->pass == IR_FWD && n->in_infer && n->op != OP_BN_UPDATE;
+}
+
+/* Whether training and inference differ (dropout, batchnorm): then the loss in
+ * inference mode has a forward pass of its own. */
+static int has_modes(const ir_graph *g) {
+    for (int i = 0; i < g->fwd_count; i++)
+        if (ir_at(g, i)->op == OP_SELECT) return 1;
+    return 0;
 }
 
 static void emit_pass(emitter *e, FILE *o, fn_kind k) {
     ir_graph *g = e->g;
     memset(e->used, 0, (size_t)g->nodes.n);
     e->last_line = 0;
+    e->infer_mode = k == FN_INFER || k == FN_EVAL;
     char *text = NULL;
     size_t len = 0;
     FILE *b = open_memstream(&text, &len);
@@ -707,7 +823,7 @@ static void emit_pass(emitter *e, FILE *o, fn_kind k) {
         emit_node(e, b, n);
         any = 1;
     }
-    if (k == FN_FORWARD && g->loss->mem != MEM_NONE) {
+    if ((k == FN_FORWARD || k == FN_EVAL) && g->loss->mem != MEM_NONE) {
         fprintf(b, "\n    /* the mean loss over the batch: training minimizes it */\n");
         if (g->loss->batched) {
             fprintf(b, "    double total = 0;\n    for (int b = 0; b < n; b++) total += %s[b];\n", mark(e, g->loss));
@@ -717,19 +833,20 @@ static void emit_pass(emitter *e, FILE *o, fn_kind k) {
         }
     }
     fclose(b);
-    for (int i = 0; i < g->nodes.n; i++)
-        if (ir_at(g, i)->op == OP_INV_N && ir_at(g, i)->in_train) inv_n = k == FN_BACKWARD && strstr(text, "inv_n");
-    static const char *const names[] = {"forward", "backward", "infer"};
+    inv_n = strstr(text, "inv_n") != NULL;
+    static const char *const names[] = {"forward", "backward", "infer", "forward_eval"};
     static const char *const docs[] = {
         "The forward pass in training mode: every tensor the loss and the backward pass need.",
         "The backward pass: gradients of the mean loss, in reverse order of the forward pass.",
-        "Inference for predict: only what the outputs need."};
+        "Inference for predict: only what the outputs need.",
+        "The loss in inference mode (no dropout, batchnorm's running statistics), for eval."};
     fprintf(o, "\n/* %s */\nstatic void %s_%s(%s *m, int n) {\n", docs[k], e->P, names[k], e->P);
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *x = ir_at(g, i);
         if (e->used[i]) declare(e, o, x, 0);
     }
-    if (inv_n) fprintf(o, "    const %s inv_n = %s / n;   /* d mean(loss) / d loss[b] */\n", e->T, lit(e, 1));
+    if (inv_n) fprintf(o, "    const %s inv_n = %s / n;   /* %s */\n", e->T, lit(e, 1),
+                       k == FN_BACKWARD ? "d mean(loss) / d loss[b]" : "1 / the batch, for batch statistics");
     if (!any && !strstr(text, "m->loss")) fprintf(o, "    (void)m; (void)n;\n");
     fputs(text, o);
     fputs("}\n", o);
@@ -753,7 +870,7 @@ static void emit_update(emitter *e, FILE *o) {
     ir_graph *g = e->g;
     ir_train *t = &g->train;
     const char *T = e->T, *sq = fn(e, "sqrt");
-    long long N = (long long)g->param_size;
+    long long N = (long long)g->train_size;
     fprintf(o, "\n/* The optimizer step: %s", opt_names[t->opt]);
     switch (t->opt) {
     case 0: break;
@@ -859,10 +976,11 @@ static void emit_struct(emitter *e, FILE *o) {
             (long long)g->param_size, e->P);
     fprintf(o, "    %s *grads;      /* d mean(loss) / d params, same layout */\n", e->T);
     fprintf(o, "    %s *state;      /* optimizer state: %d x %lld elements */\n", e->T,
-            emit_state_slots(g->train.opt), (long long)g->param_size);
+            emit_state_slots(g->train.opt), (long long)g->train_size);
     fprintf(o, "    %s *acts;       /* %lld elements: activations and backward temporaries for %d examples */\n",
             e->T, (long long)g->act_size, g->train.batch);
     fprintf(o, "    int64_t step;      /* optimizer steps taken */\n");
+    fprintf(o, "    uint64_t seed;     /* of the initialization, and of dropout's masks */\n");
     fprintf(o, "    double mu_product; /* nadam's running product of momentum coefficients */\n");
     fprintf(o, "    %s lr;          /* learning rate of the current epoch */\n", e->T);
     fprintf(o, "    double loss;       /* mean loss of the last forward pass */\n");
@@ -938,7 +1056,7 @@ static void emit_api(emitter *e, FILE *o) {
     fprintf(o, "%s *%s_new(void) {\n    %s *m = calloc(1, sizeof *m);\n    if (!m) return NULL;\n", P, P, P);
     fprintf(o, "    m->params = %s_block(%lld);\n", P, (long long)g->param_size);
     fprintf(o, "    m->grads = %s_block(%lld);\n", P, (long long)g->param_size);
-    fprintf(o, "    m->state = %s_block(%lld);\n", P, (long long)(slots * g->param_size));
+    fprintf(o, "    m->state = %s_block(%lld);\n", P, (long long)(slots * g->train_size));
     fprintf(o, "    m->acts = %s_block(%lld);\n", P, (long long)g->act_size);
     fprintf(o, "    m->lr = %s;\n    m->mu_product = 1;\n", lit(e, g->train.lr));
     fprintf(o, "    if (!m->params || !m->grads || !m->state || !m->acts) {\n        %s_free(m);\n        return NULL;\n    }\n", P);
@@ -946,6 +1064,7 @@ static void emit_api(emitter *e, FILE *o) {
     fprintf(o, "void %s_free(%s *m) {\n    if (!m) return;\n    free(m->params);\n    free(m->grads);\n"
                "    free(m->state);\n    free(m->acts);\n    free(m);\n}\n\n", P, P);
     fprintf(o, "void %s_init(%s *m, uint64_t seed) { nnr_model_init(&%s_model, m, seed); }\n", P, P, P);
+    fprintf(o, "static void %s_set_seed_(void *m, uint64_t seed) { ((%s *)m)->seed = seed; }\n", P, P);
     fprintf(o, "int %s_load(%s *m, const char *path) { return nnr_model_load(&%s_model, m, path); }\n", P, P, P);
     fprintf(o, "int %s_save(const %s *m, const char *path) { return nnr_model_save(&%s_model, (void *)m, path); }\n\n",
             P, P, P);
@@ -998,8 +1117,8 @@ static void emit_info(emitter *e, FILE *o) {
         ir_node *p = g->params.v[i];
         fprintf(o, "    {%s, ", cstring(e, p->name));
         emit_shape_init(o, &p->shape);
-        fprintf(o, ", %lld, %lld, {%s, %.17g, %.17g}},\n", (long long)ir_numel(&p->shape), (long long)p->offset,
-                init_names[p->param.init], p->param.a, p->param.b);
+        fprintf(o, ", %lld, %lld, {%s, %.17g, %.17g}, %d},\n", (long long)ir_numel(&p->shape), (long long)p->offset,
+                init_names[p->param.init], p->param.a, p->param.b, p->param.buffer);
     }
     if (!g->params.n) fprintf(o, "    {0}\n");
     fprintf(o, "};\n\n");
@@ -1051,9 +1170,15 @@ static void emit_info(emitter *e, FILE *o) {
     if (!g->io.n) fprintf(o, "    (void)m; (void)in;\n");
     fprintf(o, "}\n");
     fprintf(o, "static double %s_loss_(void *mv, int n, const void *const *in, int training) {\n", P);
-    fprintf(o, "    %s *m = mv;\n    (void)training;   /* no op of this model behaves differently in training */\n", P);
-    fprintf(o, "    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n    %s_forward(m, n);\n    return m->loss;\n}\n",
-            e->PU, P, P);
+    if (has_modes(g)) {
+        fprintf(o, "    %s *m = mv;\n", P);
+        fprintf(o, "    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n", e->PU, P);
+        fprintf(o, "    if (training) %s_forward(m, n);\n    else %s_forward_eval(m, n);\n    return m->loss;\n}\n", P, P);
+    } else {
+        fprintf(o, "    %s *m = mv;\n    (void)training;   /* no op of this model behaves differently in training */\n", P);
+        fprintf(o, "    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n    %s_forward(m, n);\n    return m->loss;\n}\n",
+                e->PU, P, P);
+    }
     fprintf(o, "static double %s_loss_grad_(void *mv, int n, const void *const *in) {\n", P);
     fprintf(o, "    %s *m = mv;\n    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n", P, e->PU, P);
     fprintf(o, "    %s_forward(m, n);\n    %s_backward(m, n);\n    return m->loss;\n}\n", P, P);
@@ -1081,7 +1206,7 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "    .nout = %d, .out = %s_out_table,\n", g->outputs.n, P);
     fprintf(o, "    .nparam = %d, .param = %s_param_table,\n", g->params.n, P);
     fprintf(o, "    .param_size = %lld,\n    .state_size = %lld,\n", (long long)g->param_size,
-            (long long)(emit_state_slots(t->opt) * g->param_size));
+            (long long)(emit_state_slots(t->opt) * g->train_size));
     fprintf(o, "    .acc_out = %d, .acc_label = %d,\n", acc_out, acc_label);
     fprintf(o, "    .train = {.batch = %d, .epochs = %d, .seed = %lluu, .opt = %d, .lr = %.17g, .beta1 = %.17g,\n"
                "              .beta2 = %.17g, .eps = %.17g, .mu = %.17g, .rho = %.17g, .sched = %d,\n"
@@ -1094,7 +1219,7 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "    .create = %s_create_, .destroy = %s_destroy_, .params = %s_params_, .grads = %s_grads_,\n", P, P, P, P);
     fprintf(o, "    .state = %s_state_, .step = %s_step_, .input_grad = %s_input_grad_,\n", P, P, P);
     fprintf(o, "    .loss = %s_loss_, .loss_grad = %s_loss_grad_, .train_step = %s_train_step_,\n", P, P, P);
-    fprintf(o, "    .predict = %s_predict_, .set_lr = %s_set_lr_,\n};\n\n", P, P);
+    fprintf(o, "    .predict = %s_predict_, .set_lr = %s_set_lr_, .set_seed = %s_set_seed_,\n};\n\n", P, P, P);
     fprintf(o, "const nnr_model_info *%s_info(void) { return &%s_model; }\n", P, P);
 }
 
@@ -1109,6 +1234,22 @@ static void emit_summary_string(emitter *e, FILE *o) {
         p += len;
     }
     fprintf(o, "    \"\";\n");
+}
+
+static int has_dropout(const ir_graph *g) {
+    for (int i = 0; i < g->fwd_count; i++)
+        if (ir_at(g, i)->op == OP_DROPOUT_MASK) return 1;
+    return 0;
+}
+
+static void emit_uniform(emitter *e, FILE *o) {
+    fprintf(o, "\n/* Dropout's random numbers: a hash of (seed, step, tensor, element), so a step's mask is\n"
+               " * the same however often its loss is evaluated (gradcheck) and runs are reproducible. */\n");
+    fprintf(o, "static inline double %s_uniform(uint64_t seed, int64_t step, int tensor, int64_t i) {\n", e->P);
+    fprintf(o, "    uint64_t z = seed + 0x9E3779B97F4A7C15ull * (uint64_t)(step + 1) + 0xD1B54A32D192ED03ull * (uint64_t)tensor\n"
+               "                 + 0xBF58476D1CE4E5B9ull * (uint64_t)i;\n");
+    fprintf(o, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;\n    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;\n");
+    fprintf(o, "    z ^= z >> 31;\n    return (double)(z >> 11) * 0x1.0p-53;\n}\n");
 }
 
 static void setup(emitter *e, ir_graph *g, FILE *out, const emit_opts *o) {
@@ -1187,10 +1328,12 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
     emit_struct(&e, out);
     emit_summary_string(&e, out);
     fprintf(out, "\nstatic const nnr_model_info %s_model;\n", e.P);
+    if (has_dropout(g)) emit_uniform(&e, out);
     emit_pass(&e, out, FN_FORWARD);
     emit_pass(&e, out, FN_BACKWARD);
     emit_update(&e, out);
     emit_pass(&e, out, FN_INFER);
+    if (has_modes(g)) emit_pass(&e, out, FN_EVAL);
     emit_api(&e, out);
     emit_info(&e, out);
     if (o->with_main)

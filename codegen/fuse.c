@@ -11,11 +11,23 @@
  * (what the outputs need). */
 #include "codegen.h"
 
-static void mark_ancestors(ir_graph *g, ir_node *root, char *mark) {
-    if (!root || mark[root->id]) return;
-    mark[root->id] = 1;
-    for (int k = 0; k < root->nin; k++) mark_ancestors(g, root->in[k], mark);
+/* Marks what `root` needs; `mode` picks the side of a select: 0 training, 1 inference.
+ * An explicit stack: graphs may be deep chains. */
+static void mark_mode(ir_graph *g, ir_node *root, char *mark, int mode) {
+    if (!root) return;
+    ir_node **stack = arena_alloc(g->a, sizeof(ir_node *) * (size_t)(g->nodes.n + 1));
+    int top = 0;
+    stack[top++] = root;
+    while (top) {
+        ir_node *n = stack[--top];
+        if (mark[n->id]) continue;
+        mark[n->id] = 1;
+        for (int k = 0; k < n->nin; k++)
+            if (n->op != OP_SELECT || k == mode) stack[top++] = n->in[k];
+    }
 }
+
+static void mark_ancestors(ir_graph *g, ir_node *root, char *mark) { mark_mode(g, root, mark, 0); }
 
 /* A value that does not depend on the loop index: a literal or the seed 1/n. */
 static int index_free(const ir_node *n) {
@@ -30,7 +42,7 @@ static int reads_expressions(const ir_node *consumer) {
 }
 
 static int is_root(const ir_graph *g, const ir_node *n) {
-    if (n == g->loss) return 1;
+    if (n == g->loss || n->op == OP_BN_UPDATE) return 1;
     for (int i = 0; i < g->outputs.n; i++)
         if (((ir_output *)g->outputs.v[i])->node == n) return 1;
     return n->grad_of && (n->grad_of->op == OP_PARAM || n->grad_of->op == OP_INPUT) && n->grad_of->grad == n;
@@ -49,16 +61,20 @@ void fuse_plan(ir_graph *g) {
     for (int i = 0; i < g->params.n; i++) mark_ancestors(g, ((ir_node *)g->params.v[i])->grad, live);
     for (int i = 0; i < g->io.n; i++) mark_ancestors(g, ((ir_node *)g->io.v[i])->grad, live);
     for (int i = 0; i < nn; i++) train[i] |= live[i] && ir_at(g, i)->pass == IR_FWD;
-    for (int i = 0; i < g->outputs.n; i++) mark_ancestors(g, ((ir_output *)g->outputs.v[i])->node, infer);
+    for (int i = 0; i < g->effects.n; i++) mark_ancestors(g, g->effects.v[i], train);
+    for (int i = 0; i < g->outputs.n; i++) mark_mode(g, ((ir_output *)g->outputs.v[i])->node, infer, 1);
+    char *eval = arena_alloc(g->a, (size_t)nn);
+    mark_mode(g, g->loss, eval, 1);
     for (int i = 0; i < nn; i++) {
         ir_node *n = ir_at(g, i);
         n->in_train = train[i] || (live[i] && n->pass == IR_BWD);
         n->in_infer = infer[i];
+        n->in_eval = eval[i];
         n->uses = 0;
     }
     for (int i = 0; i < nn; i++) {
         ir_node *n = ir_at(g, i);
-        if (!n->in_train && !n->in_infer) continue;
+        if (!n->in_train && !n->in_infer && !n->in_eval) continue;
         for (int k = 0; k < n->nin; k++) {
             ir_node *x = n->in[k];
             x->uses++;
@@ -78,9 +94,9 @@ void fuse_plan(ir_graph *g) {
         case OP_CONST: case OP_INV_N: continue;
         default: break;
         }
-        if (!n->in_train && !n->in_infer) continue;
+        if (!n->in_train && !n->in_infer && !n->in_eval) continue;
         int inline_ok;
-        if (n->op == OP_RESHAPE)   /* a view of its input's memory: no code, no buffer */
+        if (n->op == OP_RESHAPE || n->op == OP_SELECT)   /* views of their inputs' memory */
             inline_ok = 1;
         else if (index_free(n))      /* a literal can be read by any loop, not by a GEMM */
             inline_ok = by_gemm[i] == 0;

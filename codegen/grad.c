@@ -173,6 +173,21 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
         break;
     }
     case OP_SLICE: contribute(c, a, block(c, OP_PAD, gr, a, n->axis, (int64_t)n->attr[0], (int64_t)n->attr[1])); break;
+    case OP_IM2COL: case OP_COL2IM:   /* each is the other's transpose */
+        t = mk_like(c, n->op == OP_IM2COL ? OP_COL2IM : OP_IM2COL, 1, gr, NULL, a);
+        t->conv = n->conv;
+        contribute(c, a, t);
+        break;
+    case OP_POOL:
+        t = ir_node_new(c->g, OP_POOL_GRAD, 3, (ir_node *[]){gr, a, n}, c->fwd->at);
+        t->conv = n->conv;
+        t->attr[0] = n->attr[0];
+        t->shape = a->shape;
+        t->batched = a->batched;
+        contribute(c, a, finish(c, t));
+        break;
+    case OP_SELECT: contribute(c, a, gr); break;   /* backward follows the training form */
+    case OP_DROPOUT_MASK: break;                   /* the mask is a constant of the step */
     case OP_SUM:
         t = expand(c, gr, a);
         contribute(c, a, n->attr[0] == 1 ? t : mk(c, OP_MUL, 2, t, cnst(c, n->attr[0]), NULL));
@@ -213,7 +228,7 @@ int grad_build(ir_graph *g, diag *d) {
     gradctx c = {g, d, NULL, arena_alloc(g->a, sizeof(ptrvec) * (size_t)nf), arena_alloc(g->a, (size_t)nf), 0};
     for (int i = 0; i < nf; i++) {
         ir_node *n = ir_at(g, i);
-        c.needs[i] = n->op == OP_PARAM || (n->op == OP_INPUT && n->wants_grad);
+        c.needs[i] = (n->op == OP_PARAM && !n->param.buffer) || (n->op == OP_INPUT && n->wants_grad);
         for (int k = 0; k < n->nin; k++) c.needs[i] |= c.needs[n->in[k]->id];
     }
     ir_node *loss = g->loss;

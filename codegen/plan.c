@@ -13,15 +13,20 @@ static int64_t align_up(int64_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
 
 void plan_memory(ir_graph *g) {
     int64_t off = 0;
-    for (int i = 0; i < g->params.n; i++) {
-        ir_node *p = g->params.v[i];
-        p->offset = off;
-        off = align_up(off + ir_numel(&p->shape));
-        /* the gradient lives at the same offset of the gradient block */
-        if (p->grad && p->grad->mem == MEM_ACT) {
-            p->grad->mem = MEM_GRAD;
-            p->grad->offset = p->offset;
+    /* trainable parameters first, so the optimizer's loop stops before the buffers */
+    for (int buffers = 0; buffers < 2; buffers++) {
+        for (int i = 0; i < g->params.n; i++) {
+            ir_node *p = g->params.v[i];
+            if (p->param.buffer != buffers) continue;
+            p->offset = off;
+            off = align_up(off + ir_numel(&p->shape));
+            /* the gradient lives at the same offset of the gradient block */
+            if (p->grad && p->grad->mem == MEM_ACT) {
+                p->grad->mem = MEM_GRAD;
+                p->grad->offset = p->offset;
+            }
         }
+        if (!buffers) g->train_size = off;
     }
     g->param_size = off;
     off = 0;

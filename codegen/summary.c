@@ -50,7 +50,7 @@ static int64_t matmul_flops(const ir_node *n) {
 static int64_t node_flops(const ir_node *n) {
     int64_t out = ir_numel(&n->shape);
     switch (ir_ops[n->op].fam) {
-    case FAM_LEAF: case FAM_VIEW: case FAM_COPY: return 0;   /* no arithmetic */
+    case FAM_LEAF: case FAM_VIEW: case FAM_COPY: case FAM_EFFECT: return 0;   /* no arithmetic */
     case FAM_ELEMWISE: return n->op == OP_EXPAND || n->op == OP_COPY ? 0 : out; /* moves only */
     case FAM_REDUCE:   return in_numel(n, 0);
     case FAM_ROW: {

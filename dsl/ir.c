@@ -27,6 +27,10 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_RESHAPE] = {"reshape", 1, FAM_VIEW},      [OP_TRANSPOSE] = {"transpose", 1, FAM_COPY},
     [OP_CONCAT] = {"concat", 2, FAM_COPY},        [OP_SLICE] = {"slice", 1, FAM_COPY},
     [OP_PAD] = {"pad", 1, FAM_COPY},
+    [OP_IM2COL] = {"im2col", 1, FAM_COPY},        [OP_COL2IM] = {"col2im", 1, FAM_COPY},
+    [OP_POOL] = {"pool", 1, FAM_COPY},            [OP_POOL_GRAD] = {"pool_grad", 3, FAM_COPY},
+    [OP_SELECT] = {"select", 2, FAM_VIEW},        [OP_DROPOUT_MASK] = {"dropout_mask", 1, FAM_ELEMWISE},
+    [OP_BN_UPDATE] = {"bn_update", 4, FAM_EFFECT},
     [OP_MATMUL] = {"matmul", 2, FAM_MATMUL},      [OP_DENSE] = {"dense", -1, FAM_DENSE},
 };
 

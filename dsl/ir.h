@@ -39,13 +39,22 @@ typedef enum {
     OP_REDUCE_MAX, OP_REDUCE_MAX_GRAD,
     /* layout: a view of the same memory, and block copies along axis `arg` */
     OP_RESHAPE, OP_TRANSPOSE, OP_CONCAT, OP_SLICE, OP_PAD,
+    /* convolution lowered to a GEMM: patches of an example as rows, and back (see ir_conv) */
+    OP_IM2COL, OP_COL2IM,
+    /* pooling windows: max (attr[0] = 1) or average (0), and the gradient through them */
+    OP_POOL, OP_POOL_GRAD,
+    /* modes: in[0] when training, in[1] in inference (dropout, batchnorm) */
+    OP_SELECT,
+    OP_DROPOUT_MASK,        /* 0 or 1/(1-p) per element, seeded by the model's seed and step */
+    OP_BN_UPDATE,           /* side effect of training: running statistics from batch ones */
     /* products */
     OP_MATMUL,              /* op(A) · op(B) on 2-D views of the operands (see ir_mm) */
     OP_DENSE,               /* x · Wᵀ + b over the last axis of x */
     OP__COUNT
 } ir_op;
 
-typedef enum { FAM_LEAF, FAM_ELEMWISE, FAM_REDUCE, FAM_ROW, FAM_MATMUL, FAM_DENSE, FAM_VIEW, FAM_COPY } ir_family;
+typedef enum { FAM_LEAF, FAM_ELEMWISE, FAM_REDUCE, FAM_ROW, FAM_MATMUL, FAM_DENSE, FAM_VIEW, FAM_COPY,
+               FAM_EFFECT } ir_family;
 
 typedef struct ir_opinfo {
     const char *name;       /* as in --dump-ir */
@@ -82,6 +91,12 @@ typedef struct ir_shape { int rank; int64_t dim[IR_MAXRANK]; } ir_shape;
  * shape.  Backward rules build products of any of these forms. */
 typedef struct ir_mm { int64_t ar, ac, br, bc; int ta, tb; } ir_mm;
 
+/* A convolution's or pooling's geometry on channel-first examples [C, H, W] (conv1d and
+ * 1-D use H = 1): kernel, stride, padding before (top, left), output size.  im2col writes
+ * one row per output position holding the C*kh*kw inputs it sees (zeros in the padding),
+ * in PyTorch's weight order (c, i, j), so the convolution is rows · Wᵀ. */
+typedef struct ir_conv { int64_t c, h, w, kh, kw, sh, sw, ph, pw, oh, ow; } ir_conv;
+
 /* Where the memory plan puts a tensor. */
 typedef enum {
     MEM_NONE,               /* inlined into its consumer's loop, or a literal */
@@ -93,6 +108,7 @@ typedef enum {
 typedef struct ir_param_info {
     int         init;       /* nnr_init_kind */
     double      a, b;
+    int         buffer;     /* running statistics: saved, not trained */
 } ir_param_info;
 
 typedef struct ir_node ir_node;
@@ -108,6 +124,8 @@ struct ir_node {
     int         bad;        /* its shape could not be inferred (error reported) */
     double      attr[2];    /* CONST value, POWC exponent, SUM scale */
     ir_mm       mm;
+    ir_conv     conv;       /* OP_IM2COL, OP_COL2IM, OP_POOL, OP_POOL_GRAD */
+    int         shaped;     /* shape inference has run on it */
     ir_pass     pass;
     ir_role     role;
     const char *name;       /* user-visible name, or NULL */
@@ -127,6 +145,7 @@ struct ir_node {
     int         uses;       /* consumers in the whole graph */
     int         used_fwd, used_bwd, used_infer;
     int         in_train, in_infer; /* emitted in the training forward / the inference pass */
+    int         in_eval;    /* emitted in the forward pass computing the loss in inference mode */
     ir_mem      mem;
     int64_t     offset;     /* elements into its block */
     const char *cname;      /* C identifier (names.c) */
@@ -153,11 +172,13 @@ typedef struct ir_graph {
     ptrvec       io;        /* OP_INPUT/OP_LABEL/OP_TARGET nodes, declaration order */
     ptrvec       params;    /* OP_PARAM nodes, declaration order */
     ptrvec       outputs;   /* ir_output* */
+    ptrvec       effects;   /* nodes run for their side effects in training (OP_BN_UPDATE) */
     ir_node     *loss;
     ir_train     train;
     int          fwd_count; /* nodes [0, fwd_count) are the forward graph */
     int          f64;       /* --dtype f64 */
     int64_t      param_size, act_size;
+    int64_t      train_size;   /* the trainable head of the parameter block; buffers follow */
 } ir_graph;
 
 ir_graph *ir_graph_new(arena *a, const source *src);

@@ -4,6 +4,7 @@
  * keeps the node array topological.  Errors are reported and lowering goes on with a
  * placeholder node marked bad, so the rest of the file is still checked. */
 #include "lower.h"
+#include "shape.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -584,7 +585,7 @@ static ir_node *call_dense(lower *L, const ast_expr *e) {
     if (int_arg(L, ca.pos[1], "the units of dense", 1, 1 << 24, &units)) return bad_node(L, e->at);
     int bias = 1;
     if (ca.kw[2] && bool_arg(L, ca.kw[2], "bias=", &bias)) return bad_node(L, e->at);
-    ir_param_info winit = {INIT_GLOROT_UNIFORM, 0, 0}, binit = {INIT_ZEROS, 0, 0};
+    ir_param_info winit = {INIT_GLOROT_UNIFORM, 0, 0, 0}, binit = {INIT_ZEROS, 0, 0, 0};
     if (ca.kw[3] && lower_init(L, ca.kw[3]->value, &winit)) return bad_node(L, e->at);
     ir_node *in[3];
     in[0] = x;
@@ -601,14 +602,226 @@ static ir_node *call_dense(lower *L, const ast_expr *e) {
     return n;
 }
 
-static const char *const not_yet[] = {
-    "conv1d",
-    "conv2d", "maxpool2d", "avgpool2d", "dropout", "batchnorm", "embedding", "rnn", "lstm", NULL};
+/* ---- convolutional layers ------------------------------------------------------------
+ * These need their input's shape to size their parameters and lowering buffers, so they
+ * first run shape inference over what is built so far.  conv2d is im2col (patches as
+ * rows) times the weight viewed [out, in*kh*kw], transposed back to channel-first, plus
+ * the bias; dropout and batchnorm are built from elementwise ops and reductions, with a
+ * select between the training and the inference form. */
+
+static int64_t kernel_dim(lower *L, const ast_arg *a, int which, int64_t *v) {
+    const ast_expr *e = a->value;
+    if (e->kind == AST_LIST) {
+        int i = 0;
+        for (const ast_arg *d = e->args; d; d = d->next, i++)
+            if (i == which) return int_arg(L, d, "a kernel or stride size", 1, 1 << 16, v);
+        diag_error(L->d, e->at, "give one size, or one per spatial axis");
+        return -1;
+    }
+    return int_arg(L, a, "a kernel or stride size", 1, 1 << 16, v);
+}
+
+/* pad=valid | same | N along one axis of length len: padding before and output length.
+ * same follows Keras (output ceil(len / stride), the odd element of padding after). */
+static int pad_geometry(lower *L, const ast_arg *pad, int64_t len, int64_t k, int64_t s, int64_t *before,
+                        int64_t *out) {
+    int64_t p = 0;
+    const ast_expr *e = pad ? pad->value : NULL;
+    if (e && e->kind == AST_NAME && !strcmp(e->name, "same")) {
+        *out = (len + s - 1) / s;
+        int64_t total = (*out - 1) * s + k - len;
+        *before = total > 0 ? total / 2 : 0;
+        return 0;
+    }
+    if (e && !(e->kind == AST_NAME && !strcmp(e->name, "valid")) && int_arg(L, pad, "pad (valid, same or a number)", 0, 1 << 16, &p))
+        return -1;
+    *before = p;
+    *out = len + 2 * p >= k ? (len + 2 * p - k) / s + 1 : 0;
+    return 0;
+}
+
+static ir_node *view_as(lower *L, ir_node *x, ir_shape shape, loc at) {
+    ir_node *v = view(L, x, VIEW_GIVEN, IR_NOAXIS, at);
+    v->shape = shape;
+    return v;
+}
+
+static ir_node *layer_param(lower *L, const char *name, ir_shape shape, ir_param_info init, loc at) {
+    ir_node *p = new_param(L, name, at, init);
+    p->shape = shape;
+    p->attr[1] = L->layers;
+    ptrvec_push(L->g->a, &L->layer_params, p);
+    return p;
+}
+
+/* The input of a layer, shape inferred, with the rank it must have per example. */
+static ir_node *layer_input(lower *L, const ast_expr *e, const ast_arg *a, int rank, const char *layout) {
+    ir_node *x = lower_expr(L, a->value);
+    shape_upto(L->g, L->d);
+    if (x->bad) return NULL;
+    if (x->dtype == DT_CLASS || (rank && x->shape.rank != rank)) {
+        diag_error(L->d, e->at, "%s takes %s per example; %s is %s", e->name, layout,
+                   x->name ? arena_printf(L->g->a, "'%s'", x->name) : "its input", ir_shape_str(L->g->a, &x->shape));
+        return NULL;
+    }
+    return x;
+}
+
+static ir_node *call_conv(lower *L, const ast_expr *e, int dims) {
+    static const char *const keys[] = {"x", "filters", "kernel", "stride", "pad", "bias", "init", NULL};
+    callargs ca;
+    if (gather_args(L, e, 2, 2, keys, &ca)) return bad_node(L, e->at);
+    if (!ca.kw[2]) {
+        diag_error(L->d, e->at, "%s needs kernel=k", e->name);
+        return bad_node(L, e->at);
+    }
+    ir_node *x = layer_input(L, e, ca.pos[0], dims + 1, dims == 2 ? "[C, H, W]" : "[C, L]");
+    int64_t filters, kh = 1, kw, sh = 1, sw = 1;
+    if (!x || int_arg(L, ca.pos[1], "the filters of a convolution", 1, 1 << 16, &filters) ||
+        kernel_dim(L, ca.kw[2], dims - 1, &kw) || (dims == 2 && kernel_dim(L, ca.kw[2], 0, &kh)) ||
+        (ca.kw[3] && (kernel_dim(L, ca.kw[3], dims - 1, &sw) || (dims == 2 && kernel_dim(L, ca.kw[3], 0, &sh)))))
+        return bad_node(L, e->at);
+    int bias = 1;
+    if (ca.kw[5] && bool_arg(L, ca.kw[5], "bias=", &bias)) return bad_node(L, e->at);
+    ir_param_info winit = {INIT_GLOROT_UNIFORM, 0, 0, 0}, binit = {INIT_ZEROS, 0, 0, 0};
+    if (ca.kw[6] && lower_init(L, ca.kw[6]->value, &winit)) return bad_node(L, e->at);
+    ir_conv g = {.c = x->shape.dim[0], .h = dims == 2 ? x->shape.dim[1] : 1, .w = x->shape.dim[dims],
+                 .kh = kh, .kw = kw, .sh = sh, .sw = sw};
+    if ((dims == 2 && pad_geometry(L, ca.kw[4], g.h, kh, sh, &g.ph, &g.oh)) ||
+        pad_geometry(L, ca.kw[4], g.w, kw, sw, &g.pw, &g.ow))
+        return bad_node(L, e->at);
+    if (dims == 1) g.oh = 1;
+    if (g.oh < 1 || g.ow < 1) {
+        diag_error(L->d, e->at, "%s: the kernel does not fit in %s", e->name, ir_shape_str(L->g->a, &x->shape));
+        return bad_node(L, e->at);
+    }
+    int64_t k = g.c * kh * kw, positions = g.oh * g.ow;
+    ir_shape wshape = dims == 2 ? (ir_shape){4, {filters, g.c, kh, kw}} : (ir_shape){3, {filters, g.c, kw}};
+    ir_node *w = layer_param(L, "weight", wshape, winit, e->at);
+    ir_node *b = bias ? layer_param(L, "bias", (ir_shape){1, {filters}}, binit, e->at) : NULL;
+    L->layers++;
+    ir_node *col = ir_unary(L->g, OP_IM2COL, x, e->at);
+    col->conv = g;
+    col->shape = (ir_shape){2, {positions, k}};
+    col->batched = x->batched;
+    ir_node *rows = ir_binary(L->g, OP_MATMUL, col, view_as(L, w, (ir_shape){2, {filters, k}}, e->at), e->at);
+    rows->mm = (ir_mm){positions, k, filters, k, 0, 1};   /* [P, K] · [F, K]ᵀ */
+    ir_node *y = ir_unary(L->g, OP_TRANSPOSE, rows, e->at);
+    ir_shape out = dims == 2 ? (ir_shape){3, {filters, g.oh, g.ow}} : (ir_shape){2, {filters, g.ow}};
+    y = view_as(L, y, out, e->at);
+    if (b) {
+        ir_shape bs = dims == 2 ? (ir_shape){3, {filters, 1, 1}} : (ir_shape){2, {filters, 1}};
+        y = ir_binary(L->g, OP_ADD, y, view_as(L, b, bs, e->at), e->at);
+    }
+    y->what = e->name;
+    return y;
+}
+
+static ir_node *call_pool(lower *L, const ast_expr *e, int is_max) {
+    static const char *const keys[] = {"x", "k", "stride", NULL};
+    callargs ca;
+    if (gather_args(L, e, 2, 2, keys, &ca)) return bad_node(L, e->at);
+    ir_node *x = layer_input(L, e, ca.pos[0], 3, "[C, H, W]");
+    int64_t kh, kw, sh, sw;
+    if (!x || kernel_dim(L, ca.pos[1], 0, &kh) || kernel_dim(L, ca.pos[1], 1, &kw)) return bad_node(L, e->at);
+    sh = kh, sw = kw;
+    if (ca.kw[2] && (kernel_dim(L, ca.kw[2], 0, &sh) || kernel_dim(L, ca.kw[2], 1, &sw))) return bad_node(L, e->at);
+    ir_conv g = {.c = x->shape.dim[0], .h = x->shape.dim[1], .w = x->shape.dim[2], .kh = kh, .kw = kw, .sh = sh, .sw = sw};
+    g.oh = g.h >= kh ? (g.h - kh) / sh + 1 : 0;
+    g.ow = g.w >= kw ? (g.w - kw) / sw + 1 : 0;
+    if (g.oh < 1 || g.ow < 1) {
+        diag_error(L->d, e->at, "%s: the window does not fit in %s", e->name, ir_shape_str(L->g->a, &x->shape));
+        return bad_node(L, e->at);
+    }
+    ir_node *p = ir_unary(L->g, OP_POOL, x, e->at);
+    p->conv = g;
+    p->attr[0] = is_max;
+    p->shape = (ir_shape){3, {g.c, g.oh, g.ow}};
+    p->batched = x->batched;
+    return p;
+}
+
+static ir_node *call_dropout(lower *L, const ast_expr *e) {
+    static const char *const keys[] = {"x", "p", NULL};
+    callargs ca;
+    double p;
+    if (gather_args(L, e, 2, 2, keys, &ca)) return bad_node(L, e->at);
+    ir_node *x = lower_expr(L, ca.pos[0]->value);
+    if (number_arg(L, ca.pos[1], "the rate of dropout", &p)) return bad_node(L, e->at);
+    if (p < 0 || p >= 1) {
+        diag_error(L->d, ca.pos[1]->value->at, "the rate of dropout must be in [0, 1)");
+        return bad_node(L, e->at);
+    }
+    if (p == 0) return x;
+    ir_node *mask = ir_unary(L->g, OP_DROPOUT_MASK, x, e->at);   /* x only gives the shape */
+    mask->attr[0] = p;
+    ir_node *kept = ir_binary(L->g, OP_MUL, x, mask, e->at);
+    ir_node *sel = ir_binary(L->g, OP_SELECT, kept, x, e->at);
+    sel->what = "dropout";
+    return sel;
+}
+
+static ir_node *scaled(lower *L, ir_node *x, double per_example, loc at) {   /* x / (n * per_example) */
+    return ir_binary(L->g, OP_MUL, ir_binary(L->g, OP_MUL, x, ir_node_new(L->g, OP_INV_N, 0, NULL, at), at),
+                     ir_const(L->g, 1 / per_example, at), at);
+}
+
+/* batchnorm(x): per feature of [F], per channel of [C, ...]; batch statistics in
+ * training (biased variance), running ones in inference; momentum 0.1, eps 1e-5. */
+static ir_node *call_batchnorm(lower *L, const ast_expr *e) {
+    static const char *const keys[] = {"x", "momentum", "eps", NULL};
+    callargs ca;
+    if (gather_args(L, e, 1, 1, keys, &ca)) return bad_node(L, e->at);
+    double momentum = 0.1, eps = 1e-5;
+    if ((ca.kw[1] && number_arg(L, ca.kw[1], "momentum", &momentum)) || (ca.kw[2] && number_arg(L, ca.kw[2], "eps", &eps)))
+        return bad_node(L, e->at);
+    ir_node *x = layer_input(L, e, ca.pos[0], 0, "");
+    if (!x) return bad_node(L, e->at);
+    if (x->shape.rank == 0 || !x->batched) {
+        diag_error(L->d, e->at, "batchnorm normalizes features over the batch; its input needs a batch and an axis");
+        return bad_node(L, e->at);
+    }
+    loc at = e->at;
+    ir_graph *g = L->g;
+    int64_t c = x->shape.dim[0], per = ir_numel(&x->shape) / c;
+    ir_shape vec = {1, {c}}, cs = x->shape;   /* [C, 1, ..., 1] */
+    for (int i = 1; i < cs.rank; i++) cs.dim[i] = 1;
+    ir_node *w = layer_param(L, "weight", vec, (ir_param_info){INIT_ONES, 0, 0, 0}, at);
+    ir_node *b = layer_param(L, "bias", vec, (ir_param_info){INIT_ZEROS, 0, 0, 0}, at);
+    ir_node *rm = layer_param(L, "running_mean", vec, (ir_param_info){INIT_ZEROS, 0, 0, 1}, at);
+    ir_node *rv = layer_param(L, "running_var", vec, (ir_param_info){INIT_ONES, 0, 0, 1}, at);
+    L->layers++;
+    ir_node *wv = view_as(L, w, cs, at), *bv = view_as(L, b, cs, at);
+    ir_node *s1 = ir_unary(g, OP_SUM_TO, x, at);
+    s1->shape = cs;
+    ir_node *mean = scaled(L, s1, (double)per, at);
+    ir_node *xc = ir_binary(g, OP_SUB, x, mean, at);
+    ir_node *s2 = ir_unary(g, OP_SUM_TO, ir_binary(g, OP_MUL, xc, xc, at), at);
+    s2->shape = cs;
+    ir_node *var = scaled(L, s2, (double)per, at);
+    ir_node *inv = ir_unary(g, OP_POWC, ir_binary(g, OP_ADD, var, ir_const(g, eps, at), at), at);
+    inv->attr[0] = -0.5;
+    ir_node *train = ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, ir_binary(g, OP_MUL, xc, inv, at), wv, at), bv, at);
+    ir_node *rinv = ir_unary(g, OP_POWC, ir_binary(g, OP_ADD, view_as(L, rv, cs, at), ir_const(g, eps, at), at), at);
+    rinv->attr[0] = -0.5;
+    ir_node *infer = ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, ir_binary(g, OP_MUL, ir_binary(g, OP_SUB, x,
+                               view_as(L, rm, cs, at), at), rinv, at), wv, at), bv, at);
+    ir_node *y = ir_binary(g, OP_SELECT, train, infer, at);
+    y->what = "batchnorm";
+    ir_node *upd_in[4] = {rm, rv, mean, var};
+    ir_node *upd = ir_node_new(g, OP_BN_UPDATE, 4, upd_in, at);
+    upd->attr[0] = momentum;
+    upd->attr[1] = (double)per;
+    ptrvec_push(g->a, &g->effects, upd);
+    return y;
+}
+
+static const char *const not_yet[] = {"embedding", "rnn", "lstm", NULL};
 
 static const char *const functions[] = {
     "neg", "softmax", "log_softmax", "sum", "mean", "cross_entropy", "mse", "sse", "dense", "nll", "l1_loss",
     "bce", "bce_logits", "logistic", "hinge", "kl_div", "triplet", "l1", "l2", "norm2", "flatten", "reshape",
-    "transpose", "concat", "slice", NULL};
+    "transpose", "concat", "slice", "conv1d", "conv2d", "maxpool2d", "avgpool2d", "dropout", "batchnorm", NULL};
 
 static void consider(const char *f, const char *name, const char **best, int *bestd) {
     int dist = edit_distance(f, name);
@@ -649,6 +862,10 @@ static ir_node *lower_call(lower *L, const ast_expr *e) {
         !strcmp(f, "logistic") || !strcmp(f, "hinge") || !strcmp(f, "kl_div") || !strcmp(f, "triplet"))
         return call_loss(L, e);
     if (!strcmp(f, "l1") || !strcmp(f, "l2")) return call_regularizer(L, e);
+    if (!strcmp(f, "conv2d") || !strcmp(f, "conv1d")) return call_conv(L, e, f[4] == '2' ? 2 : 1);
+    if (!strcmp(f, "maxpool2d") || !strcmp(f, "avgpool2d")) return call_pool(L, e, f[0] == 'm');
+    if (!strcmp(f, "dropout")) return call_dropout(L, e);
+    if (!strcmp(f, "batchnorm")) return call_batchnorm(L, e);
     for (int i = 0; not_yet[i]; i++)
         if (!strcmp(f, not_yet[i])) {
             diag_error(L->d, e->at, "'%s' is not supported by this version of nnc yet", f);
@@ -775,7 +992,7 @@ static void lower_param(lower *L, const ast_stmt *s) {
     if (check_plain_name(L, s->name, s->name_at)) return;
     ir_shape shape;
     int bad = lower_shape(L, s->shape, &shape);
-    ir_param_info init = {shape.rank >= 2 ? INIT_GLOROT_UNIFORM : INIT_ZEROS, 0, 0};
+    ir_param_info init = {shape.rank >= 2 ? INIT_GLOROT_UNIFORM : INIT_ZEROS, 0, 0, 0};
     if (s->value && lower_init(L, s->value, &init)) bad = 1;
     /* bound even when wrong, so its uses do not report it again as unknown */
     ir_node *p = bad ? bad_node(L, s->name_at) : new_param(L, s->name, s->name_at, init);

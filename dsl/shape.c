@@ -269,12 +269,21 @@ int shape_infer(ir_graph *g, ir_node *n, diag *d) {
             n->shape.rank = 0;
             break;
         case OP_EXPAND: case OP_INPUT: case OP_LABEL: case OP_TARGET: case OP_PARAM:
+        case OP_IM2COL: case OP_COL2IM: case OP_POOL: case OP_POOL_GRAD: case OP_BN_UPDATE:
             break;   /* shape given by whoever built the node */
+        case OP_SELECT: case OP_DROPOUT_MASK:
+            n->shape = n->in[0]->shape;
+            n->batched = n->in[0]->batched;
+            break;
         case OP_SUM_TO: case OP_REDUCE_MAX: rc = infer_reduce_axis(g, n, d); break;
         case OP_RESHAPE: rc = infer_reshape(g, n, d); break;
         case OP_TRANSPOSE: case OP_CONCAT: case OP_SLICE: case OP_PAD: rc = infer_layout(g, n, d); break;
-        case OP_MATMUL:
-            if (n->pass == IR_FWD) rc = infer_user_matmul(g, n, d);
+        case OP_MATMUL:   /* `@` as written; layers (conv) and autodiff set the views themselves */
+            if (n->pass == IR_FWD && n->mm.ar == 0) rc = infer_user_matmul(g, n, d);
+            else if (n->pass == IR_FWD) {
+                n->shape = (ir_shape){2, {n->mm.ta ? n->mm.ac : n->mm.ar, n->mm.tb ? n->mm.br : n->mm.bc}};
+                n->batched = n->in[0]->batched || n->in[1]->batched;
+            }
             break;
         case OP_DENSE: rc = infer_dense(g, n, d); break;
         case OP_SUM:
@@ -310,11 +319,17 @@ static char *reads_labels(ir_graph *g) {
     return dep;
 }
 
-void shape_pass(ir_graph *g, diag *d) {
+void shape_upto(ir_graph *g, diag *d) {
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
+        if (n->shaped) continue;
+        n->shaped = 1;
         if (!n->bad) shape_infer(g, n, d);
     }
+}
+
+void shape_pass(ir_graph *g, diag *d) {
+    shape_upto(g, d);
     ir_node *loss = g->loss;
     if (loss && !loss->bad && loss->shape.rank != 0)
         diag_error(d, loss->at, "the loss must be a scalar per example, but it is %s; reduce it with "

@@ -8,6 +8,9 @@
 
 /* Infers the shape of one node from its inputs; 0 on success, -1 after an error. */
 int  shape_infer(ir_graph *g, ir_node *n, diag *d);
+/* Infers every node not yet inferred, in order (lowering calls it so that a layer can
+ * size its parameters from its input). */
+void shape_upto(ir_graph *g, diag *d);
 /* Runs shape_infer over the forward graph and checks the loss and outputs. */
 void shape_pass(ir_graph *g, diag *d);
 /* NumPy broadcast of two shapes; 0, or -1 when they do not broadcast. */

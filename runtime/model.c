@@ -29,6 +29,7 @@ void nnr_model_init(const nnr_model_info *info, void *m, uint64_t seed) {
     memset(info->grads(m), 0, (size_t)info->param_size * es);
     if (info->state_size > 0) memset(info->state(m), 0, (size_t)info->state_size * es);
     *info->step(m) = 0;
+    if (info->set_seed) info->set_seed(m, seed);   /* dropout's masks follow the same seed */
 }
 
 int nnr_model_save(const nnr_model_info *info, void *m, const char *path) {

@@ -114,6 +114,8 @@ typedef struct nnr_param {
     int64_t     size;
     int64_t     offset;                  /* in elements, within the parameter block */
     nnr_init    init;
+    int         buffer;                  /* 1: state such as batchnorm's running statistics:
+                                            saved and loaded, never trained or differentiated */
 } nnr_param;
 
 typedef enum {
@@ -169,6 +171,7 @@ typedef struct nnr_model_info {
     double (*train_step)(void *m, int n, const void *const *in);         /* + optimizer update */
     void   (*predict)(void *m, int n, const void *const *in, void *const *out);
     void   (*set_lr)(void *m, double lr);
+    void   (*set_seed)(void *m, uint64_t seed);   /* the seed of dropout's masks; may be NULL */
 } nnr_model_info;
 
 /* ---- whole-model helpers used by the generated _init/_load/_save -------------------- */

@@ -819,11 +819,13 @@ static int write_grads(const nnr_model_info *info, session *s, int64_t n, double
     put(info, s->block, total, loss);
     /* The tensors borrow names and the block; only the array is freed. */
     int nt = 0;
-    for (int i = 0; i < info->nparam; i++, nt++) {
+    for (int i = 0; i < info->nparam; i++) {
         const nnr_param *p = &info->param[i];
+        if (p->buffer) continue;   /* running statistics have no gradient */
         ts[nt] = (nnr_tensor){(char *)p->name, info->dtype, p->rank, {0},
                               (char *)s->block + (size_t)p->offset * es};
         memcpy(ts[nt].shape, p->shape, sizeof p->shape);
+        nt++;
     }
     char *at = (char *)s->block + (size_t)info->param_size * es;
     for (int k = 0; k < info->nio; k++) {
@@ -969,6 +971,7 @@ static double check_all(const nnr_model_info *info, session *s, checker *c) {
     size_t es = nnr_dtype_size(info->dtype);
     for (int i = 0; i < info->nparam; i++) {
         const nnr_param *p = &info->param[i];
+        if (p->buffer) continue;
         double err = check_tensor(c, p->name, p->rank, p->shape, params + (size_t)p->offset * es,
                                   s->acc + p->offset, p->size);
         worst = isnan(err) || err > worst ? err : worst;

@@ -86,8 +86,8 @@ static const nnr_io cls_io[] = {
 };
 static const nnr_io cls_out[] = {{"probs", NNR_IO_OUTPUT, 1, {CLS_K}, CLS_K, 0, 0}};
 static const nnr_param cls_param[] = {
-    {"lin.weight", 2, {CLS_K, CLS_IN}, CLS_K * CLS_IN, 0, {NNR_INIT_GLOROT_UNIFORM, 0, 0}},
-    {"lin.bias", 1, {CLS_K}, CLS_K, CLS_K * CLS_IN, {NNR_INIT_ZEROS, 0, 0}},
+    {"lin.weight", 2, {CLS_K, CLS_IN}, CLS_K * CLS_IN, 0, {NNR_INIT_GLOROT_UNIFORM, 0, 0}, 0},
+    {"lin.bias", 1, {CLS_K}, CLS_K, CLS_K * CLS_IN, {NNR_INIT_ZEROS, 0, 0}, 0},
 };
 
 /* ---- toy_reg: F64 linear regression, x: [3] grad -> t: [2] -------------------------- */
@@ -176,8 +176,8 @@ static const nnr_io reg_io[] = {
 };
 static const nnr_io reg_out[] = {{"pred", NNR_IO_OUTPUT, 1, {REG_OUT}, REG_OUT, 0, 0}};
 static const nnr_param reg_param[] = {
-    {"lin.weight", 2, {REG_OUT, REG_IN}, REG_OUT * REG_IN, 0, {NNR_INIT_GLOROT_UNIFORM, 0, 0}},
-    {"lin.bias", 1, {REG_OUT}, REG_OUT, REG_OUT * REG_IN, {NNR_INIT_UNIFORM, -0.5, 0.5}},
+    {"lin.weight", 2, {REG_OUT, REG_IN}, REG_OUT * REG_IN, 0, {NNR_INIT_GLOROT_UNIFORM, 0, 0}, 0},
+    {"lin.bias", 1, {REG_OUT}, REG_OUT, REG_OUT * REG_IN, {NNR_INIT_UNIFORM, -0.5, 0.5}, 0},
 };
 
 /* ---- the tables ---------------------------------------------------------------------- */
