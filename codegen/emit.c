@@ -390,6 +390,7 @@ static void emit_sum(emitter *e, FILE *o, ir_node *n) {
     inner.batched = 0;   /* the batch loop is already open */
     const char *ind2;
     if (c.mode == LOOP_EXAMPLE) {
+        fprintf(o, "%s#pragma omp simd reduction(+:acc)   /* lets the compiler reorder the sum */\n", ind);
         fprintf(o, "%sfor (int i = 0; i < %lld; i++)", ind, (long long)ir_numel(&x->shape));
         ind2 = arena_printf(e->a, "%s    ", ind);
     } else {
@@ -426,12 +427,27 @@ static void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
         fprintf(o, "    for (int i = 0; i < %s; i++) %s[i] = %sINFINITY;\n", count, mark(e, n), hi ? "-" : "");
     else
         fprintf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(%s));\n", mark(e, n), count, e->T);
-    const char *ind = open_loops(e, o, &c, "    ");
-    const char *at = arena_printf(e->a, "%s[%s]", n->cname, index_of(e, n, &c)), *v = read_at(e, x, &c);
-    if (is_max)
-        body(o, ind, arena_printf(e->a, "%s = %s(%s, %s);", at, fn(e, hi ? "fmax" : "fmin"), at, v));
-    else
-        body(o, ind, arena_printf(e->a, "%s += %s;", at, v));
+    int last = x->shape.rank - 1, off = x->shape.rank - n->shape.rank;
+    int inner_reduced = last >= 0 && x->shape.dim[last] > 1 && (last - off < 0 || n->shape.dim[last - off] == 1);
+    if (inner_reduced && !is_max) {
+        /* the innermost axis is summed: a register accumulates it, in an order the compiler may vectorize */
+        ictx outer = c;
+        outer.rank--;
+        const char *ind = open_loops(e, o, &outer, "    ");
+        fprintf(o, " {\n%s%s acc = 0;\n%s#pragma omp simd reduction(+:acc)\n", ind, e->T, ind);
+        fprintf(o, "%sfor (int %s = 0; %s < %lld; %s++)\n", ind, c.v[last], c.v[last], (long long)x->shape.dim[last], c.v[last]);
+        fprintf(o, "%s    acc += %s;\n", ind, read_at(e, x, &c));
+        c.v[last] = "0";
+        fprintf(o, "%s%s[%s] += acc;\n", ind, n->cname, index_of(e, n, &c));
+        fprintf(o, "%.*s}\n", (int)strlen(ind) - 4, ind);
+    } else {
+        const char *ind = open_loops(e, o, &c, "    ");
+        const char *at = arena_printf(e->a, "%s[%s]", n->cname, index_of(e, n, &c)), *v = read_at(e, x, &c);
+        if (is_max)
+            body(o, ind, arena_printf(e->a, "%s = %s(%s, %s);", at, fn(e, hi ? "fmax" : "fmin"), at, v));
+        else
+            body(o, ind, arena_printf(e->a, "%s += %s;", at, v));
+    }
     if (scale != 1) fprintf(o, "    for (int i = 0; i < %s; i++) %s[i] *= %s;\n", count, n->cname, lit(e, scale));
 }
 
@@ -645,38 +661,48 @@ static void emit_copy(emitter *e, FILE *o, ir_node *n) {
             start * inner, src, len * inner, len * inner, T);
 }
 
-/* im2col / col2im: one row per output position of each example, holding the inputs
- * the kernel sees there in PyTorch's weight order (c, i, j), zero in the padding; col2im
- * adds the rows back onto the positions they came from (its transpose). */
+/* im2col / col2im: one row per kernel tap (c, i, j) of each example, holding what the
+ * tap sees at every output position (zero in the padding); col2im adds the rows back
+ * onto the positions they came from (its transpose).  With stride 1 a row's inner loop
+ * is a contiguous copy. */
 static void emit_im2col(emitter *e, FILE *o, ir_node *n) {
     int back = n->op == OP_COL2IM;
     const ir_node *img = back ? n : n->in[0], *col = back ? n->in[0] : n;
     ir_conv g = n->conv;
     long long k = (long long)(g.c * g.kh * g.kw), p = (long long)(g.oh * g.ow), hw = (long long)(g.h * g.w);
     const char *I = mark(e, img), *C = mark(e, col), *T = e->T;
+    int padded = g.ph || g.pw;
     fprintf(o, "    /* %s %s = %s(%s %s): kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld before */\n",
             n->cname, shape_of(e, n), ir_op_name(n), n->in[0]->cname, shape_of(e, n->in[0]), (long long)g.kh,
             (long long)g.kw, (long long)g.sh, (long long)g.sw, (long long)g.ph, (long long)g.pw);
     const char *nb = img->batched ? "n" : "1";
     if (back) fprintf(o, "    memset(%s, 0, (size_t)%s * %lld * sizeof(%s));\n", I, nb, (long long)g.c * hw, T);
     fprintf(o, "    for (int b = 0; b < %s; b++)\n", nb);
-    fprintf(o, "        for (int oi = 0; oi < %lld; oi++)\n", (long long)g.oh);
-    fprintf(o, "            for (int oj = 0; oj < %lld; oj++) {\n", (long long)g.ow);
-    fprintf(o, "                %s%s *row = %s + ((size_t)b * %lld + oi * %lld + oj) * %lld;\n", back ? "const " : "", T, C,
-            p, (long long)g.ow, k);
-    fprintf(o, "                for (int ci = 0; ci < %lld; ci++)\n", (long long)g.c);
-    fprintf(o, "                    for (int ki = 0; ki < %lld; ki++) {\n", (long long)g.kh);
+    fprintf(o, "        for (int ci = 0; ci < %lld; ci++)\n", (long long)g.c);
+    fprintf(o, "            for (int ki = 0; ki < %lld; ki++)\n", (long long)g.kh);
+    fprintf(o, "                for (int kj = 0; kj < %lld; kj++) {\n", (long long)g.kw);
+    fprintf(o, "                    %s%s *row = %s + ((size_t)b * %lld + (ci * %lld + ki) * %lld + kj) * %lld;\n",
+            back ? "const " : "", T, C, k, (long long)g.kh, (long long)g.kw, p);
+    fprintf(o, "                    %s%s *img = %s + ((size_t)b * %lld + ci) * %lld;\n", back ? "" : "const ", T, I,
+            (long long)g.c, hw);
+    fprintf(o, "                    for (int oi = 0; oi < %lld; oi++) {\n", (long long)g.oh);
     fprintf(o, "                        const int ii = oi * %lld - %lld + ki;\n", (long long)g.sh, (long long)g.ph);
-    fprintf(o, "                        for (int kj = 0; kj < %lld; kj++) {\n", (long long)g.kw);
+    if (padded) {
+        fprintf(o, "                        if (ii < 0 || ii >= %lld) {\n", (long long)g.h);
+        if (!back) fprintf(o, "                            memset(row + oi * %lld, 0, %lld * sizeof(%s));\n", (long long)g.ow,
+                           (long long)g.ow, T);
+        fprintf(o, "                            continue;\n                        }\n");
+    }
+    fprintf(o, "                        for (int oj = 0; oj < %lld; oj++) {\n", (long long)g.ow);
     fprintf(o, "                            const int jj = oj * %lld - %lld + kj;\n", (long long)g.sw, (long long)g.pw);
-    fprintf(o, "                            const int inside = ii >= 0 && ii < %lld && jj >= 0 && jj < %lld;\n",
-            (long long)g.h, (long long)g.w);
-    const char *at = arena_printf(e->a, "%s[((size_t)b * %lld + ci) * %lld + ii * %lld + jj]", I, (long long)g.c, hw,
-                                  (long long)g.w);
-    const char *r = arena_printf(e->a, "row[(ci * %lld + ki) * %lld + kj]", (long long)g.kh, (long long)g.kw);
-    if (back) fprintf(o, "                            if (inside) %s += %s;\n", at, r);
-    else fprintf(o, "                            %s = inside ? %s : %s;\n", r, at, lit(e, 0));
-    fprintf(o, "                        }\n                    }\n            }\n");
+    const char *at = arena_printf(e->a, "img[ii * %lld + jj]", (long long)g.w);
+    const char *r = arena_printf(e->a, "row[oi * %lld + oj]", (long long)g.ow);
+    const char *inside = arena_printf(e->a, "jj >= 0 && jj < %lld", (long long)g.w);
+    if (back && padded) fprintf(o, "                            if (%s) %s += %s;\n", inside, at, r);
+    else if (back) fprintf(o, "                            %s += %s;\n", at, r);
+    else if (padded) fprintf(o, "                            %s = %s ? %s : %s;\n", r, inside, at, lit(e, 0));
+    else fprintf(o, "                            %s = %s;\n", r, at);
+    fprintf(o, "                        }\n                    }\n                }\n");
 }
 
 /* max / average pooling windows (no padding), and their gradient: the window's maximum
@@ -707,12 +733,12 @@ static void emit_pool(emitter *e, FILE *o, ir_node *n) {
         if (is_max) fprintf(o, "                        acc = %s[%s] > acc ? %s[%s] : acc;\n", X, src, X, src);
         else fprintf(o, "                        acc += %s[%s];\n", X, src);
         fprintf(o, "                %s[at] = acc%s;\n", out, is_max ? "" : arena_printf(e->a, " / %s", lit(e, (double)win)));
-    } else if (is_max) {
-        fprintf(o, "                int done = 0;\n");
+    } else if (is_max) {   /* the first maximum of the window, as PyTorch breaks ties */
+        fprintf(o, "                size_t best = (size_t)b * %lld + oi * %lld * %lld + oj * %lld;\n", (long long)(g.h * g.w),
+                (long long)g.sh, (long long)g.w, (long long)g.sw);
         fprintf(o, "                %s\n", loops);
-        fprintf(o, "                        if (!done && %s[%s] == %s[at]) {\n", X, src, mark(e, n->in[2]));
-        fprintf(o, "                            %s[%s] += %s[at];\n", out, src, mark(e, n->in[0]));
-        fprintf(o, "                            done = 1;\n                        }\n");
+        fprintf(o, "                        if (%s[%s] > %s[best]) best = %s;\n", X, src, X, src);
+        fprintf(o, "                %s[best] += %s[at];\n", out, mark(e, n->in[0]));
     } else {
         fprintf(o, "                const %s share = %s[at] / %s;\n", T, mark(e, n->in[0]), lit(e, (double)win));
         fprintf(o, "                %s\n", loops);

@@ -179,7 +179,7 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
         contribute(c, a, t);
         break;
     case OP_POOL:
-        t = ir_node_new(c->g, OP_POOL_GRAD, 3, (ir_node *[]){gr, a, n}, c->fwd->at);
+        t = ir_node_new(c->g, OP_POOL_GRAD, 2, (ir_node *[]){gr, a}, c->fwd->at);
         t->conv = n->conv;
         t->attr[0] = n->attr[0];
         t->shape = a->shape;

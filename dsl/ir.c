@@ -28,7 +28,7 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_CONCAT] = {"concat", 2, FAM_COPY},        [OP_SLICE] = {"slice", 1, FAM_COPY},
     [OP_PAD] = {"pad", 1, FAM_COPY},
     [OP_IM2COL] = {"im2col", 1, FAM_COPY},        [OP_COL2IM] = {"col2im", 1, FAM_COPY},
-    [OP_POOL] = {"pool", 1, FAM_COPY},            [OP_POOL_GRAD] = {"pool_grad", 3, FAM_COPY},
+    [OP_POOL] = {"pool", 1, FAM_COPY},            [OP_POOL_GRAD] = {"pool_grad", 2, FAM_COPY},
     [OP_SELECT] = {"select", 2, FAM_VIEW},        [OP_DROPOUT_MASK] = {"dropout_mask", 1, FAM_ELEMWISE},
     [OP_BN_UPDATE] = {"bn_update", 4, FAM_EFFECT},
     [OP_MATMUL] = {"matmul", 2, FAM_MATMUL},      [OP_DENSE] = {"dense", -1, FAM_DENSE},
@@ -37,7 +37,7 @@ const ir_opinfo ir_ops[OP__COUNT] = {
 /* PyTorch's conventions at kinks: relu'(0) = 0, abs'(0) = 0, min/max split a tie evenly,
  * clip passes the gradient on the bounds; softplus and sigmoid are evaluated stably. */
 const ir_mapinfo ir_maps[] = {
-    {"relu", 1, 0, "@fmax($a, #0)", {"($y > #0 ? $g : #0)"}, {"d relu(u)/du = [u > 0]"}},
+    {"relu", 1, 0, "($a > #0 ? $a : #0)", {"($y > #0 ? $g : #0)"}, {"d relu(u)/du = [u > 0]"}},
     {"sigmoid", 1, 0, "(#1 / (#1 + @exp(-$a)))", {"($g * $y * (#1 - $y))"}, {"d sigmoid(u)/du = y (1 - y)"}},
     {"tanh", 1, 0, "@tanh($a)", {"($g * (#1 - $y * $y))"}, {"d tanh(u)/du = 1 - y^2"}},
     {"exp", 1, 0, "@exp($a)", {"($g * $y)"}, {"d exp(u)/du = exp(u)"}},

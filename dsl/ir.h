@@ -93,8 +93,8 @@ typedef struct ir_mm { int64_t ar, ac, br, bc; int ta, tb; } ir_mm;
 
 /* A convolution's or pooling's geometry on channel-first examples [C, H, W] (conv1d and
  * 1-D use H = 1): kernel, stride, padding before (top, left), output size.  im2col writes
- * one row per output position holding the C*kh*kw inputs it sees (zeros in the padding),
- * in PyTorch's weight order (c, i, j), so the convolution is rows · Wᵀ. */
+ * one row per kernel tap (c, i, j) in PyTorch's weight order, holding what that tap sees
+ * at every output position (zeros in the padding), so the convolution is W · col. */
 typedef struct ir_conv { int64_t c, h, w, kh, kw, sh, sw, ph, pw, oh, ow; } ir_conv;
 
 /* Where the memory plan puts a tensor. */

@@ -604,10 +604,10 @@ static ir_node *call_dense(lower *L, const ast_expr *e) {
 
 /* ---- convolutional layers ------------------------------------------------------------
  * These need their input's shape to size their parameters and lowering buffers, so they
- * first run shape inference over what is built so far.  conv2d is im2col (patches as
- * rows) times the weight viewed [out, in*kh*kw], transposed back to channel-first, plus
- * the bias; dropout and batchnorm are built from elementwise ops and reductions, with a
- * select between the training and the inference form. */
+ * first run shape inference over what is built so far.  conv2d is the weight viewed
+ * [out, in*kh*kw] times im2col's patches [in*kh*kw, positions], plus the bias; dropout
+ * and batchnorm are built from elementwise ops and reductions, with a select between the
+ * training and the inference form. */
 
 static int64_t kernel_dim(lower *L, const ast_arg *a, int which, int64_t *v) {
     const ast_expr *e = a->value;
@@ -702,19 +702,15 @@ static ir_node *call_conv(lower *L, const ast_expr *e, int dims) {
     L->layers++;
     ir_node *col = ir_unary(L->g, OP_IM2COL, x, e->at);
     col->conv = g;
-    col->shape = (ir_shape){2, {positions, k}};
+    col->shape = (ir_shape){2, {k, positions}};
     col->batched = x->batched;
-    ir_node *rows = ir_binary(L->g, OP_MATMUL, col, view_as(L, w, (ir_shape){2, {filters, k}}, e->at), e->at);
-    rows->mm = (ir_mm){positions, k, filters, k, 0, 1};   /* [P, K] · [F, K]ᵀ */
-    ir_node *y = ir_unary(L->g, OP_TRANSPOSE, rows, e->at);
-    ir_shape out = dims == 2 ? (ir_shape){3, {filters, g.oh, g.ow}} : (ir_shape){2, {filters, g.ow}};
-    y = view_as(L, y, out, e->at);
-    if (b) {
-        ir_shape bs = dims == 2 ? (ir_shape){3, {filters, 1, 1}} : (ir_shape){2, {filters, 1}};
-        y = ir_binary(L->g, OP_ADD, y, view_as(L, b, bs, e->at), e->at);
-    }
+    /* W viewed [F, K] times the patches [K, P]: the output comes out channel-first */
+    ir_node *y = ir_binary(L->g, OP_MATMUL, view_as(L, w, (ir_shape){2, {filters, k}}, e->at), col, e->at);
+    y->mm = (ir_mm){filters, k, k, positions, 0, 0};
     y->what = e->name;
-    return y;
+    if (b) y = ir_binary(L->g, OP_ADD, y, view_as(L, b, (ir_shape){2, {filters, 1}}, e->at), e->at);
+    ir_shape out = dims == 2 ? (ir_shape){3, {filters, g.oh, g.ow}} : (ir_shape){2, {filters, g.ow}};
+    return view_as(L, y, out, e->at);
 }
 
 static ir_node *call_pool(lower *L, const ast_expr *e, int is_max) {

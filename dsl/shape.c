@@ -139,7 +139,7 @@ static int infer_dense(ir_graph *g, ir_node *n, diag *d) {
         return -1;
     }
     int64_t units = (int64_t)n->attr[0], in = x->shape.dim[x->shape.rank - 1];
-    w->shape = (ir_shape){2, {units, in}};
+    if (w->op == OP_PARAM) w->shape = (ir_shape){2, {units, in}};   /* conv passes a view of its own */
     if (n->nin == 3) n->in[2]->shape = (ir_shape){1, {units}};
     n->shape = x->shape;
     n->shape.dim[n->shape.rank - 1] = units;
