@@ -768,8 +768,10 @@ static void emit_bn_update(emitter *e, FILE *o, ir_node *n) {
 /* A reshape that must have memory of its own (an output, a gradient users read). */
 static void emit_view_copy(emitter *e, FILE *o, ir_node *n) {
     long long numel = (long long)ir_numel(&n->shape);
-    fprintf(o, "    /* %s %s: the elements of %s, reshaped */\n", n->cname, shape_of(e, n), n->in[0]->cname);
-    fprintf(o, "    memcpy(%s, %s, (size_t)%s%lld * sizeof(%s));\n", mark(e, n), mark(e, n->in[0]),
+    const ir_node *src = n->in[n->op == OP_SELECT ? e->infer_mode : 0];
+    fprintf(o, "    /* %s %s: the elements of %s%s */\n", n->cname, shape_of(e, n), src->cname ? src->cname : "its input",
+            n->op == OP_SELECT ? (e->infer_mode ? " (inference mode)" : " (training mode)") : ", reshaped");
+    fprintf(o, "    memcpy(%s, %s, (size_t)%s%lld * sizeof(%s));\n", mark(e, n), mark(e, src),
             n->batched ? "n * " : "", numel, e->T);
 }
 

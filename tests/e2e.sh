@@ -115,6 +115,29 @@ for seed in seed_fx seed_twolayer; do
          ./$seed gradcheck --samples 0 --tol 1e-6"
 done
 
+# ---- training and inference modes: predict skips dropout and uses running statistics ----
+cat >modes.nn <<'EOF'
+model modes
+input  x: [3]
+target t: [3]
+y = dropout(batchnorm(x), 0.5)
+loss = mse(y, t)
+output o = y
+train { batch = 4; optimizer = sgd(lr=0.1) }
+EOF
+printf 'x0,x1,x2\n1,2,3\n-1,0.5,4\n' >x.csv
+printf 't0,t1,t2\n0,0,0\n0,0,0\n' >t.csv
+# fresh parameters: running mean 0, variance 1, weight 1, bias 0, so o = x / sqrt(1 + 1e-5)
+check "predict uses running statistics and no dropout" bash -c "'$NNC' modes.nn --dtype f64 --exe -o modes && \
+     ./modes init --save m0.safetensors && ./modes predict --load m0.safetensors --input x=x.csv --out o.csv && \
+     awk -F, 'NR == 2 { e = 1 / sqrt(1 + 1e-5); exit !(\$1 - e < 1e-12 && e - \$1 < 1e-12 && (\$3 - 3 * e)^2 < 1e-20) }' o.csv"
+# one training step moves the running mean to 0.1 * the batch mean: predictions change
+check "training updates the running statistics" bash -c "./modes train --train x=x.csv --train t=t.csv --epochs 1 \
+     --load m0.safetensors --save m1.safetensors >/dev/null && ./modes predict --load m1.safetensors --input x=x.csv --out o1.csv && \
+     ! cmp -s o.csv o1.csv"
+check "eval loss is deterministic (no dropout)" bash -c "./modes eval --load m1.safetensors --test x=x.csv --test t=t.csv | tail -1 >e1 && \
+     ./modes eval --load m1.safetensors --test x=x.csv --test t=t.csv | tail -1 >e2 && cmp e1 e2"
+
 # ---- double precision ----
 check "compile --dtype f64 and train" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' --dtype f64 --exe -o fm64 && grep -q cblas_dgemm fm64.c \
      && ./fm64 train ${TRAIN[*]} --epochs 1 | grep -q 'epoch 1/1'"
