@@ -590,8 +590,8 @@ static void emit_dense(emitter *e, FILE *o, ir_node *n) {
     ir_node *x = n->in[0], *w = n->in[1], *bias = n->nin == 3 ? n->in[2] : NULL;
     int64_t units = w->shape.dim[0], in = w->shape.dim[1], rows = ir_numel(&x->shape) / in;
     const char *M = x->batched ? mul_n(e, rows) : arena_printf(e->a, "%lld", (long long)rows);
-    fprintf(o, "    /* %s %s = %s %s @ %s^T [%lld, %lld]%s%s */\n", n->cname, shape_of(e, n), x->cname,
-            shape_of(e, x), w->cname, (long long)units, (long long)in, bias ? " + " : "", bias ? bias->cname : "");
+    fprintf(o, "    /* %s %s = %s %s @ %s^T [%lld, %lld]%s%s */\n", n->cname, shape_of(e, n), mark(e, x),
+            shape_of(e, x), mark(e, w), (long long)units, (long long)in, bias ? " + " : "", bias ? mark(e, bias) : "");
     if (bias) {
         fprintf(o, "    for (int r = 0; r < %s; r++)   /* start from the bias, then accumulate the product */\n", M);
         fprintf(o, "        memcpy(%s + r * %lld, %s, %lld * sizeof(%s));\n", mark(e, n), (long long)units,
@@ -671,7 +671,9 @@ static void emit_im2col(emitter *e, FILE *o, ir_node *n) {
     ir_conv g = n->conv;
     long long k = (long long)(g.c * g.kh * g.kw), p = (long long)(g.oh * g.ow), hw = (long long)(g.h * g.w);
     const char *I = mark(e, img), *C = mark(e, col), *T = e->T;
-    int padded = g.ph || g.pw;
+    /* taps can fall outside the image with padding before, or after (same with an even kernel) */
+    int padded = g.ph || g.pw || (g.oh - 1) * g.sh + g.kh > g.h + g.ph || (g.ow - 1) * g.sw + g.kw > g.w + g.pw ||
+                 (g.oh - 1) * g.sh + g.kh - g.ph > g.h || (g.ow - 1) * g.sw + g.kw - g.pw > g.w;
     fprintf(o, "    /* %s %s = %s(%s %s): kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld before */\n",
             n->cname, shape_of(e, n), ir_op_name(n), n->in[0]->cname, shape_of(e, n->in[0]), (long long)g.kh,
             (long long)g.kw, (long long)g.sh, (long long)g.sw, (long long)g.ph, (long long)g.pw);

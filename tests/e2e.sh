@@ -115,6 +115,33 @@ for seed in seed_fx seed_twolayer; do
          ./$seed gradcheck --samples 0 --tol 1e-6"
 done
 
+# ---- the lectures' CNN: one epoch on the 10,000 t10k images learns ----
+check "fashion_cnn trains" bash -c "'$NNC' '$SRC/examples/fashion_cnn.nn' --exe -o cnn && \
+     ./cnn train --train x=$DATA/t10k-images-idx3-ubyte.gz --train y=$DATA/t10k-labels-idx1-ubyte.gz --epochs 1 \
+       --val-split 0.2 --log cnn.csv >/dev/null && \
+     awk -F, 'NR == 2 { exit !(\$7 > 0.7) }' cnn.csv"
+
+# ---- examples are independent: an example's prediction does not depend on its neighbours
+# (a convolution reading past its image would read the next example; padding after, too) ----
+cat >indep.nn <<'EOF'
+model indep
+input  x: [1, 3, 4]
+target t: [2]
+c = conv2d(x, 2, kernel=2, pad=same)
+d = conv2d(relu(c), 1, kernel=4, pad=same)
+e = avgpool2d(maxpool2d(d, 2), 1)
+output o = flatten(e)
+loss = mse(dense(flatten(d), 2), t)
+train { batch = 4 }
+EOF
+printf '1,2,3,4,5,6,7,8,9,10,11,12\n-5,4,-3,2,-1,0,1,-2,3,-4,5,-6\n' >two.csv
+head -1 two.csv >one.csv
+check "a convolution's output depends on its own example only" bash -c "'$NNC' indep.nn --exe -o indep && \
+     ./indep init --seed 5 --save i0.safetensors && \
+     ./indep predict --load i0.safetensors --input x=two.csv --out i2.csv && \
+     ./indep predict --load i0.safetensors --input x=one.csv --out i1.csv && \
+     [ \"\$(sed -n 2p i2.csv)\" = \"\$(sed -n 2p i1.csv)\" ]"
+
 # ---- training and inference modes: predict skips dropout and uses running statistics ----
 cat >modes.nn <<'EOF'
 model modes
@@ -133,7 +160,7 @@ check "predict uses running statistics and no dropout" bash -c "'$NNC' modes.nn 
      awk -F, 'NR == 2 { e = 1 / sqrt(1 + 1e-5); exit !(\$1 - e < 1e-12 && e - \$1 < 1e-12 && (\$3 - 3 * e)^2 < 1e-20) }' o.csv"
 # one training step moves the running mean to 0.1 * the batch mean: predictions change
 check "training updates the running statistics" bash -c "./modes train --train x=x.csv --train t=t.csv --epochs 1 \
-     --load m0.safetensors --save m1.safetensors >/dev/null && ./modes predict --load m1.safetensors --input x=x.csv --out o1.csv && \
+     --load m0.safetensors --save m1.safetensors >/dev/null && ./modes predict --load m1.safetensors --input x=x.csv --out i1.csv && \
      ! cmp -s o.csv o1.csv"
 check "eval loss is deterministic (no dropout)" bash -c "./modes eval --load m1.safetensors --test x=x.csv --test t=t.csv | tail -1 >e1 && \
      ./modes eval --load m1.safetensors --test x=x.csv --test t=t.csv | tail -1 >e2 && cmp e1 e2"
