@@ -888,12 +888,20 @@ static void emit_pass(emitter *e, FILE *o, fn_kind k) {
 static const char *const opt_names[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
                                         "adam", "adamax", "nadam"};
 
+/* Elements of optimizer state: per-parameter slots, and nadam's running product of its
+ * momentum coefficients in one more element, so a checkpoint of the block is complete. */
+static int64_t state_elements(const ir_graph *g);
+
 int emit_state_slots(int opt) {
     switch (opt) {
     case 0: return 0;
     case 1: case 2: case 3: case 4: return 1;
     default: return 2;
     }
+}
+
+static int64_t state_elements(const ir_graph *g) {
+    return emit_state_slots(g->train.opt) * g->train_size + (g->train.opt == 8);
 }
 
 static void emit_update(emitter *e, FILE *o) {
@@ -941,10 +949,12 @@ static void emit_update(emitter *e, FILE *o) {
     case 8: /* nadam */
         fprintf(o, "    const double mu_t = %.17g * (1 - 0.5 * pow(0.96, m->step * 0.004));\n", t->beta1);
         fprintf(o, "    const double mu_next = %.17g * (1 - 0.5 * pow(0.96, (m->step + 1) * 0.004));\n", t->beta1);
-        fprintf(o, "    m->mu_product *= mu_t;\n");
+        fprintf(o, "    double *mu_product = (double *)(void *)(m->state + %lld);   /* kept with the state */\n", 2 * N);
+        fprintf(o, "    double product = 1;\n    memcpy(&product, mu_product, sizeof product);\n");
+        fprintf(o, "    if (m->step == 1) product = 1;\n    product *= mu_t;\n    memcpy(mu_product, &product, sizeof product);\n");
         fprintf(o, "    const double bc2 = 1 - pow(%.17g, (double)m->step);\n", t->beta2);
-        fprintf(o, "    const %s c_grad = (%s)(lr * (1 - mu_t) / (1 - m->mu_product));\n", T, T);
-        fprintf(o, "    const %s c_avg = (%s)(lr * mu_next / (1 - m->mu_product * mu_next));\n", T, T);
+        fprintf(o, "    const %s c_grad = (%s)(lr * (1 - mu_t) / (1 - product));\n", T, T);
+        fprintf(o, "    const %s c_avg = (%s)(lr * mu_next / (1 - product * mu_next));\n", T, T);
         fprintf(o, "    const %s bc2_sqrt = (%s)sqrt(bc2);\n", T, T);
         break;
     default: break;
@@ -1005,13 +1015,12 @@ static void emit_struct(emitter *e, FILE *o) {
     fprintf(o, "    %s *params;     /* %lld elements: every parameter, layout in %s_param_table */\n", e->T,
             (long long)g->param_size, e->P);
     fprintf(o, "    %s *grads;      /* d mean(loss) / d params, same layout */\n", e->T);
-    fprintf(o, "    %s *state;      /* optimizer state: %d x %lld elements */\n", e->T,
-            emit_state_slots(g->train.opt), (long long)g->train_size);
+    fprintf(o, "    %s *state;      /* optimizer state: %d x %lld elements%s */\n", e->T,
+            emit_state_slots(g->train.opt), (long long)g->train_size, g->train.opt == 8 ? ", then nadam's product" : "");
     fprintf(o, "    %s *acts;       /* %lld elements: activations and backward temporaries for %d examples */\n",
             e->T, (long long)g->act_size, g->train.batch);
     fprintf(o, "    int64_t step;      /* optimizer steps taken */\n");
     fprintf(o, "    uint64_t seed;     /* of the initialization, and of dropout's masks */\n");
-    fprintf(o, "    double mu_product; /* nadam's running product of momentum coefficients */\n");
     fprintf(o, "    %s lr;          /* learning rate of the current epoch */\n", e->T);
     fprintf(o, "    double loss;       /* mean loss of the last forward pass */\n");
     for (int i = 0; i < g->io.n; i++) {
@@ -1077,7 +1086,6 @@ static uint64_t schema_hash(ir_graph *g) {
 static void emit_api(emitter *e, FILE *o) {
     ir_graph *g = e->g;
     const char *P = e->P, *T = e->T;
-    int slots = emit_state_slots(g->train.opt);
     fprintf(o, "\n/* ---- the API of %s.h ---- */\n\n", P);
     fprintf(o, "static void *%s_block(int64_t elements) {\n", P);
     fprintf(o, "    size_t bytes = ((size_t)elements * sizeof(%s) + 63) / 64 * 64;   /* 64-byte aligned */\n", T);
@@ -1086,9 +1094,9 @@ static void emit_api(emitter *e, FILE *o) {
     fprintf(o, "%s *%s_new(void) {\n    %s *m = calloc(1, sizeof *m);\n    if (!m) return NULL;\n", P, P, P);
     fprintf(o, "    m->params = %s_block(%lld);\n", P, (long long)g->param_size);
     fprintf(o, "    m->grads = %s_block(%lld);\n", P, (long long)g->param_size);
-    fprintf(o, "    m->state = %s_block(%lld);\n", P, (long long)(slots * g->train_size));
+    fprintf(o, "    m->state = %s_block(%lld);\n", P, (long long)(state_elements(g) + (g->train.opt == 8)));
     fprintf(o, "    m->acts = %s_block(%lld);\n", P, (long long)g->act_size);
-    fprintf(o, "    m->lr = %s;\n    m->mu_product = 1;\n", lit(e, g->train.lr));
+    fprintf(o, "    m->lr = %s;\n", lit(e, g->train.lr));
     fprintf(o, "    if (!m->params || !m->grads || !m->state || !m->acts) {\n        %s_free(m);\n        return NULL;\n    }\n", P);
     fprintf(o, "    return m;\n}\n\n");
     fprintf(o, "void %s_free(%s *m) {\n    if (!m) return;\n    free(m->params);\n    free(m->grads);\n"
@@ -1236,7 +1244,7 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "    .nout = %d, .out = %s_out_table,\n", g->outputs.n, P);
     fprintf(o, "    .nparam = %d, .param = %s_param_table,\n", g->params.n, P);
     fprintf(o, "    .param_size = %lld,\n    .state_size = %lld,\n", (long long)g->param_size,
-            (long long)(emit_state_slots(t->opt) * g->train_size));
+            (long long)(state_elements(g) + (t->opt == 8)));
     fprintf(o, "    .acc_out = %d, .acc_label = %d,\n", acc_out, acc_label);
     fprintf(o, "    .train = {.batch = %d, .epochs = %d, .seed = %lluu, .opt = %d, .lr = %.17g, .beta1 = %.17g,\n"
                "              .beta2 = %.17g, .eps = %.17g, .mu = %.17g, .rho = %.17g, .sched = %d,\n"
