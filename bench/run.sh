@@ -1,6 +1,8 @@
 #!/bin/sh
-# bench/run.sh: times nnc's generated trainer for examples/fashion_mlp.nn against the
-# same model in PyTorch (bench/fashion_mlp.py) on Debian's Fashion-MNIST.
+# bench/run.sh: times nnc's generated trainer for examples/$MODEL.nn against the
+# same model in PyTorch (bench/$MODEL.py) on Debian's Fashion-MNIST.  MODEL is
+# fashion_mlp (default) or fashion_cnn (bench/run_cnn.sh); images are fed as they are in
+# the IDX files, [N, 28, 28], to the model's [784] or [1, 28, 28] input.
 #
 #   bench/run.sh [THREADS...]          # default: 1 2
 #
@@ -10,7 +12,7 @@
 # seed.  It then prints a table of the median epoch training time (median over all
 # epochs, the first one included), the ratio nnc/PyTorch and each final test accuracy.
 #
-# Environment: EPOCHS (default 5), SEED (default 0), PYTHON (default /usr/bin/python3,
+# Environment: MODEL (default fashion_mlp), EPOCHS (default 5 for the MLP, 3 for the CNN), SEED (default 0), PYTHON (default /usr/bin/python3,
 # Debian's python3-torch), DATA (default /usr/share/datasets/fashion-mnist),
 # BUILD (nnc's CMake build directory; default build/), WORKDIR (where the trainer and
 # the CSV logs go; default a fresh temporary directory), TORCH_ENV (extra VAR=VALUE
@@ -19,7 +21,8 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-EPOCHS=${EPOCHS:-5}
+MODEL=${MODEL:-fashion_mlp}
+case $MODEL in fashion_cnn) EPOCHS=${EPOCHS:-3} ;; *) EPOCHS=${EPOCHS:-5} ;; esac
 SEED=${SEED:-0}
 PYTHON=${PYTHON:-/usr/bin/python3}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
@@ -39,7 +42,7 @@ done
 # Build nnc and its runtime, then the trainer.
 [ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" >/dev/null
 log=$(cmake --build "$BUILD" -j2 --target nnc nnr 2>&1) || { printf '%s\n' "$log" >&2; exit 1; }
-"$BUILD/nnc" "$ROOT/examples/fashion_mlp.nn" --exe -o "$WORKDIR/fashion_mlp"
+"$BUILD/nnc" "$ROOT/examples/$MODEL.nn" --exe -o "$WORKDIR/$MODEL"
 
 # median of the `seconds` column (5th) of a CSV log
 median() { tail -n +2 "$1" | cut -d, -f5 | sort -g |
@@ -50,18 +53,18 @@ final_acc() { tail -n 1 "$1" | awk -F, '{printf "%.4f\n", $4}'; }
 echo "work directory: $WORKDIR   epochs: $EPOCHS   seed: $SEED${TORCH_ENV:+   PyTorch env: $TORCH_ENV}"
 for n in "$@"; do
     echo "== threads $n: nnc"
-    OPENBLAS_NUM_THREADS=$n OMP_NUM_THREADS=$n "$WORKDIR/fashion_mlp" train \
+    OPENBLAS_NUM_THREADS=$n OMP_NUM_THREADS=$n "$WORKDIR/$MODEL" train \
         --train x="$DATA/train-images-idx3-ubyte.gz" --train y="$DATA/train-labels-idx1-ubyte.gz" \
         --test x="$DATA/t10k-images-idx3-ubyte.gz" --test y="$DATA/t10k-labels-idx1-ubyte.gz" \
         --epochs "$EPOCHS" --seed "$SEED" --log "$WORKDIR/nnc-t$n.csv"
     echo "== threads $n: PyTorch"
-    env OPENBLAS_NUM_THREADS=$n OMP_NUM_THREADS=$n $TORCH_ENV "$PYTHON" "$ROOT/bench/fashion_mlp.py" \
+    env OPENBLAS_NUM_THREADS=$n OMP_NUM_THREADS=$n $TORCH_ENV "$PYTHON" "$ROOT/bench/$MODEL.py" \
         --threads "$n" --epochs "$EPOCHS" --seed "$SEED" --data "$DATA" \
         --log "$WORKDIR/torch-t$n.csv"
 done
 
 echo
-echo "median epoch training time over all $EPOCHS epochs (first included); seed $SEED${TORCH_ENV:+; PyTorch env: $TORCH_ENV}"
+echo "$MODEL: median epoch training time over all $EPOCHS epochs (first included); seed $SEED${TORCH_ENV:+; PyTorch env: $TORCH_ENV}"
 printf '%-8s %14s %14s %10s %10s %10s\n' threads "nnc s/epoch" "torch s/epoch" nnc/torch "nnc acc" "torch acc"
 for n in "$@"; do
     a=$(median "$WORKDIR/nnc-t$n.csv"); b=$(median "$WORKDIR/torch-t$n.csv")
