@@ -13,6 +13,11 @@
  * columns to the model's dtype (IDX ubyte values divided by 255, every other type taken
  * as the number it holds) and checked finite; class columns to int32, checked integral
  * and inside [0, classes).
+ *
+ * A CSV file with a header row can also feed a whole model (nnr_data_load_csv): the
+ * column named on the command line (--label-column) gives the label, the others the one
+ * float input.  Standardization (--standardize) rescales the float inputs in place, once,
+ * with per-feature statistics of the training set.
  */
 #include "nnr.h"
 
@@ -391,5 +396,202 @@ void nnr_data_gather(const nnr_model_info *info, const nnr_dataset *d, const int
         const char *src = d->col[k];
         char *to = dst[k];
         for (int i = 0; i < n; i++) memcpy(to + (size_t)i * row, src + (size_t)idx[i] * row, row);
+    }
+}
+
+/* ---- CSV files with a header naming the label column ------------------------------- */
+
+/* The index of the field named `name` in the first line of PATH (a header), or -1 with
+ * *found = 0 when no field has that name. */
+static int header_column(const char *path, const char *name, int *index, int *nfields) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        nnr_set_error("%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got = getline(&line, &cap, f);
+    fclose(f);
+    if (got < 0) {
+        free(line);
+        nnr_set_error("%s: empty file; a header row naming the columns is needed", path);
+        return -1;
+    }
+    char *s = line;
+    if (strncmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3;
+    *index = -1;
+    *nfields = 0;
+    for (char *next; s; s = next) {
+        if ((next = strchr(s, ','))) *next++ = 0;
+        while (*s == ' ' || *s == '\t' || *s == '"') s++;
+        size_t n = strlen(s);
+        while (n > 0 && strchr(" \t\r\n\"", s[n - 1])) s[--n] = 0;
+        if (strcmp(s, name) == 0 && *index < 0) *index = *nfields;
+        ++*nfields;
+    }
+    free(line);
+    return 0;
+}
+
+/* The one label and the one float input a CSV file feeds. */
+static int csv_roles(const nnr_model_info *info, const char *path, int *label, int *input) {
+    *label = *input = -1;
+    for (int k = 0; k < info->nio; k++) {
+        const nnr_io *io = &info->io[k];
+        int *slot = io->kind == NNR_IO_LABEL ? label
+                  : io->kind == NNR_IO_INPUT && !io->classes ? input : NULL;
+        if (!slot) {
+            nnr_set_error("%s: --label-column feeds models of one float input and one label; "
+                          "%s '%s' cannot be fed from it", path, kind_name(io->kind), io->name);
+            return -1;
+        }
+        if (*slot >= 0) {
+            nnr_set_error("%s: --label-column feeds models of one float input and one label; "
+                          "model %s has more than one %s", path, info->name, kind_name(io->kind));
+            return -1;
+        }
+        *slot = k;
+    }
+    if (*input < 0) {
+        nnr_set_error("%s: model %s has no float input to feed", path, info->name);
+        return -1;
+    }
+    if (*label >= 0 && (!info->io[*label].classes || info->io[*label].size != 1)) {
+        nnr_set_error("%s: label '%s' must be one class(K) per example to come from a column",
+                      path, info->io[*label].name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Splits t [rows, cols] into a label column (column lc; -1: none) and the rest. */
+static int split_csv(const nnr_model_info *info, const char *path, const nnr_tensor *t, int lc,
+                     int label, int input, nnr_dataset *out) {
+    int64_t rows = t->shape[0], cols = t->shape[1], feats = cols - (lc >= 0);
+    const nnr_io *in = &info->io[input];
+    if (feats != in->size) {
+        nnr_set_error("%s: %lld feature columns, but input '%s' has %lld elements per example",
+                      path, (long long)feats, in->name, (long long)in->size);
+        return -1;
+    }
+    const float *v = t->data;
+    float *x = malloc((size_t)(rows * feats) * sizeof *x), *y = malloc((size_t)rows * sizeof *y);
+    int rc = 0;
+    if (!x || !y) {
+        nnr_set_error("%s: out of memory", path);
+        rc = -1;
+    }
+    for (int64_t r = 0; rc == 0 && r < rows; r++) {
+        int64_t j = 0;
+        for (int64_t c = 0; c < cols; c++) {
+            if (c == lc) y[r] = v[r * cols + c];
+            else x[r * feats + j++] = v[r * cols + c];
+        }
+    }
+    nnr_tensor tx = {NULL, NNR_F32, 2, {rows, feats}, x}, ty = {NULL, NNR_F32, 1, {rows}, y};
+    char where[1100];
+    if (rc == 0) {
+        snprintf(where, sizeof where, "%s: feature columns", path);
+        loader lx = {info, 0, out, NULL, NULL};
+        int64_t *rowv = calloc((size_t)info->nio + 1, sizeof *rowv);
+        lx.rows = rowv;
+        if (!rowv) {
+            nnr_set_error("%s: out of memory", path);
+            rc = -1;
+        }
+        if (rc == 0) rc = set_column(&lx, input, &tx, 0, where);
+        if (rc == 0 && lc >= 0 && label >= 0) {
+            snprintf(where, sizeof where, "%s: column '%d'", path, lc + 1);
+            rc = set_column(&lx, label, &ty, 0, where);
+        }
+        free(rowv);
+    }
+    free(x);
+    free(y);
+    out->n = rows;
+    return rc;
+}
+
+int nnr_data_load_csv(const nnr_model_info *info, const char *path, const char *label_column,
+                      unsigned need, nnr_dataset *out) {
+    memset(out, 0, sizeof *out);
+    int lc, nfields, label, input;
+    if (header_column(path, label_column, &lc, &nfields) ||
+        csv_roles(info, path, &label, &input))
+        return -1;
+    int want_label = label >= 0 && (need & 1u << NNR_IO_LABEL);
+    if (lc < 0 && want_label) {
+        nnr_set_error("%s: no column named '%s' in its header row (%d columns)", path,
+                      label_column, nfields);
+        return -1;
+    }
+    nnr_tensor t = {0};
+    if (nnr_csv_read(path, &t)) return -1;
+    int rc = 0;
+    out->ncol = info->nio;
+    if (!(out->col = calloc((size_t)info->nio + 1, sizeof *out->col))) {
+        nnr_set_error("%s: out of memory", path);
+        rc = -1;
+    } else if (t.shape[1] != nfields) {
+        nnr_set_error("%s: the header row has %d fields but the rows have %lld", path, nfields,
+                      (long long)t.shape[1]);
+        rc = -1;
+    } else {
+        rc = split_csv(info, path, &t, lc, want_label ? label : -1, input, out);
+    }
+    nnr_tensor_free(&t);
+    if (rc) nnr_data_free(out);
+    return rc;
+}
+
+/* ---- standardization ----------------------------------------------------------------- */
+
+static int is_feature(const nnr_io *io) { return io->kind == NNR_IO_INPUT && !io->classes; }
+
+int64_t nnr_data_features(const nnr_model_info *info) {
+    int64_t n = 0;
+    for (int k = 0; k < info->nio; k++)
+        if (is_feature(&info->io[k])) n += info->io[k].size;
+    return n;
+}
+
+static double value_at(const nnr_model_info *info, const void *col, int64_t i) {
+    return info->dtype == NNR_F64 ? ((const double *)col)[i] : ((const float *)col)[i];
+}
+
+void nnr_data_stats(const nnr_model_info *info, const nnr_dataset *d, double *mean, double *std) {
+    int64_t f0 = 0;
+    for (int k = 0; k < info->nio; k++) {
+        const nnr_io *io = &info->io[k];
+        if (!is_feature(io)) continue;
+        for (int64_t j = 0; j < io->size; j++) {
+            double sum = 0, sq = 0;
+            for (int64_t i = 0; d->col[k] && i < d->n; i++) sum += value_at(info, d->col[k], i * io->size + j);
+            double mu = d->n ? sum / (double)d->n : 0;
+            for (int64_t i = 0; d->col[k] && i < d->n; i++) {
+                double dv = value_at(info, d->col[k], i * io->size + j) - mu;
+                sq += dv * dv;
+            }
+            double sd = d->n ? sqrt(sq / (double)d->n) : 0;
+            mean[f0 + j] = mu;
+            std[f0 + j] = sd > 1e-12 * fmax(1, fabs(mu)) ? sd : 1;   /* constant: left centred */
+        }
+        f0 += io->size;
+    }
+}
+
+void nnr_data_standardize(const nnr_model_info *info, nnr_dataset *d, const double *mean,
+                          const double *std) {
+    int64_t f0 = 0;
+    for (int k = 0; k < info->nio; k++) {
+        const nnr_io *io = &info->io[k];
+        if (!is_feature(io)) continue;
+        for (int64_t i = 0; d->col[k] && i < d->n * io->size; i++) {
+            double v = (value_at(info, d->col[k], i) - mean[f0 + i % io->size]) / std[f0 + i % io->size];
+            if (info->dtype == NNR_F64) ((double *)d->col[k])[i] = v;
+            else ((float *)d->col[k])[i] = (float)v;
+        }
+        f0 += io->size;
     }
 }

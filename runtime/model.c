@@ -1,14 +1,19 @@
-/* model.c — whole-model helpers behind the generated _init, _save and _load.
+/* model.c — whole-model helpers behind the generated _init, _save and _load, and the
+ * trainer's checkpoints.
  *
  * A generated model keeps all its parameters in one block laid out by its nnr_param
  * table.  Here that table drives initialization (one generator, parameters in table
- * order), checkpoints (one safetensors tensor per parameter, named and shaped as in
- * PyTorch's state dict) and loading, which validates the whole file before it changes a
- * single parameter.
+ * order), parameter files (one safetensors tensor per parameter, named and shaped as in
+ * PyTorch's state dict), checkpoints (a parameter file plus the optimizer state block, the
+ * input standardization and the run's position in "__metadata__", nnr.h says exactly what)
+ * and loading, which validates the whole file before it changes a single parameter and
+ * refuses a file written for another model, saying what differs.
  */
 #include "nnr.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +37,9 @@ void nnr_model_init(const nnr_model_info *info, void *m, uint64_t seed) {
     if (info->set_seed) info->set_seed(m, seed);   /* dropout's masks follow the same seed */
 }
 
-int nnr_model_save(const nnr_model_info *info, void *m, const char *path) {
-    nnr_tensor *ts = calloc((size_t)info->nparam + 1, sizeof *ts);
-    if (!ts) {
-        nnr_set_error("%s: out of memory", path);
-        return -1;
-    }
-    /* The tensors borrow the names and the parameter block; they are never freed. */
+/* The tensors of a parameter file, borrowing the names and the parameter block; ts has
+ * room for nparam + extra entries.  Returns the count filled. */
+static int param_tensors(const nnr_model_info *info, void *m, nnr_tensor *ts) {
     void *params = info->params(m);
     for (int i = 0; i < info->nparam; i++) {
         const nnr_param *p = &info->param[i];
@@ -48,12 +49,92 @@ int nnr_model_save(const nnr_model_info *info, void *m, const char *path) {
         memcpy(ts[i].shape, p->shape, sizeof p->shape);
         ts[i].data = param_at(info, params, p);
     }
+    return info->nparam;
+}
+
+static const char *schema_str(char *buf, size_t cap, uint64_t hash) {
+    snprintf(buf, cap, "%016" PRIx64, hash);
+    return buf;
+}
+
+int nnr_model_save(const nnr_model_info *info, void *m, const char *path) {
+    nnr_tensor *ts = calloc((size_t)info->nparam + 1, sizeof *ts);
+    if (!ts) {
+        nnr_set_error("%s: out of memory", path);
+        return -1;
+    }
+    int n = param_tensors(info, m, ts);
     char hash[17];
-    snprintf(hash, sizeof hash, "%016" PRIx64, info->schema_hash);
-    const char *meta[] = {"nnc_model", info->name, "nnc_schema", hash};
-    int rc = nnr_st_write(path, ts, info->nparam, meta, 2);
+    const char *meta[] = {"nnc_model", info->name, "nnc_schema",
+                          schema_str(hash, sizeof hash, info->schema_hash)};
+    int rc = nnr_st_write(path, ts, n, meta, 2);
     free(ts);
     return rc;
+}
+
+/* ---- checkpoints --------------------------------------------------------------------- */
+
+enum { META_PAIRS = 14 };
+
+/* Metadata values: one buffer per key, so meta[] can point into them. */
+typedef struct meta_text { char v[META_PAIRS][32]; } meta_text;
+
+static int ckpt_meta(const nnr_model_info *info, const nnr_checkpoint *ck, int64_t step,
+                     meta_text *mt, const char **meta) {
+    int n = 0;
+    char (*v)[32] = mt->v;
+#define PAIR(KEY, ...) (snprintf(v[n], sizeof v[n], __VA_ARGS__), meta[2 * n] = KEY, \
+                        meta[2 * n + 1] = v[n], n++)
+    meta[0] = "nnc_model";
+    meta[1] = info->name;
+    n = 1;
+    PAIR("nnc_schema", "%016" PRIx64, info->schema_hash);
+    PAIR("nnc_checkpoint", "1");
+    PAIR("step", "%lld", (long long)step);
+    PAIR("epoch", "%lld", (long long)ck->epoch);
+    PAIR("batch", "%lld", (long long)ck->batch);
+    PAIR("epochs", "%lld", (long long)ck->epochs);
+    PAIR("examples", "%lld", (long long)ck->examples);
+    PAIR("seed", "%llu", (unsigned long long)ck->seed);
+    PAIR("lr", "%.17g", ck->lr);
+    PAIR("loss_sum", "%.17g", ck->loss_sum);
+    if (!isnan(ck->best_loss)) {
+        PAIR("best_loss", "%.17g", ck->best_loss);
+        PAIR("best_epoch", "%lld", (long long)ck->best_epoch);
+    }
+#undef PAIR
+    return n;
+}
+
+int nnr_checkpoint_save(const nnr_model_info *info, void *m, const char *path,
+                        const nnr_checkpoint *ck) {
+    nnr_tensor *ts = calloc((size_t)info->nparam + 4, sizeof *ts);
+    if (!ts) {
+        nnr_set_error("%s: out of memory", path);
+        return -1;
+    }
+    int n = param_tensors(info, m, ts);
+    if (info->state_size > 0)
+        ts[n++] = (nnr_tensor){(char *)"optimizer.state", info->dtype, 1, {info->state_size},
+                               info->state(m)};
+    if (ck->nstd > 0) {
+        ts[n++] = (nnr_tensor){(char *)"standardize.mean", NNR_F64, 1, {ck->nstd}, ck->mean};
+        ts[n++] = (nnr_tensor){(char *)"standardize.std", NNR_F64, 1, {ck->nstd}, ck->std};
+    }
+    meta_text mt;
+    const char *meta[2 * META_PAIRS];
+    int npairs = ckpt_meta(info, ck, *info->step(m), &mt, meta);
+    int rc = nnr_st_write(path, ts, n, meta, npairs);
+    free(ts);
+    return rc;
+}
+
+void nnr_checkpoint_free(nnr_checkpoint *ck) {
+    if (!ck) return;
+    free(ck->mean);
+    free(ck->std);
+    ck->mean = ck->std = NULL;
+    ck->nstd = 0;
 }
 
 static int same_shape(const nnr_tensor *t, const nnr_param *p) {
@@ -97,20 +178,205 @@ static int load_param(const nnr_model_info *info, const char *path, const nnr_te
     return 0;
 }
 
-int nnr_model_load(const nnr_model_info *info, void *m, const char *path) {
+/* What a file's "__metadata__" says, the strings borrowed from its parsed JSON. */
+typedef struct file_meta {
+    json_t     *root;            /* NULL: the file has no metadata */
+    const char *model, *schema;  /* NULL when absent */
+} file_meta;
+
+static const char *meta_get(const file_meta *fm, const char *key) {
+    json_t *v = fm->root ? json_object_get(fm->root, key) : NULL;
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int meta_open(const char *path, const nnr_tensors *ts, file_meta *fm) {
+    memset(fm, 0, sizeof *fm);
+    if (!ts->metadata) return 0;
+    json_error_t err;
+    if (!(fm->root = json_loads(ts->metadata, 0, &err))) {
+        nnr_set_error("%s: unreadable \"__metadata__\": %s", path, err.text);
+        return -1;
+    }
+    fm->model = meta_get(fm, "nnc_model");
+    fm->schema = meta_get(fm, "nnc_schema");
+    return 0;
+}
+
+/* A file whose metadata names another model: refused, with the first parameter that
+ * differs when there is one (the message of the failed parameter check). */
+static int other_model(const nnr_model_info *info, const char *path, const file_meta *fm,
+                       int params_ok) {
+    char detail[1024] = "";
+    if (!params_ok) snprintf(detail, sizeof detail, "; %s", nnr_error());
+    char hash[17];
+    nnr_set_error("%s: a checkpoint of model '%s' (schema %s), not of model '%s' (schema %s)%s",
+                  path, fm->model ? fm->model : "?", fm->schema ? fm->schema : "?", info->name,
+                  schema_str(hash, sizeof hash, info->schema_hash), detail);
+    return -1;
+}
+
+static int meta_int(const char *path, const file_meta *fm, const char *key, int64_t *out) {
+    const char *s = meta_get(fm, key);
+    char *end;
+    errno = 0;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || end == s || *end || errno || v < 0) {
+        nnr_set_error("%s: checkpoint metadata '%s' is %s%s%s, not a count", path, key,
+                      s ? "'" : "missing", s ? s : "", s ? "'" : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int meta_real(const char *path, const file_meta *fm, const char *key, double *out) {
+    const char *s = meta_get(fm, key);
+    char *end;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || end == s || *end || !isfinite(v)) {
+        nnr_set_error("%s: checkpoint metadata '%s' is %s%s%s, not a number", path, key,
+                      s ? "'" : "missing", s ? s : "", s ? "'" : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The run's position and settings from the metadata of a whole checkpoint. */
+static int read_position(const char *path, const file_meta *fm, nnr_checkpoint *ck) {
+    const char *s = meta_get(fm, "seed");
+    char *end;
+    errno = 0;
+    unsigned long long sv = s ? strtoull(s, &end, 10) : 0;
+    if (!s || end == s || *end || errno || s[0] == '-') {
+        nnr_set_error("%s: checkpoint metadata 'seed' is missing or not a seed", path);
+        return -1;
+    }
+    ck->seed = sv;
+    if (meta_int(path, fm, "step", &ck->step) || meta_int(path, fm, "epoch", &ck->epoch) ||
+        meta_int(path, fm, "batch", &ck->batch) || meta_int(path, fm, "epochs", &ck->epochs) ||
+        meta_int(path, fm, "examples", &ck->examples) || meta_real(path, fm, "lr", &ck->lr) ||
+        meta_real(path, fm, "loss_sum", &ck->loss_sum))
+        return -1;
+    ck->best_loss = NAN;
+    ck->best_epoch = 0;
+    if (meta_get(fm, "best_loss") &&
+        (meta_real(path, fm, "best_loss", &ck->best_loss) ||
+         meta_int(path, fm, "best_epoch", &ck->best_epoch)))
+        return -1;
+    return 0;
+}
+
+/* The optimizer state tensor of a whole checkpoint, checked against the model. */
+static const nnr_tensor *find_state(const nnr_model_info *info, const char *path,
+                                    const nnr_tensors *ts) {
+    const nnr_tensor *t = nnr_tensors_find(ts, "optimizer.state");
+    if (!t) {
+        nnr_set_error("%s: no tensor 'optimizer.state'; the model's optimizer keeps %lld "
+                      "elements of state", path, (long long)info->state_size);
+        return NULL;
+    }
+    if (t->dtype != info->dtype || t->rank != 1 || t->shape[0] != info->state_size) {
+        char a[64];
+        nnr_set_error("%s: 'optimizer.state' is %s %s; model %s keeps %s [%lld]", path,
+                      nnr_dtype_name(t->dtype), nnr_shape_str(a, sizeof a, t->rank, t->shape),
+                      info->name, nnr_dtype_name(info->dtype), (long long)info->state_size);
+        return NULL;
+    }
+    return t;
+}
+
+/* standardize.mean / standardize.std, when the file has them, copied into ck. */
+static int read_standardize(const char *path, const nnr_tensors *ts, nnr_checkpoint *ck) {
+    const nnr_tensor *mean = nnr_tensors_find(ts, "standardize.mean");
+    const nnr_tensor *std = nnr_tensors_find(ts, "standardize.std");
+    if (!mean && !std) return 0;
+    if (!mean || !std || mean->dtype != NNR_F64 || std->dtype != NNR_F64 || mean->rank != 1 ||
+        std->rank != 1 || mean->shape[0] != std->shape[0]) {
+        nnr_set_error("%s: 'standardize.mean' and 'standardize.std' must be F64 vectors of "
+                      "one length", path);
+        return -1;
+    }
+    int64_t n = mean->shape[0];
+    ck->mean = malloc((size_t)(n ? n : 1) * sizeof(double));
+    ck->std = malloc((size_t)(n ? n : 1) * sizeof(double));
+    if (!ck->mean || !ck->std) {
+        nnr_checkpoint_free(ck);
+        nnr_set_error("%s: out of memory", path);
+        return -1;
+    }
+    memcpy(ck->mean, mean->data, (size_t)n * sizeof(double));
+    memcpy(ck->std, std->data, (size_t)n * sizeof(double));
+    for (int64_t i = 0; i < n; i++)
+        if (!(ck->std[i] > 0) || !isfinite(ck->mean[i])) {
+            nnr_checkpoint_free(ck);
+            nnr_set_error("%s: standardization of feature %lld is not usable (std must be > 0)",
+                          path, (long long)i);
+            return -1;
+        }
+    ck->nstd = n;
+    return 0;
+}
+
+/* Everything of ts that resume = 1 needs, checked before anything is copied. */
+static int check_whole(const nnr_model_info *info, const char *path, const file_meta *fm,
+                       const nnr_tensors *ts, nnr_checkpoint *ck, const nnr_tensor **state) {
+    char hash[17];
+    if (!fm->root || !meta_get(fm, "nnc_checkpoint")) {
+        nnr_set_error("%s: a parameter file, not a checkpoint (no optimizer state or position "
+                      "in \"__metadata__\"); --resume needs a file written by train --save or "
+                      "--checkpoint (use --load to start a new run from these parameters)", path);
+        return -1;
+    }
+    if (!fm->schema || strcmp(fm->schema, schema_str(hash, sizeof hash, info->schema_hash))) {
+        nnr_set_error("%s: schema %s differs from model %s's %s (the model's inputs, labels or "
+                      "dtype changed since the checkpoint was written)", path,
+                      fm->schema ? fm->schema : "(none)", info->name, hash);
+        return -1;
+    }
+    if (read_position(path, fm, ck)) return -1;
+    *state = NULL;
+    if (info->state_size > 0 && !(*state = find_state(info, path, ts))) return -1;
+    return 0;
+}
+
+int nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
+                        nnr_checkpoint *ck, int resume) {
     nnr_tensors ts;
     if (nnr_st_read(path, &ts)) return -1;
+    nnr_checkpoint scratch;
+    if (!ck) ck = &scratch;
+    memset(ck, 0, sizeof *ck);
+    ck->best_loss = NAN;
+    file_meta fm;
     size_t bytes = (size_t)info->param_size * nnr_dtype_size(info->dtype);
     void *staged = malloc(bytes ? bytes : 1);
-    int rc = 0;
-    if (!staged) {
+    const nnr_tensor *state = NULL;
+    int rc = meta_open(path, &ts, &fm);
+    if (!staged && !rc) {
         nnr_set_error("%s: out of memory", path);
         rc = -1;
     }
     for (int i = 0; rc == 0 && i < info->nparam; i++)
         rc = load_param(info, path, &ts, &info->param[i], param_at(info, staged, &info->param[i]));
-    if (rc == 0) memcpy(info->params(m), staged, bytes);
+    if (fm.model && strcmp(fm.model, info->name)) rc = other_model(info, path, &fm, rc == 0);
+    if (rc == 0 && resume) rc = check_whole(info, path, &fm, &ts, ck, &state);
+    if (rc == 0) rc = read_standardize(path, &ts, ck);
+    if (rc == 0) {
+        ck->full = meta_get(&fm, "nnc_checkpoint") != NULL;
+        memcpy(info->params(m), staged, bytes);
+        if (resume) {
+            if (state) memcpy(info->state(m), state->data, (size_t)info->state_size * nnr_dtype_size(info->dtype));
+            *info->step(m) = ck->step;
+        }
+    }
+    if (ck == &scratch) nnr_checkpoint_free(ck);
+    json_decref(fm.root);
     free(staged);
     nnr_tensors_free(&ts);
     return rc;
+}
+
+int nnr_model_load(const nnr_model_info *info, void *m, const char *path) {
+    return nnr_checkpoint_load(info, m, path, NULL, 0);
 }

@@ -182,6 +182,46 @@ void nnr_model_init(const nnr_model_info *info, void *m, uint64_t seed);
 int  nnr_model_load(const nnr_model_info *info, void *m, const char *path);
 int  nnr_model_save(const nnr_model_info *info, void *m, const char *path); /* atomic */
 
+/* ---- checkpoints: a parameter file plus what resuming a run needs ------------------
+ * A checkpoint holds every parameter and buffer under its name (as nnr_model_save writes
+ * them, so PyTorch reads them), and besides them:
+ *   "optimizer.state"   model dtype, [state_size]: the optimizer state block byte for
+ *                       byte (omitted when state_size is 0);
+ *   "standardize.mean", "standardize.std"   F64, [features]: the standardization of the
+ *                       float inputs (nnr_data_features), only when training used one;
+ *   "__metadata__"      nnc_model, nnc_schema (16 hex digits), nnc_checkpoint ("1"), step,
+ *                       epoch, batch, epochs, examples, seed, lr, loss_sum, and best_loss,
+ *                       best_epoch once early stopping has a best.
+ * The numbers are decimal strings; doubles with 17 significant digits, so they read back
+ * exactly. */
+typedef struct nnr_checkpoint {
+    int64_t  step;            /* optimizer steps taken: *info->step(m) */
+    int64_t  epoch;           /* epochs completed */
+    int64_t  batch;           /* batches done in the epoch after those (0: at its start) */
+    int64_t  epochs;          /* epochs the run was asked for */
+    int64_t  examples;        /* training examples, so resuming on other data is caught */
+    uint64_t seed;            /* of the shuffles and of dropout's masks */
+    double   lr;              /* base learning rate, before the schedule */
+    double   loss_sum;        /* sum of loss x examples over the batches of the partial epoch */
+    double   best_loss;       /* early stopping: best monitored loss so far; NAN: none yet */
+    int64_t  best_epoch;      /* the epoch (from 1) that reached it */
+    int64_t  nstd;            /* standardized features; 0: none */
+    double  *mean, *std;      /* nstd values each; owned after nnr_checkpoint_load */
+    int      full;            /* set by nnr_checkpoint_load: the file is a whole checkpoint */
+} nnr_checkpoint;
+/* Writes m and ck to PATH atomically (ck->step is taken from the model). */
+int  nnr_checkpoint_save(const nnr_model_info *info, void *m, const char *path,
+                         const nnr_checkpoint *ck);
+/* Reads PATH into m.  resume = 0: what nnr_model_load does (plain parameter files are
+ * accepted), and ck (may be NULL) receives whatever metadata and standardization the file
+ * has.  resume = 1: the file must be a whole checkpoint of this model (same name and schema
+ * hash); the optimizer state and step are restored too.  Either way a file written for
+ * another model is refused with a message naming what differs, and a failure leaves m
+ * untouched. */
+int  nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
+                         nnr_checkpoint *ck, int resume);
+void nnr_checkpoint_free(nnr_checkpoint *ck);  /* frees mean and std */
+
 /* ---- data sets ----------------------------------------------------------------------
  * One column per io entry of the model, n examples each: float columns hold model dtype
  * values, class columns int32.  Specs are "NAME=FILE" or a bare safetensors "FILE" (each
@@ -204,9 +244,30 @@ int  nnr_data_split(const nnr_model_info *info, nnr_dataset *d, double frac, nnr
 void nnr_data_gather(const nnr_model_info *info, const nnr_dataset *d, const int64_t *idx,
                      int n, void *const *dst);
 
+/* CSV with a header row naming its columns: the column named `label_column` feeds the
+ * model's label (it must have exactly one label, class(K), one class per example), the
+ * other columns in file order feed its one float input, whose per-example size must be
+ * their count.  A file without that column is accepted when `need` does not ask for
+ * labels (predict): then every column is an input. */
+int  nnr_data_load_csv(const nnr_model_info *info, const char *path, const char *label_column,
+                       unsigned need, nnr_dataset *out);
+/* Standardization: the features are the elements of the float INPUT columns, in io order. */
+int64_t nnr_data_features(const nnr_model_info *info);
+/* Per-feature mean and standard deviation (population) of d; a constant feature gets std 1. */
+void nnr_data_stats(const nnr_model_info *info, const nnr_dataset *d, double *mean, double *std);
+/* x <- (x - mean) / std for every feature of every example of d. */
+void nnr_data_standardize(const nnr_model_info *info, nnr_dataset *d, const double *mean,
+                          const double *std);
+
+/* ---- plots ---------------------------------------------------------------------------
+ * `m plot run.csv -o curves.svg`: the loss curves (train, val, test) and the accuracy
+ * curves (val, test) per epoch of a --log CSV, as a standalone SVG in two panels. */
+int nnr_plot_svg(const char *csv_path, const char *svg_path);
+
 /* ---- the trainer program ------------------------------------------------------------
  * `nnc MODEL.nn --exe` links a main() that calls this.  Subcommands of SPEC §4:
- * train eval predict init grads gradcheck summary. Returns the process exit status. */
+ * train eval predict init grads gradcheck summary, and export and plot.  Returns the
+ * process exit status. */
 int nnr_main(const nnr_model_info *info, int argc, char **argv);
 
 #ifdef __cplusplus

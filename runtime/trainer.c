@@ -1,8 +1,13 @@
 /* trainer.c — the program every generated model links: `m train | eval | predict | init |
- * grads | gradcheck | summary` (SPEC §4), generic over models through nnr_model_info.
+ * grads | gradcheck | summary | export | plot` (SPEC §4), generic over models through
+ * nnr_model_info.
  *
  * Each command allocates everything before its loops, so a training step only gathers a
- * shuffled batch into staging buffers and calls the model.  Results go to stdout in fixed
+ * shuffled batch into staging buffers and calls the model (a periodic checkpoint write is
+ * the one exception: the safetensors writer builds its header).  Training is exactly
+ * resumable: each epoch's order is a function of (seed, epoch) alone, and a checkpoint
+ * records the step, the epoch, the batches done in it and the partial loss sum, so a run
+ * resumed from any checkpoint replays the remaining steps of the uninterrupted run.  Results go to stdout in fixed
  * formats that scripts parse; the progress bar and problems go to stderr.  Exit status: 0
  * success, 1 a model, data or file problem (the message names the file or tensor), 2 a
  * command line that cannot be understood.
@@ -41,10 +46,12 @@ struct command;
 typedef struct options {
     const struct command *cmd;
     specs       train, test, input, batch;
-    const char *load, *save, *log, *out, *params;
-    int64_t     epochs, samples;    /* -1: not given */
+    const char *load, *save, *log, *out, *params, *resume, *checkpoint, *label_column;
+    const char *positional;         /* plot's CSV file */
+    int64_t     epochs, samples, checkpoint_every, patience; /* -1: not given */
     seed_opt    seed;
     double      lr, val_split, eps, tol; /* NAN: not given */
+    int         standardize;
 } options;
 
 typedef struct command {
@@ -53,7 +60,7 @@ typedef struct command {
     const char *args;               /* its usage, after the program and command names */
 } command;
 
-typedef enum { OPT_SPECS, OPT_PATH, OPT_COUNT, OPT_SEED, OPT_REAL } opt_kind;
+typedef enum { OPT_SPECS, OPT_PATH, OPT_COUNT, OPT_SEED, OPT_REAL, OPT_FLAG } opt_kind;
 typedef struct option_def {
     const char *name;
     opt_kind    kind;
@@ -66,10 +73,17 @@ static const option_def option_defs[] = {
     {"--test",      OPT_SPECS, offsetof(options, test),      " train eval "},
     {"--input",     OPT_SPECS, offsetof(options, input),     " predict "},
     {"--batch",     OPT_SPECS, offsetof(options, batch),     " grads gradcheck "},
-    {"--load",      OPT_PATH,  offsetof(options, load),      " train eval predict "},
+    {"--load",      OPT_PATH,  offsetof(options, load),      " train eval predict export "},
     {"--save",      OPT_PATH,  offsetof(options, save),      " train init "},
+    {"--resume",    OPT_PATH,  offsetof(options, resume),    " train "},
+    {"--checkpoint", OPT_PATH, offsetof(options, checkpoint), " train "},
+    {"--checkpoint-every", OPT_COUNT, offsetof(options, checkpoint_every), " train "},
+    {"--patience",  OPT_COUNT, offsetof(options, patience),  " train "},
+    {"--label-column", OPT_PATH, offsetof(options, label_column), " train eval predict "},
+    {"--standardize", OPT_FLAG, offsetof(options, standardize), " train "},
     {"--log",       OPT_PATH,  offsetof(options, log),       " train "},
-    {"--out",       OPT_PATH,  offsetof(options, out),       " predict grads "},
+    {"--out",       OPT_PATH,  offsetof(options, out),       " predict grads export plot "},
+    {"-o",          OPT_PATH,  offsetof(options, out),       " plot "},
     {"--params",    OPT_PATH,  offsetof(options, params),    " grads gradcheck "},
     {"--epochs",    OPT_COUNT, offsetof(options, epochs),    " train "},
     {"--samples",   OPT_COUNT, offsetof(options, samples),   " gradcheck "},
@@ -88,19 +102,25 @@ static int cmd_init(const nnr_model_info *info, const options *o);
 static int cmd_grads(const nnr_model_info *info, const options *o);
 static int cmd_gradcheck(const nnr_model_info *info, const options *o);
 static int cmd_summary(const nnr_model_info *info, const options *o);
+static int cmd_export(const nnr_model_info *info, const options *o);
+static int cmd_plot(const nnr_model_info *info, const options *o);
 
 static const command commands[] = {
     {"train", cmd_train,
      "--train NAME=FILE ... [--test NAME=FILE ...] [--epochs N] [--seed S]\n"
-     "[--lr X] [--load CKPT] [--save CKPT] [--val-split F] [--log run.csv]"},
-    {"eval", cmd_eval, "--load CKPT --test NAME=FILE ..."},
-    {"predict", cmd_predict, "--load CKPT --input NAME=FILE ... [--out FILE]"},
+     "[--lr X] [--load CKPT] [--save CKPT] [--val-split F] [--log run.csv]\n"
+     "[--resume CKPT] [--checkpoint CKPT [--checkpoint-every N]] [--patience N]\n"
+     "[--label-column NAME] [--standardize]"},
+    {"eval", cmd_eval, "--load CKPT --test NAME=FILE ... [--label-column NAME]"},
+    {"predict", cmd_predict, "--load CKPT --input NAME=FILE ... [--out FILE] [--label-column NAME]"},
     {"init", cmd_init, "[--seed S] --save PARAMS"},
     {"grads", cmd_grads, "--params PARAMS --batch BATCH --out GRADS"},
     {"gradcheck", cmd_gradcheck,
      "[--params PARAMS] [--batch BATCH] [--seed S] [--eps E]\n"
      "[--samples K] [--tol T]"},
     {"summary", cmd_summary, ""},
+    {"export", cmd_export, "--load CKPT --out PARAMS"},
+    {"plot", cmd_plot, "RUN.csv -o CURVES.svg"},
 };
 #define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
@@ -139,6 +159,11 @@ static void usage(FILE *f, const nnr_model_info *info) {
     fprintf(f, ".\nDefaults from its train block: --epochs %d --lr %g --seed %llu, batch %d.\n",
             info->train.epochs, info->train.lr, (unsigned long long)info->train.seed,
             info->batch);
+    fprintf(f, "\nA CSV FILE with a header row can feed the whole model: --label-column NAME names\n"
+               "the label's column, the other columns feed the float input (--standardize:\n"
+               "per-feature statistics of the training set, kept in the checkpoint).  --save\n"
+               "and --checkpoint write checkpoints (parameters, optimizer state, position);\n"
+               "--resume continues one exactly; export writes the parameters alone.\n");
 }
 
 /* A command line that cannot be understood: the problem, then how the command is used. */
@@ -194,6 +219,7 @@ static int parse_value(const command *cmd, const option_def *d, const char *v, o
         return 0;
     }
     case OPT_SPECS:
+    case OPT_FLAG:
         break;
     }
     return 0;
@@ -223,12 +249,17 @@ static const option_def *find_option(const command *cmd, const char *arg, size_t
 
 enum { PARSED = 0, HELP = -1 };
 
-/* Fills o from argv[2..]: PARSED, HELP, or the exit status of a usage error. */
+/* Fills o from argv[2..]: PARSED, HELP, or the exit status of a usage error.  plot takes
+ * one argument that is not an option (its CSV file). */
 static int parse_options(const command *cmd, int argc, char **argv, options *o) {
     for (int i = 2; i < argc; i++) {
         const char *arg = argv[i];
         if (is_help(arg)) return HELP;
-        if (strncmp(arg, "--", 2) != 0)
+        if (arg[0] != '-' && cmd->run == cmd_plot && !o->positional) {
+            o->positional = arg;
+            continue;
+        }
+        if (arg[0] != '-' || !arg[1])
             return usage_error(cmd, "unexpected argument '%s'", arg);
         const char *eq = strchr(arg, '=');
         const option_def *d = find_option(cmd, arg, eq ? (size_t)(eq - arg) : strlen(arg));
@@ -236,7 +267,11 @@ static int parse_options(const command *cmd, int argc, char **argv, options *o) 
             return usage_error(cmd, "unknown option '%.*s' for %s", eq ? (int)(eq - arg) : (int)strlen(arg),
                                arg, cmd->name);
         int rc;
-        if (d->kind == OPT_SPECS) {
+        if (d->kind == OPT_FLAG) {
+            if (eq) return usage_error(cmd, "%s takes no value", d->name);
+            *(int *)((char *)o + d->off) = 1;
+            rc = 0;
+        } else if (d->kind == OPT_SPECS) {
             rc = parse_specs(cmd, d, eq ? eq + 1 : NULL, argc, argv, &i, o);
         } else if (eq) {
             rc = parse_value(cmd, d, eq + 1, o);
@@ -253,7 +288,7 @@ static int parse_options(const command *cmd, int argc, char **argv, options *o) 
 static int options_init(options *o, const command *cmd, int argc) {
     memset(o, 0, sizeof *o);
     o->cmd = cmd;
-    o->epochs = o->samples = -1;
+    o->epochs = o->samples = o->checkpoint_every = o->patience = -1;
     o->lr = o->val_split = o->eps = o->tol = NAN;
     specs *lists[] = {&o->train, &o->test, &o->input, &o->batch};
     for (int i = 0; i < 4; i++)
@@ -339,9 +374,18 @@ static unsigned all_kinds(const nnr_model_info *info) {
     return need;
 }
 
-static int load_data(const nnr_model_info *info, const char *opt, const specs *sp,
-                     unsigned need, nnr_dataset *d) {
-    if (nnr_data_load(info, sp->n, sp->v, need, d) == 0) return 0;
+/* The data of one option (--train, --test, ...): NAME=FILE specs, or with --label-column
+ * one CSV file with a header that feeds the whole model. */
+static int load_data(const nnr_model_info *info, const options *o, const char *opt,
+                     const specs *sp, unsigned need, nnr_dataset *d) {
+    if (o->label_column && (sp->n != 1 || strchr(sp->v[0], '='))) {
+        nnr_set_error("%s: with --label-column give one CSV FILE with a header row, not NAME=FILE",
+                      opt);
+        return -1;
+    }
+    if (o->label_column ? nnr_data_load_csv(info, sp->v[0], o->label_column, need, d) == 0
+                        : nnr_data_load(info, sp->n, sp->v, need, d) == 0)
+        return 0;
     nnr_set_error("%s: %s", opt, nnr_error());
     return -1;
 }
@@ -368,6 +412,7 @@ typedef struct session {
     double     *acc;                /* grads and gradcheck: gradients in double */
     void       *block;              /* grads: the tensors written, in model dtype */
     FILE       *file;
+    nnr_checkpoint ck;              /* what the loaded file said; train: the run's position */
 } session;
 
 static void session_free(const nnr_model_info *info, session *s) {
@@ -386,6 +431,7 @@ static void session_free(const nnr_model_info *info, session *s) {
     free(s->acc);
     free(s->block);
     if (s->file && s->file != stdout) fclose(s->file);
+    nnr_checkpoint_free(&s->ck);
 }
 
 static int oom(void) {
@@ -393,11 +439,28 @@ static int oom(void) {
     return -1;
 }
 
-/* The model, its parameters read from `load` or else initialized from `seed`. */
+/* The model, its parameters read from `load` (with the file's standardization, if any,
+ * into s->ck) or else initialized from `seed`. */
 static int open_model(const nnr_model_info *info, session *s, const char *load, uint64_t seed) {
     if (!(s->m = info->create())) return oom();
-    if (load) return nnr_model_load(info, s->m, load);
+    s->ck.best_loss = NAN;
+    if (load) return nnr_checkpoint_load(info, s->m, load, &s->ck, 0);
     nnr_model_init(info, s->m, seed);
+    return 0;
+}
+
+/* Standardizes every loaded data set of s with the statistics in s->ck, if it has any. */
+static int apply_standardize(const nnr_model_info *info, session *s, const char *from) {
+    if (!s->ck.nstd) return 0;
+    if (s->ck.nstd != nnr_data_features(info)) {
+        nnr_set_error("%s: standardization of %lld features, but model %s has %lld float input "
+                      "features", from, (long long)s->ck.nstd, info->name,
+                      (long long)nnr_data_features(info));
+        return -1;
+    }
+    nnr_dataset *sets[] = {&s->data, &s->val, &s->test};
+    for (int i = 0; i < 3; i++)
+        if (sets[i]->col) nnr_data_standardize(info, sets[i], s->ck.mean, s->ck.std);
     return 0;
 }
 
@@ -563,7 +626,6 @@ static int log_row(FILE *f, const char *path, int e, double train_loss, const sc
 
 static int train_alloc(const nnr_model_info *info, session *s) {
     if (!(s->order = malloc((size_t)s->data.n * sizeof(int64_t)))) return oom();
-    for (int64_t i = 0; i < s->data.n; i++) s->order[i] = i;
     if (!(s->stage = calloc((size_t)info->nio + 1, sizeof(void *)))) return oom();
     for (int k = 0; k < info->nio; k++)
         if (!(s->stage[k] = malloc((size_t)info->batch * (size_t)info->io[k].size *
@@ -572,16 +634,34 @@ static int train_alloc(const nnr_model_info *info, session *s) {
     return evaluator_alloc(info, &s->ev);
 }
 
-/* One pass over the shuffled training set; returns the mean loss, or NAN after recording
- * why training cannot go on.  *secs: the time its steps took. */
-static double train_epoch(const nnr_model_info *info, session *s, nnr_rng *rng, int e,
+/* Epoch e's order of the n training examples: a permutation drawn from a generator seeded
+ * by (seed, e) alone, so a resumed run shuffles exactly as the uninterrupted one did. */
+static void epoch_order(int64_t *order, int64_t n, uint64_t seed, int e) {
+    nnr_rng rng;
+    nnr_rng_seed(&rng, (seed ^ SHUFFLE_STREAM) + 0x9E3779B97F4A7C15ULL * (uint64_t)e);
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    nnr_rng_shuffle(&rng, order, n);
+}
+
+/* Where periodic checkpoints go: every `every` optimizer steps (0: only at epochs' ends). */
+typedef struct saver { const char *path; int64_t every; } saver;
+
+static int64_t batches_in(const nnr_model_info *info, int64_t n) {
+    return (n + info->batch - 1) / info->batch;
+}
+
+/* Epoch e over the shuffled training set from batch s->ck.batch on (0 unless resumed),
+ * continuing the loss sum s->ck.loss_sum; returns the epoch's mean loss, or NAN after
+ * recording why training cannot go on.  *secs: the time its steps took. */
+static double train_epoch(const nnr_model_info *info, session *s, const saver *sv, int e,
                           int epochs, double *secs) {
-    const int64_t n = s->data.n;
-    double sum = 0;
-    nnr_rng_shuffle(rng, s->order, n);
+    const int64_t n = s->data.n, last = batches_in(info, n) - 1;
+    nnr_checkpoint *ck = &s->ck;
+    double sum = ck->loss_sum;
     double t0 = now();
     bar b = {isatty(fileno(stderr)), t0, t0};       /* first drawn once a rate is known */
-    for (int64_t at = 0; at < n; at += info->batch) {
+    for (int64_t bi = ck->batch; bi <= last; bi++) {
+        int64_t at = bi * info->batch;
         int nb = (int)(n - at < info->batch ? n - at : info->batch);
         nnr_data_gather(info, &s->data, s->order + at, nb, s->stage);
         double loss = info->train_step(s->m, nb, (const void *const *)s->stage);
@@ -593,6 +673,15 @@ static double train_epoch(const nnr_model_info *info, session *s, nnr_rng *rng, 
             return NAN;
         }
         sum += loss * nb;
+        /* the last batch's checkpoint is the end-of-epoch one, written after evaluation */
+        if (sv->path && sv->every > 0 && bi < last && *info->step(s->m) % sv->every == 0) {
+            ck->batch = bi + 1;
+            ck->loss_sum = sum;
+            if (nnr_checkpoint_save(info, s->m, sv->path, ck)) {
+                bar_clear(&b);
+                return NAN;
+            }
+        }
         bar_draw(&b, e, epochs, at + nb, n, sum / (double)(at + nb));
     }
     *secs = now() - t0;
@@ -600,58 +689,206 @@ static double train_epoch(const nnr_model_info *info, session *s, nnr_rng *rng, 
     return sum / (double)n;
 }
 
-static int cmd_train(const nnr_model_info *info, const options *o) {
-    if (!o->train.n) return usage_error(o->cmd, "train needs --train NAME=FILE");
-    int64_t epochs = o->epochs >= 0 ? o->epochs : info->train.epochs;
-    if (epochs < 1 || epochs > INT_MAX)
-        return usage_error(o->cmd, "--epochs %lld is outside [1, %d]", (long long)epochs, INT_MAX);
-    uint64_t seed = o->seed.set ? o->seed.v : info->train.seed;
-    double base_lr = isnan(o->lr) ? info->train.lr : o->lr;
-    int has_val = !isnan(o->val_split) && o->val_split != 0, has_test = o->test.n > 0;
-
-    session s = {0};
-    int rc = open_model(info, &s, o->load, seed) ||
-             load_data(info, "--train", &o->train, all_kinds(info), &s.data) ||
-             (has_val && nnr_data_split(info, &s.data, o->val_split, &s.val)) ||
-             (has_test && load_data(info, "--test", &o->test, all_kinds(info), &s.test)) ||
-             train_alloc(info, &s);
-    if (!rc && o->log && !(s.file = fopen(o->log, "w"))) {
-        nnr_set_error("%s: %s", o->log, strerror(errno));
+/* The log of a resumed run: its header and the rows of the epochs the checkpoint has
+ * completed are kept (rows written after the checkpoint are dropped, since those epochs
+ * run again), and the file stays open for appending.  A missing file starts afresh. */
+static int log_reopen(session *s, const char *path, const char *header, int64_t epochs_done) {
+    FILE *f = fopen(path, "r");
+    char *kept = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&kept, &len);
+    if (!mem) {
+        if (f) fclose(f);
+        return oom();
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int first = 1;
+    while (f && getline(&line, &cap, f) >= 0) {
+        if (first || (line[0] >= '0' && line[0] <= '9' && strtoll(line, NULL, 10) <= epochs_done))
+            fputs(line, mem);
+        first = 0;
+    }
+    if (f) fclose(f);
+    free(line);
+    if (first) fputs(header, mem);                  /* no file, or an empty one */
+    fclose(mem);
+    int rc = 0;
+    if (!(s->file = fopen(path, "w")) || fwrite(kept, 1, len, s->file) != len || fflush(s->file)) {
+        nnr_set_error("%s: %s", path, strerror(errno));
         rc = -1;
     }
-    if (!rc && s.file)
-        fprintf(s.file, "epoch,train_loss,test_loss,test_accuracy,seconds%s\n",
-                has_val ? ",val_loss,val_accuracy" : "");
+    free(kept);
+    return rc;
+}
 
-    nnr_rng rng;
-    nnr_rng_seed(&rng, seed ^ SHUFFLE_STREAM);
-    scores val = {NAN, NAN}, test = {NAN, NAN};
-    for (int e = 1; !rc && e <= epochs; e++) {
-        info->set_lr(s.m, nnr_schedule_lr(&info->train, base_lr, e - 1));
-        double secs;
-        double train_loss = train_epoch(info, &s, &rng, e, (int)epochs, &secs);
-        if (isnan(train_loss)) {
-            rc = -1;
-            break;
-        }
-        if (has_val) val = evaluate(info, s.m, &s.val, &s.ev);
-        if (has_test) test = evaluate(info, s.m, &s.test, &s.ev);
-        print_epoch(e, (int)epochs, train_loss, has_val ? &val : NULL, has_test ? &test : NULL, secs);
-        if (s.file) rc = log_row(s.file, o->log, e, train_loss, has_val ? &val : NULL, &test, secs);
+static int log_open(session *s, const options *o, int has_val, int resumed) {
+    if (!o->log) return 0;
+    char header[128];
+    snprintf(header, sizeof header, "epoch,train_loss,test_loss,test_accuracy,seconds%s\n",
+             has_val ? ",val_loss,val_accuracy" : "");
+    if (resumed) return log_reopen(s, o->log, header, s->ck.epoch);
+    if (!(s->file = fopen(o->log, "w"))) {
+        nnr_set_error("%s: %s", o->log, strerror(errno));
+        return -1;
     }
-    if (!rc && has_test) {
+    fputs(header, s->file);
+    return 0;
+}
+
+/* Checks of the command line that need no files. */
+static int train_usage(const nnr_model_info *info, const options *o, int64_t *epochs) {
+    (void)info;
+    if (!o->train.n) return usage_error(o->cmd, "train needs --train NAME=FILE");
+    if (*epochs < 1 || *epochs > INT_MAX)
+        return usage_error(o->cmd, "--epochs %lld is outside [1, %d]", (long long)*epochs, INT_MAX);
+    if (o->resume && o->load)
+        return usage_error(o->cmd, "--resume and --load exclude each other (--resume restores "
+                                   "the parameters too)");
+    if (o->checkpoint_every >= 0 && !o->checkpoint)
+        return usage_error(o->cmd, "--checkpoint-every needs --checkpoint CKPT");
+    if (o->checkpoint_every == 0) return usage_error(o->cmd, "--checkpoint-every must be >= 1");
+    int has_val = !isnan(o->val_split) && o->val_split != 0;
+    if (o->patience >= 0 && !has_val && !o->test.n)
+        return usage_error(o->cmd, "--patience watches the validation loss: give --val-split F "
+                                   "or --test NAME=FILE");
+    if (o->patience == 0) return usage_error(o->cmd, "--patience must be >= 1");
+    return 0;
+}
+
+/* The run's settings: from the command line and the model's defaults, or, when resuming,
+ * from the checkpoint unless the command line overrides them. */
+static void run_settings(const nnr_model_info *info, const options *o, nnr_checkpoint *ck,
+                         int resumed, int64_t *epochs) {
+    if (!resumed) {
+        ck->seed = o->seed.set ? o->seed.v : info->train.seed;
+        ck->lr = isnan(o->lr) ? info->train.lr : o->lr;
+        ck->epoch = ck->batch = 0;
+        ck->loss_sum = 0;
+        ck->best_loss = NAN;
+        ck->best_epoch = 0;
+    } else {
+        if (o->seed.set) ck->seed = o->seed.v;
+        if (!isnan(o->lr)) ck->lr = o->lr;
+        if (o->epochs < 0) *epochs = ck->epochs;
+    }
+    ck->epochs = *epochs;
+}
+
+/* The statistics of --standardize, from the training set, into s->ck. */
+static int standardize_stats(const nnr_model_info *info, session *s) {
+    int64_t nf = nnr_data_features(info);
+    nnr_checkpoint_free(&s->ck);
+    if (!(s->ck.mean = malloc((size_t)(nf ? nf : 1) * sizeof(double))) ||
+        !(s->ck.std = malloc((size_t)(nf ? nf : 1) * sizeof(double))))
+        return oom();
+    nnr_data_stats(info, &s->data, s->ck.mean, s->ck.std);
+    s->ck.nstd = nf;
+    return 0;
+}
+
+/* A resumed run must see the data the checkpoint was written with. */
+static int check_resume(const options *o, const session *s) {
+    if (s->ck.examples != s->data.n) {
+        nnr_set_error("%s: written for %lld training examples, --train gives %lld (resume "
+                      "with the same data and --val-split)", o->resume,
+                      (long long)s->ck.examples, (long long)s->data.n);
+        return -1;
+    }
+    return 0;
+}
+
+/* Early stopping: records a better monitored loss; returns 1 when it improved. */
+static int improved(nnr_checkpoint *ck, double loss, int e) {
+    if (!isnan(ck->best_loss) && !(loss < ck->best_loss)) return 0;
+    ck->best_loss = loss;
+    ck->best_epoch = e;
+    return 1;
+}
+
+static int patience_over(const options *o, const nnr_checkpoint *ck) {
+    return o->patience > 0 && ck->best_epoch > 0 && ck->epoch - ck->best_epoch >= o->patience;
+}
+
+/* Everything after epoch e's steps: evaluation, the printed line, the log row, the best
+ * checkpoint (--patience), the end-of-epoch checkpoint. */
+static int end_epoch(const nnr_model_info *info, session *s, const options *o, int e,
+                     int epochs, double train_loss, double secs, int has_val, int has_test,
+                     scores *val, scores *test) {
+    nnr_checkpoint *ck = &s->ck;
+    ck->epoch = e;
+    ck->batch = 0;
+    ck->loss_sum = 0;
+    if (has_val) *val = evaluate(info, s->m, &s->val, &s->ev);
+    if (has_test) *test = evaluate(info, s->m, &s->test, &s->ev);
+    print_epoch(e, epochs, train_loss, has_val ? val : NULL, has_test ? test : NULL, secs);
+    if (s->file && log_row(s->file, o->log, e, train_loss, has_val ? val : NULL, test, secs))
+        return -1;
+    if (o->patience > 0 && improved(ck, has_val ? val->loss : test->loss, e) && o->save &&
+        nnr_checkpoint_save(info, s->m, o->save, ck))
+        return -1;
+    if (o->checkpoint && nnr_checkpoint_save(info, s->m, o->checkpoint, ck)) return -1;
+    return 0;
+}
+
+static int cmd_train(const nnr_model_info *info, const options *o) {
+    int64_t epochs = o->epochs >= 0 ? o->epochs : info->train.epochs;
+    int bad = train_usage(info, o, &epochs);
+    if (bad) return bad;
+    int has_val = !isnan(o->val_split) && o->val_split != 0, has_test = o->test.n > 0;
+    int resumed = o->resume != NULL;
+
+    session s = {0};
+    s.ck.best_loss = NAN;
+    int rc = 0;
+    if (!(s.m = info->create())) rc = oom();
+    else if (resumed) rc = nnr_checkpoint_load(info, s.m, o->resume, &s.ck, 1);
+    else if (o->load) rc = nnr_checkpoint_load(info, s.m, o->load, &s.ck, 0);
+    else nnr_model_init(info, s.m, o->seed.set ? o->seed.v : info->train.seed);
+    if (!rc) {
+        run_settings(info, o, &s.ck, resumed, &epochs);
+        if (info->set_seed) info->set_seed(s.m, s.ck.seed);   /* dropout's masks */
+    }
+    rc = rc || load_data(info, o, "--train", &o->train, all_kinds(info), &s.data) ||
+         (has_val && nnr_data_split(info, &s.data, o->val_split, &s.val)) ||
+         (has_test && load_data(info, o, "--test", &o->test, all_kinds(info), &s.test)) ||
+         (resumed && check_resume(o, &s)) ||
+         (o->standardize && !resumed && standardize_stats(info, &s)) ||
+         apply_standardize(info, &s, o->resume ? o->resume : o->load ? o->load : "--standardize") ||
+         train_alloc(info, &s) || log_open(&s, o, has_val, resumed);
+    s.ck.examples = s.data.n;
+
+    saver sv = {o->checkpoint, o->checkpoint_every > 0 ? o->checkpoint_every : 0};
+    scores val = {NAN, NAN}, test = {NAN, NAN};
+    int stopped = !rc && patience_over(o, &s.ck);
+    for (int e = (int)s.ck.epoch + 1; !rc && !stopped && e <= epochs; e++) {
+        info->set_lr(s.m, nnr_schedule_lr(&info->train, s.ck.lr, e - 1));
+        epoch_order(s.order, s.data.n, s.ck.seed, e);
+        double secs;
+        double train_loss = train_epoch(info, &s, &sv, e, (int)epochs, &secs);
+        rc = isnan(train_loss) ? -1
+             : end_epoch(info, &s, o, e, (int)epochs, train_loss, secs, has_val, has_test, &val, &test);
+        stopped = !rc && patience_over(o, &s.ck);
+    }
+    if (!rc && stopped)
+        printf("early stopping: %s_loss has not improved for %lld epochs; best epoch %lld "
+               "(%s_loss %.4f)%s\n", has_val ? "val" : "test", (long long)o->patience,
+               (long long)s.ck.best_epoch, has_val ? "val" : "test", s.ck.best_loss,
+               o->save ? ", its checkpoint is in --save" : "");
+    if (!rc && has_test && !isnan(test.loss)) {
         if (isnan(test.accuracy)) printf("test loss: %.6f\n", test.loss);
         else printf("test accuracy: %.4f\n", test.accuracy);
     }
     if (!rc && s.file) {
-        int bad = fclose(s.file);
+        int bad_close = fclose(s.file);
         s.file = NULL;
-        if (bad) {
+        if (bad_close) {
             nnr_set_error("%s: write failed: %s", o->log, strerror(errno));
             rc = -1;
         }
     }
-    if (!rc && o->save) rc = nnr_model_save(info, s.m, o->save);
+    /* with --patience, --save already holds the best epoch's checkpoint */
+    if (!rc && o->save && o->patience < 0) rc = nnr_checkpoint_save(info, s.m, o->save, &s.ck);
     session_free(info, &s);
     return rc ? fail() : 0;
 }
@@ -681,16 +918,49 @@ static void print_confusion(const evaluator *ev) {
     }
 }
 
+/* A ratio as the table shows it: 4 decimals, or "-" when undefined (0 / 0). */
+static const char *ratio(char *buf, size_t cap, int64_t num, int64_t den) {
+    if (den == 0) snprintf(buf, cap, "-");
+    else snprintf(buf, cap, "%.4f", (double)num / (double)den);
+    return buf;
+}
+
+/* Per class: precision (of the examples predicted as the class, the share that belong to
+ * it), recall (of the class's examples, the share predicted as it), F1 and support. */
+static void print_precision_recall(const evaluator *ev) {
+    if (ev->classes > CONFUSION_MAX || ev->width > CONFUSION_MAX) return;
+    int k = ev->classes < ev->width ? ev->classes : ev->width;
+    int64_t most = 0;
+    for (int64_t i = 0; i < (int64_t)ev->classes * ev->width; i++) most += ev->confusion[i];
+    int sw = digits_of(most) > 7 ? digits_of(most) : 7;
+    printf("per class (precision: right among those predicted as the class; recall: found "
+           "among the class's examples)\n");
+    printf("  %5s  %9s  %6s  %6s  %*s\n", "class", "precision", "recall", "f1", sw, "support");
+    for (int c = 0; c < k; c++) {
+        int64_t tp = ev->confusion[(int64_t)c * ev->width + c], predicted = 0, actual = 0;
+        for (int r = 0; r < ev->classes; r++) predicted += ev->confusion[(int64_t)r * ev->width + c];
+        for (int j = 0; j < ev->width; j++) actual += ev->confusion[(int64_t)c * ev->width + j];
+        char p[16], r[16], f[16];
+        ratio(p, sizeof p, tp, predicted);
+        ratio(r, sizeof r, tp, actual);
+        ratio(f, sizeof f, 2 * tp, predicted + actual);   /* F1 = 2 tp / (predicted + actual) */
+        printf("  %5d  %9s  %6s  %6s  %*lld\n", c, p, r, f, sw, (long long)actual);
+    }
+}
+
 static int cmd_eval(const nnr_model_info *info, const options *o) {
     if (!o->load) return usage_error(o->cmd, "eval needs --load CKPT");
     if (!o->test.n) return usage_error(o->cmd, "eval needs --test NAME=FILE");
     session s = {0};
     int rc = open_model(info, &s, o->load, 0) ||
-             load_data(info, "--test", &o->test, all_kinds(info), &s.test) ||
-             evaluator_alloc(info, &s.ev);
+             load_data(info, o, "--test", &o->test, all_kinds(info), &s.test) ||
+             apply_standardize(info, &s, o->load) || evaluator_alloc(info, &s.ev);
     if (!rc) {
         scores sc = evaluate(info, s.m, &s.test, &s.ev);
-        if (s.ev.confusion) print_confusion(&s.ev);
+        if (s.ev.confusion) {
+            print_confusion(&s.ev);
+            print_precision_recall(&s.ev);
+        }
         printf("loss: %.6f\n", sc.loss);
         if (!isnan(sc.accuracy)) printf("accuracy: %.4f\n", sc.accuracy);
     }
@@ -728,8 +998,8 @@ static int cmd_predict(const nnr_model_info *info, const options *o) {
     const char *path = o->out ? o->out : "stdout";
     session s = {0};
     int rc = open_model(info, &s, o->load, 0) ||
-             load_data(info, "--input", &o->input, 1u << NNR_IO_INPUT, &s.data) ||
-             evaluator_alloc(info, &s.ev);
+             load_data(info, o, "--input", &o->input, 1u << NNR_IO_INPUT, &s.data) ||
+             apply_standardize(info, &s, o->load) || evaluator_alloc(info, &s.ev);
     if (!rc && !(s.file = o->out ? fopen(o->out, "w") : stdout)) {
         nnr_set_error("%s: %s", path, strerror(errno));
         rc = -1;
@@ -762,6 +1032,24 @@ static int cmd_init(const nnr_model_info *info, const options *o) {
              nnr_model_save(info, s.m, o->save);
     session_free(info, &s);
     return rc ? fail() : 0;
+}
+
+/* The parameters and buffers of a checkpoint alone, as nnr_model_save writes them: what
+ * PyTorch's strict load_state_dict takes, and a byte-comparable record of a run. */
+static int cmd_export(const nnr_model_info *info, const options *o) {
+    if (!o->load) return usage_error(o->cmd, "export needs --load CKPT");
+    if (!o->out) return usage_error(o->cmd, "export needs --out PARAMS");
+    session s = {0};
+    int rc = open_model(info, &s, o->load, 0) || nnr_model_save(info, s.m, o->out);
+    session_free(info, &s);
+    return rc ? fail() : 0;
+}
+
+static int cmd_plot(const nnr_model_info *info, const options *o) {
+    (void)info;
+    if (!o->positional) return usage_error(o->cmd, "plot needs the CSV file of train --log");
+    if (!o->out) return usage_error(o->cmd, "plot needs -o CURVES.svg");
+    return nnr_plot_svg(o->positional, o->out) ? fail() : 0;
 }
 
 static int cmd_summary(const nnr_model_info *info, const options *o) {
@@ -848,7 +1136,7 @@ static int cmd_grads(const nnr_model_info *info, const options *o) {
     if (!o->out) return usage_error(o->cmd, "grads needs --out GRADS");
     session s = {0};
     int rc = open_model(info, &s, o->params, 0) ||
-             load_data(info, "--batch", &o->batch, all_kinds(info), &s.data) ||
+             load_data(info, o, "--batch", &o->batch, all_kinds(info), &s.data) ||
              evaluator_alloc(info, &s.ev);
     if (!rc && !(s.acc = calloc((size_t)grad_elements(info, s.data.n), sizeof(double))))
         rc = oom();
@@ -993,7 +1281,7 @@ static int cmd_gradcheck(const nnr_model_info *info, const options *o) {
     uint64_t seed = o->seed.set ? o->seed.v : info->train.seed;
     session s = {0};
     int rc = open_model(info, &s, o->params, seed) ||
-             (o->batch.n ? load_data(info, "--batch", &o->batch, all_kinds(info), &s.data)
+             (o->batch.n ? load_data(info, o, "--batch", &o->batch, all_kinds(info), &s.data)
                          : random_batch(info, info->batch < 4 ? info->batch : 4, seed, &s.data)) ||
              evaluator_alloc(info, &s.ev);
     if (!rc && s.data.n > info->batch) {

@@ -1,6 +1,9 @@
 /* test_trainer.c — CUnit tests of data loading (runtime/data.c) and the trainer program
  * (runtime/trainer.c), driven by the hand-written models of toy_model.c.
  *
+ * Checkpoints, exact resumption, early stopping, eval's per-class table, CSV files with a
+ * label column and standardization, and plot's SVG are tested here too.
+ *
  * Every test writes its files into one mkdtemp directory and runs nnr_main in-process
  * with stdout and stderr redirected to files, so it checks exactly what a user sees.
  */
@@ -661,6 +664,421 @@ static void test_command_line(void) {
     CU_ASSERT_STRING_EQUAL(out_text, toy_cls_info.summary);
 }
 
+/* ---- checkpoints, resuming, early stopping ----------------------------------------- */
+
+/* The bytes of a file, and how many. */
+static char *read_bytes(const char *path, long *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)*n + 1);
+    if (fread(s, 1, (size_t)*n, f) != (size_t)*n) *n = -1;
+    fclose(f);
+    return s;
+}
+
+static int same_file(const char *a, const char *b) {
+    long na = -2, nb = -3;
+    char *x = read_bytes(a, &na), *y = read_bytes(b, &nb);
+    int same = x && y && na == nb && memcmp(x, y, (size_t)na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* `"key":"value"` in a file's metadata JSON. */
+static int meta_has(const nnr_tensors *ts, const char *key, const char *value) {
+    char want[256];
+    snprintf(want, sizeof want, "\"%s\":\"%s\"", key, value);
+    return ts->metadata && strstr(ts->metadata, want) != NULL;
+}
+
+static void test_checkpoint_contents(void) {
+    write_blobs(at("mtrain.safetensors"), 60, 3);            /* 8 batches an epoch */
+    int rc = RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--epochs", "2",
+                 "--seed", "21", "--lr", "0.05", "--save", at("mom.ckpt"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    nnr_tensors ts = {0};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_read(at("mom.ckpt"), &ts), 0);
+    CU_ASSERT_EQUAL(ts.n, 3);
+    CU_ASSERT_PTR_NOT_NULL(nnr_tensors_find(&ts, "lin.weight"));
+    CU_ASSERT_PTR_NOT_NULL(nnr_tensors_find(&ts, "lin.bias"));
+    const nnr_tensor *st = nnr_tensors_find(&ts, "optimizer.state");
+    CU_ASSERT_FATAL(st != NULL);
+    CU_ASSERT(st->dtype == NNR_F32 && st->rank == 1 && st->shape[0] == 17);
+    CU_ASSERT(meta_has(&ts, "nnc_model", "toy_mom"));
+    CU_ASSERT(meta_has(&ts, "nnc_schema", "00000000000070c2"));
+    CU_ASSERT(meta_has(&ts, "nnc_checkpoint", "1"));
+    CU_ASSERT(meta_has(&ts, "step", "16"));
+    CU_ASSERT(meta_has(&ts, "epoch", "2"));
+    CU_ASSERT(meta_has(&ts, "batch", "0"));
+    CU_ASSERT(meta_has(&ts, "epochs", "2"));
+    CU_ASSERT(meta_has(&ts, "examples", "60"));
+    CU_ASSERT(meta_has(&ts, "seed", "21"));
+    CU_ASSERT(meta_has(&ts, "lr", "0.050000000000000003"));
+    /* the double at the end of the state: 0.9^16, byte for byte */
+    double product;
+    memcpy(&product, (const float *)st->data + 15, sizeof product);
+    double want = 1;
+    for (int i = 0; i < 16; i++) want *= 0.9;
+    CU_ASSERT_EQUAL(product, want);
+
+    /* resuming restores state and step exactly */
+    void *m = toy_mom_info.create();
+    nnr_checkpoint ck;
+    CU_ASSERT_EQUAL_FATAL(nnr_checkpoint_load(&toy_mom_info, m, at("mom.ckpt"), &ck, 1), 0);
+    CU_ASSERT_EQUAL(*toy_mom_info.step(m), 16);
+    CU_ASSERT_EQUAL(memcmp(toy_mom_info.state(m), st->data, 17 * sizeof(float)), 0);
+    CU_ASSERT(ck.epoch == 2 && ck.batch == 0 && ck.seed == 21 && ck.lr == 0.05 && ck.full == 1);
+    CU_ASSERT_EQUAL(ck.nstd, 0);
+    nnr_checkpoint_free(&ck);
+    toy_mom_info.destroy(m);
+    nnr_tensors_free(&ts);
+
+    /* export: the parameters alone; periodic checkpoints at the end hold the last epoch */
+    CU_ASSERT_EQUAL_FATAL(RUN(&toy_mom_info, "export", "--load", at("mom.ckpt"), "--out",
+                              at("mom.params")), 0);
+    CU_ASSERT_EQUAL_FATAL(nnr_st_read(at("mom.params"), &ts), 0);
+    CU_ASSERT_EQUAL(ts.n, 2);
+    CU_ASSERT_PTR_NULL(nnr_tensors_find(&ts, "optimizer.state"));
+    CU_ASSERT_PTR_NULL(strstr(ts.metadata, "step"));
+    nnr_tensors_free(&ts);
+    rc = RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--epochs", "2",
+             "--seed", "21", "--lr", "0.05", "--checkpoint", at("every.ckpt"),
+             "--checkpoint-every", "3", "--save", at("mom2.ckpt"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT(same_file(at("mom.ckpt"), at("mom2.ckpt")));    /* checkpoints change nothing */
+    CU_ASSERT(same_file(at("mom.ckpt"), at("every.ckpt")));
+}
+
+static void test_resume(void) {
+    /* 4 epochs straight, against 1 epoch, then resumed to 3, then to 4 (step schedule) */
+    int rc = RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--val-split",
+                 "0.2", "--log", at("straight.csv"), "--save", at("straight.ckpt"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    char *straight = strdup(out_text);
+    rc = RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--val-split", "0.2",
+             "--log", at("parts.csv"), "--epochs", "1", "--save", at("p1.ckpt"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    rc = RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--val-split", "0.2",
+             "--log", at("parts.csv"), "--epochs", "3", "--resume", at("p1.ckpt"), "--save",
+             at("p3.ckpt"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NULL(strstr(out_text, "epoch 1/"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "epoch 2/3"));
+    rc = RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--val-split", "0.2",
+             "--log", at("parts.csv"), "--epochs", "4", "--resume", at("p3.ckpt"), "--save",
+             at("p4.ckpt"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    char *resumed = strdup(out_text);
+    CU_ASSERT_EQUAL(RUN(&toy_mom_info, "export", "--load", at("straight.ckpt"), "--out", at("s.params")), 0);
+    CU_ASSERT_EQUAL(RUN(&toy_mom_info, "export", "--load", at("p4.ckpt"), "--out", at("p.params")), 0);
+    CU_ASSERT(same_file(at("s.params"), at("p.params")));
+    /* the epoch lines and the log rows agree up to the timings */
+    const char *a = strstr(straight, "epoch 4/4"), *b = strstr(resumed, "epoch 4/4");
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT_EQUAL(strncmp(a, b, (size_t)(strstr(a, "time") - a)), 0);
+    char *la = read_all(at("straight.csv")), *lb = read_all(at("parts.csv"));
+    CU_ASSERT_EQUAL(count_lines(lb, ""), 5);
+    for (int e = 1; e <= 4; e++) {
+        char key[8];
+        snprintf(key, sizeof key, "\n%d,", e);
+        const char *ra = strstr(la, key), *rb = strstr(lb, key);
+        CU_ASSERT_FATAL(ra && rb);
+        int commas = 0;                       /* epoch,train_loss,test_loss,test_accuracy, */
+        size_t len = 0;
+        while (commas < 4 && ra[++len]) commas += ra[len] == ',';
+        CU_ASSERT_EQUAL(strncmp(ra, rb, len), 0);
+    }
+    free(la);
+    free(lb);
+    free(straight);
+    free(resumed);
+
+    /* resuming on other data is refused */
+    rc = RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--resume",
+             at("p1.ckpt"));
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "written for 48 training examples, --train gives 60"));
+}
+
+static void test_refuse_other_model(void) {
+    /* toy_cls's checkpoint into toy_reg: name, schema and the first parameter that differs */
+    int rc = RUN(&toy_reg_info, "export", "--load", at("ck.safetensors"), "--out", at("x.params"));
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "ck.safetensors: a checkpoint of model 'toy_cls' "
+                                            "(schema 00000000000070c1), not of model 'toy_reg' "
+                                            "(schema 00000000000007e9); "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "parameter 'lin.weight' has shape [3, 4] in the file "
+                                            "but [2, 3] in model toy_reg"));
+    /* same shapes, other model: still refused, by name */
+    rc = RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--resume",
+             at("ck.safetensors"));
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "a checkpoint of model 'toy_cls' (schema "
+                                            "00000000000070c1), not of model 'toy_mom'"));
+    /* same name, other schema */
+    float w[15] = {0};
+    nnr_tensor ts[2] = {tensor("lin.weight", NNR_F32, 2, (int64_t[]){3, 4}, w),
+                        tensor("lin.bias", NNR_F32, 1, (int64_t[]){3}, w + 12)};
+    const char *meta[] = {"nnc_model", "toy_mom", "nnc_schema", "00000000000070c9",
+                          "nnc_checkpoint", "1"};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("schema.ckpt"), ts, 2, meta, 3), 0);
+    rc = RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--resume",
+             at("schema.ckpt"));
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "schema.ckpt: schema 00000000000070c9 differs from "
+                                            "model toy_mom's 00000000000070c2"));
+    /* a plain parameter file (PyTorch's): --load takes it, --resume does not */
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("plain.safetensors"), ts, 2, NULL, 0), 0);
+    rc = RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--epochs", "1",
+             "--load", at("plain.safetensors"));
+    CU_ASSERT_EQUAL(rc, 0);
+    rc = RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--resume",
+             at("plain.safetensors"));
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "plain.safetensors: a parameter file, not a checkpoint"));
+    CU_ASSERT_EQUAL(RUN(&toy_mom_info, "train", "--train", at("mtrain.safetensors"), "--resume",
+                        at("p1.ckpt"), "--load", at("p1.ckpt")), 2);
+}
+
+static void test_patience(void) {
+    /* a test set whose labels are all shifted: its loss grows as training fits the blobs */
+    write_blobs(at("ptrain.safetensors"), 120, 4);
+    float x[60 * 4];
+    int32_t y[60];
+    nnr_rng r;
+    nnr_rng_seed(&r, 8);
+    for (int i = 0; i < 60; i++) {
+        int c = i % 3;
+        y[i] = (c + 1) % 3;
+        for (int j = 0; j < 4; j++) x[i * 4 + j] = (float)(2.0 * (j == c) + 0.3 * nnr_rng_normal(&r));
+    }
+    nnr_tensor ts[2] = {tensor("x", NNR_F32, 2, (int64_t[]){60, 4}, x),
+                        tensor("y", NNR_I32, 1, (int64_t[]){60}, y)};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("shifted.safetensors"), ts, 2, NULL, 0), 0);
+    int rc = RUN(&toy_cls_info, "train", "--train", at("ptrain.safetensors"), "--test",
+                 at("shifted.safetensors"), "--epochs", "10", "--patience", "2", "--save",
+                 at("best.ckpt"), "--log", at("pat.csv"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(count_lines(out_text, "epoch "), 3);        /* best at 1, then 2 worse */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "early stopping: test_loss has not improved for 2 "
+                                            "epochs; best epoch 1"));
+    double best = number_after(out_text, "best epoch 1 (test_loss ");
+    double first = number_after(strstr(out_text, "epoch 1/10"), "test_loss ");
+    CU_ASSERT(fabs(best - first) < 1e-4);
+    nnr_tensors ck = {0};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_read(at("best.ckpt"), &ck), 0);
+    CU_ASSERT(meta_has(&ck, "epoch", "1"));                     /* --save: the best epoch's */
+    CU_ASSERT(meta_has(&ck, "best_epoch", "1"));
+    nnr_tensors_free(&ck);
+    char *log = read_all(at("pat.csv"));
+    CU_ASSERT_EQUAL(count_lines(log, ""), 4);
+    free(log);
+    /* the patience state survives resuming: nothing more to do */
+    rc = RUN(&toy_cls_info, "train", "--train", at("ptrain.safetensors"), "--test",
+             at("shifted.safetensors"), "--epochs", "10", "--patience", "2", "--resume",
+             at("best.ckpt"));
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(count_lines(out_text, "epoch "), 2);        /* epochs 2 and 3 again */
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "train", "--train", at("ptrain.safetensors"), "--patience", "2"), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "--patience watches the validation loss"));
+}
+
+/* ---- eval's precision and recall --------------------------------------------------- */
+
+static void test_precision_recall(void) {
+    /* lin.weight picks x[0..2], so the prediction is the hot position: a known confusion
+     * (true, predicted): (0,0) x3, (0,1) x1, (1,1) x2, (2,0) x2 */
+    float w[15] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0};
+    nnr_tensor ps[2] = {tensor("lin.weight", NNR_F32, 2, (int64_t[]){3, 4}, w),
+                        tensor("lin.bias", NNR_F32, 1, (int64_t[]){3}, w + 12)};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("pick.safetensors"), ps, 2, NULL, 0), 0);
+    int truth[8] = {0, 0, 0, 0, 1, 1, 2, 2}, pred[8] = {0, 0, 0, 1, 1, 1, 0, 0};
+    float x[32] = {0};
+    int32_t y[8];
+    for (int i = 0; i < 8; i++) {
+        x[i * 4 + pred[i]] = 5;
+        y[i] = truth[i];
+    }
+    nnr_tensor ds[2] = {tensor("x", NNR_F32, 2, (int64_t[]){8, 4}, x),
+                        tensor("y", NNR_I32, 1, (int64_t[]){8}, y)};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("known.safetensors"), ds, 2, NULL, 0), 0);
+    int rc = RUN(&toy_cls_info, "eval", "--load", at("pick.safetensors"), "--test",
+                 at("known.safetensors"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "  class  precision  recall      f1  support\n"
+                                            "      0     0.6000  0.7500  0.6667        4\n"
+                                            "      1     0.6667  1.0000  0.8000        2\n"
+                                            "      2          -  0.0000  0.0000        2\n"));
+    CU_ASSERT_EQUAL(strncmp(line_from_end(out_text, 1), "loss: ", 6), 0);
+    CU_ASSERT_STRING_EQUAL(line_from_end(out_text, 0), "accuracy: 0.6250");
+}
+
+/* ---- CSV with a label column, standardization -------------------------------------- */
+
+static void test_csv_label_column(void) {
+    /* blobs on very different scales, the label in the middle column */
+    FILE *f = fopen(at("iris.csv"), "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fprintf(f, "a,b,species,c,d\n");
+    nnr_rng r;
+    nnr_rng_seed(&r, 12);
+    double sum[4] = {0}, sq[4] = {0};
+    for (int i = 0; i < 90; i++) {
+        int c = i % 3;
+        double v[4];
+        for (int j = 0; j < 4; j++) {
+            float fv = (float)((2.0 * (j == c) + 0.3 * nnr_rng_normal(&r)) * (j + 1) * 100 + 1000 * j);
+            v[j] = fv;
+            sum[j] += v[j];
+        }
+        fprintf(f, "%.9g,%.9g,%d,%.9g,%.9g\n", v[0], v[1], c, v[2], v[3]);
+    }
+    fclose(f);
+    nnr_dataset d;
+    CU_ASSERT_EQUAL_FATAL(nnr_data_load_csv(&toy_cls_info, at("iris.csv"), "species", need_xy, &d), 0);
+    CU_ASSERT_EQUAL(d.n, 90);
+    CU_ASSERT_EQUAL(((int32_t *)d.col[1])[4], 1);
+    double mean[4], std[4];
+    nnr_data_stats(&toy_cls_info, &d, mean, std);
+    for (int i = 0; i < 90; i++)
+        for (int j = 0; j < 4; j++) {
+            double dv = ((float *)d.col[0])[i * 4 + j] - sum[j] / 90;
+            sq[j] += dv * dv;
+        }
+    for (int j = 0; j < 4; j++) {
+        CU_ASSERT(fabs(mean[j] - sum[j] / 90) < 1e-9 * fabs(mean[j]) + 1e-9);
+        CU_ASSERT(fabs(std[j] - sqrt(sq[j] / 90)) < 1e-6 * std[j]);
+    }
+    nnr_data_free(&d);
+    CU_ASSERT_EQUAL(nnr_data_load_csv(&toy_cls_info, at("iris.csv"), "class", need_xy, &d), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(nnr_error(), "iris.csv: no column named 'class' in its header row (5 columns)"));
+    CU_ASSERT_EQUAL(nnr_data_load_csv(&toy_reg_info, at("iris.csv"), "species", need_xy, &d), -1);
+
+    /* train standardized; the statistics go into the checkpoint */
+    int rc = RUN(&toy_cls_info, "train", "--train", at("iris.csv"), "--label-column", "species",
+                 "--standardize", "--epochs", "20", "--save", at("iris.ckpt"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    nnr_tensors ts = {0};
+    CU_ASSERT_EQUAL_FATAL(nnr_st_read(at("iris.ckpt"), &ts), 0);
+    const nnr_tensor *tm = nnr_tensors_find(&ts, "standardize.mean");
+    const nnr_tensor *tsd = nnr_tensors_find(&ts, "standardize.std");
+    CU_ASSERT_FATAL(tm && tsd);
+    CU_ASSERT(tm->dtype == NNR_F64 && tm->rank == 1 && tm->shape[0] == 4);
+    CU_ASSERT_EQUAL(memcmp(tm->data, mean, sizeof mean), 0);
+    CU_ASSERT_EQUAL(memcmp(tsd->data, std, sizeof std), 0);
+    nnr_tensors_free(&ts);
+
+    /* eval and predict apply them: predictions on the raw CSV equal those of the bare
+     * parameters on data standardized here */
+    rc = RUN(&toy_cls_info, "eval", "--load", at("iris.ckpt"), "--test", at("iris.csv"),
+             "--label-column", "species");
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT(number_after(line_from_end(out_text, 0), "accuracy: ") >= 0.95);
+    rc = RUN(&toy_cls_info, "predict", "--load", at("iris.ckpt"), "--input", at("iris.csv"),
+             "--label-column", "species", "--out", at("iris_pred.csv"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL_FATAL(nnr_data_load_csv(&toy_cls_info, at("iris.csv"), "species", need_xy, &d), 0);
+    nnr_data_standardize(&toy_cls_info, &d, mean, std);
+    nnr_tensor xs = tensor("x", NNR_F32, 2, (int64_t[]){90, 4}, d.col[0]);
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(at("iris_std.safetensors"), &xs, 1, NULL, 0), 0);
+    nnr_data_free(&d);
+    CU_ASSERT_EQUAL_FATAL(RUN(&toy_cls_info, "export", "--load", at("iris.ckpt"), "--out",
+                              at("iris.params")), 0);
+    char spec[300];
+    snprintf(spec, sizeof spec, "x=%s", at("iris_std.safetensors"));
+    rc = RUN(&toy_cls_info, "predict", "--load", at("iris.params"), "--input", spec, "--out",
+             at("iris_pred2.csv"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT(same_file(at("iris_pred.csv"), at("iris_pred2.csv")));
+    /* a file of features only feeds predict */
+    write_text(at("feats.csv"), "a,b,c,d\n1000,2000,3000,4000\n");
+    rc = RUN(&toy_cls_info, "predict", "--load", at("iris.ckpt"), "--input", at("feats.csv"),
+             "--label-column", "species");
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(count_lines(out_text, ""), 2);
+    rc = RUN(&toy_cls_info, "train", "--train", "x=a.csv", "--label-column", "species");
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "--train: with --label-column give one CSV FILE"));
+}
+
+/* ---- plot ---------------------------------------------------------------------------- */
+
+/* Parse-level checks of an SVG: every tag closes in order, one root <svg>, no stray '<'
+ * or '&'.  Returns the number of elements, -1 when malformed. */
+static int svg_elements(const char *s) {
+    char stack[64][32];
+    int depth = 0, elements = 0, roots = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p == '&' && strncmp(p, "&lt;", 4) && strncmp(p, "&gt;", 4) && strncmp(p, "&amp;", 5)) return -1;
+        if (*p != '<') continue;
+        const char *end = strchr(p, '>');
+        if (!end || memchr(p + 1, '<', (size_t)(end - p - 1))) return -1;
+        if (p[1] == '?') {                                       /* the XML declaration */
+            if (p != s) return -1;
+        } else if (p[1] == '/') {
+            size_t n = strcspn(p + 2, " >");
+            if (!depth || strlen(stack[depth - 1]) != n || strncmp(stack[depth - 1], p + 2, n)) return -1;
+            depth--;
+        } else {
+            size_t n = strcspn(p + 1, " />");
+            if (n == 0 || n >= 32) return -1;
+            elements++;
+            if (depth == 0 && roots++) return -1;
+            if (end[-1] != '/') {
+                if (depth == 64) return -1;
+                snprintf(stack[depth++], 32, "%.*s", (int)n, p + 1);
+            }
+        }
+        p = end;
+    }
+    return depth == 0 && roots == 1 ? elements : -1;
+}
+
+static int count_of(const char *s, const char *what) {
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, what)); p++) n++;
+    return n;
+}
+
+static void test_plot(void) {
+    /* run.csv of test_train: 5 epochs of train and test; pat.csv has no accuracy gaps */
+    int rc = RUN(&toy_cls_info, "plot", at("run.csv"), "-o", at("curves.svg"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    char *svg = read_all(at("curves.svg"));
+    const char *head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"";
+    CU_ASSERT_EQUAL(strncmp(svg, head, strlen(head)), 0);
+    CU_ASSERT(svg_elements(svg) > 50);
+    CU_ASSERT_EQUAL(count_of(svg, "<polyline "), 3);           /* train_loss, test_loss, test_accuracy */
+    CU_ASSERT_EQUAL(count_of(svg, "<circle "), 15);
+    CU_ASSERT_PTR_NOT_NULL(strstr(svg, "<g class=\"panel\" id=\"loss\">"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(svg, "<g class=\"panel\" id=\"accuracy\">"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(svg, "id=\"train_loss\""));
+    CU_ASSERT_PTR_NULL(strstr(svg, "id=\"val_loss\""));
+    CU_ASSERT_EQUAL(count_of(svg, ">epoch</text>"), 2);
+    CU_ASSERT_EQUAL(count_of(svg, "<g class=\"legend\">"), 2);
+    /* each polyline holds 5 points */
+    for (const char *p = strstr(svg, "points=\""); p; p = strstr(p + 1, "points=\"")) {
+        int pts = 1;
+        for (const char *q = p + 8; *q != '"'; q++) pts += *q == ' ';
+        CU_ASSERT_EQUAL(pts, 5);
+    }
+    free(svg);
+    /* with a validation split: three loss curves; errors name the file */
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "plot", at("run2.csv"), "-o", at("c2.svg")), 0);
+    svg = read_all(at("c2.svg"));
+    CU_ASSERT_EQUAL(count_of(svg, "<polyline "), 3);           /* train_loss, val_loss, val_accuracy */
+    CU_ASSERT(svg_elements(svg) > 0);
+    free(svg);
+    write_text(at("bad.csv"), "a,b\n1,2\n");
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "plot", at("bad.csv"), "-o", at("c3.svg")), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "bad.csv: no 'epoch' column"));
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "plot", at("run.csv")), 2);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return CU_get_error();
     CU_pSuite s = CU_add_suite("trainer", setup, teardown);
@@ -678,6 +1096,13 @@ int main(void) {
     CU_add_test(s, "init and grads", test_grads);
     CU_add_test(s, "gradcheck", test_gradcheck);
     CU_add_test(s, "command line", test_command_line);
+    CU_add_test(s, "checkpoint contents, export", test_checkpoint_contents);
+    CU_add_test(s, "resume gives the uninterrupted run", test_resume);
+    CU_add_test(s, "another model's checkpoint is refused", test_refuse_other_model);
+    CU_add_test(s, "early stopping", test_patience);
+    CU_add_test(s, "precision and recall of a known confusion", test_precision_recall);
+    CU_add_test(s, "CSV label column and standardization", test_csv_label_column);
+    CU_add_test(s, "plot writes a well-formed SVG", test_plot);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
 done:

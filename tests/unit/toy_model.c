@@ -1,7 +1,9 @@
-/* toy_model.c — two tiny models written by hand the way nnc generates them: a parameter,
+/* toy_model.c — tiny models written by hand the way nnc generates them: a parameter,
  * gradient and activation block per model, entry points taking one pointer per io entry,
  * and an nnr_model_info table describing it all.  The math is small enough to check by
- * eye; the trainer tests rely on it being right.
+ * eye; the trainer tests rely on it being right.  toy_mom adds what checkpoints must
+ * carry: optimizer state ending in a double written through memcpy (as nadam's product
+ * is), and steps that depend on the seed and the step counter (as dropout's masks do).
  */
 #include "toy_model.h"
 
@@ -17,8 +19,10 @@ typedef struct toy_cls {
     float   param[CLS_NPARAM];          /* lin.weight [3, 4], then lin.bias [3] */
     float   grad[CLS_NPARAM];
     float   probs[CLS_BATCH * CLS_K];
+    float   state[CLS_NPARAM + 2];      /* toy_mom: velocity, then a double (the product) */
     float   lr;
     int64_t step;
+    uint64_t seed;                      /* toy_mom: of the per-step gradient scale */
 } toy_cls;
 
 /* probs = softmax(W x + b) per example; returns the summed cross-entropy when y is given. */
@@ -68,6 +72,28 @@ static double cls_train_step(void *vm, int n, const void *const *in) {
     return loss;
 }
 
+/* toy_mom's step: momentum 0.9 on the gradient scaled by a factor in [0.5, 1.5) drawn from
+ * (seed, step), and a running product of 0.9 per step kept as a double in the state. */
+static double mom_train_step(void *vm, int n, const void *const *in) {
+    toy_cls *m = vm;
+    double loss = cls_loss_grad(m, n, in);
+    m->step++;
+    uint64_t z = m->seed + 0x9E3779B97F4A7C15ull * (uint64_t)m->step;
+    z = (z ^ (z >> 31)) * 0xBF58476D1CE4E5B9ull;
+    z ^= z >> 29;
+    float scale = 0.5f + (float)(z >> 40) / (float)(1 << 24);
+    double product;
+    memcpy(&product, m->state + CLS_NPARAM, sizeof product);
+    if (m->step == 1) product = 1;
+    product *= 0.9;
+    memcpy(m->state + CLS_NPARAM, &product, sizeof product);
+    for (int i = 0; i < CLS_NPARAM; i++) {
+        m->state[i] = 0.9f * m->state[i] + scale * m->grad[i];
+        m->param[i] -= m->lr * m->state[i];
+    }
+    return loss;
+}
+
 static void cls_predict(void *vm, int n, const void *const *in, void *const *out) {
     toy_cls *m = vm;
     cls_forward(m, n, in[0], NULL);
@@ -79,6 +105,8 @@ static void *cls_params(void *m) { return ((toy_cls *)m)->param; }
 static void *cls_grads(void *m) { return ((toy_cls *)m)->grad; }
 static int64_t *cls_step(void *m) { return &((toy_cls *)m)->step; }
 static void cls_set_lr(void *m, double lr) { ((toy_cls *)m)->lr = (float)lr; }
+static void *cls_state(void *m) { return ((toy_cls *)m)->state; }
+static void cls_set_seed(void *m, uint64_t seed) { ((toy_cls *)m)->seed = seed; }
 
 static const nnr_io cls_io[] = {
     {"x", NNR_IO_INPUT, 1, {CLS_IN}, CLS_IN, 0, 0},
@@ -219,3 +247,18 @@ const nnr_model_info toy_cls_info = {
 
 const nnr_model_info toy_reg_info = REG_INFO("toy_reg", reg_loss_grad);
 const nnr_model_info toy_reg_bad_info = REG_INFO("toy_reg_bad", reg_bad_loss_grad);
+
+const nnr_model_info toy_mom_info = {
+    .name = "toy_mom", .source = "toy_mom.nn", .dtype = NNR_F32, .batch = CLS_BATCH,
+    .nio = 2, .io = cls_io, .nout = 1, .out = cls_out,
+    .nparam = 2, .param = cls_param, .param_size = CLS_NPARAM, .state_size = CLS_NPARAM + 2,
+    .acc_out = 0, .acc_label = 1,
+    .train = {.batch = CLS_BATCH, .epochs = 4, .seed = 5, .opt = NNR_OPT_MOMENTUM, .lr = 0.1,
+              .mu = 0.9, .sched = NNR_SCHED_STEP, .sched_a = 2, .sched_b = 0.5},
+    .summary = "toy_mom: lin = dense(x, 3) [3]  15 parameters, momentum\n",
+    .schema_hash = 0x70c2,
+    .create = cls_create, .destroy = destroy, .params = cls_params, .grads = cls_grads,
+    .state = cls_state, .step = cls_step, .input_grad = no_input_grad, .loss = cls_loss,
+    .loss_grad = cls_loss_grad, .train_step = mom_train_step, .predict = cls_predict,
+    .set_lr = cls_set_lr, .set_seed = cls_set_seed,
+};

@@ -16,4 +16,9 @@ extern const nnr_model_info toy_reg_info;
 /* toy_reg with a wrong gradient (lin.bias's is doubled), for gradcheck to catch. */
 extern const nnr_model_info toy_reg_bad_info;
 
+/* toy_cls's model with a momentum step on a gradient scaled by a factor drawn from (seed,
+ * step), optimizer state of 15 velocities then a double (2 floats' room), a step schedule
+ * (every 2 epochs x 0.5); 4 epochs, seed 5.  For checkpoints and exact resumption. */
+extern const nnr_model_info toy_mom_info;
+
 #endif
