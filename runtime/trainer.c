@@ -831,6 +831,21 @@ static int end_epoch(const nnr_model_info *info, session *s, const options *o, i
     return 0;
 }
 
+static const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
+                                              "adam", "adamax", "nadam"};
+
+/* What a run is about to do, as Keras prints it: the model's table, then the data and
+ * the optimizer, so a log says what produced it. */
+static void announce(const nnr_model_info *info, const session *s, int64_t epochs, int resumed) {
+    fputs(info->summary, stdout);
+    printf("\ntraining on %lld examples", (long long)s->data.n);
+    if (s->val.n) printf(", validating on %lld", (long long)s->val.n);
+    if (s->test.n) printf(", testing on %lld", (long long)s->test.n);
+    printf("; batch %d, %lld epoch%s, %s(lr=%g)%s\n\n", info->batch, (long long)epochs, epochs == 1 ? "" : "s",
+           optimizer_names[info->train.opt], s->ck.lr, resumed ? ", resumed" : "");
+    fflush(stdout);
+}
+
 static int cmd_train(const nnr_model_info *info, const options *o) {
     int64_t epochs = o->epochs >= 0 ? o->epochs : info->train.epochs;
     int bad = train_usage(info, o, &epochs);
@@ -858,6 +873,7 @@ static int cmd_train(const nnr_model_info *info, const options *o) {
          train_alloc(info, &s) || log_open(&s, o, has_val, resumed);
     s.ck.examples = s.data.n;
 
+    if (!rc) announce(info, &s, epochs, resumed);
     saver sv = {o->checkpoint, o->checkpoint_every > 0 ? o->checkpoint_every : 0};
     scores val = {NAN, NAN}, test = {NAN, NAN};
     int stopped = !rc && patience_over(o, &s.ck);
