@@ -767,6 +767,27 @@ static void emit_bn_update(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "        }\n    }\n");
 }
 
+/* embedding: row ids[r] of the table for every index r; its gradient adds each row of
+ * the upstream gradient into the row of the table it was read from. */
+static void emit_gather(emitter *e, FILE *o, ir_node *n) {
+    int back = n->op == OP_SCATTER_ADD;
+    const ir_node *rows = back ? n->in[0] : n, *ids = n->in[1], *table = back ? n : n->in[0];
+    long long dim = (long long)table->shape.dim[1], count = (long long)ir_numel(&ids->shape);
+    const char *R = mark(e, rows), *I = mark(e, ids), *W = mark(e, table);
+    fprintf(o, "    /* %s %s = %s(%s %s, %s %s)%s */\n", n->cname, shape_of(e, n), ir_op_name(n), n->in[0]->cname,
+            shape_of(e, n->in[0]), ids->cname, shape_of(e, ids), back ? ": d table[id]/d table = 1 for the rows read" : "");
+    const char *total = ids->batched ? arena_printf(e->a, "n * %lld", count) : arena_printf(e->a, "%lld", count);
+    if (back) {
+        fprintf(o, "    memset(%s, 0, %lld * sizeof(%s));\n", W, (long long)ir_numel(&table->shape), e->T);
+        fprintf(o, "    for (int r = 0; r < %s; r++)\n        for (int j = 0; j < %lld; j++)\n", total, dim);
+        fprintf(o, "            %s[(size_t)%s[r] * %lld + j] += %s[(size_t)r * %lld + j];\n", W, I, dim, R, dim);
+    } else {
+        fprintf(o, "    for (int r = 0; r < %s; r++)\n", total);
+        fprintf(o, "        memcpy(%s + (size_t)r * %lld, %s + (size_t)%s[r] * %lld, %lld * sizeof(%s));\n", R, dim, W, I,
+                dim, dim, e->T);
+    }
+}
+
 /* A reshape that must have memory of its own (an output, a gradient users read). */
 static void emit_view_copy(emitter *e, FILE *o, ir_node *n) {
     long long numel = (long long)ir_numel(&n->shape);
@@ -785,6 +806,7 @@ static void emit_node(emitter *e, FILE *o, ir_node *n) {
     case FAM_COPY:
         if (n->op == OP_IM2COL || n->op == OP_COL2IM) emit_im2col(e, o, n);
         else if (n->op == OP_POOL || n->op == OP_POOL_GRAD) emit_pool(e, o, n);
+        else if (n->op == OP_GATHER || n->op == OP_SCATTER_ADD) emit_gather(e, o, n);
         else emit_copy(e, o, n);
         break;
     case FAM_EFFECT: emit_bn_update(e, o, n); break;

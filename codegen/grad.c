@@ -187,6 +187,7 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
         contribute(c, a, finish(c, t));
         break;
     case OP_SELECT: contribute(c, a, gr); break;   /* backward follows the training form */
+    case OP_GATHER: contribute(c, a, mk_like(c, OP_SCATTER_ADD, 2, gr, b, a)); break;   /* the rows used */
     case OP_DROPOUT_MASK: break;                   /* the mask is a constant of the step */
     case OP_SUM:
         t = expand(c, gr, a);

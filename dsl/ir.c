@@ -31,6 +31,7 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_POOL] = {"pool", 1, FAM_COPY},            [OP_POOL_GRAD] = {"pool_grad", 2, FAM_COPY},
     [OP_SELECT] = {"select", 2, FAM_VIEW},        [OP_DROPOUT_MASK] = {"dropout_mask", 1, FAM_ELEMWISE},
     [OP_BN_UPDATE] = {"bn_update", 4, FAM_EFFECT},
+    [OP_GATHER] = {"gather", 2, FAM_COPY},        [OP_SCATTER_ADD] = {"scatter_add", 2, FAM_COPY},
     [OP_MATMUL] = {"matmul", 2, FAM_MATMUL},      [OP_DENSE] = {"dense", -1, FAM_DENSE},
 };
 

@@ -47,6 +47,8 @@ typedef enum {
     OP_SELECT,
     OP_DROPOUT_MASK,        /* 0 or 1/(1-p) per element, seeded by the model's seed and step */
     OP_BN_UPDATE,           /* side effect of training: running statistics from batch ones */
+    /* embedding: rows of a table at class indices, and the gradient added back into rows */
+    OP_GATHER, OP_SCATTER_ADD,
     /* products */
     OP_MATMUL,              /* op(A) · op(B) on 2-D views of the operands (see ir_mm) */
     OP_DENSE,               /* x · Wᵀ + b over the last axis of x */

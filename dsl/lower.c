@@ -812,12 +812,113 @@ static ir_node *call_batchnorm(lower *L, const ast_expr *e) {
     return y;
 }
 
-static const char *const not_yet[] = {"embedding", "rnn", "lstm", NULL};
+/* ---- embeddings and recurrent layers ----------------------------------------------------
+ * embedding(ids, vocab, dim) gathers rows of a [vocab, dim] table.  rnn and lstm are
+ * unrolled over the T steps of the sequence: the input projection of all steps is one
+ * dense layer (one GEMM for the batch and every step), then each step adds the recurrent
+ * product (a GEMM across the batch) and applies the cell, with PyTorch's parameters and
+ * gate order (i, f, g, o); autodiff then gives backpropagation through time. */
+
+static ir_node *call_embedding(lower *L, const ast_expr *e) {
+    static const char *const keys[] = {"ids", "vocab", "dim", NULL};
+    callargs ca;
+    int64_t vocab, dim;
+    if (gather_args(L, e, 3, 3, keys, &ca)) return bad_node(L, e->at);
+    ir_node *ids = lower_expr(L, ca.pos[0]->value);
+    shape_upto(L->g, L->d);
+    if (ids->bad || int_arg(L, ca.pos[1], "the vocabulary of embedding", 1, 1 << 24, &vocab) ||
+        int_arg(L, ca.pos[2], "the dimension of embedding", 1, 1 << 20, &dim))
+        return bad_node(L, e->at);
+    if (ids->dtype != DT_CLASS || ids->classes > vocab) {
+        diag_error(L->d, ca.pos[0]->value->at, ids->dtype != DT_CLASS
+                   ? "embedding looks up class indices; declare the input `input ids: class(K) [T]`"
+                   : "embedding: the ids are class(%d), more than the vocabulary of %lld", ids->classes, (long long)vocab);
+        return bad_node(L, e->at);
+    }
+    ir_node *table = layer_param(L, "weight", (ir_shape){2, {vocab, dim}}, (ir_param_info){INIT_NORMAL, 0, 1, 0}, e->at);
+    L->layers++;
+    ir_node *n = ir_binary(L->g, OP_GATHER, table, ids, e->at);
+    n->shape = ids->shape;
+    n->shape.dim[n->shape.rank++] = dim;
+    n->batched = ids->batched;
+    return n;
+}
+
+static ir_node *step_slice(lower *L, ir_node *x, int axis, int64_t start, int64_t len, loc at) {
+    ir_node *s = ir_unary(L->g, OP_SLICE, x, at);
+    s->axis = axis;
+    s->attr[0] = (double)start;
+    s->attr[1] = (double)(start + len);
+    return s;
+}
+
+static ir_node *map_of(lower *L, const char *fn, ir_node *x, loc at) {
+    ir_node *n = ir_unary(L->g, OP_MAP, x, at);
+    n->fn = ir_map_find(fn);
+    return n;
+}
+
+static ir_node *call_recurrent(lower *L, const ast_expr *e, int lstm) {
+    static const char *const keys[] = {"xs", "hidden", NULL};
+    callargs ca;
+    int64_t hidden;
+    if (gather_args(L, e, 2, 2, keys, &ca)) return bad_node(L, e->at);
+    ir_node *xs = layer_input(L, e, ca.pos[0], 2, "a sequence [T, d]");
+    if (!xs || int_arg(L, ca.pos[1], "the hidden size", 1, 1 << 16, &hidden)) return bad_node(L, e->at);
+    ir_graph *g = L->g;
+    loc at = e->at;
+    int64_t steps = xs->shape.dim[0], d = xs->shape.dim[1], gates = lstm ? 4 : 1, gh = gates * hidden;
+    double k = 1 / sqrt((double)hidden);   /* PyTorch: every parameter U(-1/sqrt(hidden), 1/sqrt(hidden)) */
+    ir_param_info init = {INIT_UNIFORM, -k, k, 0};
+    ir_node *w_ih = layer_param(L, "weight_ih", (ir_shape){2, {gh, d}}, init, at);
+    ir_node *w_hh = layer_param(L, "weight_hh", (ir_shape){2, {gh, hidden}}, init, at);
+    ir_node *b_ih = layer_param(L, "bias_ih", (ir_shape){1, {gh}}, init, at);
+    ir_node *b_hh = layer_param(L, "bias_hh", (ir_shape){1, {gh}}, init, at);
+    L->layers++;
+    ir_node *in[3] = {xs, w_ih, b_ih};
+    ir_node *xw = ir_node_new(g, OP_DENSE, 3, in, at);   /* every step's input projection */
+    xw->attr[0] = (double)gh;
+    ir_node *h = NULL, *c = NULL, *out = NULL;
+    for (int64_t t = 0; t < steps; t++) {
+        ir_node *pre = view_as(L, step_slice(L, xw, 0, t, 1, at), (ir_shape){1, {gh}}, at);
+        if (h) {
+            ir_node *rin[3] = {h, w_hh, b_hh};
+            ir_node *rec = ir_node_new(g, OP_DENSE, 3, rin, at);
+            rec->attr[0] = (double)gh;
+            pre = ir_binary(g, OP_ADD, pre, rec, at);
+        } else {
+            pre = ir_binary(g, OP_ADD, pre, b_hh, at);   /* h0 = 0: only the bias */
+        }
+        if (!lstm) {
+            h = map_of(L, "tanh", pre, at);
+        } else {
+            ir_node *i = map_of(L, "sigmoid", step_slice(L, pre, 0, 0, hidden, at), at);
+            ir_node *f = map_of(L, "sigmoid", step_slice(L, pre, 0, hidden, hidden, at), at);
+            ir_node *gg = map_of(L, "tanh", step_slice(L, pre, 0, 2 * hidden, hidden, at), at);
+            ir_node *o = map_of(L, "sigmoid", step_slice(L, pre, 0, 3 * hidden, hidden, at), at);
+            ir_node *ig = ir_binary(g, OP_MUL, i, gg, at);
+            c = c ? ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, f, c, at), ig, at) : ig;   /* c0 = 0 */
+            h = ir_binary(g, OP_MUL, o, map_of(L, "tanh", c, at), at);
+        }
+        ir_node *row = view_as(L, h, (ir_shape){2, {1, hidden}}, at);
+        if (out) {
+            out = ir_binary(g, OP_CONCAT, out, row, at);
+            out->axis = 0;
+        } else {
+            out = row;
+        }
+    }
+    out->what = e->name;
+    return out;
+}
+
+
 
 static const char *const functions[] = {
     "neg", "softmax", "log_softmax", "sum", "mean", "cross_entropy", "mse", "sse", "dense", "nll", "l1_loss",
     "bce", "bce_logits", "logistic", "hinge", "kl_div", "triplet", "l1", "l2", "norm2", "flatten", "reshape",
-    "transpose", "concat", "slice", "conv1d", "conv2d", "maxpool2d", "avgpool2d", "dropout", "batchnorm", NULL};
+    "transpose", "concat", "slice", "conv1d", "conv2d", "maxpool2d", "avgpool2d", "dropout", "batchnorm", "embedding", "rnn",
+    "lstm", NULL};
 
 static void consider(const char *f, const char *name, const char **best, int *bestd) {
     int dist = edit_distance(f, name);
@@ -862,11 +963,8 @@ static ir_node *lower_call(lower *L, const ast_expr *e) {
     if (!strcmp(f, "maxpool2d") || !strcmp(f, "avgpool2d")) return call_pool(L, e, f[0] == 'm');
     if (!strcmp(f, "dropout")) return call_dropout(L, e);
     if (!strcmp(f, "batchnorm")) return call_batchnorm(L, e);
-    for (int i = 0; not_yet[i]; i++)
-        if (!strcmp(f, not_yet[i])) {
-            diag_error(L->d, e->at, "'%s' is not supported by this version of nnc yet", f);
-            return bad_node(L, e->at);
-        }
+    if (!strcmp(f, "embedding")) return call_embedding(L, e);
+    if (!strcmp(f, "rnn") || !strcmp(f, "lstm")) return call_recurrent(L, e, f[0] == 'l');
     const char *near = closest_function(f);
     diag_error(L->d, e->at, "unknown function '%s'%s%s%s", f, near ? "; did you mean '" : "", near ? near : "",
                near ? "'?" : "");

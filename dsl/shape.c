@@ -38,7 +38,8 @@ static int require_float(ir_graph *g, ir_node *n, diag *d) {
     for (int i = 0; i < n->nin; i++) {
         ir_node *x = n->in[i];
         if (x->dtype != DT_CLASS) continue;
-        if ((n->op == OP_CROSS_ENTROPY || n->op == OP_PICK || n->op == OP_PICK_GRAD) && i == 1) continue;
+        if ((n->op == OP_CROSS_ENTROPY || n->op == OP_PICK || n->op == OP_PICK_GRAD || n->op == OP_GATHER ||
+             n->op == OP_SCATTER_ADD) && i == 1) continue;
         if (n->op == OP_CROSS_ENTROPY_GRAD && i == 2) continue;
         diag_error(d, n->at, "%s %s holds class indices (int32) and cannot be used as a float in '%s'",
                    x->role == ROLE_LABEL ? "label" : "class input", describe(g, x), op_spelling(n));
@@ -270,6 +271,7 @@ int shape_infer(ir_graph *g, ir_node *n, diag *d) {
             break;
         case OP_EXPAND: case OP_INPUT: case OP_LABEL: case OP_TARGET: case OP_PARAM:
         case OP_IM2COL: case OP_COL2IM: case OP_POOL: case OP_POOL_GRAD: case OP_BN_UPDATE:
+        case OP_GATHER: case OP_SCATTER_ADD:
             break;   /* shape given by whoever built the node */
         case OP_SELECT: case OP_DROPOUT_MASK:
             n->shape = n->in[0]->shape;
