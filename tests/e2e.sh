@@ -171,7 +171,7 @@ check "compile --dtype f64 and train" bash -c "'$NNC' '$SRC/examples/fashion_mlp
 
 # ---- embedding the generated trainer in an application ----
 check "embed_mlp builds from the generated header" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' -o fashion_mlp.c && \
-     cc -std=c11 -O2 -Wall -Wextra -Werror -I. -I'$SRC/runtime' '$SRC/examples/embed_mlp.c' fashion_mlp.c '$BUILD/libnnr.a' \
+     cc -std=c11 -O2 -Wall -Wextra -Werror ${NNC_CFLAGS:-} -I. -I'$SRC/runtime' '$SRC/examples/embed_mlp.c' fashion_mlp.c '$BUILD/libnnr.a' \
         -lopenblas -ljansson -lz -lm -o embed_mlp"
 check "embed_mlp learns and its checkpoint reloads" bash -c "./embed_mlp $DATA 300 >embed.txt && cat embed.txt && \
      awk '/first 20/ { exit !(\$NF < \$(NF - 5)) }' embed.txt && \
