@@ -860,6 +860,28 @@ static int has_modes(const ir_graph *g) {
     return 0;
 }
 
+static const char *const names_of_pass[] = {"forward", "backward", "infer", "forward_eval"};
+
+/* --check-numerics: one line after each block of the training step; costs a branch when off. */
+static void emit_check(emitter *e, FILE *o, ir_node *n, const char *pass) {
+    if (n->op == OP_BN_UPDATE) return;
+    long long numel = (long long)ir_numel(&n->shape);
+    const char *what = n->pass == IR_BWD && n->grad_of && n->grad_of->name
+                           ? arena_printf(e->a, "d%s", n->grad_of->name) : n->name ? n->name : n->cname;
+    fprintf(o, "    if (m->check == 1) %s_check(m, %s, (size_t)%s%lld, %s, %d, \"%s\");\n", e->P, mark(e, n),
+            n->batched ? "n * " : "", numel, cstring(e, what), n->stmt_line, pass);
+}
+
+static void emit_check_function(emitter *e, FILE *o) {
+    fprintf(o, "\n/* --check-numerics: records the first non-finite value of a tensor the step computes. */\n");
+    fprintf(o, "static void %s_check(%s *m, const %s *x, size_t count, const char *tensor, int line, const char *pass) {\n",
+            e->P, e->P, e->T);
+    fprintf(o, "    for (size_t i = 0; i < count; i++)\n        if (!isfinite(x[i])) {\n");
+    fprintf(o, "            snprintf(m->numerics, sizeof m->numerics, \"non-finite value %%g in %%s[%%zu] (line %%d) in the \"\n"
+               "                     \"%%s pass at step %%lld\", (double)x[i], tensor, i, line, pass, (long long)m->step + 1);\n");
+    fprintf(o, "            m->check = 2;\n            return;\n        }\n}\n");
+}
+
 static void emit_pass(emitter *e, FILE *o, fn_kind k) {
     ir_graph *g = e->g;
     memset(e->used, 0, (size_t)g->nodes.n);
@@ -873,6 +895,7 @@ static void emit_pass(emitter *e, FILE *o, fn_kind k) {
         ir_node *n = ir_at(g, i);
         if (!in_fn(n, k)) continue;
         emit_node(e, b, n);
+        if (k == FN_FORWARD || k == FN_BACKWARD) emit_check(e, b, n, names_of_pass[k]);
         any = 1;
     }
     if ((k == FN_FORWARD || k == FN_EVAL) && g->loss->mem != MEM_NONE) {
@@ -886,7 +909,7 @@ static void emit_pass(emitter *e, FILE *o, fn_kind k) {
     }
     fclose(b);
     inv_n = strstr(text, "inv_n") != NULL;
-    static const char *const names[] = {"forward", "backward", "infer", "forward_eval"};
+    const char *const *names = names_of_pass;
     static const char *const docs[] = {
         "The forward pass in training mode: every tensor the loss and the backward pass need.",
         "The backward pass: gradients of the mean loss, in reverse order of the forward pass.",
@@ -1045,6 +1068,8 @@ static void emit_struct(emitter *e, FILE *o) {
     fprintf(o, "    uint64_t seed;     /* of the initialization, and of dropout's masks */\n");
     fprintf(o, "    %s lr;          /* learning rate of the current epoch */\n", e->T);
     fprintf(o, "    double loss;       /* mean loss of the last forward pass */\n");
+    fprintf(o, "    int check;         /* --check-numerics: 0 off, 1 on, 2 a non-finite value was found */\n");
+    fprintf(o, "    char numerics[256];/* which, where and when */\n");
     for (int i = 0; i < g->io.n; i++) {
         ir_node *x = g->io.v[i];
         fprintf(o, "    const %s *%s;   /* the caller's %s for this call */\n",
@@ -1135,7 +1160,7 @@ static void emit_api(emitter *e, FILE *o) {
         ir_node *x = g->io.v[i];
         fprintf(o, "    m->%s = %s;\n", x->cname, x->cname);
     }
-    fprintf(o, "    %s_forward(m, n);\n    %s_backward(m, n);\n    return (%s)m->loss;\n}\n\n", P, P, T);
+    fprintf(o, "    %s_forward(m, n);\n    %s_backward(m, n);\n    return m->check == 2 ? NAN : (%s)m->loss;\n}\n\n", P, P, T);
     fprintf(o, "%s %s_train_step(%s *m, int n%s) {\n", T, P, P, io_params(e, 0));
     fprintf(o, "    %s loss = %s_loss_grad(m, n", T, P);
     for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
@@ -1216,6 +1241,9 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "static void *%s_state_(void *m) { return ((%s *)m)->state; }\n", P, P);
     fprintf(o, "static int64_t *%s_step_(void *m) { return &((%s *)m)->step; }\n", P, P);
     fprintf(o, "static void %s_set_lr_(void *m, double lr) { ((%s *)m)->lr = (%s)lr; }\n", P, P, T);
+    fprintf(o, "static void %s_set_check_(void *m, int on) { ((%s *)m)->check = on != 0; }\n", P, P);
+    fprintf(o, "static const char *%s_numerics_(void *m) { return ((%s *)m)->check == 2 ? ((%s *)m)->numerics : NULL; }\n",
+            P, P, P);
     fprintf(o, "static void *%s_input_grad_(void *mv, int k) {\n    %s *m = mv;\n    switch (k) {\n", P, P);
     for (int i = 0; i < g->io.n; i++) {
         ir_node *x = g->io.v[i];
@@ -1241,7 +1269,7 @@ static void emit_info(emitter *e, FILE *o) {
     }
     fprintf(o, "static double %s_loss_grad_(void *mv, int n, const void *const *in) {\n", P);
     fprintf(o, "    %s *m = mv;\n    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n", P, e->PU, P);
-    fprintf(o, "    %s_forward(m, n);\n    %s_backward(m, n);\n    return m->loss;\n}\n", P, P);
+    fprintf(o, "    %s_forward(m, n);\n    %s_backward(m, n);\n    return m->check == 2 ? NAN : m->loss;\n}\n", P, P);
     fprintf(o, "static double %s_train_step_(void *m, int n, const void *const *in) {\n", P);
     fprintf(o, "    double loss = %s_loss_grad_(m, n, in);\n    if (loss == loss) %s_update(m);\n    return loss;\n}\n", P, P);
     fprintf(o, "static void %s_predict_(void *mv, int n, const void *const *in, void *const *out) {\n", P);
@@ -1279,7 +1307,8 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "    .create = %s_create_, .destroy = %s_destroy_, .params = %s_params_, .grads = %s_grads_,\n", P, P, P, P);
     fprintf(o, "    .state = %s_state_, .step = %s_step_, .input_grad = %s_input_grad_,\n", P, P, P);
     fprintf(o, "    .loss = %s_loss_, .loss_grad = %s_loss_grad_, .train_step = %s_train_step_,\n", P, P, P);
-    fprintf(o, "    .predict = %s_predict_, .set_lr = %s_set_lr_, .set_seed = %s_set_seed_,\n};\n\n", P, P, P);
+    fprintf(o, "    .predict = %s_predict_, .set_lr = %s_set_lr_, .set_seed = %s_set_seed_,\n", P, P, P);
+    fprintf(o, "    .set_check = %s_set_check_, .numerics = %s_numerics_,\n};\n\n", P, P);
     fprintf(o, "const nnr_model_info *%s_info(void) { return &%s_model; }\n", P, P);
 }
 
@@ -1383,12 +1412,13 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
         return ferror(out) ? -1 : 0;
     }
     emit_model_comment(&e, out, arena_printf(g->a, "%s.c", e.P));
-    fprintf(out, "#include <math.h>\n#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n");
+    fprintf(out, "#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n");
     fprintf(out, "#include <cblas.h>\n#include \"%s\"\n", o->header_name);
     emit_struct(&e, out);
     emit_summary_string(&e, out);
     fprintf(out, "\nstatic const nnr_model_info %s_model;\n", e.P);
     if (has_dropout(g)) emit_uniform(&e, out);
+    emit_check_function(&e, out);
     emit_pass(&e, out, FN_FORWARD);
     emit_pass(&e, out, FN_BACKWARD);
     emit_update(&e, out);

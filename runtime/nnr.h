@@ -172,6 +172,12 @@ typedef struct nnr_model_info {
     void   (*predict)(void *m, int n, const void *const *in, void *const *out);
     void   (*set_lr)(void *m, double lr);
     void   (*set_seed)(void *m, uint64_t seed);   /* the seed of dropout's masks; may be NULL */
+    /* --check-numerics: with checking on, the step functions verify every tensor they
+     * compute and stop at the first non-finite value, returning NaN; numerics() then
+     * names it ("non-finite value nan in h1 (line 7) in the forward pass at step 12"),
+     * and is NULL while everything is finite.  Both may be NULL (hand-written models). */
+    void   (*set_check)(void *m, int on);
+    const char *(*numerics)(void *m);
 } nnr_model_info;
 
 /* ---- whole-model helpers used by the generated _init/_load/_save -------------------- */
@@ -251,6 +257,14 @@ void nnr_data_gather(const nnr_model_info *info, const nnr_dataset *d, const int
  * labels (predict): then every column is an input. */
 int  nnr_data_load_csv(const nnr_model_info *info, const char *path, const char *label_column,
                        unsigned need, nnr_dataset *out);
+/* A text file as (context window, next byte) examples over a byte vocabulary, so a
+ * character model trains straight from a file.  The model must have one class input of
+ * T classes per example ([T], the window) and one label of one class (the next byte), and
+ * nothing else to feed.  Byte i of the file gives example i: the window is bytes
+ * i-T .. i-1, left-padded with '\n' (10) before the file's start, so every byte is
+ * predicted, and the label is byte i.  A byte outside a class(K) it feeds is an error
+ * naming the file and the byte's offset. */
+int  nnr_data_load_text(const nnr_model_info *info, const char *path, nnr_dataset *out);
 /* Standardization: the features are the elements of the float INPUT columns, in io order. */
 int64_t nnr_data_features(const nnr_model_info *info);
 /* Per-feature mean and standard deviation (population) of d; a constant feature gets std 1. */
