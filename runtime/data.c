@@ -18,6 +18,9 @@
  * column named on the command line (--label-column) gives the label, the others the one
  * float input.  Standardization (--standardize) rescales the float inputs in place, once,
  * with per-feature statistics of the training set.
+ *
+ * A text file feeds a character model (nnr_data_load_text, --text): each byte of the file
+ * is one example, the label, with the bytes before it as the context window.
  */
 #include "nnr.h"
 
@@ -594,4 +597,154 @@ void nnr_data_standardize(const nnr_model_info *info, nnr_dataset *d, const doub
         }
         f0 += io->size;
     }
+}
+
+/* ---- text files: (context window, next byte) examples -------------------------------- */
+
+#define TEXT_PAD '\n'               /* the context before the file's first byte */
+
+/* The class input [T] and the one-class label a text file feeds; any other io entry is an
+ * error, since the file cannot give it. */
+static int text_roles(const nnr_model_info *info, const char *path, int *input, int *label) {
+    *input = *label = -1;
+    for (int k = 0; k < info->nio; k++) {
+        const nnr_io *io = &info->io[k];
+        int *slot = io->kind == NNR_IO_INPUT && io->classes ? input
+                  : io->kind == NNR_IO_LABEL ? label : NULL;
+        if (!slot || *slot >= 0) {
+            nnr_set_error("%s: a text file feeds models of one class input [T] (the context) and "
+                          "one class label (the next byte); %s '%s' cannot be fed from it", path,
+                          kind_name(io->kind), io->name);
+            return -1;
+        }
+        *slot = k;
+    }
+    if (*input < 0) {
+        nnr_set_error("%s: model %s has no class input to hold the context (e.g. "
+                      "'input ids: class(256) [16]')", path, info->name);
+        return -1;
+    }
+    const nnr_io *in = &info->io[*input];
+    if (in->rank > 1) {
+        char shape[256];
+        nnr_set_error("%s: input '%s' must be one window of bytes, [T], not %s", path, in->name,
+                      nnr_shape_str(shape, sizeof shape, in->rank, in->shape));
+        return -1;
+    }
+    if (in->classes <= TEXT_PAD) {
+        nnr_set_error("%s: input '%s' is class(%d), too few for the padding byte '\\n' (10)",
+                      path, in->name, in->classes);
+        return -1;
+    }
+    if (*label < 0) {
+        nnr_set_error("%s: model %s has no label to hold the next byte (e.g. "
+                      "'label y: class(256)')", path, info->name);
+        return -1;
+    }
+    const nnr_io *lab = &info->io[*label];
+    if (!lab->classes || lab->size != 1) {
+        nnr_set_error("%s: label '%s' must be one class(K) per example to hold the next byte",
+                      path, lab->name);
+        return -1;
+    }
+    return 0;
+}
+
+/* The whole of PATH into *buf (owned by the caller), *len bytes; pipes work too. */
+static int read_bytes(const char *path, unsigned char **buf, int64_t *len) {
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        nnr_set_error("%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 0, n = 0;
+    unsigned char *b = NULL;
+    for (;;) {
+        if (n == cap) {
+            unsigned char *p = realloc(b, cap = cap ? 2 * cap : 1 << 16);
+            if (!p) {
+                free(b);
+                fclose(f);
+                nnr_set_error("%s: out of memory reading it", path);
+                return -1;
+            }
+            b = p;
+        }
+        size_t got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        nnr_set_error("%s: read error", path);
+        return -1;
+    }
+    *buf = b;
+    *len = (int64_t)n;
+    return 0;
+}
+
+/* Every byte is a label, and every byte but the last is also context: each must be a
+ * class of what it feeds. */
+static int check_bytes(const nnr_model_info *info, const char *path, const unsigned char *b,
+                       int64_t n, int input, int label) {
+    const nnr_io *in = &info->io[input], *lab = &info->io[label];
+    for (int64_t i = 0; i < n; i++) {
+        const nnr_io *io = b[i] >= lab->classes ? lab
+                         : i + 1 < n && b[i] >= in->classes ? in : NULL;
+        if (io) {
+            nnr_set_error("%s: byte %d at offset %lld is outside the vocabulary of %s '%s', "
+                          "class(%d)", path, b[i], (long long)i, kind_name(io->kind), io->name,
+                          io->classes);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int nnr_data_load_text(const nnr_model_info *info, const char *path, nnr_dataset *out) {
+    memset(out, 0, sizeof *out);
+    int input, label;
+    unsigned char *b;
+    int64_t n;
+    if (text_roles(info, path, &input, &label) || read_bytes(path, &b, &n)) return -1;
+    if (n == 0) {
+        free(b);
+        nnr_set_error("%s: empty file, no examples", path);
+        return -1;
+    }
+    if (check_bytes(info, path, b, n, input, label)) {
+        free(b);
+        return -1;
+    }
+    const int64_t t = info->io[input].size;
+    out->ncol = info->nio;
+    out->col = calloc((size_t)info->nio + 1, sizeof *out->col);
+    int32_t *ids = out->col ? malloc((size_t)n * (size_t)t * sizeof *ids) : NULL;
+    int32_t *y = ids ? malloc((size_t)n * sizeof *y) : NULL;
+    if (!y) {
+        free(ids);
+        free(b);
+        nnr_data_free(out);
+        nnr_set_error("%s: out of memory for %lld windows of %lld bytes", path, (long long)n,
+                      (long long)t);
+        return -1;
+    }
+    /* example i: the t bytes before offset i (left-padded with '\n'), then byte i */
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t j = 0; j < t; j++) {
+            int64_t at = i - t + j;
+            ids[i * t + j] = at >= 0 ? b[at] : TEXT_PAD;
+        }
+        y[i] = b[i];
+    }
+    free(b);
+    out->col[input] = ids;
+    out->col[label] = y;
+    out->n = n;
+    return 0;
 }

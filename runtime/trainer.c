@@ -47,6 +47,7 @@ typedef struct options {
     const struct command *cmd;
     specs       train, test, input, batch;
     const char *load, *save, *log, *out, *params, *resume, *checkpoint, *label_column;
+    const char *text, *test_text;   /* --text, --test-text: a character model's text files */
     const char *positional;         /* plot's CSV file */
     int64_t     epochs, samples, checkpoint_every, patience; /* -1: not given */
     seed_opt    seed;
@@ -80,6 +81,8 @@ static const option_def option_defs[] = {
     {"--checkpoint-every", OPT_COUNT, offsetof(options, checkpoint_every), " train "},
     {"--patience",  OPT_COUNT, offsetof(options, patience),  " train "},
     {"--label-column", OPT_PATH, offsetof(options, label_column), " train eval predict "},
+    {"--text",      OPT_PATH,  offsetof(options, text),      " train "},
+    {"--test-text", OPT_PATH,  offsetof(options, test_text), " train eval "},
     {"--standardize", OPT_FLAG, offsetof(options, standardize), " train "},
     {"--log",       OPT_PATH,  offsetof(options, log),       " train "},
     {"--out",       OPT_PATH,  offsetof(options, out),       " predict grads export plot "},
@@ -110,8 +113,8 @@ static const command commands[] = {
      "--train NAME=FILE ... [--test NAME=FILE ...] [--epochs N] [--seed S]\n"
      "[--lr X] [--load CKPT] [--save CKPT] [--val-split F] [--log run.csv]\n"
      "[--resume CKPT] [--checkpoint CKPT [--checkpoint-every N]] [--patience N]\n"
-     "[--label-column NAME] [--standardize]"},
-    {"eval", cmd_eval, "--load CKPT --test NAME=FILE ... [--label-column NAME]"},
+     "[--label-column NAME] [--standardize] [--text FILE] [--test-text FILE]"},
+    {"eval", cmd_eval, "--load CKPT --test NAME=FILE ... [--label-column NAME] [--test-text FILE]"},
     {"predict", cmd_predict, "--load CKPT --input NAME=FILE ... [--out FILE] [--label-column NAME]"},
     {"init", cmd_init, "[--seed S] --save PARAMS"},
     {"grads", cmd_grads, "--params PARAMS --batch BATCH --out GRADS"},
@@ -163,7 +166,10 @@ static void usage(FILE *f, const nnr_model_info *info) {
                "the label's column, the other columns feed the float input (--standardize:\n"
                "per-feature statistics of the training set, kept in the checkpoint).  --save\n"
                "and --checkpoint write checkpoints (parameters, optimizer state, position);\n"
-               "--resume continues one exactly; export writes the parameters alone.\n");
+               "--resume continues one exactly; export writes the parameters alone.\n"
+               "\n--text FILE (instead of --train) and --test-text FILE (instead of --test) feed a\n"
+               "character model, class input [T] and class label: each byte of FILE is an\n"
+               "example, predicted from the T bytes before it ('\\n' before the file's start).\n");
 }
 
 /* A command line that cannot be understood: the problem, then how the command is used. */
@@ -388,6 +394,27 @@ static int load_data(const nnr_model_info *info, const options *o, const char *o
         return 0;
     nnr_set_error("%s: %s", opt, nnr_error());
     return -1;
+}
+
+/* A data set from either NAME=FILE specs (option `opt`) or one text file (option
+ * `text_opt`, when `text` is given). */
+static int load_set(const nnr_model_info *info, const options *o, const char *opt,
+                    const specs *sp, const char *text_opt, const char *text, nnr_dataset *d) {
+    if (!text) return load_data(info, o, opt, sp, all_kinds(info), d);
+    if (nnr_data_load_text(info, text, d) == 0) return 0;
+    nnr_set_error("%s: %s", text_opt, nnr_error());
+    return -1;
+}
+
+/* The command line's text options against the others: 0, or a usage error's status. */
+static int text_usage(const options *o) {
+    if (o->text && o->train.n)
+        return usage_error(o->cmd, "--text and --train exclude each other");
+    if (o->test_text && o->test.n)
+        return usage_error(o->cmd, "--test-text and --test exclude each other");
+    if ((o->text || o->test_text) && o->label_column)
+        return usage_error(o->cmd, "--label-column is for CSV files, not --text or --test-text");
+    return 0;
 }
 
 /* Scores a data set in sequential batches that point straight into its columns. */
@@ -739,7 +766,10 @@ static int log_open(session *s, const options *o, int has_val, int resumed) {
 /* Checks of the command line that need no files. */
 static int train_usage(const nnr_model_info *info, const options *o, int64_t *epochs) {
     (void)info;
-    if (!o->train.n) return usage_error(o->cmd, "train needs --train NAME=FILE");
+    if (!o->train.n && !o->text)
+        return usage_error(o->cmd, "train needs --train NAME=FILE (or --text FILE)");
+    int bad = text_usage(o);
+    if (bad) return bad;
     if (*epochs < 1 || *epochs > INT_MAX)
         return usage_error(o->cmd, "--epochs %lld is outside [1, %d]", (long long)*epochs, INT_MAX);
     if (o->resume && o->load)
@@ -749,7 +779,7 @@ static int train_usage(const nnr_model_info *info, const options *o, int64_t *ep
         return usage_error(o->cmd, "--checkpoint-every needs --checkpoint CKPT");
     if (o->checkpoint_every == 0) return usage_error(o->cmd, "--checkpoint-every must be >= 1");
     int has_val = !isnan(o->val_split) && o->val_split != 0;
-    if (o->patience >= 0 && !has_val && !o->test.n)
+    if (o->patience >= 0 && !has_val && !o->test.n && !o->test_text)
         return usage_error(o->cmd, "--patience watches the validation loss: give --val-split F "
                                    "or --test NAME=FILE");
     if (o->patience == 0) return usage_error(o->cmd, "--patience must be >= 1");
@@ -850,7 +880,8 @@ static int cmd_train(const nnr_model_info *info, const options *o) {
     int64_t epochs = o->epochs >= 0 ? o->epochs : info->train.epochs;
     int bad = train_usage(info, o, &epochs);
     if (bad) return bad;
-    int has_val = !isnan(o->val_split) && o->val_split != 0, has_test = o->test.n > 0;
+    int has_val = !isnan(o->val_split) && o->val_split != 0;
+    int has_test = o->test.n > 0 || o->test_text;
     int resumed = o->resume != NULL;
 
     session s = {0};
@@ -864,9 +895,9 @@ static int cmd_train(const nnr_model_info *info, const options *o) {
         run_settings(info, o, &s.ck, resumed, &epochs);
         if (info->set_seed) info->set_seed(s.m, s.ck.seed);   /* dropout's masks */
     }
-    rc = rc || load_data(info, o, "--train", &o->train, all_kinds(info), &s.data) ||
+    rc = rc || load_set(info, o, "--train", &o->train, "--text", o->text, &s.data) ||
          (has_val && nnr_data_split(info, &s.data, o->val_split, &s.val)) ||
-         (has_test && load_data(info, o, "--test", &o->test, all_kinds(info), &s.test)) ||
+         (has_test && load_set(info, o, "--test", &o->test, "--test-text", o->test_text, &s.test)) ||
          (resumed && check_resume(o, &s)) ||
          (o->standardize && !resumed && standardize_stats(info, &s)) ||
          apply_standardize(info, &s, o->resume ? o->resume : o->load ? o->load : "--standardize") ||
@@ -966,10 +997,13 @@ static void print_precision_recall(const evaluator *ev) {
 
 static int cmd_eval(const nnr_model_info *info, const options *o) {
     if (!o->load) return usage_error(o->cmd, "eval needs --load CKPT");
-    if (!o->test.n) return usage_error(o->cmd, "eval needs --test NAME=FILE");
+    if (!o->test.n && !o->test_text)
+        return usage_error(o->cmd, "eval needs --test NAME=FILE (or --test-text FILE)");
+    int bad = text_usage(o);
+    if (bad) return bad;
     session s = {0};
     int rc = open_model(info, &s, o->load, 0) ||
-             load_data(info, o, "--test", &o->test, all_kinds(info), &s.test) ||
+             load_set(info, o, "--test", &o->test, "--test-text", o->test_text, &s.test) ||
              apply_standardize(info, &s, o->load) || evaluator_alloc(info, &s.ev);
     if (!rc) {
         scores sc = evaluate(info, s.m, &s.test, &s.ev);

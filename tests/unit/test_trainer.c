@@ -2,7 +2,8 @@
  * (runtime/trainer.c), driven by the hand-written models of toy_model.c.
  *
  * Checkpoints, exact resumption, early stopping, eval's per-class table, CSV files with a
- * label column and standardization, and plot's SVG are tested here too.
+ * label column and standardization, plot's SVG, and text files feeding a character model
+ * (--text, with a hand-written bigram model) are tested here too.
  *
  * Every test writes its files into one mkdtemp directory and runs nnr_main in-process
  * with stdout and stderr redirected to files, so it checks exactly what a user sees.
@@ -1079,6 +1080,265 @@ static void test_plot(void) {
     CU_ASSERT_EQUAL(RUN(&toy_cls_info, "plot", at("run.csv")), 2);
 }
 
+/* ---- text files: a character model's (window, next byte) examples ------------------ */
+
+enum { CHR_T = 3, CHR_V = 256, CHR_BATCH = 8 };
+
+/* A bigram model over bytes, written by hand the way nnc generates models: input
+ * ids: class(256) [3], label y: class(256), logits = table.weight[ids[2]] (the row of the
+ * last byte of the window), loss = cross_entropy, output probs = softmax; SGD; batch 8.
+ * Zero initial weights give the uniform baseline ln 256 on the first step. */
+typedef struct toy_chr {
+    float   param[CHR_V * CHR_V], grad[CHR_V * CHR_V];
+    float   probs[CHR_BATCH * CHR_V];
+    float   lr;
+    int64_t step;
+} toy_chr;
+
+static double chr_forward(toy_chr *m, int n, const int32_t *ids, const int32_t *y) {
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = m->param + ids[i * CHR_T + CHR_T - 1] * CHR_V;
+        float *p = m->probs + i * CHR_V, zmax = -INFINITY, sum = 0;
+        for (int c = 0; c < CHR_V; c++) zmax = fmaxf(zmax, z[c]);
+        for (int c = 0; c < CHR_V; c++) sum += p[c] = expf(z[c] - zmax);
+        for (int c = 0; c < CHR_V; c++) p[c] /= sum;
+        if (y) total += logf(sum) + zmax - z[y[i]];
+    }
+    return total / n;
+}
+
+static double chr_loss(void *m, int n, const void *const *in, int training) {
+    (void)training;
+    return chr_forward(m, n, in[0], in[1]);
+}
+
+static double chr_loss_grad(void *vm, int n, const void *const *in) {
+    toy_chr *m = vm;
+    const int32_t *ids = in[0], *y = in[1];
+    double loss = chr_forward(m, n, ids, y);
+    memset(m->grad, 0, sizeof m->grad);
+    for (int i = 0; i < n; i++) {
+        float *g = m->grad + ids[i * CHR_T + CHR_T - 1] * CHR_V;
+        for (int c = 0; c < CHR_V; c++) g[c] += (m->probs[i * CHR_V + c] - (c == y[i])) / n;
+    }
+    return loss;
+}
+
+static double chr_train_step(void *vm, int n, const void *const *in) {
+    toy_chr *m = vm;
+    double loss = chr_loss_grad(m, n, in);
+    for (int i = 0; i < CHR_V * CHR_V; i++) m->param[i] -= m->lr * m->grad[i];
+    m->step++;
+    return loss;
+}
+
+static void chr_predict(void *vm, int n, const void *const *in, void *const *out) {
+    toy_chr *m = vm;
+    chr_forward(m, n, in[0], NULL);
+    memcpy(out[0], m->probs, (size_t)n * CHR_V * sizeof(float));
+}
+
+static void *chr_create(void) { return calloc(1, sizeof(toy_chr)); }
+static void chr_destroy(void *m) { free(m); }
+static void *chr_params(void *m) { return ((toy_chr *)m)->param; }
+static void *chr_grads(void *m) { return ((toy_chr *)m)->grad; }
+static void *chr_none(void *m) { (void)m; return NULL; }
+static void *chr_no_input_grad(void *m, int k) { (void)m; (void)k; return NULL; }
+static int64_t *chr_step(void *m) { return &((toy_chr *)m)->step; }
+static void chr_set_lr(void *m, double lr) { ((toy_chr *)m)->lr = (float)lr; }
+
+static const nnr_io chr_io[] = {
+    {"ids", NNR_IO_INPUT, 1, {CHR_T}, CHR_T, CHR_V, 0},
+    {"y", NNR_IO_LABEL, 0, {0}, 1, CHR_V, 0},
+};
+static const nnr_io chr_out[] = {{"probs", NNR_IO_OUTPUT, 1, {CHR_V}, CHR_V, 0, 0}};
+static const nnr_param chr_param[] = {
+    {"table.weight", 2, {CHR_V, CHR_V}, CHR_V * CHR_V, 0, {NNR_INIT_ZEROS, 0, 0}, 0},
+};
+
+static const nnr_model_info toy_chr_info = {
+    .name = "toy_chr", .source = "toy_chr.nn", .dtype = NNR_F32, .batch = CHR_BATCH,
+    .nio = 2, .io = chr_io, .nout = 1, .out = chr_out,
+    .nparam = 1, .param = chr_param, .param_size = CHR_V * CHR_V, .state_size = 0,
+    .acc_out = 0, .acc_label = 1,
+    .train = {.batch = CHR_BATCH, .epochs = 2, .seed = 3, .opt = NNR_OPT_SGD, .lr = 2,
+              .sched = NNR_SCHED_CONSTANT},
+    .summary = "toy_chr: logits = table.weight[ids[2]] [256]  65536 parameters\n",
+    .schema_hash = 0xc4a2,
+    .create = chr_create, .destroy = chr_destroy, .params = chr_params, .grads = chr_grads,
+    .state = chr_none, .step = chr_step, .input_grad = chr_no_input_grad, .loss = chr_loss,
+    .loss_grad = chr_loss_grad, .train_step = chr_train_step, .predict = chr_predict,
+    .set_lr = chr_set_lr,
+};
+
+/* toy_chr's io with other vocabularies, shapes or entries, for the loader's checks. */
+static nnr_model_info chr_with(const nnr_io *io, int nio) {
+    nnr_model_info info = toy_chr_info;
+    info.io = io;
+    info.nio = nio;
+    return info;
+}
+
+static void test_text_windows(void) {
+    write_text(at("abc.txt"), "ab\ncd");
+    nnr_dataset d;
+    CU_ASSERT_EQUAL_FATAL(nnr_data_load_text(&toy_chr_info, at("abc.txt"), &d), 0);
+    CU_ASSERT_EQUAL_FATAL(d.n, 5);                  /* every byte is predicted */
+    CU_ASSERT_EQUAL(d.ncol, 2);
+    const int32_t want[5][CHR_T + 1] = {
+        {'\n', '\n', '\n', 'a'},                    /* the file's start: padded with '\n' */
+        {'\n', '\n', 'a', 'b'},
+        {'\n', 'a', 'b', '\n'},
+        {'a', 'b', '\n', 'c'},                      /* a full window */
+        {'b', '\n', 'c', 'd'},
+    };
+    const int32_t *ids = d.col[0], *y = d.col[1];
+    for (int i = 0; i < 5; i++) {
+        for (int j = 0; j < CHR_T; j++) CU_ASSERT_EQUAL(ids[i * CHR_T + j], want[i][j]);
+        CU_ASSERT_EQUAL(y[i], want[i][CHR_T]);
+    }
+    nnr_data_free(&d);
+
+    /* bytes above 127 are classes too; a one-byte file is one padded example */
+    write_text(at("one.txt"), "\xC3");
+    CU_ASSERT_EQUAL_FATAL(nnr_data_load_text(&toy_chr_info, at("one.txt"), &d), 0);
+    CU_ASSERT_EQUAL(d.n, 1);
+    CU_ASSERT_EQUAL(((int32_t *)d.col[0])[0], '\n');
+    CU_ASSERT_EQUAL(((int32_t *)d.col[0])[2], '\n');
+    CU_ASSERT_EQUAL(((int32_t *)d.col[1])[0], 0xC3);
+    nnr_data_free(&d);
+
+    /* a scalar class input is a window of one byte */
+    const nnr_io one[] = {{"ids", NNR_IO_INPUT, 0, {0}, 1, 256, 0}, chr_io[1]};
+    nnr_model_info info = chr_with(one, 2);
+    CU_ASSERT_EQUAL_FATAL(nnr_data_load_text(&info, at("abc.txt"), &d), 0);
+    CU_ASSERT_EQUAL(d.n, 5);
+    CU_ASSERT_EQUAL(((int32_t *)d.col[0])[0], '\n');
+    CU_ASSERT_EQUAL(((int32_t *)d.col[0])[4], 'c');
+    CU_ASSERT_EQUAL(((int32_t *)d.col[1])[4], 'd');
+    nnr_data_free(&d);
+}
+
+static void test_text_errors(void) {
+    nnr_dataset d;
+    /* class(128): a byte >= 128 is named with its offset, as context or as label */
+    const nnr_io ascii[] = {{"ids", NNR_IO_INPUT, 1, {CHR_T}, CHR_T, 128, 0},
+                            {"y", NNR_IO_LABEL, 0, {0}, 1, 128, 0}};
+    nnr_model_info info = chr_with(ascii, 2);
+    write_text(at("ascii.txt"), "plain\ntext\n");
+    CU_ASSERT_EQUAL(nnr_data_load_text(&info, at("ascii.txt"), &d), 0);
+    nnr_data_free(&d);
+    write_text(at("utf8.txt"), "caf\xC3\xA9\n");
+    EXPECT_ERROR(nnr_data_load_text(&info, at("utf8.txt"), &d), "utf8.txt: byte 195 at offset 3",
+                 "class(128)");
+    /* the label's vocabulary is checked on its own */
+    const nnr_io small_label[] = {chr_io[0], {"y", NNR_IO_LABEL, 0, {0}, 1, 100, 0}};
+    info = chr_with(small_label, 2);
+    EXPECT_ERROR(nnr_data_load_text(&info, at("ascii.txt"), &d),
+                 "ascii.txt: byte 112 at offset 0", "label 'y', class(100)");
+    /* the last byte is never context, so only the label's vocabulary holds it */
+    const nnr_io small_input[] = {{"ids", NNR_IO_INPUT, 1, {CHR_T}, CHR_T, 101, 0}, chr_io[1]};
+    info = chr_with(small_input, 2);
+    write_text(at("last.txt"), "ab\nd");
+    CU_ASSERT_EQUAL(nnr_data_load_text(&info, at("last.txt"), &d), 0);
+    CU_ASSERT_EQUAL(d.n, 4);
+    nnr_data_free(&d);
+    write_text(at("mid.txt"), "aeb\n");
+    EXPECT_ERROR(nnr_data_load_text(&info, at("mid.txt"), &d), "mid.txt: byte 101 at offset 1",
+                 "input 'ids', class(101)");
+
+    /* files */
+    EXPECT_ERROR(nnr_data_load_text(&toy_chr_info, at("none.txt"), &d), "none.txt: cannot open");
+    write_text(at("empty.txt"), "");
+    EXPECT_ERROR(nnr_data_load_text(&toy_chr_info, at("empty.txt"), &d), "empty.txt: empty file");
+
+    /* models a text file cannot feed */
+    EXPECT_ERROR(nnr_data_load_text(&toy_cls_info, at("ascii.txt"), &d), "ascii.txt: ",
+                 "input 'x' cannot be fed from it");
+    const nnr_io extra[] = {chr_io[0], chr_io[1], {"t", NNR_IO_TARGET, 1, {2}, 2, 0, 0}};
+    info = chr_with(extra, 3);
+    EXPECT_ERROR(nnr_data_load_text(&info, at("ascii.txt"), &d), "target 't' cannot be fed");
+    info = chr_with(chr_io + 1, 1);
+    EXPECT_ERROR(nnr_data_load_text(&info, at("ascii.txt"), &d), "has no class input");
+    info = chr_with(chr_io, 1);
+    EXPECT_ERROR(nnr_data_load_text(&info, at("ascii.txt"), &d), "has no label");
+    const nnr_io grid[] = {{"ids", NNR_IO_INPUT, 2, {2, 3}, 6, 256, 0}, chr_io[1]};
+    info = chr_with(grid, 2);
+    EXPECT_ERROR(nnr_data_load_text(&info, at("ascii.txt"), &d), "input 'ids'", "[T], not [2, 3]");
+    const nnr_io tiny[] = {{"ids", NNR_IO_INPUT, 1, {CHR_T}, CHR_T, 10, 0}, chr_io[1]};
+    info = chr_with(tiny, 2);
+    EXPECT_ERROR(nnr_data_load_text(&info, at("ascii.txt"), &d), "class(10)", "padding byte");
+    const nnr_io seq[] = {chr_io[0], {"y", NNR_IO_LABEL, 1, {3}, 3, 256, 0}};
+    info = chr_with(seq, 2);
+    EXPECT_ERROR(nnr_data_load_text(&info, at("ascii.txt"), &d), "label 'y' must be one class");
+}
+
+/* A repetitive text: a bigram model learns it well below the uniform ln 256. */
+static void write_chant(const char *path) {
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    for (int i = 0; i < 40; i++) fputs("abcd\n", f);
+    fclose(f);
+}
+
+static void test_text_train(void) {
+    write_chant(at("chant.txt"));
+    write_text(at("chant_test.txt"), "abcd\nabcd\n");
+    int rc = RUN(&toy_chr_info, "train", "--text", at("chant.txt"), "--test-text",
+                 at("chant_test.txt"), "--epochs", "3", "--log", at("chr.csv"), "--save",
+                 at("chr.safetensors"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "training on 200 examples, testing on 10"));
+    const char *first = strstr(out_text, "epoch 1/3  train_loss ");
+    const char *last = strstr(out_text, "epoch 3/3  train_loss ");
+    CU_ASSERT_FATAL(first && last);
+    CU_ASSERT(number_after(first, "train_loss ") < log(256.0));
+    CU_ASSERT(number_after(last, "train_loss ") < 0.5);
+    CU_ASSERT(number_after(last, "test_loss ") < 0.5);
+    CU_ASSERT_STRING_EQUAL(line_from_end(out_text, 0), "test accuracy: 1.0000");
+    char *log_text = read_all(at("chr.csv"));
+    CU_ASSERT_EQUAL(count_lines(log_text, ""), 4);
+    free(log_text);
+
+    /* eval on a text file */
+    rc = RUN(&toy_chr_info, "eval", "--load", at("chr.safetensors"), "--test-text",
+             at("chant_test.txt"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(line_from_end(out_text, 0), "accuracy: 1.0000");
+    CU_ASSERT(number_after(out_text, "\nloss: ") < 0.5);
+
+    /* a validation split, then resuming on the same text */
+    rc = RUN(&toy_chr_info, "train", "--text", at("chant.txt"), "--val-split", "0.2",
+             "--epochs", "1", "--save", at("chr1.safetensors"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "training on 160 examples, validating on 40"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "  val_loss "));
+    rc = RUN(&toy_chr_info, "train", "--text", at("chant.txt"), "--val-split", "0.2",
+             "--epochs", "2", "--resume", at("chr1.safetensors"));
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NULL(strstr(out_text, "epoch 1/2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "epoch 2/2  train_loss "));
+
+    /* the command line */
+    CU_ASSERT_EQUAL(RUN(&toy_chr_info, "train", "--text", at("chant.txt"), "--train",
+                        at("x.safetensors")), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "--text and --train exclude each other"));
+    CU_ASSERT_EQUAL(RUN(&toy_chr_info, "eval", "--load", at("chr.safetensors")), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "--test-text FILE"));
+    CU_ASSERT_EQUAL(RUN(&toy_chr_info, "eval", "--load", at("chr.safetensors"), "--text",
+                        at("chant.txt")), 2);                 /* --text is train's */
+    CU_ASSERT_EQUAL(RUN(&toy_chr_info, "train", "--text", at("chant.txt"), "--label-column",
+                        "y"), 2);
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "train", "--text", at("chant.txt")), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "m: --text: "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "chant.txt: a text file feeds models"));
+    CU_ASSERT_EQUAL(RUN(&toy_chr_info, "train", "--text", at("chant.txt"), "--test-text",
+                        at("nothere.txt")), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "m: --test-text: "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "nothere.txt: cannot open"));
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return CU_get_error();
     CU_pSuite s = CU_add_suite("trainer", setup, teardown);
@@ -1103,6 +1363,9 @@ int main(void) {
     CU_add_test(s, "precision and recall of a known confusion", test_precision_recall);
     CU_add_test(s, "CSV label column and standardization", test_csv_label_column);
     CU_add_test(s, "plot writes a well-formed SVG", test_plot);
+    CU_add_test(s, "text files: windows, padding, labels", test_text_windows);
+    CU_add_test(s, "text files: vocabulary, file and model errors", test_text_errors);
+    CU_add_test(s, "text files: train, eval, validation split, resume", test_text_train);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
 done:
