@@ -53,6 +53,7 @@ typedef struct options {
     seed_opt    seed;
     double      lr, val_split, eps, tol; /* NAN: not given */
     int         standardize;
+    int         check_numerics;     /* --check-numerics: stop at the first non-finite tensor */
 } options;
 
 typedef struct command {
@@ -84,6 +85,7 @@ static const option_def option_defs[] = {
     {"--text",      OPT_PATH,  offsetof(options, text),      " train "},
     {"--test-text", OPT_PATH,  offsetof(options, test_text), " train eval "},
     {"--standardize", OPT_FLAG, offsetof(options, standardize), " train "},
+    {"--check-numerics", OPT_FLAG, offsetof(options, check_numerics), " train "},
     {"--log",       OPT_PATH,  offsetof(options, log),       " train "},
     {"--out",       OPT_PATH,  offsetof(options, out),       " predict grads export plot "},
     {"-o",          OPT_PATH,  offsetof(options, out),       " plot "},
@@ -113,6 +115,7 @@ static const command commands[] = {
      "--train NAME=FILE ... [--test NAME=FILE ...] [--epochs N] [--seed S]\n"
      "[--lr X] [--load CKPT] [--save CKPT] [--val-split F] [--log run.csv]\n"
      "[--resume CKPT] [--checkpoint CKPT [--checkpoint-every N]] [--patience N]\n"
+     "[--check-numerics]\n"
      "[--label-column NAME] [--standardize] [--text FILE] [--test-text FILE]"},
     {"eval", cmd_eval, "--load CKPT --test NAME=FILE ... [--label-column NAME] [--test-text FILE]"},
     {"predict", cmd_predict, "--load CKPT --input NAME=FILE ... [--out FILE] [--label-column NAME]"},
@@ -694,9 +697,17 @@ static double train_epoch(const nnr_model_info *info, session *s, const saver *s
         double loss = info->train_step(s->m, nb, (const void *const *)s->stage);
         if (!isfinite(loss)) {
             bar_clear(&b);
-            nnr_set_error("the training loss became %g in epoch %d (examples %lld-%lld of the "
-                          "shuffled set); a lower --lr may help", loss, e,
-                          (long long)at + 1, (long long)(at + nb));
+            const char *why = info->numerics ? info->numerics(s->m) : NULL;
+            int saved = sv->path && access(sv->path, F_OK) == 0;
+            if (why)   /* --check-numerics: the step stopped before its update */
+                nnr_set_error("%s: %s, in epoch %d (examples %lld-%lld of the shuffled set)%s%s", info->source, why,
+                              e, (long long)at + 1, (long long)(at + nb),
+                              saved ? "; the last checkpoint holds the parameters before it: " : "",
+                              saved ? sv->path : "");
+            else
+                nnr_set_error("the training loss became %g in epoch %d (examples %lld-%lld of the "
+                              "shuffled set); a lower --lr may help (--check-numerics finds where)", loss, e,
+                              (long long)at + 1, (long long)(at + nb));
             return NAN;
         }
         sum += loss * nb;
@@ -904,6 +915,10 @@ static int cmd_train(const nnr_model_info *info, const options *o) {
          train_alloc(info, &s) || log_open(&s, o, has_val, resumed);
     s.ck.examples = s.data.n;
 
+    if (!rc && o->check_numerics) {
+        if (info->set_check) info->set_check(s.m, 1);
+        else rc = (nnr_set_error("this model cannot check its tensors (--check-numerics)"), -1);
+    }
     if (!rc) announce(info, &s, epochs, resumed);
     saver sv = {o->checkpoint, o->checkpoint_every > 0 ? o->checkpoint_every : 0};
     scores val = {NAN, NAN}, test = {NAN, NAN};

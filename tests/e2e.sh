@@ -165,6 +165,22 @@ check "training updates the running statistics" bash -c "./modes train --train x
 check "eval loss is deterministic (no dropout)" bash -c "./modes eval --load m1.safetensors --test x=x.csv --test t=t.csv | tail -1 >e1 && \
      ./modes eval --load m1.safetensors --test x=x.csv --test t=t.csv | tail -1 >e2 && cmp e1 e2"
 
+# ---- --check-numerics: an exp that overflows is caught at its tensor, before the update ----
+cat >blowup.nn <<'EOF'
+model blowup
+input  x: [784]
+label  y: class(10)
+h = exp(dense(x, 64))
+logits = dense(h, 10)
+loss = cross_entropy(logits, y)
+train { batch = 64; optimizer = sgd(lr=0.2) }
+EOF
+check "--check-numerics names the tensor, its line, the pass and the step" bash -c "'$NNC' blowup.nn --exe -o blowup && \
+     ! ./blowup train ${TRAIN[*]} --epochs 1 --check-numerics --checkpoint bl.safetensors --checkpoint-every 2 \
+         >/dev/null 2>bl.err && cat bl.err && \
+     grep -q 'non-finite value .* in h\[[0-9]*\] (line 4) in the forward pass at step [0-9]' bl.err && \
+     ./blowup export --load bl.safetensors --out bl_params.safetensors"
+
 # ---- double precision ----
 check "compile --dtype f64 and train" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' --dtype f64 --exe -o fm64 && grep -q cblas_dgemm fm64.c \
      && ./fm64 train ${TRAIN[*]} --epochs 1 | grep -q 'epoch 1/1'"
