@@ -18,6 +18,7 @@ void  plan_memory(ir_graph *g);
 void  names_assign(ir_graph *g);
 const char *names_mangle(arena *a, const char *user);   /* "h1.weight" -> "h1_weight" */
 int   names_reserved(const char *id);                   /* keyword, libc, BLAS, macro */
+const char *names_unreserved(arena *a, const char *id); /* id, id_ or u_id: usable in C */
 
 /* emit.c: write the model's C file and header.  `which` selects --emit: NULL for the
  * whole file, or "forward", "backward", "update" to print only that function. */

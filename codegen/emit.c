@@ -1348,8 +1348,7 @@ static void setup(emitter *e, ir_graph *g, FILE *out, const emit_opts *o) {
     e->o = o;
     e->T = g->f64 ? "double" : "float";
     e->f = g->f64 ? "" : "f";
-    const char *P = names_mangle(g->a, g->model);
-    if (names_reserved(P)) P = arena_printf(g->a, "%s_", P);
+    const char *P = names_unreserved(g->a, names_mangle(g->a, g->model));
     e->P = P;
     char *pu = arena_strdup(g->a, P);
     for (char *c = pu; *c; c++) *c = (char)toupper((unsigned char)*c);

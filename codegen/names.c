@@ -5,7 +5,8 @@
  * or BLAS symbol, a macro of the headers the generated code includes (cblas.h defines I),
  * the runtime, the generator's own locals or another tensor gets a trailing '_' (then a
  * number) instead, consistently across the file.  Temporaries are named after the
- * binding they belong to and their op (h1_dense).  No user text reaches the generated C
+ * binding they belong to and their op (h1_dense).  A name in a reserved namespace
+ * (cblas_..., nnr_..., __x) gets a leading "u_" instead, since no suffix frees it.  No user text reaches the generated C
  * except through here or the string/comment escapers of emit.c. */
 #include "codegen.h"
 #include <ctype.h>
@@ -47,13 +48,22 @@ static const char *const reserved[] = {
 static const char *const reserved_prefixes[] = {"cblas_", "Cblas", "CBLAS", "openblas", "nnr_", "NNR_",
                                                 "__", "_Z", "LAPACK", "lapack", "goto_", NULL};
 
+/* A name no suffix can free: a library's namespace, or the implementation's (_X, __x). */
+static int reserved_prefix(const char *id) {
+    for (int i = 0; reserved_prefixes[i]; i++)
+        if (!strncmp(reserved_prefixes[i], id, strlen(reserved_prefixes[i]))) return 1;
+    return id[0] == '_' && (isupper((unsigned char)id[1]) || id[1] == '_');
+}
+
 int names_reserved(const char *id) {
     for (int i = 0; reserved[i]; i++)
         if (!strcmp(reserved[i], id)) return 1;
-    for (int i = 0; reserved_prefixes[i]; i++)
-        if (!strncmp(reserved_prefixes[i], id, strlen(reserved_prefixes[i]))) return 1;
-    /* identifiers beginning with '_' and a capital letter are the implementation's */
-    return id[0] == '_' && isupper((unsigned char)id[1]);
+    return reserved_prefix(id);
+}
+
+const char *names_unreserved(arena *a, const char *id) {
+    if (reserved_prefix(id)) return arena_printf(a, "u_%s", id);   /* u_cblas_sgemm, u___x */
+    return names_reserved(id) ? arena_printf(a, "%s_", id) : id;
 }
 
 const char *names_mangle(arena *a, const char *user) {
@@ -80,6 +90,7 @@ static int taken(supply *s, const char *id) {
 }
 
 static const char *fresh(supply *s, const char *base) {
+    if (reserved_prefix(base)) base = arena_printf(s->a, "u_%s", base);   /* suffixes cannot help */
     const char *id = base;
     if (taken(s, id)) id = arena_printf(s->a, "%s_", base);
     for (int k = 2; taken(s, id); k++) id = arena_printf(s->a, "%s_%d", base, k);

@@ -179,7 +179,8 @@ static int set_column(loader *ld, int k, const nnr_tensor *t, int scale_u8, cons
         return -1;
     }
     int64_t per = 1;
-    for (int i = 1; i < t->rank; i++) per *= t->shape[i];
+    for (int i = 1; i < t->rank; i++)    /* saturating: [0, 2^32, 2^32] is a valid IDX file */
+        per = t->shape[i] && per > INT64_MAX / t->shape[i] ? INT64_MAX : per * t->shape[i];
     if (per != io->size) {
         char buf[128];
         nnr_set_error("%s: %lld elements per example expected for %s '%s', the file has %s",

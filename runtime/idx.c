@@ -106,12 +106,27 @@ static int read_data(const char *path, gzFile g, nnr_tensor *t) {
         n *= t->shape[i];
     }
     int64_t bytes = n * (int64_t)esize;
-    if ((uint64_t)bytes > SIZE_MAX || !(t->data = malloc(bytes ? (size_t)bytes : 1))) {
+    /* The header's size is only a claim: the buffer grows as data arrives (doubling from
+     * 1 MiB), so a short or corrupt file cannot make the reader allocate what it lacks. */
+    int64_t cap = bytes < (1 << 20) ? bytes : (1 << 20), got = 0;
+    if ((uint64_t)bytes > SIZE_MAX || !(t->data = malloc(cap ? (size_t)cap : 1))) {
         nnr_set_error("%s: out of memory for %lld bytes of data", path, (long long)bytes);
         return -1;
     }
-    int64_t got = gz_read(path, g, t->data, bytes);
-    if (got < 0) return -1;
+    for (;;) {
+        int64_t r = gz_read(path, g, (char *)t->data + got, cap - got);
+        if (r < 0) return -1;
+        got += r;
+        if (got < cap || cap == bytes) break;
+        int64_t ncap = cap > bytes / 2 ? bytes : 2 * cap;
+        void *nd = realloc(t->data, (size_t)ncap);
+        if (!nd) {
+            nnr_set_error("%s: out of memory for %lld bytes of data", path, (long long)bytes);
+            return -1;
+        }
+        t->data = nd;
+        cap = ncap;
+    }
     if (got < bytes) {
         nnr_set_error("%s: truncated: expected %lld bytes of data, got %lld", path,
                       (long long)bytes, (long long)got);
