@@ -16,6 +16,7 @@
 # with a message naming CKPT, leave CKPT byte-identical, and leave no temporary file.
 # Prints PASS/FAIL per check and ends with `N passed, M failed`.
 set -u
+. "$(dirname "$0")/lib.sh"
 NNC=$(realpath "$1")
 WORK=$2
 TRIALS=${CRASHSAFE_TRIALS:-40}
@@ -23,9 +24,6 @@ RANDOM=${CRASHSAFE_SEED:-8}          # seeds bash's $RANDOM: the same delays eve
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
-passed=0 failed=0
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2" | tail -15; failed=$((failed + 1)); }
 
 cat >cs.nn <<'NN'
 model cs
@@ -49,7 +47,7 @@ open(sys.argv[2], 'wb').write(struct.pack('<Q', len(h)) + h + x + y)
 PY
 if "$NNC" cs.nn --exe -o cs >build.log 2>&1; then pass "compile the model"; else
     fail "compile the model" build.log
-    echo "$passed passed, $failed failed"
+    finish
     exit 1
 fi
 
@@ -139,5 +137,4 @@ if [ -f "$CKPT" ]; then
 else
     fail "full disk: no checkpoint to test with"
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -7,6 +7,7 @@
 # links and learns, the inspection outputs (--emit, --graph, --summary) print what they
 # promise, the exit statuses of SPEC §2 hold, and an installed nnc builds trainers.
 set -u
+. "$(dirname "$0")/lib.sh"
 NNC=$(realpath "$1")
 WORK=$2
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,19 +15,6 @@ DATA=/usr/share/datasets/fashion-mnist
 BUILD=$(dirname "$NNC")
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 
-passed=0 failed=0
-check() {   # check NAME CONDITION-COMMAND...
-    local name=$1
-    shift
-    if "$@" >"$WORK/last.log" 2>&1; then
-        echo "PASS $name"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $name"
-        sed 's/^/    /' "$WORK/last.log" | tail -15
-        failed=$((failed + 1))
-    fi
-}
 status_is() {   # status_is WANT COMMAND...: the command exits with WANT
     local want=$1
     shift
@@ -201,5 +189,4 @@ check "generated C compiles with -Wall -Wextra -Werror" \
 check "install and build a trainer with the installed nnc" bash -c "cmake --install '$BUILD' --prefix '$WORK/prefix' >/dev/null && \
      '$WORK/prefix/bin/nnc' '$SRC/examples/fashion_mlp.nn' --exe -o installed && ./installed summary | grep -q fashion_mlp"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

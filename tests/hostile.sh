@@ -12,24 +12,12 @@
 # (a hang fails instead of blocking).  Prints PASS/FAIL per check and ends with
 # `N passed, M failed`.
 set -u
+. "$(dirname "$0")/lib.sh"
 NNC=$(realpath "$1")
 WORK=$2
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
-passed=0 failed=0
-check() {   # check NAME COMMAND...: passes when COMMAND succeeds
-    local name=$1
-    shift
-    if "$@" >"$WORK/last.log" 2>&1; then
-        echo "PASS $name"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $name"
-        sed 's/^/    /' "$WORK/last.log" | tail -15
-        failed=$((failed + 1))
-    fi
-}
 cat >nnc <<SH
 #!/bin/sh
 # a hang that allocates forever fails here rather than exhausting the machine; not under
@@ -169,5 +157,4 @@ check "escapes: nnc -o esc.c" nnc "$name" -o esc.c
 # text may remain only inside string literals: never as code
 check "escapes: the comments' text never becomes code" \
     sh -c 'gcc -fpreprocessed -dD -E esc.c >esc.nocomments.c && ! grep -n "int evil\|define x 1" esc.nocomments.c | grep -v "\"[^\"]*int evil[^\"]*\"\|\"[^\"]*define x 1[^\"]*\"" | grep .'
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -9,25 +9,13 @@
 # target, resumed with --resume, and its parameters (`m export`, parameters only) and log
 # rows compared with the uninterrupted run's, byte for byte.  One thread, same binary.
 set -u
+. "$(dirname "$0")/lib.sh"
 NNC=$(realpath "$1")
 WORK=$2
 DATA=/usr/share/datasets/fashion-mnist
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
-passed=0 failed=0
-check() {   # check NAME CONDITION-COMMAND...
-    local name=$1
-    shift
-    if "$@" >"$WORK/last.log" 2>&1; then
-        echo "PASS $name"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $name"
-        sed 's/^/    /' "$WORK/last.log" | tail -15
-        failed=$((failed + 1))
-    fi
-}
 
 python3 - 2000 data.safetensors <<'EOF'
 import gzip, json, struct, sys
@@ -115,5 +103,4 @@ check "killed twice ($where1; $where2), resumed: same parameters" bash -c \
      ./small export --load twice.final --out twice.params && cmp full.params twice.params && diff <(rows full.csv) <(rows twice.ckpt.csv)"
 check "at least two runs were killed before they finished ($interrupted of 4)" [ "$interrupted" -ge 2 ]
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -9,6 +9,12 @@
 # No invalid read or write, no use of uninitialized values, no definite leak.
 # Prints PASS/FAIL per run and ends with `N passed, M failed`.
 set -u
+. "$(dirname "$0")/lib.sh"
+show_failure() {   # valgrind's findings first (exit status 9: it found errors), then the end
+    echo "    exit status $last_status"
+    grep -A12 "Invalid\|uninitialised\|definitely lost\|ERROR SUMMARY" "$1" | head -40 | sed 's/^/    /'
+    tail -5 "$1" | sed 's/^/    /'
+}
 NNC=$(realpath "$1")
 WORK=$2
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,20 +22,6 @@ DATA=/usr/share/datasets/fashion-mnist
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
-passed=0 failed=0
-check() {   # check NAME COMMAND...
-    local name=$1
-    shift
-    if "$@" >"$WORK/last.log" 2>&1; then
-        echo "PASS $name"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $name (exit status $?; 9: valgrind found errors)"
-        grep -A12 "Invalid\|uninitialised\|definitely lost\|ERROR SUMMARY" "$WORK/last.log" | head -40 | sed 's/^/    /'
-        tail -5 "$WORK/last.log" | sed 's/^/    /'
-        failed=$((failed + 1))
-    fi
-}
 if ! command -v valgrind >/dev/null; then
     echo "valgrind.sh: valgrind is not installed (apt-get install valgrind)" >&2
     exit 2
@@ -53,5 +45,4 @@ check "valgrind nnc examples/fashion_mlp.nn --exe" \
 check "valgrind fm train (1 epoch, 300 examples)" \
     $vg ./fm train --train data.safetensors --epochs 1 --save ck.safetensors
 check "valgrind fm eval" $vg ./fm eval --load ck.safetensors --test data.safetensors
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
