@@ -94,11 +94,6 @@ static void quote_line(emitter *e, FILE *o, const ir_node *n, const char *ind) {
 
 /* ---- reading tensors at a loop index ------------------------------------------------- */
 
-static int index_free(const ir_node *n) {
-    if (n->op == OP_CONST || n->op == OP_INV_N) return 1;
-    if (n->op == OP_EXPAND || n->op == OP_COPY || n->op == OP_NEG) return index_free(n->in[0]);
-    return 0;
-}
 
 static int is_view(const ir_node *n) { return n->mem == MEM_NONE && (n->op == OP_RESHAPE || n->op == OP_SELECT); }
 
@@ -137,7 +132,7 @@ static int layout_is(const ir_node *x, const ictx *c) {
 
 /* Can every stored tensor of the expression be read with the loop's simple index? */
 static int flat_ok(const ir_node *x, const ictx *c, loop_mode mode) {
-    if (index_free(x)) return 1;
+    if (ir_index_free(x)) return 1;
     if (is_inline(x)) {
         for (int k = 0; k < x->nin; k++)
             if (!flat_ok(x->in[k], c, mode)) return 0;
@@ -461,7 +456,7 @@ static const char *rows_of(emitter *e, const ir_node *x) {
 /* A per-row value (the loss gradient of cross_entropy): stored, or a literal such as 1/n. */
 static const char *row_value(emitter *e, const ir_node *x) {
     static const ictx no_index = {LOOP_FLAT, 0, 0, {0}, {0}};
-    if (index_free(x)) return read_at(e, x, &no_index);
+    if (ir_index_free(x)) return read_at(e, x, &no_index);
     return arena_printf(e->a, "%s[%s]", mark(e, x), ir_numel(&x->shape) == 1 && !x->batched ? "0" : "r");
 }
 

@@ -29,13 +29,6 @@ static void mark_mode(ir_graph *g, ir_node *root, char *mark, int mode) {
 
 static void mark_ancestors(ir_graph *g, ir_node *root, char *mark) { mark_mode(g, root, mark, 0); }
 
-/* A value that does not depend on the loop index: a literal or the seed 1/n. */
-static int index_free(const ir_node *n) {
-    if (n->op == OP_CONST || n->op == OP_INV_N) return 1;
-    if (n->op == OP_EXPAND || n->op == OP_COPY || n->op == OP_NEG) return index_free(n->in[0]);
-    return 0;
-}
-
 static int reads_expressions(const ir_node *consumer) {
     ir_family f = ir_ops[consumer->op].fam;
     return f == FAM_ELEMWISE || f == FAM_REDUCE;
@@ -98,7 +91,7 @@ void fuse_plan(ir_graph *g) {
         int inline_ok;
         if (n->op == OP_RESHAPE || n->op == OP_SELECT)   /* views of their inputs' memory */
             inline_ok = 1;
-        else if (index_free(n))      /* a literal can be read by any loop, not by a GEMM */
+        else if (ir_index_free(n))      /* a literal can be read by any loop, not by a GEMM */
             inline_ok = by_gemm[i] == 0;
         else
             inline_ok = ir_is_elementwise(n) && n->uses == 1 && by_memory[i] == 0 &&

@@ -144,6 +144,12 @@ char *ir_node_shape_str(arena *a, const ir_node *n) { return shape_str(a, &n->sh
 
 int ir_is_elementwise(const ir_node *n) { return ir_ops[n->op].fam == FAM_ELEMWISE; }
 
+int ir_index_free(const ir_node *n) {
+    if (n->op == OP_CONST || n->op == OP_INV_N) return 1;
+    if (n->op == OP_EXPAND || n->op == OP_COPY || n->op == OP_NEG) return ir_index_free(n->in[0]);
+    return 0;
+}
+
 const char *ir_op_name(const ir_node *n) {
     if (n->op == OP_MAP || n->op == OP_MAP_GRAD) return ir_maps[n->fn].name;
     return ir_ops[n->op].name;

@@ -196,6 +196,7 @@ int     ir_same_layout(const ir_node *a, const ir_node *b); /* same shape and ba
 char   *ir_shape_str(arena *a, const ir_shape *s);          /* "[256, 784]" */
 char   *ir_node_shape_str(arena *a, const ir_node *n);       /* "[B, 256]" if batched */
 int     ir_is_elementwise(const ir_node *n);
+int     ir_index_free(const ir_node *n);   /* the same at every index: a literal, 1/n, a broadcast of them */
 const char *ir_op_name(const ir_node *n);   /* "relu" for a table function, else the op's name */
 
 /* Prints the graph, one node per line, for --dump-ir and the golden tests. */
