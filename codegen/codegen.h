@@ -30,6 +30,7 @@ typedef struct emit_opts {
 } emit_opts;
 int   emit_c(ir_graph *g, FILE *out, const emit_opts *o);
 int   emit_h(ir_graph *g, FILE *out, const emit_opts *o);
+int   emit_state_slots(int opt);     /* optimizer state: tensors per trainable parameter */
 
 /* summary.c: the Keras-like table of --summary (also embedded in the trainer). */
 char *summary_text(ir_graph *g);

@@ -95,7 +95,9 @@ static void quote_line(emitter *e, FILE *o, const ir_node *n, const char *ind) {
 /* ---- reading tensors at a loop index ------------------------------------------------- */
 
 
-static int is_view(const ir_node *n) { return n->mem == MEM_NONE && (n->op == OP_RESHAPE || n->op == OP_SELECT); }
+static int is_view(const ir_node *n) {
+    return n->mem == MEM_NONE && (n->op == OP_RESHAPE || n->op == OP_SELECT || n->op == OP_PAD_ADD);
+}
 
 /* Computed inside its consumer's loop; reshape and select without memory are views. */
 static int is_inline(const ir_node *n) { return n->mem == MEM_NONE && !is_view(n); }
@@ -152,6 +154,12 @@ static const char *mark(emitter *e, const ir_node *x) {
     x = storage_in(x, e->infer_mode);
     e->used[x->id] = 1;
     return x->cname;
+}
+
+/* A tensor's name for a comment: its own, or that of the memory a view reads. */
+static const char *who(emitter *e, const ir_node *x) {
+    const ir_node *s = storage_in(x, e->infer_mode);
+    return s->cname ? s->cname : x->cname ? x->cname : "the expression";
 }
 
 static const char *index_of(emitter *e, const ir_node *x, const ictx *c) {
@@ -406,7 +414,7 @@ static void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
     c.mode = LOOP_NESTED;
     int is_max = n->op == OP_REDUCE_MAX, hi = n->attr[0] > 0;
     double scale = !is_max && n->attr[0] != 0 ? n->attr[0] : 1;
-    const char *src = is_inline(x) ? "the gradient" : x->cname;
+    const char *src = is_inline(x) ? "the gradient" : who(e, x);
     if (is_max)
         fprintf(o, "    /* %s %s = %s of %s %s over the reduced axes */\n", n->cname, shape_of(e, n), hi ? "max" : "min",
                 src, shape_of(e, x));
@@ -475,7 +483,7 @@ static void emit_row(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    for (int r = 0; r < %s; r++) {\n", rows_of(e, x));
     switch (n->op) {
     case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_CROSS_ENTROPY: case OP_CROSS_ENTROPY_GRAD: {
-        const char *in = n->op == OP_CROSS_ENTROPY_GRAD ? n->in[1]->cname : x->cname;
+        const char *in = n->op == OP_CROSS_ENTROPY_GRAD ? who(e, n->in[1]) : who(e, x);
         mark(e, x);
         fprintf(o, "        const %s *src = %s;\n", T, row_ptr(e, x, k));
         fprintf(o, "        %s mx = src[0], sum = 0;   /* log-sum-exp shift: exp never overflows */\n", T);
@@ -545,7 +553,13 @@ static void gemm(emitter *e, FILE *o, const char *ind, int ta, int tb, const cha
             (long long)ldb, ind, beta, C, (long long)ldc);
 }
 
+static void emit_conv_weight_grad(emitter *e, FILE *o, ir_node *n);
+
 static void emit_matmul(emitter *e, FILE *o, ir_node *n) {
+    if (n->scratch) {
+        emit_conv_weight_grad(e, o, n);
+        return;
+    }
     ir_mm m = n->mm;
     gop A = {n->in[0], n->in[0]->batched, m.ar, m.ac, m.ta}, B = {n->in[1], n->in[1]->batched, m.br, m.bc, m.tb};
     int64_t p = m.ta ? m.ac : m.ar, k = m.ta ? m.ar : m.ac, q = m.tb ? m.br : m.bc;
@@ -614,8 +628,20 @@ static int64_t inner_size(const ir_node *x, int axis) {
 static void emit_copy(emitter *e, FILE *o, ir_node *n) {
     ir_node *x = n->in[0];
     const char *T = e->T, *out = mark(e, n), *src = mark(e, x);
-    fprintf(o, "    /* %s %s = %s(%s %s", n->cname, shape_of(e, n), ir_op_name(n), x->cname, shape_of(e, x));
-    if (n->op == OP_CONCAT) fprintf(o, ", %s %s", n->in[1]->cname, shape_of(e, n->in[1]));
+    if (n->op == OP_PAD_ADD) {   /* in place: `out` is the memory of the first slice's gradient */
+        const ir_node *gr = n->in[1];
+        long long inner = (long long)inner_size(n, n->axis), whole = (long long)n->shape.dim[n->axis];
+        long long start = (long long)n->attr[0], len = (long long)(n->attr[1] - n->attr[0]);
+        fprintf(o, "    /* %s %s += %s %s into [%lld, %lld) along axis %d (a slice's gradient, in place) */\n", out,
+                shape_of(e, n), mark(e, gr), shape_of(e, gr), start, start + len, n->axis);
+        fprintf(o, "    for (int r = 0; r < %s; r++)\n", outer_rows(e, n, n->axis));
+        fprintf(o, "        for (int i = 0; i < %lld; i++)\n", len * inner);
+        fprintf(o, "            %s[r * %lld + %lld + i] += %s[r * %lld + i];\n", out, whole * inner, start * inner,
+                mark(e, gr), len * inner);
+        return;
+    }
+    fprintf(o, "    /* %s %s = %s(%s %s", n->cname, shape_of(e, n), ir_op_name(n), who(e, x), shape_of(e, x));
+    if (n->op == OP_CONCAT) fprintf(o, ", %s %s", who(e, n->in[1]), shape_of(e, n->in[1]));
     if (n->op == OP_TRANSPOSE) fprintf(o, ") */\n");
     else if (n->op == OP_CONCAT) fprintf(o, ", axis=%d) */\n", n->axis);
     else fprintf(o, ", axis=%d, [%lld, %lld)) */\n", n->axis, (long long)n->attr[0], (long long)n->attr[1]);
@@ -660,47 +686,220 @@ static void emit_copy(emitter *e, FILE *o, ir_node *n) {
  * tap sees at every output position (zero in the padding); col2im adds the rows back
  * onto the positions they came from (its transpose).  With stride 1 a row's inner loop
  * is a contiguous copy. */
+static int conv_padded(const ir_conv *g) {
+    return g->ph || g->pw || (g->oh - 1) * g->sh + g->kh > g->h + g->ph || (g->ow - 1) * g->sw + g->kw > g->w + g->pw ||
+           (g->oh - 1) * g->sh + g->kh - g->ph > g->h || (g->ow - 1) * g->sw + g->kw - g->pw > g->w;
+}
+
+/* The loops of im2col (back = 0) or col2im (back = 1) between image I and patches C, at
+ * indentation ind; over the batch when nb is given, else for the example b in scope. */
+static void im2col_loops(emitter *e, FILE *o, const ir_conv *g, int back, const char *I, const char *C,
+                         const char *nb, const char *ind) {
+    long long k = (long long)(g->c * g->kh * g->kw), p = (long long)(g->oh * g->ow), hw = (long long)(g->h * g->w);
+    const char *T = e->T;
+    /* taps can fall outside the image with padding before, or after (same with an even kernel) */
+    int padded = conv_padded(g);
+    const char *in = ind;
+    if (nb) {
+        fprintf(o, "%sfor (int b = 0; b < %s; b++)\n", ind, nb);
+        in = arena_printf(e->a, "%s    ", ind);
+    }
+    fprintf(o, "%sfor (int ci = 0; ci < %lld; ci++)%s\n", in, (long long)g->c, back ? " {" : "");
+    if (back)   /* zeroed plane by plane, while it is in cache for the taps that follow */
+        fprintf(o, "%s    memset(%s + ((size_t)b * %lld + ci) * %lld, 0, %lld * sizeof(%s));\n", in, I, (long long)g->c,
+                hw, hw, T);
+    fprintf(o, "%s    for (int ki = 0; ki < %lld; ki++)\n", in, (long long)g->kh);
+    fprintf(o, "%s        for (int kj = 0; kj < %lld; kj++) {\n", in, (long long)g->kw);
+    fprintf(o, "%s            %s%s *restrict row = %s + ((size_t)b * %lld + (ci * %lld + ki) * %lld + kj) * %lld;\n", in,
+            back ? "const " : "", T, C, k, (long long)g->kh, (long long)g->kw, p);
+    fprintf(o, "%s            %s%s *restrict img = %s + ((size_t)b * %lld + ci) * %lld;\n", in, back ? "" : "const ", T,
+            I, (long long)g->c, hw);
+    fprintf(o, "%s            for (int oi = 0; oi < %lld; oi++) {\n", in, (long long)g->oh);
+    fprintf(o, "%s                const int ii = oi * %lld - %lld + ki;\n", in, (long long)g->sh, (long long)g->ph);
+    if (padded) {
+        fprintf(o, "%s                if (ii < 0 || ii >= %lld) {\n", in, (long long)g->h);
+        if (!back) fprintf(o, "%s                    memset(row + oi * %lld, 0, %lld * sizeof(%s));\n", in,
+                           (long long)g->ow, (long long)g->ow, T);
+        fprintf(o, "%s                    continue;\n%s                }\n", in, in);
+    }
+    fprintf(o, "%s                for (int oj = 0; oj < %lld; oj++) {\n", in, (long long)g->ow);
+    fprintf(o, "%s                    const int jj = oj * %lld - %lld + kj;\n", in, (long long)g->sw, (long long)g->pw);
+    const char *at = arena_printf(e->a, "img[ii * %lld + jj]", (long long)g->w);
+    const char *r = arena_printf(e->a, "row[oi * %lld + oj]", (long long)g->ow);
+    const char *inside = arena_printf(e->a, "jj >= 0 && jj < %lld", (long long)g->w);
+    const char *stmt = back && padded ? arena_printf(e->a, "if (%s) %s += %s;", inside, at, r)
+                     : back           ? arena_printf(e->a, "%s += %s;", at, r)
+                     : padded         ? arena_printf(e->a, "%s = %s ? %s : %s;", r, inside, at, lit(e, 0))
+                                      : arena_printf(e->a, "%s = %s;", r, at);
+    fprintf(o, "%s                    %s\n", in, stmt);
+    fprintf(o, "%s                }\n%s            }\n%s        }\n", in, in, in);
+    if (back) fprintf(o, "%s}\n", in);
+}
+
+/* im2col / col2im: one row per kernel tap (c, i, j) of each example, holding what the
+ * tap sees at every output position (zero in the padding); col2im adds the rows back
+ * onto the positions they came from (its transpose).  With stride 1 a row's inner loop
+ * is a contiguous copy. */
+static void emit_conv_input_grad(emitter *e, FILE *o, ir_node *n);
+
 static void emit_im2col(emitter *e, FILE *o, ir_node *n) {
+    if (n->scratch) {
+        emit_conv_input_grad(e, o, n);
+        return;
+    }
     int back = n->op == OP_COL2IM;
     const ir_node *img = back ? n : n->in[0], *col = back ? n->in[0] : n;
     ir_conv g = n->conv;
-    long long k = (long long)(g.c * g.kh * g.kw), p = (long long)(g.oh * g.ow), hw = (long long)(g.h * g.w);
-    const char *I = mark(e, img), *C = mark(e, col), *T = e->T;
-    /* taps can fall outside the image with padding before, or after (same with an even kernel) */
-    int padded = g.ph || g.pw || (g.oh - 1) * g.sh + g.kh > g.h + g.ph || (g.ow - 1) * g.sw + g.kw > g.w + g.pw ||
-                 (g.oh - 1) * g.sh + g.kh - g.ph > g.h || (g.ow - 1) * g.sw + g.kw - g.pw > g.w;
     fprintf(o, "    /* %s %s = %s(%s %s): kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld before */\n",
-            n->cname, shape_of(e, n), ir_op_name(n), n->in[0]->cname, shape_of(e, n->in[0]), (long long)g.kh,
+            n->cname, shape_of(e, n), ir_op_name(n), who(e, n->in[0]), shape_of(e, n->in[0]), (long long)g.kh,
             (long long)g.kw, (long long)g.sh, (long long)g.sw, (long long)g.ph, (long long)g.pw);
-    const char *nb = img->batched ? "n" : "1";
-    if (back) fprintf(o, "    memset(%s, 0, (size_t)%s * %lld * sizeof(%s));\n", I, nb, (long long)g.c * hw, T);
-    fprintf(o, "    for (int b = 0; b < %s; b++)\n", nb);
-    fprintf(o, "        for (int ci = 0; ci < %lld; ci++)\n", (long long)g.c);
-    fprintf(o, "            for (int ki = 0; ki < %lld; ki++)\n", (long long)g.kh);
-    fprintf(o, "                for (int kj = 0; kj < %lld; kj++) {\n", (long long)g.kw);
-    fprintf(o, "                    %s%s *row = %s + ((size_t)b * %lld + (ci * %lld + ki) * %lld + kj) * %lld;\n",
-            back ? "const " : "", T, C, k, (long long)g.kh, (long long)g.kw, p);
-    fprintf(o, "                    %s%s *img = %s + ((size_t)b * %lld + ci) * %lld;\n", back ? "" : "const ", T, I,
-            (long long)g.c, hw);
-    fprintf(o, "                    for (int oi = 0; oi < %lld; oi++) {\n", (long long)g.oh);
-    fprintf(o, "                        const int ii = oi * %lld - %lld + ki;\n", (long long)g.sh, (long long)g.ph);
-    if (padded) {
-        fprintf(o, "                        if (ii < 0 || ii >= %lld) {\n", (long long)g.h);
-        if (!back) fprintf(o, "                            memset(row + oi * %lld, 0, %lld * sizeof(%s));\n", (long long)g.ow,
-                           (long long)g.ow, T);
-        fprintf(o, "                            continue;\n                        }\n");
-    }
-    fprintf(o, "                        for (int oj = 0; oj < %lld; oj++) {\n", (long long)g.ow);
-    fprintf(o, "                            const int jj = oj * %lld - %lld + kj;\n", (long long)g.sw, (long long)g.pw);
-    const char *at = arena_printf(e->a, "img[ii * %lld + jj]", (long long)g.w);
-    const char *r = arena_printf(e->a, "row[oi * %lld + oj]", (long long)g.ow);
-    const char *inside = arena_printf(e->a, "jj >= 0 && jj < %lld", (long long)g.w);
-    if (back && padded) fprintf(o, "                            if (%s) %s += %s;\n", inside, at, r);
-    else if (back) fprintf(o, "                            %s += %s;\n", at, r);
-    else if (padded) fprintf(o, "                            %s = %s ? %s : %s;\n", r, inside, at, lit(e, 0));
-    else fprintf(o, "                            %s = %s;\n", r, at);
-    fprintf(o, "                        }\n                    }\n                }\n");
+    im2col_loops(e, o, &g, back, mark(e, img), mark(e, col), img->batched ? "n" : "1", "    ");
 }
+
+/* ---- a convolution's gradients, with a path for sparse dY (see fuse.c) ------------- */
+
+typedef struct convgeo {
+    long long c, h, w, f, kh, kw, sh, sw, ph, pw, oh, ow, hp, wp, k, p;
+} convgeo;
+
+static convgeo conv_geo(const ir_conv *g, int64_t filters) {
+    convgeo v = {g->c, g->h, g->w, filters, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->oh, g->ow, 0, 0, 0, 0};
+    v.hp = v.h + v.ph > (v.oh - 1) * v.sh + v.kh ? v.h + v.ph : (v.oh - 1) * v.sh + v.kh;
+    v.wp = v.w + v.pw > (v.ow - 1) * v.sw + v.kw ? v.w + v.pw : (v.ow - 1) * v.sw + v.kw;
+    v.k = v.c * v.kh * v.kw;
+    v.p = v.oh * v.ow;
+    return v;
+}
+
+/* Lists example b's nonzeros of dY (positions in nz, values in nzv) without a branch per
+ * element, whose outcome would be a coin toss; `nonzero` counts them. */
+static void list_nonzeros(emitter *e, FILE *o, const char *dy, const convgeo *v) {
+    fprintf(o, "            const %s *restrict dy = %s + (size_t)b * %lld;\n", e->T, dy, v->f * v->p);
+    fprintf(o, "            int nonzero = 0;\n");
+    fprintf(o, "            for (int i = 0; i < %lld; i++) {\n", v->f * v->p);
+    fprintf(o, "                nz[nonzero] = i;\n                nzv[nonzero] = dy[i];\n");
+    fprintf(o, "                nonzero += dy[i] != 0;\n            }\n");
+}
+
+/* Every nonzero g = dY[f, oi, oj] of the example: for each kernel row ki, the run of kw·C
+ * channel-last values its taps touch (from offset at) meets the filter's row (from
+ * offset fil); acc_stmt says which of the two accumulates g times the other. */
+static void sparse_scan(emitter *e, FILE *o, const convgeo *v, const char *stmt1, const char *stmt2) {
+    fprintf(o, "            for (int z = 0; z < nonzero; z++) {\n");
+    fprintf(o, "                const int f = nz[z] / %lld, oi = nz[z] %% %lld / %lld, oj = nz[z] %% %lld;\n", v->p,
+            v->p, v->ow, v->ow);
+    fprintf(o, "                const %s g = nzv[z];\n", e->T);
+    fprintf(o, "                for (int ki = 0; ki < %lld; ki++) {\n", v->kh);
+    fprintf(o, "                    const size_t at = ((size_t)(oi * %lld + ki) * %lld + oj * %lld) * %lld;\n", v->sh,
+            v->wp, v->sw, v->c);
+    fprintf(o, "                    const size_t fil = ((size_t)f * %lld + ki) * %lld;\n", v->kh, v->kw * v->c);
+    fprintf(o, "                    for (int t = 0; t < %lld; t++)%s\n", v->kw * v->c, stmt1 && stmt2 ? " {" : "");
+    if (stmt1) fprintf(o, "                        %s\n", stmt1);
+    if (stmt2) fprintf(o, "                        %s\n", stmt2);
+    if (stmt1 && stmt2) fprintf(o, "                    }\n");
+    fprintf(o, "                }\n            }\n");
+}
+
+
+/* An example's image between channel-first [C, H, W] and the padded channel-last
+ * [Hp, Wp, C] (to_hwc), looping so that the writes are contiguous. */
+static void relayout(FILE *o, const convgeo *v, int to_hwc, const char *dst, const char *src) {
+    const char *chw = "[(ci * %lld + ii) * %lld + jj]", *hwc = "[((ii + %lld) * %lld + jj + %lld) * %lld + ci]";
+    char a[160], b[160];
+    snprintf(a, sizeof a, chw, v->h, v->w);
+    snprintf(b, sizeof b, hwc, v->ph, v->wp, v->pw, v->c);
+    const char *outer = to_hwc ? "ii" : "ci", *mid = to_hwc ? "jj" : "ii", *inner = to_hwc ? "ci" : "jj";
+    long long n0 = to_hwc ? v->h : v->c, n1 = to_hwc ? v->w : v->h, n2 = to_hwc ? v->c : v->w;
+    fprintf(o, "            for (int %s = 0; %s < %lld; %s++)\n", outer, outer, n0, outer);
+    fprintf(o, "                for (int %s = 0; %s < %lld; %s++)\n", mid, mid, n1, mid);
+    fprintf(o, "                    for (int %s = 0; %s < %lld; %s++)\n", inner, inner, n2, inner);
+    fprintf(o, "                        %s%s = %s%s;\n", dst, to_hwc ? b : a, src, to_hwc ? a : b);
+}
+
+/* A convolution's gradients from dY [B, F, P]: the weights' dW = dY · colᵀ summed over
+ * the batch (node wn) and the input's dX = col2im(Wᵀ · dY) (node xn), either of which may
+ * be absent.  Per example, a GEMM path or, for a mostly-zero dY, the sparse one. */
+static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
+    ir_node *prod = xn ? xn->in[0] : NULL, *owner = wn ? wn : xn;
+    const ir_node *col = wn ? wn->in[1] : NULL;
+    convgeo v = wn ? conv_geo(&col->conv, wn->mm.ar) : conv_geo(&xn->conv, prod->mm.ar);
+    const char *T = e->T, *dy = mark(e, wn ? wn->in[0] : prod->in[1]);
+    const char *dw = wn ? mark(e, wn) : NULL, *cl = wn ? mark(e, col) : NULL, *X = wn ? mark(e, col->in[0]) : NULL;
+    const char *dx = xn ? mark(e, xn) : NULL, *dcol = xn ? mark(e, prod) : NULL, *W = xn ? mark(e, prod->in[0]) : NULL;
+    long long hwc = v.hp * v.wp * v.c, fk = v.f * v.k, fp = v.f * v.p, at = (long long)owner->scratch_offset;
+    if (wn) fprintf(o, "    /* %s %s = %s [B, %lld, %lld] @ %s^T %s, summed over the batch */\n", dw, shape_of(e, wn), dy,
+                    v.f, v.p, cl, shape_of(e, col));
+    if (xn) fprintf(o, "    /* %s %s = col2im(%s = %s^T [%lld, %lld] @ %s [B, %lld, %lld]) */\n", dx, shape_of(e, xn), dcol,
+                    W, v.k, v.f, dy, v.f, v.p);
+    fprintf(o, "    /* An example whose gradient is mostly zero (after relu and max pooling it is) takes\n"
+               "     * the sparse path: each nonzero g of dY adds%s%s%s,\n"
+               "     * over images kept channel-last and zero-padded [%lld, %lld, %lld] and filters\n"
+               "     * in [F, kh, kw, C] order. */\n",
+            wn ? " g times the patch it saw to dW" : "", wn && xn ? "\n     * and" : "",
+            xn ? " g times its filter to the positions the patch came from" : "", v.hp, v.wp, v.c);
+    fprintf(o, "    {\n");
+    if (wn) {
+        fprintf(o, "        %s *restrict x_hwc = m->acts + %lld;   /* the example's input */\n", T, at);
+        fprintf(o, "        %s *restrict dw_t = m->acts + %lld;   /* the sparse examples' dW */\n", T, at + 2 * hwc);
+    }
+    if (xn) {
+        fprintf(o, "        %s *restrict dx_hwc = m->acts + %lld;   /* the example's dX */\n", T, at + hwc);
+        fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + 2 * hwc + fk);
+    }
+    fprintf(o, "        int32_t *restrict nz = (int32_t *)(m->acts + %lld);   /* [%lld] */\n", at + 2 * hwc + 2 * fk, fp);
+    fprintf(o, "        %s *restrict nzv = m->acts + %lld;   /* [%lld] */\n", T, at + 2 * hwc + 2 * fk + fp, fp);
+    if (wn) {
+        fprintf(o, "        memset(x_hwc, 0, %lld * sizeof(%s));   /* the padding stays zero */\n", hwc, T);
+        fprintf(o, "        memset(dw_t, 0, %lld * sizeof(%s));\n", fk, T);
+        fprintf(o, "        memset(%s, 0, %lld * sizeof(%s));\n", dw, fk, T);
+    }
+    if (xn) {
+        fprintf(o, "        for (int f = 0; f < %lld; f++)\n", v.f);
+        fprintf(o, "            for (int ci = 0; ci < %lld; ci++)\n", v.c);
+        fprintf(o, "                for (int kk = 0; kk < %lld; kk++)   /* ki * kw + kj */\n", v.kh * v.kw);
+        fprintf(o, "                    w_t[(f * %lld + kk) * %lld + ci] = %s[(f * %lld + ci) * %lld + kk];\n", v.kh * v.kw,
+                v.c, W, v.c, v.kh * v.kw);
+    }
+    fprintf(o, "        for (int b = 0; b < n; b++) {\n");
+    list_nonzeros(e, o, dy, &v);
+    fprintf(o, "            if (nonzero > %lld * NNR_CONV_SPARSE_BELOW) {   /* dense: GEMMs%s */\n", fp,
+            xn ? " and col2im" : "");
+    const char *ind = "                ";
+    if (wn)
+        gemm(e, o, ind, 0, 1, arena_printf(e->a, "%lld", v.f), arena_printf(e->a, "%lld", v.k),
+             arena_printf(e->a, "%lld", v.p), "dy", v.p, arena_printf(e->a, "%s + (size_t)b * %lld", cl, v.k * v.p), v.p,
+             lit(e, 1), dw, v.k);
+    if (xn) {
+        gemm(e, o, ind, 1, 0, arena_printf(e->a, "%lld", v.k), arena_printf(e->a, "%lld", v.p),
+             arena_printf(e->a, "%lld", v.f), W, v.k, "dy", v.p, lit(e, 0),
+             arena_printf(e->a, "%s + (size_t)b * %lld", dcol, v.k * v.p), v.p);
+        im2col_loops(e, o, &xn->conv, 1, dx, dcol, NULL, ind);
+    }
+    fprintf(o, "                continue;\n            }\n");
+    if (wn) {
+        fprintf(o, "            const %s *restrict img = %s + (size_t)b * %lld;\n", T, X, v.c * v.h * v.w);
+        relayout(o, &v, 1, "x_hwc", "img");
+    }
+    if (xn) fprintf(o, "            memset(dx_hwc, 0, %lld * sizeof(%s));\n", hwc, T);
+    sparse_scan(e, o, &v, wn ? "dw_t[fil + t] += g * x_hwc[at + t];" : NULL,
+                xn ? "dx_hwc[at + t] += g * w_t[fil + t];" : NULL);
+    if (xn) {
+        fprintf(o, "            %s *restrict out = %s + (size_t)b * %lld;\n", T, dx, v.c * v.h * v.w);
+        relayout(o, &v, 0, "out", "dx_hwc");
+    }
+    fprintf(o, "        }\n");
+    if (wn) {
+        fprintf(o, "        for (int f = 0; f < %lld; f++)\n", v.f);
+        fprintf(o, "            for (int ci = 0; ci < %lld; ci++)\n", v.c);
+        fprintf(o, "                for (int kk = 0; kk < %lld; kk++)\n", v.kh * v.kw);
+        fprintf(o, "                    %s[(f * %lld + ci) * %lld + kk] += dw_t[(f * %lld + kk) * %lld + ci];\n", dw, v.c,
+                v.kh * v.kw, v.kh * v.kw, v.c);
+    }
+    fprintf(o, "    }\n");
+}
+
+static void emit_conv_weight_grad(emitter *e, FILE *o, ir_node *n) { emit_conv_grads(e, o, n, n->also); }
+static void emit_conv_input_grad(emitter *e, FILE *o, ir_node *n) { emit_conv_grads(e, o, NULL, n); }
 
 /* max / average pooling windows (no padding), and their gradient: the window's maximum
  * takes the whole gradient (the first one, on a tie, as PyTorch), an average spreads it. */
@@ -711,12 +910,16 @@ static void emit_pool(emitter *e, FILE *o, ir_node *n) {
     long long win = (long long)(g.kh * g.kw);
     const char *X = mark(e, x), *T = e->T, *nb = x->batched ? "n" : "1";
     fprintf(o, "    /* %s %s = %s%s(%s %s), window %lldx%lld, stride %lldx%lld%s */\n", n->cname, shape_of(e, n),
-            is_max ? "maxpool" : "avgpool", grad ? "_grad" : "", x->cname, shape_of(e, x), (long long)g.kh,
+            is_max ? "maxpool" : "avgpool", grad ? "_grad" : "", who(e, x), shape_of(e, x), (long long)g.kh,
             (long long)g.kw, (long long)g.sh, (long long)g.sw,
             grad ? (is_max ? ": d max/du = 1 at the window's maximum" : ": d mean/du = 1/(kh kw)") : "");
     const char *out = mark(e, n);
-    if (grad) fprintf(o, "    memset(%s, 0, (size_t)%s * %lld * sizeof(%s));\n", out, nb, (long long)(g.c * g.h * g.w), T);
-    fprintf(o, "    for (int b = 0; b < %s * %lld; b++)   /* every channel of every example */\n", nb, (long long)g.c);
+    /* windows that tile the plane exactly write every element of the gradient once */
+    int tiled = g.sh == g.kh && g.sw == g.kw && g.oh * g.kh == g.h && g.ow * g.kw == g.w;
+    fprintf(o, "    for (int b = 0; b < %s * %lld; b++) {   /* every channel of every example */\n", nb, (long long)g.c);
+    if (grad && !tiled)   /* zeroed plane by plane, while it is in cache for the windows that follow */
+        fprintf(o, "        memset(%s + (size_t)b * %lld, 0, %lld * sizeof(%s));\n", out, (long long)(g.h * g.w),
+                (long long)(g.h * g.w), T);
     fprintf(o, "        for (int oi = 0; oi < %lld; oi++)\n", (long long)g.oh);
     fprintf(o, "            for (int oj = 0; oj < %lld; oj++) {\n", (long long)g.ow);
     fprintf(o, "                const size_t at = ((size_t)b * %lld + oi) * %lld + oj;\n", (long long)g.oh, (long long)g.ow);
@@ -735,13 +938,19 @@ static void emit_pool(emitter *e, FILE *o, ir_node *n) {
                 (long long)g.sh, (long long)g.w, (long long)g.sw);
         fprintf(o, "                %s\n", loops);
         fprintf(o, "                        if (%s[%s] > %s[best]) best = %s;\n", X, src, X, src);
-        fprintf(o, "                %s[best] += %s[at];\n", out, mark(e, n->in[0]));
+        if (tiled) {
+            fprintf(o, "                const %s gv = %s[at];\n", T, mark(e, n->in[0]));
+            fprintf(o, "                %s\n", loops);
+            fprintf(o, "                        %s[%s] = %s == best ? gv : %s;\n", out, src, src, lit(e, 0));
+        } else {
+            fprintf(o, "                %s[best] += %s[at];\n", out, mark(e, n->in[0]));
+        }
     } else {
         fprintf(o, "                const %s share = %s[at] / %s;\n", T, mark(e, n->in[0]), lit(e, (double)win));
         fprintf(o, "                %s\n", loops);
-        fprintf(o, "                        %s[%s] += share;\n", out, src);
+        fprintf(o, "                        %s[%s] %s= share;\n", out, src, tiled ? "" : "+");
     }
-    fprintf(o, "            }\n");
+    fprintf(o, "            }\n    }\n");
 }
 
 /* batchnorm's running statistics, updated by each training step as PyTorch does:
@@ -769,7 +978,7 @@ static void emit_gather(emitter *e, FILE *o, ir_node *n) {
     const ir_node *rows = back ? n->in[0] : n, *ids = n->in[1], *table = back ? n : n->in[0];
     long long dim = (long long)table->shape.dim[1], count = (long long)ir_numel(&ids->shape);
     const char *R = mark(e, rows), *I = mark(e, ids), *W = mark(e, table);
-    fprintf(o, "    /* %s %s = %s(%s %s, %s %s)%s */\n", n->cname, shape_of(e, n), ir_op_name(n), n->in[0]->cname,
+    fprintf(o, "    /* %s %s = %s(%s %s, %s %s)%s */\n", n->cname, shape_of(e, n), ir_op_name(n), who(e, n->in[0]),
             shape_of(e, n->in[0]), ids->cname, shape_of(e, ids), back ? ": d table[id]/d table = 1 for the rows read" : "");
     const char *total = ids->batched ? arena_printf(e->a, "n * %lld", count) : arena_printf(e->a, "%lld", count);
     if (back) {
@@ -840,7 +1049,7 @@ static void declare(emitter *e, FILE *o, const ir_node *x, int writes) {
 typedef enum { FN_FORWARD, FN_BACKWARD, FN_INFER, FN_EVAL } fn_kind;
 
 static int in_fn(const ir_node *n, fn_kind k) {
-    if (n->mem != MEM_ACT && n->mem != MEM_GRAD) return 0;
+    if (n->mem != MEM_ACT && n->mem != MEM_GRAD && !(n->op == OP_PAD_ADD && n->mem == MEM_NONE)) return 0;
     if (k == FN_FORWARD) return n->pass == IR_FWD && n->in_train;
     if (k == FN_BACKWARD) return n->pass == IR_BWD && n->in_train;
     if (k == FN_EVAL) return n->pass == IR_FWD && n->in_eval && n->op != OP_BN_UPDATE;
@@ -862,13 +1071,16 @@ static void emit_check(emitter *e, FILE *o, ir_node *n, const char *pass) {
     if (n->op == OP_BN_UPDATE) return;
     long long numel = (long long)ir_numel(&n->shape);
     const char *what = n->pass == IR_BWD && n->grad_of && n->grad_of->name
-                           ? arena_printf(e->a, "d%s", n->grad_of->name) : n->name ? n->name : n->cname;
+                           ? arena_printf(e->a, "d%s", n->grad_of->name) : n->name ? n->name : mark(e, n);
     fprintf(o, "    if (m->check == 1) %s_check(m, %s, (size_t)%s%lld, %s, %d, \"%s\");\n", e->P, mark(e, n),
             n->batched ? "n * " : "", numel, cstring(e, what), n->stmt_line, pass);
 }
 
 static void emit_check_function(emitter *e, FILE *o) {
-    fprintf(o, "\n/* --check-numerics: records the first non-finite value of a tensor the step computes. */\n");
+    fprintf(o, "\n/* --check-numerics: records the first non-finite value of a tensor the step computes.\n"
+               " * Never inlined: a copy at each of its many call sites would slow the C compiler down\n"
+               " * several times over, for a path that runs only when asked for. */\n");
+    fprintf(o, "#ifdef __GNUC__\n__attribute__((noinline, cold))\n#endif\n");
     fprintf(o, "static void %s_check(%s *m, const %s *x, size_t count, const char *tensor, int line, const char *pass) {\n",
             e->P, e->P, e->T);
     fprintf(o, "    for (size_t i = 0; i < count; i++)\n        if (!isfinite(x[i])) {\n");
@@ -889,6 +1101,10 @@ static void emit_pass(emitter *e, FILE *o, fn_kind k) {
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
         if (!in_fn(n, k)) continue;
+        if (n->folded) {   /* computed with another node (a convolution's gradients) */
+            if (k == FN_BACKWARD && n->op == OP_COL2IM) emit_check(e, b, n, names_of_pass[k]);
+            continue;
+        }
         emit_node(e, b, n);
         if (k == FN_FORWARD || k == FN_BACKWARD) emit_check(e, b, n, names_of_pass[k]);
         any = 1;
@@ -1394,6 +1610,12 @@ int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
     return ferror(out) ? -1 : 0;
 }
 
+static int has_sparse_path(const ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++)
+        if (ir_at(g, i)->scratch) return 1;
+    return 0;
+}
+
 int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
     emitter e;
     setup(&e, g, out, o);
@@ -1408,6 +1630,23 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
     emit_model_comment(&e, out, arena_printf(g->a, "%s.c", e.P));
     fprintf(out, "#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n");
     fprintf(out, "#include <cblas.h>\n#include \"%s\"\n", o->header_name);
+    if (!g->f64)
+        fprintf(out, "\n/* glibc's vector math (libmvec, which -lm brings in): these declarations let GCC\n"
+                     " * vectorize the loops that call them, 8 or 16 values at a time (within 4 ulp).\n"
+                     " * -DNNR_NO_LIBMVEC keeps the scalar functions. */\n"
+                     "#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && \\\n"
+                     "    !defined(NNR_NO_LIBMVEC)\n"
+                     "#if __GLIBC_PREREQ(2, 35)\n"
+                     "#define NNR_VECTOR_MATH __attribute__((simd(\"notinbranch\")))\n"
+                     "float expf(float) NNR_VECTOR_MATH;\nfloat logf(float) NNR_VECTOR_MATH;\n"
+                     "float expm1f(float) NNR_VECTOR_MATH;\nfloat log1pf(float) NNR_VECTOR_MATH;\n"
+                     "float tanhf(float) NNR_VECTOR_MATH;\nfloat sinf(float) NNR_VECTOR_MATH;\n"
+                     "float cosf(float) NNR_VECTOR_MATH;\nfloat tanf(float) NNR_VECTOR_MATH;\n"
+                     "#endif\n#endif\n");
+    if (has_sparse_path(g))
+        fprintf(out, "\n/* A convolution's gradient takes its sparse path for an example whose dY has at most\n"
+                     " * this fraction of nonzeros (-DNNR_CONV_SPARSE_BELOW=0: never; =1: always). */\n"
+                     "#ifndef NNR_CONV_SPARSE_BELOW\n#define NNR_CONV_SPARSE_BELOW 0.3\n#endif\n");
     emit_struct(&e, out);
     emit_summary_string(&e, out);
     fprintf(out, "\nstatic const nnr_model_info %s_model;\n", e.P);

@@ -41,6 +41,54 @@ static int is_root(const ir_graph *g, const ir_node *n) {
     return n->grad_of && (n->grad_of->op == OP_PARAM || n->grad_of->op == OP_INPUT) && n->grad_of->grad == n;
 }
 
+/* A convolution's gradients — its weights' (dY · colᵀ, summed over the batch) and its
+ * input's (col2im of Wᵀ · dY) — are written as one block with a second path for a dY
+ * that is mostly zero, as it is after relu and max pooling: each nonzero of dY adds its
+ * share straight into both gradients, over images kept channel-last so that a kernel
+ * row's taps are one contiguous run.  Its working memory: two images [Hp, Wp, C] padded
+ * so that every tap lands inside them, two filter banks in [F, kh, kw, C] order, and the
+ * list of an example's nonzeros (positions and values). */
+static int64_t conv_scratch(const ir_conv *g, int64_t filters) {
+    int64_t hp = g->h + g->ph > (g->oh - 1) * g->sh + g->kh ? g->h + g->ph : (g->oh - 1) * g->sh + g->kh;
+    int64_t wp = g->w + g->pw > (g->ow - 1) * g->sw + g->kw ? g->w + g->pw : (g->ow - 1) * g->sw + g->kw;
+    return 2 * hp * wp * g->c + 2 * filters * g->kh * g->kw * g->c + 2 * filters * g->oh * g->ow;
+}
+
+/* dW = dY [F, P] · colᵀ summed over the batch, col the im2col of the layer's input */
+static int is_conv_weight_grad(const ir_node *n) {
+    return n->op == OP_MATMUL && n->pass == IR_BWD && !n->batched && n->in[0]->batched && n->in[1]->batched &&
+           n->in[1]->op == OP_IM2COL && n->mm.tb && !n->mm.ta;
+}
+
+/* dX = col2im(Wᵀ · dY), the product used by nothing else */
+static int is_conv_input_grad(const ir_node *n) {
+    const ir_node *p = n->op == OP_COL2IM ? n->in[0] : NULL;
+    return p && n->pass == IR_BWD && p->op == OP_MATMUL && p->uses == 1 && p->mem == MEM_ACT && p->batched &&
+           !p->in[0]->batched && p->in[1]->batched && p->mm.ta && !p->mm.tb;
+}
+
+static void plan_conv_grads(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (!n->in_train || n->mem == MEM_NONE || n->folded) continue;
+        if (is_conv_weight_grad(n)) {
+            n->scratch = conv_scratch(&n->in[1]->conv, n->mm.ar);
+            /* the input's gradient from the same dY, computed in the same block */
+            for (int j = i + 1; j < g->nodes.n; j++) {
+                ir_node *x = ir_at(g, j);
+                if (x->in_train && x->mem != MEM_NONE && is_conv_input_grad(x) && x->in[0]->in[1] == n->in[0]) {
+                    n->also = x;
+                    x->folded = x->in[0]->folded = 1;
+                    break;
+                }
+            }
+        } else if (is_conv_input_grad(n)) {
+            n->scratch = conv_scratch(&n->conv, n->in[0]->mm.ar);
+            n->in[0]->folded = 1;
+        }
+    }
+}
+
 void fuse_plan(ir_graph *g) {
     int nn = g->nodes.n;
     ir_node **consumer = arena_alloc(g->a, sizeof(ir_node *) * (size_t)nn);
@@ -89,6 +137,7 @@ void fuse_plan(ir_graph *g) {
         }
         if (!n->in_train && !n->in_infer && !n->in_eval) continue;
         int inline_ok;
+        if (n->op == OP_PAD_ADD) continue;   /* always in its first input's memory (grad.c's own() copies a root) */
         if (n->op == OP_RESHAPE || n->op == OP_SELECT)   /* views of their inputs' memory */
             inline_ok = 1;
         else if (ir_index_free(n))      /* a literal can be read by any loop, not by a GEMM */
@@ -100,4 +149,5 @@ void fuse_plan(ir_graph *g) {
         if (is_root(g, n)) inline_ok = 0;
         n->mem = inline_ok ? MEM_NONE : MEM_ACT;
     }
+    plan_conv_grads(g);
 }

@@ -205,11 +205,40 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
     }
 }
 
-/* The whole gradient of n: its contributions added up, one add per extra consumer. */
+/* Whether contribution x is a slice's gradient that can be added into `pad`'s memory. */
+static int pads_along(const ir_node *x, const ir_node *pad) {
+    return x->op == OP_PAD && x != pad && x->axis == pad->axis && x->batched == pad->batched;
+}
+
+/* The whole gradient of n: its contributions added up, one add per extra consumer.  The
+ * gradients of several slices of n (an unrolled sequence's steps) go into the first one's
+ * memory, each into its own range, instead of a full-size add per slice: for T steps
+ * that is T small adds, not T² work. */
 static ir_node *total(gradctx *c, ir_node *n) {
     ptrvec *pv = &c->contrib[n->id];
-    ir_node *sum = pv->v[0];
-    for (int i = 1; i < pv->n; i++) sum = mk(c, OP_ADD, 2, sum, pv->v[i], NULL);
+    ir_node *first = NULL, *sum = NULL;
+    for (int i = 0; i < pv->n && !first; i++)
+        if (((ir_node *)pv->v[i])->op == OP_PAD) first = pv->v[i];
+    if (first) {
+        sum = first;
+        for (int i = 0; i < pv->n; i++) {
+            ir_node *x = pv->v[i];
+            if (!pads_along(x, first)) continue;
+            ir_node *in[2] = {sum, x->in[0]};
+            ir_node *acc = ir_node_new(c->g, OP_PAD_ADD, 2, in, c->fwd->at);
+            acc->axis = x->axis;
+            acc->attr[0] = x->attr[0];
+            acc->attr[1] = x->attr[1];
+            acc->shape = first->shape;
+            acc->batched = first->batched;
+            sum = finish(c, acc);
+        }
+    }
+    for (int i = 0; i < pv->n; i++) {
+        ir_node *x = pv->v[i];
+        if (x == first || (first && pads_along(x, first))) continue;
+        sum = sum ? mk(c, OP_ADD, 2, sum, x, NULL) : x;
+    }
     return sum;
 }
 
@@ -217,7 +246,7 @@ static ir_node *total(gradctx *c, ir_node *n) {
  * must be a tensor of its own: copy one that is shared, trivial or a forward value. */
 static ir_node *own(gradctx *c, ir_node *x, ir_node *gr) {
     int shared = gr->pass == IR_FWD || gr->op == OP_CONST || gr->op == OP_INV_N || gr->op == OP_EXPAND ||
-                 gr->op == OP_RESHAPE ||
+                 gr->op == OP_RESHAPE || gr->op == OP_PAD_ADD ||
                  (gr->grad_of && gr->grad_of != x);
     if (shared) gr = mk(c, OP_COPY, 1, gr, NULL, NULL);
     return gr;

@@ -3,7 +3,9 @@
  * inside a training step.  Parameters are laid out in declaration order in one block
  * and their gradients at the same offsets in a second, which lets the optimizer update
  * every parameter in one loop.  Activations and backward temporaries share a third
- * block; each batched tensor holds BATCH examples.  Offsets are aligned to 64 bytes.
+ * block; each batched tensor holds BATCH examples, and a node that needs working memory
+ * (a convolution's sparse gradients, fuse.c) gets it right after its own tensor.
+ * Offsets are aligned to 64 bytes.
  * (No buffer is reused yet: the activation block is the sum of the tensors.) */
 #include "codegen.h"
 
@@ -35,6 +37,8 @@ void plan_memory(ir_graph *g) {
         if (n->mem != MEM_ACT) continue;
         n->offset = off;
         off = align_up(off + ir_numel(&n->shape) * (n->batched ? g->train.batch : 1));
+        n->scratch_offset = off;
+        off = align_up(off + n->scratch);
     }
     g->act_size = off;
 }

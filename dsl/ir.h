@@ -39,6 +39,9 @@ typedef enum {
     OP_REDUCE_MAX, OP_REDUCE_MAX_GRAD,
     /* layout: a view of the same memory, and block copies along axis `arg` */
     OP_RESHAPE, OP_TRANSPOSE, OP_CONCAT, OP_SLICE, OP_PAD,
+    /* in[0] with in[1] added into [start, end) along the axis, in in[0]'s memory: the
+     * gradients of several slices of one tensor summed without a full-size add each */
+    OP_PAD_ADD,
     /* convolution lowered to a GEMM: patches of an example as rows, and back (see ir_conv) */
     OP_IM2COL, OP_COL2IM,
     /* pooling windows: max (attr[0] = 1) or average (0), and the gradient through them */
@@ -150,6 +153,10 @@ struct ir_node {
     int         in_eval;    /* emitted in the forward pass computing the loss in inference mode */
     ir_mem      mem;
     int64_t     offset;     /* elements into its block */
+    int64_t     scratch;    /* elements of working memory its code needs (fuse.c), after its own */
+    int64_t     scratch_offset;
+    int         folded;     /* computed by another node's code (fuse.c: a convolution's gradients) */
+    ir_node    *also;       /* the node whose code this one's includes */
     const char *cname;      /* C identifier (names.c) */
 };
 

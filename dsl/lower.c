@@ -708,9 +708,15 @@ static ir_node *call_conv(lower *L, const ast_expr *e, int dims) {
     ir_node *y = ir_binary(L->g, OP_MATMUL, view_as(L, w, (ir_shape){2, {filters, k}}, e->at), col, e->at);
     y->mm = (ir_mm){filters, k, k, positions, 0, 0};
     y->what = e->name;
-    if (b) y = ir_binary(L->g, OP_ADD, y, view_as(L, b, (ir_shape){2, {filters, 1}}, e->at), e->at);
+    /* the bias is added to the output's own shape, so that bias and activation fuse into
+     * one loop over it (through a view the add would need a buffer of its own) */
     ir_shape out = dims == 2 ? (ir_shape){3, {filters, g.oh, g.ow}} : (ir_shape){2, {filters, g.ow}};
-    return view_as(L, y, out, e->at);
+    y = view_as(L, y, out, e->at);
+    if (b) {
+        ir_shape bshape = dims == 2 ? (ir_shape){3, {filters, 1, 1}} : (ir_shape){2, {filters, 1}};
+        y = ir_binary(L->g, OP_ADD, y, view_as(L, b, bshape, e->at), e->at);
+    }
+    return y;
 }
 
 static ir_node *call_pool(lower *L, const ast_expr *e, int is_max) {

@@ -20,6 +20,8 @@
 #   CHARLM_WORDS    at most this many training words (default: all of them)
 #   CHARLM_TEST     test words (default 1000; 0: no test text)
 #   CHARLM_SAMPLES  words to sample (default 10)
+#   CHARLM_TEXT_ONLY  when set and not empty: only write words.txt and test.txt into the
+#                   work directory and exit (no build, no compile, no training; bench/bench.sh)
 #   NNC_CC, NNC_CFLAGS  the C compiler and extra flags, for sample.c as for nnc --exe
 set -eu
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,8 +29,10 @@ DICT=/usr/share/dict/american-english
 EVERY=${CHARLM_EVERY:-6}
 TEST_WORDS=${CHARLM_TEST:-1000}
 
+TEXT_ONLY=${CHARLM_TEXT_ONLY:-}
+
 if [ -z "${NNC:-}" ]; then
-    bash "$SRC/scripts/build.sh" >/dev/null
+    [ -n "$TEXT_ONLY" ] || bash "$SRC/scripts/build.sh" >/dev/null
     NNC=$SRC/build/nnc
 fi
 NNC=$(realpath "$NNC")
@@ -39,14 +43,16 @@ mkdir -p "$WORK/gen" && cd "$WORK"
 
 # the trainer program (charlm, with charlm.c and charlm.h beside it), and sample.c against
 # the generated C without the trainer's main()
-"$NNC" "$SRC/examples/charlm/charlm.nn" --exe -o charlm
-"$NNC" "$SRC/examples/charlm/charlm.nn" -o gen/charlm.c
-# (-O1: sampling is a few hundred single predictions, and the generated file compiles
-# three times faster than at -O2)
-# shellcheck disable=SC2086  # NNC_CFLAGS is a list of flags, as nnc --exe reads it
-${NNC_CC:-cc} -std=c11 -O1 -Wall -Wextra ${NNC_CFLAGS:-} -I gen -I "$SRC/runtime" \
-    "$SRC/examples/charlm/sample.c" gen/charlm.c "$BUILD/libnnr.a" -lopenblas -ljansson -lz -lm \
-    -o sample
+if [ -z "$TEXT_ONLY" ]; then
+    "$NNC" "$SRC/examples/charlm/charlm.nn" --exe -o charlm
+    "$NNC" "$SRC/examples/charlm/charlm.nn" -o gen/charlm.c
+    # (-O1: sampling is a few hundred single predictions, and the generated file compiles
+    # three times faster than at -O2)
+    # shellcheck disable=SC2086  # NNC_CFLAGS is a list of flags, as nnc --exe reads it
+    ${NNC_CC:-cc} -std=c11 -O1 -Wall -Wextra ${NNC_CFLAGS:-} -I gen -I "$SRC/runtime" \
+        "$SRC/examples/charlm/sample.c" gen/charlm.c "$BUILD/libnnr.a" -lopenblas -ljansson -lz -lm \
+        -o sample
+fi
 
 # words.txt: every EVERY-th word, shuffled with a fixed seed so a word's predecessor says
 # nothing about it (the list is sorted); test.txt: words from between those
@@ -63,6 +69,10 @@ distinct=$(LC_ALL=C od -An -v -tu1 words.txt | tr -s ' ' '\n' | grep . | sort -u
 baseline=$(awk -v k="$distinct" 'BEGIN { printf "%.4f", log(k) }')
 echo "training text: $(wc -l <words.txt) words, $(wc -c <words.txt) bytes, $distinct distinct" \
      "bytes (uniform baseline ln $distinct = $baseline; ln 256 = 5.5452)"
+if [ -n "$TEXT_ONLY" ]; then
+    echo "text only (CHARLM_TEXT_ONLY): $WORK/words.txt${TEST[*]:+ and $WORK/test.txt}"
+    exit 0
+fi
 
 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} \
     ./charlm train --text words.txt "${TEST[@]}" --log run.csv --save charlm.safetensors "$@"

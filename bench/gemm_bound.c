@@ -1,0 +1,148 @@
+/* bench/gemm_bound.c — the GEMM-only bound of one training epoch of a dense model (an MLP),
+ * for bench/bench.sh: it times exactly the sgemm calls that backpropagation through the
+ * MLP's layers must make, and nothing else (no bias, activation, loss, optimizer or data
+ * gathering), with the OpenBLAS the trainers use and its thread count
+ * (OPENBLAS_NUM_THREADS).  No trainer can take less time per epoch with these GEMMs.
+ *
+ *   gemm_bound --layers 784,256,128,10 --batch 64 --examples 60000 [--epochs E]
+ *
+ * Per step of b examples (b = the batch, or what is left for the last partial batch), for
+ * every layer l (in -> out), as nnc's generated code calls them (row-major; forward
+ * layer by layer, then backward from the last layer, input gradient before weight gradient):
+ *   forward          Y_l  [b, out] = X_l [b, in] @ W_l^T              b*out*in multiply-adds
+ *   input gradient   dX_l [b, in]  = dY_l [b, out] @ W_l [out, in]    b*in*out, every layer
+ *                    but the first (the data needs no gradient)
+ *   weight gradient  dW_l [out, in] = dY_l^T [out, b] @ X_l [b, in]   out*in*b
+ * FLOPs are 2 per multiply-add.  One untimed step warms OpenBLAS up (its threads, its
+ * buffers); each epoch is then timed with CLOCK_MONOTONIC.  Prints one line per epoch and
+ * then `seconds_per_epoch S` (the median), `gflop_per_epoch F` and `gflops G` lines.
+ * Build: cc -O2 gemm_bound.c -lopenblas (bench/bench.sh adds the cblas.h directory). */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_LAYERS 64
+
+static void die(const char *msg) {
+    fprintf(stderr, "gemm_bound: %s\n"
+            "usage: gemm_bound --layers D0,D1,...,DL --batch B --examples N [--epochs E]\n", msg);
+    exit(2);
+}
+
+static long parse_count(const char *s, const char *what) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < 1) {
+        fprintf(stderr, "gemm_bound: %s: '%s' is not a positive integer\n", what, s);
+        exit(2);
+    }
+    return v;
+}
+
+static float *buffer(size_t n, unsigned *seed) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "gemm_bound: out of memory (%zu floats)\n", n);
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) {   /* small values: no overflow, no denormals */
+        *seed = *seed * 1103515245u + 12345u;
+        p[i] = ((float)((*seed >> 8) & 0xffff) / 65536.0f - 0.5f) * 0.2f;
+    }
+    return p;
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    int dims[MAX_LAYERS + 1], nd = 0;
+    long batch = 0, examples = 0, epochs = 1;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc) die("every option needs a value");
+        const char *v = argv[++i];
+        if (!strcmp(argv[i - 1], "--layers")) {
+            char *copy = strdup(v);
+            for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
+                if (nd > MAX_LAYERS) die("too many layers");
+                dims[nd++] = (int)parse_count(tok, "--layers");
+            }
+            free(copy);
+        } else if (!strcmp(argv[i - 1], "--batch")) {
+            batch = parse_count(v, "--batch");
+        } else if (!strcmp(argv[i - 1], "--examples")) {
+            examples = parse_count(v, "--examples");
+        } else if (!strcmp(argv[i - 1], "--epochs")) {
+            epochs = parse_count(v, "--epochs");
+        } else {
+            die("unknown option");
+        }
+    }
+    if (nd < 2) die("--layers needs at least two sizes (input, output)");
+    if (!batch || !examples) die("--batch and --examples are required");
+    int nl = nd - 1;
+
+    /* act[l]: the input of layer l [B, dims[l]] (act[0] the data batch); dact[l]: its
+     * gradient (dact[nl] the loss gradient) */
+    unsigned seed = 12345;
+    float *w[MAX_LAYERS], *dw[MAX_LAYERS], *act[MAX_LAYERS + 1], *dact[MAX_LAYERS + 1];
+    double flop_per_example = 0;
+    for (int l = 0; l < nl; l++) {
+        w[l] = buffer((size_t)dims[l + 1] * dims[l], &seed);
+        dw[l] = buffer((size_t)dims[l + 1] * dims[l], &seed);
+        flop_per_example += 2.0 * dims[l] * dims[l + 1] * (l == 0 ? 2 : 3);
+    }
+    for (int l = 0; l <= nl; l++) {
+        act[l] = buffer((size_t)batch * dims[l], &seed);
+        dact[l] = buffer((size_t)batch * dims[l], &seed);
+    }
+
+    long steps = (examples + batch - 1) / batch;
+    double *sec = malloc((size_t)epochs * sizeof *sec);
+    if (!sec) die("out of memory");
+    printf("gemm_bound: layers");
+    for (int l = 0; l <= nl; l++) printf("%c%d", l ? '-' : ' ', dims[l]);
+    printf(", batch %ld, %ld examples (%ld steps, last batch %ld), OpenBLAS threads %d\n", batch,
+           examples, steps, examples - (steps - 1) * batch, openblas_get_num_threads());
+
+    for (long e = -1; e < epochs; e++) {   /* e = -1: one untimed warm-up step */
+        double t0 = now();
+        for (long s = 0; s < (e < 0 ? 1 : steps); s++) {
+            int b = (int)(s == steps - 1 ? examples - s * batch : batch);
+            for (int l = 0; l < nl; l++)   /* forward: Y = X W^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, dims[l + 1], dims[l], 1.0f,
+                            act[l], dims[l], w[l], dims[l], 0.0f, act[l + 1], dims[l + 1]);
+            for (int l = nl - 1; l >= 0; l--) {
+                if (l > 0)   /* input gradient: dX = dY W */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, dims[l], dims[l + 1], 1.0f,
+                                dact[l + 1], dims[l + 1], w[l], dims[l], 0.0f, dact[l], dims[l]);
+                /* weight gradient: dW = dY^T X, summed over the batch */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dims[l + 1], dims[l], b, 1.0f,
+                            dact[l + 1], dims[l + 1], act[l], dims[l], 0.0f, dw[l], dims[l]);
+            }
+        }
+        double t = now() - t0;
+        if (e >= 0) {
+            sec[e] = t;
+            printf("epoch %ld  seconds %.4f  GFLOP/s %.2f\n", e + 1, t,
+                   flop_per_example * (double)examples / t * 1e-9);
+        }
+    }
+    qsort(sec, (size_t)epochs, sizeof *sec, cmp_double);
+    double med = epochs % 2 ? sec[epochs / 2] : 0.5 * (sec[epochs / 2 - 1] + sec[epochs / 2]);
+    double gflop = flop_per_example * (double)examples * 1e-9;
+    printf("seconds_per_epoch %.6f\ngflop_per_epoch %.4f\ngflops %.3f\n", med, gflop, gflop / med);
+    fflush(stdout);
+    return 0;
+}
