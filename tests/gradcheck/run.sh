@@ -16,7 +16,8 @@
 # Prints `PASS NAME (worst rel err X)` or `FAIL NAME: <output tail>` per model and ends
 # with `N passed, M failed`; exits 1 if any failed.  There are no expected files: to add
 # a case, drop a NAME.nn here.  NNC_JOBS (default 2) sets how many models compile at once;
-# GRADCHECK_ONLY (file patterns) picks some of the models; NNC_CFLAGS reach the C compiler.
+# GRADCHECK_ONLY (file patterns) picks some of the models; GRADCHECK_CFLAGS are added to the
+# NNC_CFLAGS that reach the C compiler.
 set -eu
 
 if [ $# -ne 2 ]; then
@@ -31,6 +32,10 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)
 jobs=${NNC_JOBS:-2}
 only=${GRADCHECK_ONLY:-*.nn}   # file patterns, e.g. "conv*.nn pool.nn" (ctest's sparse-path run)
+if [ -n "${GRADCHECK_CFLAGS:-}" ]; then   # added to NNC_CFLAGS (the sanitizer run sets those)
+    NNC_CFLAGS="${NNC_CFLAGS:-} $GRADCHECK_CFLAGS"
+    export NNC_CFLAGS
+fi
 
 # Compile every model, $jobs at a time; each leaves WORKDIR/NAME.compile.log and, on
 # success, the program WORKDIR/NAME.
