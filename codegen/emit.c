@@ -832,10 +832,10 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
     if (xn) fprintf(o, "    /* %s %s = col2im(%s = %s^T [%lld, %lld] @ %s [B, %lld, %lld]) */\n", dx, shape_of(e, xn), dcol,
                     W, v.k, v.f, dy, v.f, v.p);
     fprintf(o, "    /* An example whose gradient is mostly zero (after relu and max pooling it is) takes\n"
-               "     * the sparse path: each nonzero g of dY adds%s%s%s,\n"
+               "     * the sparse path: each nonzero g of %s adds%s%s%s,\n"
                "     * over images kept channel-last and zero-padded [%lld, %lld, %lld] and filters\n"
                "     * in [F, kh, kw, C] order. */\n",
-            wn ? " g times the patch it saw to dW" : "", wn && xn ? "\n     * and" : "",
+            dy, wn ? " g times the patch it saw to dW" : "", wn && xn ? "\n     * and" : "",
             xn ? " g times its filter to the positions the patch came from" : "", v.hp, v.wp, v.c);
     fprintf(o, "    {\n");
     if (wn) {
