@@ -771,14 +771,20 @@ static convgeo conv_geo(const ir_conv *g, int64_t filters) {
     return v;
 }
 
-/* Lists example b's nonzeros of dY (positions in nz, values in nzv) without a branch per
- * element, whose outcome would be a coin toss; `nonzero` counts them. */
-static void list_nonzeros(emitter *e, FILE *o, const char *dy, const convgeo *v) {
+/* Counts example b's nonzeros of dY (a loop the compiler vectorizes); the path is chosen
+ * on the count. */
+static void count_nonzeros(emitter *e, FILE *o, const char *dy, const convgeo *v) {
     fprintf(o, "            const %s *restrict dy = %s + (size_t)b * %lld;\n", e->T, dy, v->f * v->p);
     fprintf(o, "            int nonzero = 0;\n");
-    fprintf(o, "            for (int i = 0; i < %lld; i++) {\n", v->f * v->p);
-    fprintf(o, "                nz[nonzero] = i;\n                nzv[nonzero] = dy[i];\n");
-    fprintf(o, "                nonzero += dy[i] != 0;\n            }\n");
+    fprintf(o, "            for (int i = 0; i < %lld; i++) nonzero += dy[i] != 0;\n", v->f * v->p);
+}
+
+/* Lists them, positions in nz and values in nzv, without a branch per element, whose
+ * outcome would be a coin toss. */
+static void list_nonzeros(FILE *o, const convgeo *v) {
+    fprintf(o, "            for (int i = 0, z = 0; i < %lld; i++) {\n", v->f * v->p);
+    fprintf(o, "                nz[z] = i;\n                nzv[z] = dy[i];\n");
+    fprintf(o, "                z += dy[i] != 0;\n            }\n");
 }
 
 /* Every nonzero g = dY[f, oi, oj] of the example: for each kernel row ki, the run of kw·C
@@ -861,7 +867,7 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
                 v.c, W, v.c, v.kh * v.kw);
     }
     fprintf(o, "        for (int b = 0; b < n; b++) {\n");
-    list_nonzeros(e, o, dy, &v);
+    count_nonzeros(e, o, dy, &v);
     fprintf(o, "            if (nonzero > %lld * NNR_CONV_SPARSE_BELOW) {   /* dense: GEMMs%s */\n", fp,
             xn ? " and col2im" : "");
     const char *ind = "                ";
@@ -876,6 +882,7 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
         im2col_loops(e, o, &xn->conv, 1, dx, dcol, NULL, ind);
     }
     fprintf(o, "                continue;\n            }\n");
+    list_nonzeros(o, &v);
     if (wn) {
         fprintf(o, "            const %s *restrict img = %s + (size_t)b * %lld;\n", T, X, v.c * v.h * v.w);
         relayout(o, &v, 1, "x_hwc", "img");
