@@ -764,8 +764,10 @@ typedef struct convgeo {
 
 static convgeo conv_geo(const ir_conv *g, int64_t filters) {
     convgeo v = {g->c, g->h, g->w, filters, g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->oh, g->ow, 0, 0, 0, 0};
-    v.hp = v.h + v.ph > (v.oh - 1) * v.sh + v.kh ? v.h + v.ph : (v.oh - 1) * v.sh + v.kh;
-    v.wp = v.w + v.pw > (v.ow - 1) * v.sw + v.kw ? v.w + v.pw : (v.ow - 1) * v.sw + v.kw;
+    int64_t hp, wp;
+    fuse_conv_extent(g, &hp, &wp);
+    v.hp = hp;
+    v.wp = wp;
     v.k = v.c * v.kh * v.kw;
     v.p = v.oh * v.ow;
     return v;
@@ -789,7 +791,7 @@ static void list_nonzeros(FILE *o, const convgeo *v) {
 
 /* Every nonzero g = dY[f, oi, oj] of the example: for each kernel row ki, the run of kw·C
  * channel-last values its taps touch (from offset at) meets the filter's row (from
- * offset fil); acc_stmt says which of the two accumulates g times the other. */
+ * offset fil); stmt1 and stmt2 (either may be NULL) accumulate g times one into the other. */
 static void sparse_scan(emitter *e, FILE *o, const convgeo *v, const char *stmt1, const char *stmt2) {
     fprintf(o, "            for (int z = 0; z < nonzero; z++) {\n");
     fprintf(o, "                const int f = nz[z] / %lld, oi = nz[z] %% %lld / %lld, oj = nz[z] %% %lld;\n", v->p,
@@ -805,7 +807,6 @@ static void sparse_scan(emitter *e, FILE *o, const convgeo *v, const char *stmt1
     if (stmt1 && stmt2) fprintf(o, "                    }\n");
     fprintf(o, "                }\n            }\n");
 }
-
 
 /* An example's image between channel-first [C, H, W] and the padded channel-last
  * [Hp, Wp, C] (to_hwc), looping so that the writes are contiguous. */
@@ -1108,12 +1109,10 @@ static void emit_pass(emitter *e, FILE *o, fn_kind k) {
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
         if (!in_fn(n, k)) continue;
-        if (n->folded) {   /* computed with another node (a convolution's gradients) */
-            if (k == FN_BACKWARD && n->op == OP_COL2IM) emit_check(e, b, n, names_of_pass[k]);
-            continue;
-        }
+        if (n->folded) continue;   /* computed by another node's code (a convolution's gradients) */
         emit_node(e, b, n);
         if (k == FN_FORWARD || k == FN_BACKWARD) emit_check(e, b, n, names_of_pass[k]);
+        if (n->also && (k == FN_FORWARD || k == FN_BACKWARD)) emit_check(e, b, n->also, names_of_pass[k]);
         any = 1;
     }
     if ((k == FN_FORWARD || k == FN_EVAL) && g->loss->mem != MEM_NONE) {

@@ -48,9 +48,15 @@ static int is_root(const ir_graph *g, const ir_node *n) {
  * row's taps are one contiguous run.  Its working memory: two images [Hp, Wp, C] padded
  * so that every tap lands inside them, two filter banks in [F, kh, kw, C] order, and the
  * list of an example's nonzeros (positions and values). */
+void fuse_conv_extent(const ir_conv *g, int64_t *hp, int64_t *wp) {
+    int64_t th = (g->oh - 1) * g->sh + g->kh, tw = (g->ow - 1) * g->sw + g->kw;   /* the taps' reach */
+    *hp = g->h + g->ph > th ? g->h + g->ph : th;
+    *wp = g->w + g->pw > tw ? g->w + g->pw : tw;
+}
+
 static int64_t conv_scratch(const ir_conv *g, int64_t filters) {
-    int64_t hp = g->h + g->ph > (g->oh - 1) * g->sh + g->kh ? g->h + g->ph : (g->oh - 1) * g->sh + g->kh;
-    int64_t wp = g->w + g->pw > (g->ow - 1) * g->sw + g->kw ? g->w + g->pw : (g->ow - 1) * g->sw + g->kw;
+    int64_t hp, wp;
+    fuse_conv_extent(g, &hp, &wp);
     return 2 * hp * wp * g->c + 2 * filters * g->kh * g->kw * g->c + 2 * filters * g->oh * g->ow;
 }
 

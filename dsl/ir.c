@@ -173,7 +173,7 @@ void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
         if ((n->op == OP_MAP || n->op == OP_MAP_GRAD) && ir_maps[n->fn].nconst == 2)
             fprintf(out, " {%g, %g}", n->attr[0], n->attr[1]);
         if (n->op == OP_CONCAT || n->op == OP_SLICE || n->op == OP_PAD || n->op == OP_PAD_ADD || n->op == OP_REDUCE_MAX)
-            fprintf(out, " {axis %d%s}", n->arg, n->op == OP_REDUCE_MAX ? (n->attr[0] > 0 ? " max" : " min") : "");
+            fprintf(out, " {axis %d%s}", n->axis, n->op == OP_REDUCE_MAX ? (n->attr[0] > 0 ? " max" : " min") : "");
         if (n->op == OP_SLICE || n->op == OP_PAD || n->op == OP_PAD_ADD) fprintf(out, " {start %g}", n->attr[0]);
         if (n->op == OP_MATMUL)
             fprintf(out, " {[%lld,%lld]%s @ [%lld,%lld]%s}", (long long)n->mm.ar, (long long)n->mm.ac,

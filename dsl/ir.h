@@ -37,7 +37,7 @@ typedef enum {
     OP_PICK, OP_PICK_GRAD,  /* z[..., y] at class labels y; its gradient scattered back */
     /* reductions to a keep-dims shape: max (attr[0] = 1) or min (attr[0] = -1) */
     OP_REDUCE_MAX, OP_REDUCE_MAX_GRAD,
-    /* layout: a view of the same memory, and block copies along axis `arg` */
+    /* layout: a view of the same memory, and block copies along `axis` */
     OP_RESHAPE, OP_TRANSPOSE, OP_CONCAT, OP_SLICE, OP_PAD,
     /* in[0] with in[1] added into [start, end) along the axis, in in[0]'s memory: the
      * gradients of several slices of one tensor summed without a full-size add each */

@@ -1,6 +1,7 @@
-# lib.sh — the bookkeeping the shell test scripts share: PASS/FAIL lines, the counts, and
-# the closing `N passed, M failed` line that ctest and CI read.  Sourced; a script sets
-# WORK (where check keeps the last command's output) before calling check.
+# lib.sh — what the shell test scripts share: PASS/FAIL lines, the counts, the closing
+# `N passed, M failed` line that ctest and CI read, and a small Fashion-MNIST batch file.
+# Sourced; a script sets WORK (where check keeps the last command's output) before
+# calling check.
 passed=0 failed=0
 last_status=0
 
@@ -25,4 +26,21 @@ check() {
 finish() {
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]
+}
+
+# fashion_safetensors N FILE: the first N t10k images of Fashion-MNIST as one safetensors
+# data set, x [N, 784] F32 in [0, 1] and y [N] I64 (Debian's dataset-fashion-mnist)
+fashion_safetensors() {
+    python3 - "$1" "$2" <<'PY'
+import gzip, json, struct, sys
+n, D = int(sys.argv[1]), '/usr/share/datasets/fashion-mnist'
+img = gzip.open(D + '/t10k-images-idx3-ubyte.gz').read()[16:16 + n * 784]
+lab = gzip.open(D + '/t10k-labels-idx1-ubyte.gz').read()[8:8 + n]
+x = struct.pack('<%df' % (n * 784), *[b / 255.0 for b in img])
+y = struct.pack('<%dq' % n, *lab)
+h = json.dumps({'x': {'dtype': 'F32', 'shape': [n, 784], 'data_offsets': [0, len(x)]},
+                'y': {'dtype': 'I64', 'shape': [n], 'data_offsets': [len(x), len(x) + len(y)]}}).encode()
+h += b' ' * (-len(h) % 8)
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(h)) + h + x + y)
+PY
 }

@@ -12,23 +12,10 @@ set -u
 . "$(dirname "$0")/lib.sh"
 NNC=$(realpath "$1")
 WORK=$2
-DATA=/usr/share/datasets/fashion-mnist
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
-
-python3 - 2000 data.safetensors <<'EOF'
-import gzip, json, struct, sys
-n, D = int(sys.argv[1]), '/usr/share/datasets/fashion-mnist'
-img = gzip.open(D + '/t10k-images-idx3-ubyte.gz').read()[16:16 + n * 784]
-lab = gzip.open(D + '/t10k-labels-idx1-ubyte.gz').read()[8:8 + n]
-x = struct.pack('<%df' % (n * 784), *[b / 255.0 for b in img])
-y = struct.pack('<%dq' % n, *lab)
-h = json.dumps({'x': {'dtype': 'F32', 'shape': [n, 784], 'data_offsets': [0, len(x)]},
-                'y': {'dtype': 'I64', 'shape': [n], 'data_offsets': [len(x), len(x) + len(y)]}}).encode()
-h += b' ' * (-len(h) % 8)
-open(sys.argv[2], 'wb').write(struct.pack('<Q', len(h)) + h + x + y)
-EOF
+fashion_safetensors 2000 data.safetensors
 cat >small.nn <<'EOF'
 model small
 input  x: [784]

@@ -28,18 +28,7 @@ if ! command -v valgrind >/dev/null; then
 fi
 vg="valgrind --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite --quiet"
 
-python3 - 300 data.safetensors <<'PY'
-import gzip, json, struct, sys
-n, D = int(sys.argv[1]), '/usr/share/datasets/fashion-mnist'
-img = gzip.open(D + '/t10k-images-idx3-ubyte.gz').read()[16:16 + n * 784]
-lab = gzip.open(D + '/t10k-labels-idx1-ubyte.gz').read()[8:8 + n]
-x = struct.pack('<%df' % (n * 784), *[b / 255.0 for b in img])
-y = struct.pack('<%dq' % n, *lab)
-h = json.dumps({'x': {'dtype': 'F32', 'shape': [n, 784], 'data_offsets': [0, len(x)]},
-                'y': {'dtype': 'I64', 'shape': [n], 'data_offsets': [len(x), len(x) + len(y)]}}).encode()
-h += b' ' * (-len(h) % 8)
-open(sys.argv[2], 'wb').write(struct.pack('<Q', len(h)) + h + x + y)
-PY
+fashion_safetensors 300 data.safetensors
 check "valgrind nnc examples/fashion_mlp.nn --exe" \
     env NNC_CFLAGS="-march=x86-64-v2 -g" $vg "$NNC" "$SRC/examples/fashion_mlp.nn" --exe -o fm
 check "valgrind fm train (1 epoch, 300 examples)" \
