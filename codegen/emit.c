@@ -28,6 +28,8 @@ typedef struct emitter {
     char       *used;       /* per node: referenced by the function being written */
     int         infer_mode; /* the function being written runs in inference mode */
     int         last_line;  /* the .nn line last quoted in a comment */
+    const ir_node *subst;   /* an epilogue's producer, read as subst_value (see fuse.c) */
+    const char *subst_value;
 } emitter;
 
 /* ---- text helpers ----------------------------------------------------------------- */
@@ -193,6 +195,7 @@ static const char *index_of(emitter *e, const ir_node *x, const ictx *c) {
 static const char *expr(emitter *e, const ir_node *x, const ictx *c);
 
 static const char *read_at(emitter *e, const ir_node *x, const ictx *c) {
+    if (e->subst && storage_in(x, e->infer_mode) == e->subst) return e->subst_value;
     if (x->op == OP_CONST) return lit(e, x->attr[0]);
     if (x->op == OP_INV_N) return "inv_n";
     if (is_inline(x)) return expr(e, x, c);
@@ -555,7 +558,13 @@ static void gemm(emitter *e, FILE *o, const char *ind, int ta, int tb, const cha
 
 static void emit_conv_weight_grad(emitter *e, FILE *o, ir_node *n);
 
+static void emit_conv_direct(emitter *e, FILE *o, ir_node *n);
+
 static void emit_matmul(emitter *e, FILE *o, ir_node *n) {
+    if (n->direct) {
+        emit_conv_direct(e, o, n);
+        return;
+    }
     if (n->scratch) {
         emit_conv_weight_grad(e, o, n);
         return;
@@ -692,9 +701,10 @@ static int conv_padded(const ir_conv *g) {
 }
 
 /* The loops of im2col (back = 0) or col2im (back = 1) between image I and patches C, at
- * indentation ind; over the batch when nb is given, else for the example b in scope. */
+ * indentation ind; over the batch when nb is given, else for the example b in scope, whose
+ * patches are at C's start when one_col (a buffer for one example). */
 static void im2col_loops(emitter *e, FILE *o, const ir_conv *g, int back, const char *I, const char *C,
-                         const char *nb, const char *ind) {
+                         const char *nb, int one_col, const char *ind) {
     long long k = (long long)(g->c * g->kh * g->kw), p = (long long)(g->oh * g->ow), hw = (long long)(g->h * g->w);
     const char *T = e->T;
     /* taps can fall outside the image with padding before, or after (same with an even kernel) */
@@ -710,8 +720,8 @@ static void im2col_loops(emitter *e, FILE *o, const ir_conv *g, int back, const 
                 hw, hw, T);
     fprintf(o, "%s    for (int ki = 0; ki < %lld; ki++)\n", in, (long long)g->kh);
     fprintf(o, "%s        for (int kj = 0; kj < %lld; kj++) {\n", in, (long long)g->kw);
-    fprintf(o, "%s            %s%s *restrict row = %s + ((size_t)b * %lld + (ci * %lld + ki) * %lld + kj) * %lld;\n", in,
-            back ? "const " : "", T, C, k, (long long)g->kh, (long long)g->kw, p);
+    fprintf(o, "%s            %s%s *restrict row = %s + ((size_t)%s * %lld + (ci * %lld + ki) * %lld + kj) * %lld;\n", in,
+            back ? "const " : "", T, C, one_col ? "0" : "b", k, (long long)g->kh, (long long)g->kw, p);
     fprintf(o, "%s            %s%s *restrict img = %s + ((size_t)b * %lld + ci) * %lld;\n", in, back ? "" : "const ", T,
             I, (long long)g->c, hw);
     fprintf(o, "%s            for (int oi = 0; oi < %lld; oi++) {\n", in, (long long)g->oh);
@@ -753,7 +763,7 @@ static void emit_im2col(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    /* %s %s = %s(%s %s): kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld before */\n",
             n->cname, shape_of(e, n), ir_op_name(n), who(e, n->in[0]), shape_of(e, n->in[0]), (long long)g.kh,
             (long long)g.kw, (long long)g.sh, (long long)g.sw, (long long)g.ph, (long long)g.pw);
-    im2col_loops(e, o, &g, back, mark(e, img), mark(e, col), img->batched ? "n" : "1", "    ");
+    im2col_loops(e, o, &g, back, mark(e, img), mark(e, col), img->batched ? "n" : "1", 0, "    ");
 }
 
 /* ---- a convolution's gradients, with a path for sparse dY (see fuse.c) ------------- */
@@ -781,42 +791,59 @@ static void count_nonzeros(emitter *e, FILE *o, const char *dy, const convgeo *v
     fprintf(o, "            for (int i = 0; i < %lld; i++) nonzero += dy[i] != 0;\n", v->f * v->p);
 }
 
-/* Lists them, positions in nz and values in nzv, without a branch per element, whose
- * outcome would be a coin toss. */
-static void list_nonzeros(FILE *o, const convgeo *v) {
-    fprintf(o, "            for (int i = 0, z = 0; i < %lld; i++) {\n", v->f * v->p);
-    fprintf(o, "                nz[z] = i;\n                nzv[z] = dy[i];\n");
-    fprintf(o, "                z += dy[i] != 0;\n            }\n");
-}
-
-/* Every nonzero g = dY[f, oi, oj] of the example: for each kernel row ki, the run of kw·C
- * channel-last values its taps touch (from offset at) meets the filter's row (from
- * offset fil); stmt1 and stmt2 (either may be NULL) accumulate g times one into the other. */
-static void sparse_scan(emitter *e, FILE *o, const convgeo *v, const char *stmt1, const char *stmt2) {
-    fprintf(o, "            for (int z = 0; z < nonzero; z++) {\n");
-    fprintf(o, "                const int f = nz[z] / %lld, oi = nz[z] %% %lld / %lld, oj = nz[z] %% %lld;\n", v->p,
-            v->p, v->ow, v->ow);
-    fprintf(o, "                const %s g = nzv[z];\n", e->T);
-    fprintf(o, "                for (int ki = 0; ki < %lld; ki++) {\n", v->kh);
-    fprintf(o, "                    const size_t at = ((size_t)(oi * %lld + ki) * %lld + oj * %lld) * %lld;\n", v->sh,
-            v->wp, v->sw, v->c);
-    fprintf(o, "                    const size_t fil = ((size_t)f * %lld + ki) * %lld;\n", v->kh, v->kw * v->c);
-    fprintf(o, "                    for (int t = 0; t < %lld; t++)%s\n", v->kw * v->c, stmt1 && stmt2 ? " {" : "");
-    if (stmt1) fprintf(o, "                        %s\n", stmt1);
-    if (stmt2) fprintf(o, "                        %s\n", stmt2);
-    if (stmt1 && stmt2) fprintf(o, "                    }\n");
-    fprintf(o, "                }\n            }\n");
+/* Filter f's nonzeros of the example, one at a time: their positions are listed in nz
+ * without a branch per element (whose outcome would be a coin toss), then each g =
+ * dY[f, oi, oj] meets, for every kernel row ki, the run of kw·C channel-last values its
+ * taps touch (xr, dr) and the filter's row (from w_t, or the sums of dW's row in acc).
+ * dW's row is summed in registers over the nonzeros and added once; dX's positions
+ * overlap from one nonzero to the next, so they are added in memory. */
+static void sparse_filter(emitter *e, FILE *o, const convgeo *v, int dw, int dx) {
+    const char *T = e->T;
+    long long run = v->kw * v->c, fk = v->kh * run;
+    const char *patch = arena_printf(e->a, "((size_t)(nz[z] / %lld * %lld + ki) * %lld + nz[z] %% %lld * %lld) * %lld",
+                                     v->ow, v->sh, v->wp, v->ow, v->sw, v->c);
+    fprintf(o, "            for (int f = 0; f < %lld; f++) {\n", v->f);
+    fprintf(o, "                const %s *restrict dyf = dy + (size_t)f * %lld;\n", T, v->p);
+    fprintf(o, "                int count = 0;\n");
+    fprintf(o, "                for (int i = 0; i < %lld; i++) {\n", v->p);
+    fprintf(o, "                    nz[count] = i;\n                    count += dyf[i] != 0;\n                }\n");
+    if (dw) {
+        fprintf(o, "                %s acc[%lld][%lld];   /* dW's row f */\n", T, v->kh, run);
+        fprintf(o, "                for (int ki = 0; ki < %lld; ki++)\n", v->kh);
+        fprintf(o, "                    for (int t = 0; t < %lld; t++) acc[ki][t] = %s;\n", run, lit(e, 0));
+        fprintf(o, "                for (int z = 0; z < count; z++) {\n");
+        fprintf(o, "                    const %s g = dyf[nz[z]];\n", T);
+        fprintf(o, "                    for (int ki = 0; ki < %lld; ki++) {\n", v->kh);
+        fprintf(o, "                        const %s *restrict xr = x_hwc + %s;\n", T, patch);
+        fprintf(o, "                        #pragma omp simd\n");
+        fprintf(o, "                        for (int t = 0; t < %lld; t++) acc[ki][t] = NNR_MADD(g, xr[t], acc[ki][t]);\n", run);
+        fprintf(o, "                    }\n                }\n");
+        fprintf(o, "                for (int ki = 0; ki < %lld; ki++)\n", v->kh);
+        fprintf(o, "                    for (int t = 0; t < %lld; t++) dw_t[(size_t)f * %lld + ki * %lld + t] += acc[ki][t];\n",
+                run, fk, run);
+    }
+    if (dx) {
+        fprintf(o, "                const %s *restrict wf = w_t + (size_t)f * %lld;\n", T, fk);
+        fprintf(o, "                for (int z = 0; z < count; z++) {\n");
+        fprintf(o, "                    const %s g = dyf[nz[z]];\n", T);
+        fprintf(o, "                    for (int ki = 0; ki < %lld; ki++) {\n", v->kh);
+        fprintf(o, "                        %s *restrict dr = dx_hwc + %s;\n", T, patch);
+        fprintf(o, "                        #pragma omp simd\n");
+        fprintf(o, "                        for (int t = 0; t < %lld; t++) dr[t] = NNR_MADD(g, wf[ki * %lld + t], dr[t]);\n", run, run);
+        fprintf(o, "                    }\n                }\n");
+    }
+    fprintf(o, "            }\n");
 }
 
 /* An example's image between channel-first [C, H, W] and the padded channel-last
- * [Hp, Wp, C] (to_hwc), looping so that the writes are contiguous. */
+ * [Hp, Wp, C] (to_hwc), a row of the image at a time, so that both sides stay in cache. */
 static void relayout(FILE *o, const convgeo *v, int to_hwc, const char *dst, const char *src) {
     const char *chw = "[(ci * %lld + ii) * %lld + jj]", *hwc = "[((ii + %lld) * %lld + jj + %lld) * %lld + ci]";
     char a[160], b[160];
     snprintf(a, sizeof a, chw, v->h, v->w);
     snprintf(b, sizeof b, hwc, v->ph, v->wp, v->pw, v->c);
-    const char *outer = to_hwc ? "ii" : "ci", *mid = to_hwc ? "jj" : "ii", *inner = to_hwc ? "ci" : "jj";
-    long long n0 = to_hwc ? v->h : v->c, n1 = to_hwc ? v->w : v->h, n2 = to_hwc ? v->c : v->w;
+    const char *outer = "ii", *mid = to_hwc ? "jj" : "ci", *inner = to_hwc ? "ci" : "jj";
+    long long n0 = v->h, n1 = to_hwc ? v->w : v->c, n2 = to_hwc ? v->c : v->w;
     fprintf(o, "            for (int %s = 0; %s < %lld; %s++)\n", outer, outer, n0, outer);
     fprintf(o, "                for (int %s = 0; %s < %lld; %s++)\n", mid, mid, n1, mid);
     fprintf(o, "                    for (int %s = 0; %s < %lld; %s++)\n", inner, inner, n2, inner);
@@ -831,11 +858,13 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
     const ir_node *col = wn ? wn->in[1] : NULL;
     convgeo v = wn ? conv_geo(&col->conv, wn->mm.ar) : conv_geo(&xn->conv, prod->mm.ar);
     const char *T = e->T, *dy = mark(e, wn ? wn->in[0] : prod->in[1]);
-    const char *dw = wn ? mark(e, wn) : NULL, *cl = wn ? mark(e, col) : NULL, *X = wn ? mark(e, col->in[0]) : NULL;
+    int one_col = wn && col->mem == MEM_NONE;   /* no im2col tensor (fuse.c): one example's, rebuilt here */
+    const char *dw = wn ? mark(e, wn) : NULL, *cl = wn && !one_col ? mark(e, col) : NULL,
+               *X = wn ? mark(e, col->in[0]) : NULL;
     const char *dx = xn ? mark(e, xn) : NULL, *dcol = xn ? mark(e, prod) : NULL, *W = xn ? mark(e, prod->in[0]) : NULL;
     long long hwc = v.hp * v.wp * v.c, fk = v.f * v.k, fp = v.f * v.p, at = (long long)owner->scratch_offset;
     if (wn) fprintf(o, "    /* %s %s = %s [B, %lld, %lld] @ %s^T %s, summed over the batch */\n", dw, shape_of(e, wn), dy,
-                    v.f, v.p, cl, shape_of(e, col));
+                    v.f, v.p, one_col ? arena_printf(e->a, "im2col(%s)", X) : cl, shape_of(e, col));
     if (xn) fprintf(o, "    /* %s %s = col2im(%s = %s^T [%lld, %lld] @ %s [B, %lld, %lld]) */\n", dx, shape_of(e, xn), dcol,
                     W, v.k, v.f, dy, v.f, v.p);
     fprintf(o, "    /* An example whose gradient is mostly zero (after relu and max pooling it is) takes\n"
@@ -853,8 +882,10 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
         fprintf(o, "        %s *restrict dx_hwc = m->acts + %lld;   /* the example's dX */\n", T, at + hwc);
         fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + 2 * hwc + fk);
     }
-    fprintf(o, "        int32_t *restrict nz = (int32_t *)(m->acts + %lld);   /* [%lld] */\n", at + 2 * hwc + 2 * fk, fp);
-    fprintf(o, "        %s *restrict nzv = m->acts + %lld;   /* [%lld] */\n", T, at + 2 * hwc + 2 * fk + fp, fp);
+    fprintf(o, "        int32_t *restrict nz = (int32_t *)(m->acts + %lld);   /* [%lld] */\n", at + 2 * hwc + 2 * fk, v.p);
+    if (one_col)
+        fprintf(o, "        %s *restrict col_b = m->acts + %lld;   /* the example's patches [%lld, %lld] */\n", T,
+                at + 2 * hwc + 2 * fk + v.p, v.k, v.p);
     if (wn) {
         fprintf(o, "        memset(x_hwc, 0, %lld * sizeof(%s));   /* the padding stays zero */\n", hwc, T);
         fprintf(o, "        memset(dw_t, 0, %lld * sizeof(%s));\n", fk, T);
@@ -872,25 +903,24 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
     fprintf(o, "            if (nonzero > %lld * NNR_CONV_SPARSE_BELOW) {   /* dense: GEMMs%s */\n", fp,
             xn ? " and col2im" : "");
     const char *ind = "                ";
+    if (one_col) im2col_loops(e, o, &col->conv, 0, X, "col_b", NULL, 1, ind);
     if (wn)
         gemm(e, o, ind, 0, 1, arena_printf(e->a, "%lld", v.f), arena_printf(e->a, "%lld", v.k),
-             arena_printf(e->a, "%lld", v.p), "dy", v.p, arena_printf(e->a, "%s + (size_t)b * %lld", cl, v.k * v.p), v.p,
-             lit(e, 1), dw, v.k);
+             arena_printf(e->a, "%lld", v.p), "dy", v.p,
+             one_col ? "col_b" : arena_printf(e->a, "%s + (size_t)b * %lld", cl, v.k * v.p), v.p, lit(e, 1), dw, v.k);
     if (xn) {
         gemm(e, o, ind, 1, 0, arena_printf(e->a, "%lld", v.k), arena_printf(e->a, "%lld", v.p),
              arena_printf(e->a, "%lld", v.f), W, v.k, "dy", v.p, lit(e, 0),
              arena_printf(e->a, "%s + (size_t)b * %lld", dcol, v.k * v.p), v.p);
-        im2col_loops(e, o, &xn->conv, 1, dx, dcol, NULL, ind);
+        im2col_loops(e, o, &xn->conv, 1, dx, dcol, NULL, 0, ind);
     }
     fprintf(o, "                continue;\n            }\n");
-    list_nonzeros(o, &v);
     if (wn) {
         fprintf(o, "            const %s *restrict img = %s + (size_t)b * %lld;\n", T, X, v.c * v.h * v.w);
         relayout(o, &v, 1, "x_hwc", "img");
     }
     if (xn) fprintf(o, "            memset(dx_hwc, 0, %lld * sizeof(%s));\n", hwc, T);
-    sparse_scan(e, o, &v, wn ? "dw_t[fil + t] += g * x_hwc[at + t];" : NULL,
-                xn ? "dx_hwc[at + t] += g * w_t[fil + t];" : NULL);
+    sparse_filter(e, o, &v, wn != NULL, xn != NULL);
     if (xn) {
         fprintf(o, "            %s *restrict out = %s + (size_t)b * %lld;\n", T, dx, v.c * v.h * v.w);
         relayout(o, &v, 0, "out", "dx_hwc");
@@ -907,6 +937,137 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
 }
 
 static void emit_conv_weight_grad(emitter *e, FILE *o, ir_node *n) { emit_conv_grads(e, o, n, n->also); }
+
+/* ---- epilogues (see fuse.c) --------------------------------------------------------- */
+
+/* The statement storing value, node p's element at c's index: p's own, or that of the
+ * node whose expression its code computes, with value in place of p. */
+static const char *store(emitter *e, const ir_node *p, const ictx *c, const char *own, const char *value) {
+    if (!p->epi) return arena_printf(e->a, "%s = %s;", own, value);
+    e->subst = p;
+    e->subst_value = arena_printf(e->a, "(%s)", value);
+    const char *v = expr(e, p->epi, c);
+    e->subst = NULL;
+    return arena_printf(e->a, "%s[%s] = %s;", mark(e, p->epi), index_of(e, p->epi, c), v);
+}
+
+/* A comment line saying what an epilogue writes. */
+static void epilogue_note(emitter *e, FILE *o, const ir_node *p, const char *ind) {
+    if (!p->epi) return;
+    char math[512] = "";
+    if (p->epi->pass == IR_BWD) collect_math(p->epi, math, sizeof math, 1);
+    fprintf(o, "%s/* ... and written through %s %s%s%s, computed as each element is stored */\n", ind, p->epi->cname,
+            shape_of(e, p->epi), *math ? ": " : "", math);
+}
+
+/* ---- the forward convolution, computed directly (see fuse.c) ----------------------- */
+
+/* One block of q output positions (from oj) of output row oi times fbn filters (from
+ * fb): its sums stay in registers (acc) while every tap adds in, each tap one input
+ * value times a contiguous run of filters. */
+static void direct_block(emitter *e, FILE *o, const ir_node *n, const ictx *c, const convgeo *v, long long q,
+                         long long fbn, const char *ind) {
+    const char *T = e->T;
+    fprintf(o, "%s{\n", ind);
+    fprintf(o, "%s    %s acc[%lld][%lld];\n", ind, T, q, fbn);
+    fprintf(o, "%s    for (int qi = 0; qi < %lld; qi++)\n", ind, q);
+    fprintf(o, "%s        for (int f = 0; f < %lld; f++) acc[qi][f] = %s;\n", ind, fbn, lit(e, 0));
+    fprintf(o, "%s    for (int ki = 0; ki < %lld; ki++)\n", ind, v->kh);
+    fprintf(o, "%s        for (int kj = 0; kj < %lld; kj++) {\n", ind, v->kw);
+    fprintf(o, "%s            const %s *restrict xr = x_hwc + ((size_t)(oi * %lld + ki) * %lld + oj * %lld + kj) * %lld;\n",
+            ind, T, v->sh, v->wp, v->sw, v->c);
+    fprintf(o, "%s            const %s *restrict wr = w_t + (size_t)(ki * %lld + kj) * %lld + fb;\n", ind, T, v->kw,
+            v->c * v->f);
+    fprintf(o, "%s            for (int ci = 0; ci < %lld; ci++)\n", ind, v->c);
+    fprintf(o, "%s                for (int qi = 0; qi < %lld; qi++) {\n", ind, q);
+    fprintf(o, "%s                    const %s xv = xr[qi * %lld + ci];\n", ind, T, v->sw * v->c);
+    fprintf(o, "%s                    #pragma omp simd\n", ind);
+    fprintf(o, "%s                    for (int f = 0; f < %lld; f++) acc[qi][f] = NNR_MADD(xv, wr[ci * %lld + f], acc[qi][f]);\n", ind, fbn,
+            v->f);
+    fprintf(o, "%s                }\n%s        }\n", ind, ind);
+    fprintf(o, "%s    for (int qi = 0; qi < %lld; qi++)\n", ind, q);
+    fprintf(o, "%s        for (int f = 0; f < %lld; f++)\n", ind, fbn);
+    fprintf(o, "%s            %s\n", ind,
+            store(e, n, c, arena_printf(e->a, "out[((size_t)(fb + f) * %lld + oi) * %lld + oj + qi]", v->oh, v->ow),
+                  "acc[qi][f]"));
+    fprintf(o, "%s}\n", ind);
+}
+
+/* The blocks of fbn filters from fb over every output position: rows, then runs of q
+ * positions and the row's remainder. */
+static void direct_rows(emitter *e, FILE *o, const ir_node *n, const ictx *c, const convgeo *v, long long q,
+                        long long fbn, const char *ind) {
+    long long full = v->ow / q * q, rest = v->ow - full;
+    fprintf(o, "%sfor (int oi = 0; oi < %lld; oi++) {\n", ind, v->oh);
+    const char *in2 = arena_printf(e->a, "%s    ", ind), *in3 = arena_printf(e->a, "%s        ", ind);
+    if (full) {
+        fprintf(o, "%sfor (int oj = 0; oj < %lld; oj += %lld)\n", in2, full, q);
+        direct_block(e, o, n, c, v, q, fbn, in3);
+    }
+    if (rest) {
+        fprintf(o, "%s{\n%s    const int oj = %lld;\n", in2, in2, full);
+        direct_block(e, o, n, c, v, rest, fbn, in3);
+        fprintf(o, "%s}\n", in2);
+    }
+    fprintf(o, "%s}\n", ind);
+}
+
+/* Y [B, F, P] = W [F, C·kh·kw] · im2col(X), per example, without im2col: see fuse.c. */
+static void emit_conv_direct(emitter *e, FILE *o, ir_node *n) {
+    const ir_node *col = n->in[1], *w = n->in[0], *x = col->in[0];
+    convgeo v = conv_geo(&col->conv, n->mm.ar);
+    const char *T = e->T, *Y = n->epi ? NULL : mark(e, n), *W = mark(e, w), *X = mark(e, x);
+    long long hwc = v.hp * v.wp * v.c, at = (long long)n->scratch_offset, size = e->f[0] ? 4 : 8;
+    /* the epilogue's index space: [F, oh, ow] or [F, oh·ow] (fuse.c) */
+    ictx c = {LOOP_NESTED, 1, 2, {v.f, v.p}, {"(fb + f)", NULL}};
+    c.v[1] = arena_printf(e->a, "(oi * %lld + oj + qi)", v.ow);
+    if (n->epi && n->epi->shape.rank == 3) {
+        c.rank = 3;
+        c.dim[1] = v.oh;
+        c.dim[2] = v.ow;
+        c.v[1] = "oi";
+        c.v[2] = "(oj + qi)";
+    }
+    /* about 24 vector registers of sums: a block of up to 128 bytes of filters (32 floats)
+     * times as many positions as fill them */
+    long long fb = v.f * size <= 128 ? v.f : 128 / size, q = 768 / (fb * size);
+    if (q > 24) q = 24;
+    if (q < 1) q = 1;
+    if (q > v.ow) q = v.ow;
+    fprintf(o, "    /* %s %s = %s %s @ im2col(%s %s),\n"
+               "     * computed directly: kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld before.  Each block\n"
+               "     * of %lld output positions x %lld filters stays in registers while all %lld taps add in,\n"
+               "     * over the example's image channel-last and zero-padded [%lld, %lld, %lld] and the\n"
+               "     * filters in [kh, kw, C, F] order. */\n",
+            n->cname ? n->cname : "the product", shape_of(e, n), W, shape_of(e, w), who(e, x), shape_of(e, x), v.kh, v.kw,
+            v.sh, v.sw, v.ph, v.pw, q, fb, v.k, v.hp, v.wp, v.c);
+    epilogue_note(e, o, n, "    ");
+    fprintf(o, "    {\n");
+    fprintf(o, "        %s *restrict x_hwc = m->acts + %lld;   /* the example's image */\n", T, at);
+    fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + hwc);
+    if (v.hp * v.wp != v.h * v.w)
+        fprintf(o, "        memset(x_hwc, 0, %lld * sizeof(%s));   /* the padding stays zero */\n", hwc, T);
+    fprintf(o, "        for (int f = 0; f < %lld; f++)\n", v.f);
+    fprintf(o, "            for (int ci = 0; ci < %lld; ci++)\n", v.c);
+    fprintf(o, "                for (int kk = 0; kk < %lld; kk++)   /* ki * kw + kj */\n", v.kh * v.kw);
+    fprintf(o, "                    w_t[(kk * %lld + ci) * %lld + f] = %s[(f * %lld + ci) * %lld + kk];\n", v.c, v.f, W,
+            v.c, v.kh * v.kw);
+    fprintf(o, "        for (int b = 0; b < n; b++) {\n");
+    fprintf(o, "            const %s *restrict img = %s + (size_t)b * %lld;\n", T, X, v.c * v.h * v.w);
+    relayout(o, &v, 1, "x_hwc", "img");
+    if (Y) fprintf(o, "            %s *restrict out = %s + (size_t)b * %lld;\n", T, Y, v.f * v.p);
+    long long full = v.f / fb * fb, rest = v.f - full;
+    if (full) {
+        fprintf(o, "            for (int fb = 0; fb < %lld; fb += %lld)\n", full, fb);
+        direct_rows(e, o, n, &c, &v, q, fb, "                ");
+    }
+    if (rest) {
+        fprintf(o, "            {\n                const int fb = %lld;\n", full);
+        direct_rows(e, o, n, &c, &v, q, rest, "                ");
+        fprintf(o, "            }\n");
+    }
+    fprintf(o, "        }\n    }\n");
+}
 static void emit_conv_input_grad(emitter *e, FILE *o, ir_node *n) { emit_conv_grads(e, o, NULL, n); }
 
 /* max / average pooling windows (no padding), and their gradient: the window's maximum
@@ -917,13 +1078,15 @@ static void emit_pool(emitter *e, FILE *o, ir_node *n) {
     const ir_node *x = n->in[grad ? 1 : 0];
     long long win = (long long)(g.kh * g.kw);
     const char *X = mark(e, x), *T = e->T, *nb = x->batched ? "n" : "1";
-    fprintf(o, "    /* %s %s = %s%s(%s %s), window %lldx%lld, stride %lldx%lld%s */\n", n->cname, shape_of(e, n),
+    fprintf(o, "    /* %s %s = %s%s(%s %s), window %lldx%lld, stride %lldx%lld%s */\n",
+            n->cname ? n->cname : "the gradient", shape_of(e, n),
             is_max ? "maxpool" : "avgpool", grad ? "_grad" : "", who(e, x), shape_of(e, x), (long long)g.kh,
             (long long)g.kw, (long long)g.sh, (long long)g.sw,
             grad ? (is_max ? ": d max/du = 1 at the window's maximum" : ": d mean/du = 1/(kh kw)") : "");
-    const char *out = mark(e, n);
+    epilogue_note(e, o, n, "    ");
+    const char *out = n->epi ? n->cname : mark(e, n);
     /* windows that tile the plane exactly write every element of the gradient once */
-    int tiled = g.sh == g.kh && g.sw == g.kw && g.oh * g.kh == g.h && g.ow * g.kw == g.w;
+    int tiled = fuse_pool_tiled(&g);
     fprintf(o, "    for (int b = 0; b < %s * %lld; b++) {   /* every channel of every example */\n", nb, (long long)g.c);
     if (grad && !tiled)   /* zeroed plane by plane, while it is in cache for the windows that follow */
         fprintf(o, "        memset(%s + (size_t)b * %lld, 0, %lld * sizeof(%s));\n", out, (long long)(g.h * g.w),
@@ -941,18 +1104,36 @@ static void emit_pool(emitter *e, FILE *o, ir_node *n) {
         if (is_max) fprintf(o, "                        acc = %s[%s] > acc ? %s[%s] : acc;\n", X, src, X, src);
         else fprintf(o, "                        acc += %s[%s];\n", X, src);
         fprintf(o, "                %s[at] = acc%s;\n", out, is_max ? "" : arena_printf(e->a, " / %s", lit(e, (double)win)));
+    } else if (is_max && tiled) {
+        /* the first maximum of the window takes gv, as PyTorch breaks ties (the first tap
+         * when the maximum is NaN); selects instead of branches, so the loop over oj
+         * vectorizes */
+        const char *first = arena_printf(e->a, "(size_t)b * %lld + oi * %lld * %lld + oj * %lld", (long long)(g.h * g.w),
+                                         (long long)g.sh, (long long)g.w, (long long)g.sw);
+        fprintf(o, "                %s acc = %s[%s];\n", T, X, first);
+        fprintf(o, "                %s\n", loops);
+        fprintf(o, "                        acc = %s[%s] > acc ? %s[%s] : acc;\n", X, src, X, src);
+        fprintf(o, "                %s gv = %s[at];   /* until a tap takes it */\n", T, mark(e, n->in[0]));
+        fprintf(o, "                %s\n", loops);
+        /* with an epilogue, i is the element's index in every tensor it reads (fuse.c) */
+        ictx flat = {LOOP_FLAT, x->batched, 0, {0}, {0}};
+        const char *at_i = n->epi ? arena_printf(e->a, "const size_t i = %s; ", src) : "";
+        const char *own = arena_printf(e->a, "%s[%s]", out, src), *tap = arena_printf(e->a, "%s[%s]", X, src);
+        fprintf(o, "                        if (ki + kj == 0) {\n");
+        fprintf(o, "                            { %s%s }\n", at_i,
+                store(e, n, &flat, own, arena_printf(e->a, "%s == acc || acc != acc ? gv : %s", tap, lit(e, 0))));
+        fprintf(o, "                            gv = %s == acc || acc != acc ? %s : gv;\n", tap, lit(e, 0));
+        fprintf(o, "                        } else {\n");
+        fprintf(o, "                            { %s%s }\n", at_i,
+                store(e, n, &flat, own, arena_printf(e->a, "%s == acc ? gv : %s", tap, lit(e, 0))));
+        fprintf(o, "                            gv = %s == acc ? %s : gv;\n", tap, lit(e, 0));
+        fprintf(o, "                        }\n");
     } else if (is_max) {   /* the first maximum of the window, as PyTorch breaks ties */
         fprintf(o, "                size_t best = (size_t)b * %lld + oi * %lld * %lld + oj * %lld;\n", (long long)(g.h * g.w),
                 (long long)g.sh, (long long)g.w, (long long)g.sw);
         fprintf(o, "                %s\n", loops);
         fprintf(o, "                        if (%s[%s] > %s[best]) best = %s;\n", X, src, X, src);
-        if (tiled) {
-            fprintf(o, "                const %s gv = %s[at];\n", T, mark(e, n->in[0]));
-            fprintf(o, "                %s\n", loops);
-            fprintf(o, "                        %s[%s] = %s == best ? gv : %s;\n", out, src, src, lit(e, 0));
-        } else {
-            fprintf(o, "                %s[best] += %s[at];\n", out, mark(e, n->in[0]));
-        }
+        fprintf(o, "                %s[best] += %s[at];\n", out, mark(e, n->in[0]));
     } else {
         fprintf(o, "                const %s share = %s[at] / %s;\n", T, mark(e, n->in[0]), lit(e, (double)win));
         fprintf(o, "                %s\n", loops);
@@ -1057,7 +1238,7 @@ static void declare(emitter *e, FILE *o, const ir_node *x, int writes) {
 typedef enum { FN_FORWARD, FN_BACKWARD, FN_INFER, FN_EVAL } fn_kind;
 
 static int in_fn(const ir_node *n, fn_kind k) {
-    if (n->mem != MEM_ACT && n->mem != MEM_GRAD && !(n->op == OP_PAD_ADD && n->mem == MEM_NONE)) return 0;
+    if (n->mem != MEM_ACT && n->mem != MEM_GRAD && !(n->op == OP_PAD_ADD && n->mem == MEM_NONE) && !n->epi) return 0;
     if (k == FN_FORWARD) return n->pass == IR_FWD && n->in_train;
     if (k == FN_BACKWARD) return n->pass == IR_BWD && n->in_train;
     if (k == FN_EVAL) return n->pass == IR_FWD && n->in_eval && n->op != OP_BN_UPDATE;
@@ -1111,7 +1292,7 @@ static void emit_pass(emitter *e, FILE *o, fn_kind k) {
         if (!in_fn(n, k)) continue;
         if (n->folded) continue;   /* computed by another node's code (a convolution's gradients) */
         emit_node(e, b, n);
-        if (k == FN_FORWARD || k == FN_BACKWARD) emit_check(e, b, n, names_of_pass[k]);
+        if (k == FN_FORWARD || k == FN_BACKWARD) emit_check(e, b, n->epi ? n->epi : n, names_of_pass[k]);
         if (n->also && (k == FN_FORWARD || k == FN_BACKWARD)) emit_check(e, b, n->also, names_of_pass[k]);
         any = 1;
     }
@@ -1559,6 +1740,7 @@ static void emit_uniform(emitter *e, FILE *o) {
 }
 
 static void setup(emitter *e, ir_graph *g, FILE *out, const emit_opts *o) {
+    *e = (emitter){0};
     e->g = g;
     e->a = g->a;
     e->out = out;
@@ -1616,9 +1798,15 @@ int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
     return ferror(out) ? -1 : 0;
 }
 
-static int has_sparse_path(const ir_graph *g) {
+static int has_conv_code(const ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++)
         if (ir_at(g, i)->scratch) return 1;
+    return 0;
+}
+
+static int has_sparse_path(const ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++)
+        if (ir_at(g, i)->scratch && !ir_at(g, i)->direct) return 1;
     return 0;
 }
 
@@ -1649,6 +1837,11 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
                      "float tanhf(float) NNR_VECTOR_MATH;\nfloat sinf(float) NNR_VECTOR_MATH;\n"
                      "float cosf(float) NNR_VECTOR_MATH;\nfloat tanf(float) NNR_VECTOR_MATH;\n"
                      "#endif\n#endif\n");
+    if (has_conv_code(g))
+        fprintf(out, "\n/* a * b + c in one rounding, a fused multiply-add, where the target has one: the\n"
+                     " * convolutions' inner loops (in ISO C mode, -std=c11, GCC does not contract a * b + c). */\n"
+                     "#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)\n#define NNR_MADD(a, b, c) %s(a, b, c)\n"
+                     "#else\n#define NNR_MADD(a, b, c) ((a) * (b) + (c))\n#endif\n", fn(&e, "fma"));
     if (has_sparse_path(g))
         fprintf(out, "\n/* A convolution's gradient takes its sparse path for an example whose dY has at most\n"
                      " * this fraction of nonzeros (-DNNR_CONV_SPARSE_BELOW=0: never; =1: always). */\n"

@@ -42,7 +42,8 @@ static const char *const reserved[] = {
     "ysrc", "out", "dl", "lse", "total", "s1", "s2", "gi", "ag", "clip", "coef", "norm2", "delta", "denom",
     "step_size", "bc1", "bc2", "bc2_sqrt", "mu_t", "mu_next", "c_grad", "c_avg", "at", "chunk", "mv",
     "in", "bytes", "elements", "oi", "oj", "ci", "ki", "kj", "ii", "jj", "row", "inside", "done", "share",
-    "run_mean", "run_var", "unbias", "img", "best",
+    "run_mean", "run_var", "unbias", "img", "best", "dy", "nz", "nzv", "nonzero", "x_hwc", "dx_hwc", "dw_t", "w_t",
+    "col_b", "xr", "wr", "xv", "qi", "fb", "kk", "fil", "gv", "count", "dyf", "dr", "wf",
     NULL};
 
 static const char *const reserved_prefixes[] = {"cblas_", "Cblas", "CBLAS", "openblas", "nnr_", "NNR_",

@@ -4,7 +4,8 @@
  * and their gradients at the same offsets in a second, which lets the optimizer update
  * every parameter in one loop.  Activations and backward temporaries share a third
  * block; each batched tensor holds BATCH examples, and a node that needs working memory
- * (a convolution's sparse gradients, fuse.c) gets it right after its own tensor.
+ * (a direct convolution, a convolution's gradients: fuse.c) gets it right after its own
+ * tensor, if it has one.
  * Offsets are aligned to 64 bytes.
  * (No buffer is reused yet: the activation block is the sum of the tensors.) */
 #include "codegen.h"
@@ -34,9 +35,11 @@ void plan_memory(ir_graph *g) {
     off = 0;
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
-        if (n->mem != MEM_ACT) continue;
-        n->offset = off;
-        off = align_up(off + ir_numel(&n->shape) * (n->batched ? g->train.batch : 1));
+        if (n->mem != MEM_ACT && !n->scratch) continue;
+        if (n->mem == MEM_ACT) {
+            n->offset = off;
+            off = align_up(off + ir_numel(&n->shape) * (n->batched ? g->train.batch : 1));
+        }
         n->scratch_offset = off;
         off = align_up(off + n->scratch);
     }
