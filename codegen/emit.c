@@ -968,7 +968,6 @@ static void epilogue_note(emitter *e, FILE *o, const ir_node *p, const char *ind
 static void direct_block(emitter *e, FILE *o, const ir_node *n, const ictx *c, const convgeo *v, long long q,
                          long long fbn, const char *ind) {
     const char *T = e->T;
-    fprintf(o, "%s{\n", ind);
     fprintf(o, "%s    %s acc[%lld][%lld];\n", ind, T, q, fbn);
     fprintf(o, "%s    for (int qi = 0; qi < %lld; qi++)\n", ind, q);
     fprintf(o, "%s        for (int f = 0; f < %lld; f++) acc[qi][f] = %s;\n", ind, fbn, lit(e, 0));
@@ -990,7 +989,6 @@ static void direct_block(emitter *e, FILE *o, const ir_node *n, const ictx *c, c
     fprintf(o, "%s            %s\n", ind,
             store(e, n, c, arena_printf(e->a, "out[((size_t)(fb + f) * %lld + oi) * %lld + oj + qi]", v->oh, v->ow),
                   "acc[qi][f]"));
-    fprintf(o, "%s}\n", ind);
 }
 
 /* The blocks of fbn filters from fb over every output position: rows, then runs of q
@@ -999,14 +997,15 @@ static void direct_rows(emitter *e, FILE *o, const ir_node *n, const ictx *c, co
                         long long fbn, const char *ind) {
     long long full = v->ow / q * q, rest = v->ow - full;
     fprintf(o, "%sfor (int oi = 0; oi < %lld; oi++) {\n", ind, v->oh);
-    const char *in2 = arena_printf(e->a, "%s    ", ind), *in3 = arena_printf(e->a, "%s        ", ind);
+    const char *in2 = arena_printf(e->a, "%s    ", ind);
     if (full) {
-        fprintf(o, "%sfor (int oj = 0; oj < %lld; oj += %lld)\n", in2, full, q);
-        direct_block(e, o, n, c, v, q, fbn, in3);
+        fprintf(o, "%sfor (int oj = 0; oj < %lld; oj += %lld) {\n", in2, full, q);
+        direct_block(e, o, n, c, v, q, fbn, in2);
+        fprintf(o, "%s}\n", in2);
     }
     if (rest) {
         fprintf(o, "%s{\n%s    const int oj = %lld;\n", in2, in2, full);
-        direct_block(e, o, n, c, v, rest, fbn, in3);
+        direct_block(e, o, n, c, v, rest, fbn, in2);
         fprintf(o, "%s}\n", in2);
     }
     fprintf(o, "%s}\n", ind);
@@ -1114,20 +1113,14 @@ static void emit_pool(emitter *e, FILE *o, ir_node *n) {
         fprintf(o, "                %s\n", loops);
         fprintf(o, "                        acc = %s[%s] > acc ? %s[%s] : acc;\n", X, src, X, src);
         fprintf(o, "                %s gv = %s[at];   /* until a tap takes it */\n", T, mark(e, n->in[0]));
-        fprintf(o, "                %s\n", loops);
+        fprintf(o, "                %s {\n", loops);
         /* with an epilogue, i is the element's index in every tensor it reads (fuse.c) */
         ictx flat = {LOOP_FLAT, x->batched, 0, {0}, {0}};
         const char *at_i = n->epi ? arena_printf(e->a, "const size_t i = %s; ", src) : "";
         const char *own = arena_printf(e->a, "%s[%s]", out, src), *tap = arena_printf(e->a, "%s[%s]", X, src);
-        fprintf(o, "                        if (ki + kj == 0) {\n");
-        fprintf(o, "                            { %s%s }\n", at_i,
-                store(e, n, &flat, own, arena_printf(e->a, "%s == acc || acc != acc ? gv : %s", tap, lit(e, 0))));
-        fprintf(o, "                            gv = %s == acc || acc != acc ? %s : gv;\n", tap, lit(e, 0));
-        fprintf(o, "                        } else {\n");
-        fprintf(o, "                            { %s%s }\n", at_i,
-                store(e, n, &flat, own, arena_printf(e->a, "%s == acc ? gv : %s", tap, lit(e, 0))));
-        fprintf(o, "                            gv = %s == acc ? %s : gv;\n", tap, lit(e, 0));
-        fprintf(o, "                        }\n");
+        fprintf(o, "                        const int take = %s == acc || (ki + kj == 0 && acc != acc);\n", tap);
+        fprintf(o, "                        { %s%s }\n", at_i, store(e, n, &flat, own, arena_printf(e->a, "take ? gv : %s", lit(e, 0))));
+        fprintf(o, "                        gv = take ? %s : gv;\n                    }\n", lit(e, 0));
     } else if (is_max) {   /* the first maximum of the window, as PyTorch breaks ties */
         fprintf(o, "                size_t best = (size_t)b * %lld + oi * %lld * %lld + oj * %lld;\n", (long long)(g.h * g.w),
                 (long long)g.sh, (long long)g.w, (long long)g.sw);

@@ -43,7 +43,7 @@ static const char *const reserved[] = {
     "step_size", "bc1", "bc2", "bc2_sqrt", "mu_t", "mu_next", "c_grad", "c_avg", "at", "chunk", "mv",
     "in", "bytes", "elements", "oi", "oj", "ci", "ki", "kj", "ii", "jj", "row", "inside", "done", "share",
     "run_mean", "run_var", "unbias", "img", "best", "dy", "nz", "nzv", "nonzero", "x_hwc", "dx_hwc", "dw_t", "w_t",
-    "col_b", "xr", "wr", "xv", "qi", "fb", "kk", "fil", "gv", "count", "dyf", "dr", "wf",
+    "col_b", "xr", "wr", "xv", "qi", "fb", "kk", "fil", "gv", "count", "dyf", "dr", "wf", "take",
     NULL};
 
 static const char *const reserved_prefixes[] = {"cblas_", "Cblas", "CBLAS", "openblas", "nnr_", "NNR_",
