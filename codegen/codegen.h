@@ -15,6 +15,7 @@ void  fuse_plan(ir_graph *g);
 /* the padded extent [Hp, Wp] of a convolution's channel-last image: every tap lands inside */
 void  fuse_conv_extent(const ir_conv *g, int64_t *hp, int64_t *wp);
 int   fuse_pool_tiled(const ir_conv *g);
+int   fuse_sparse_form(const ir_node *n);   /* 1: dX = dY · W, 2: dW = dYᵀ · X (a sparse path), else 0 */
 /* plan.c: give every materialized tensor a block and an offset (params, grads, acts). */
 void  plan_memory(ir_graph *g);
 /* names.c: give every tensor a C identifier that clashes with nothing. */

@@ -560,9 +560,15 @@ static void emit_conv_weight_grad(emitter *e, FILE *o, ir_node *n);
 
 static void emit_conv_direct(emitter *e, FILE *o, ir_node *n);
 
+static void emit_sparse_product(emitter *e, FILE *o, ir_node *n);
+
 static void emit_matmul(emitter *e, FILE *o, ir_node *n) {
     if (n->direct) {
         emit_conv_direct(e, o, n);
+        return;
+    }
+    if (n->sparse_a) {
+        emit_sparse_product(e, o, n);
         return;
     }
     if (n->scratch) {
@@ -602,6 +608,107 @@ static void emit_matmul(emitter *e, FILE *o, ir_node *n) {
         gemm(e, o, "        ", A.t, B.t, arena_printf(e->a, "%lld", (long long)p), arena_printf(e->a, "%lld", (long long)q),
              arena_printf(e->a, "%lld", (long long)k), ap, A.c, bp, B.c, beta, cp, q);
     }
+}
+
+/* ---- products with a mostly-zero left operand (see fuse.c) ------------------------ */
+
+/* Output rows `rows` (from 0), columns q0 .. q0 + w: each row sums, in registers, its
+ * listed nonzeros times the rows of B they select.  acc is two-dimensional, vector
+ * registers of lanes, on purpose: GCC 12 turns a flat acc[w] summed over a list into
+ * gathers (measured 2-5x slower), and vectorizes this form without a pragma. */
+static void sparse_block(emitter *e, FILE *o, const char *rows, long long L, long long q, long long w,
+                         const char *B, const char *C, const char *ind) {
+    const char *T = e->T;
+    long long lanes = 64 / (e->f[0] ? 4 : 8), vbs = w % lanes == 0 ? w / lanes : 1;
+    if (w % lanes) lanes = w;
+    fprintf(o, "%sfor (int r = 0; r < %s; r++) {\n", ind, rows);
+    fprintf(o, "%s    %s acc[%lld][%lld];\n", ind, T, vbs, lanes);
+    fprintf(o, "%s    for (int vb = 0; vb < %lld; vb++)\n", ind, vbs);
+    fprintf(o, "%s        for (int lane = 0; lane < %lld; lane++) acc[vb][lane] = %s;\n", ind, lanes, lit(e, 0));
+    fprintf(o, "%s    for (int zi = 0; zi < nz_cnt[r]; zi++) {\n", ind);
+    fprintf(o, "%s        const %s g = nz_val[(size_t)r * %lld + zi];\n", ind, T, L);
+    fprintf(o, "%s        const %s *restrict brow = %s + (size_t)nz_at[(size_t)r * %lld + zi] * %lld + q0;\n", ind, T, B,
+            L, q);
+    fprintf(o, "%s        for (int vb = 0; vb < %lld; vb++) {\n", ind, vbs);
+    fprintf(o, "%s            for (int lane = 0; lane < %lld; lane++)\n", ind, lanes);
+    fprintf(o, "%s                acc[vb][lane] = NNR_MADD(g, brow[vb * %lld + lane], acc[vb][lane]);\n", ind, lanes);
+    fprintf(o, "%s        }\n%s    }\n", ind, ind);
+    fprintf(o, "%s    for (int vb = 0; vb < %lld; vb++)\n", ind, vbs);
+    fprintf(o, "%s        for (int lane = 0; lane < %lld; lane++)\n", ind, lanes);
+    fprintf(o, "%s            %s[(size_t)r * %lld + q0 + vb * %lld + lane] = acc[vb][lane];\n", ind, C, q, lanes);
+    fprintf(o, "%s}\n", ind);
+}
+
+/* C = A · B (form 1: A's rows stacked by the batch) or Aᵀ · B summed over the batch
+ * (form 2), A mostly zero: the GEMM, or per output row the list of A's nonzeros that
+ * meet it (a row of A for form 1, a column for form 2) and sparse_block's sums, runs of
+ * 512 bytes of columns first (16 vector registers), then the rest. */
+static void emit_sparse_product(emitter *e, FILE *o, ir_node *n) {
+    ir_mm m = n->mm;
+    int form = fuse_sparse_form(n);
+    long long p = m.ta ? m.ac : m.ar, k = m.ta ? m.ar : m.ac, q = m.bc, batch = e->g->train.batch;
+    const char *T = e->T, *a = mark(e, n->in[0]), *b = mark(e, n->in[1]), *c = mark(e, n);
+    long long total = p * k, L = form == 1 ? k : batch * k, at = (long long)n->scratch_offset;
+    long long lists = total * batch;   /* A's elements in a batch */
+    const char *rows = form == 1 ? mul_n(e, p) : arena_printf(e->a, "%lld", p);
+    fprintf(o, "    /* %s %s = %s%s %s @ %s %s%s */\n", n->cname, shape_of(e, n), a, form == 2 ? "^T" : "",
+            shape_of(e, n->in[0]), b, shape_of(e, n->in[1]), form == 2 ? ", summed over the batch" : "");
+    fprintf(o, "    /* %s is mostly zero where relu's gradient or dropout zeroes it: when at most\n"
+               "     * NNR_GEMM_SPARSE_BELOW of it is nonzero, each row of %s sums only the rows of %s\n"
+               "     * that a nonzero of %s meets, a run of columns at a time in registers. */\n",
+            a, c, b, form == 1 ? arena_printf(e->a, "its row of %s", a) : arena_printf(e->a, "its column of %s", a));
+    fprintf(o, "    {\n");
+    fprintf(o, "        int32_t *restrict nz_at = (int32_t *)(m->acts + %lld);   /* the nonzeros' positions */\n", at);
+    fprintf(o, "        %s *restrict nz_val = m->acts + %lld;   /* their values */\n", T, at + lists);
+    fprintf(o, "        int32_t *restrict nz_cnt = (int32_t *)(m->acts + %lld);   /* how many per output row */\n",
+            at + 2 * lists);
+    fprintf(o, "        int nonzero = 0;\n");
+    fprintf(o, "        for (int i = 0; i < %s; i++) nonzero += %s[i] != 0;\n", mul_n(e, total), a);
+    fprintf(o, "        if (nonzero > %s * NNR_GEMM_SPARSE_BELOW) {\n", mul_n(e, total));
+    const char *in3 = "            ";
+    if (form == 1)
+        gemm(e, o, in3, 0, 0, mul_n(e, p), arena_printf(e->a, "%lld", q), arena_printf(e->a, "%lld", k), a, k, b, q,
+             lit(e, 0), c, q);
+    else
+        gemm(e, o, in3, 1, 0, arena_printf(e->a, "%lld", p), arena_printf(e->a, "%lld", q), mul_n(e, k), a, p, b, q,
+             lit(e, 0), c, q);
+    fprintf(o, "        } else {\n");
+    if (form == 1) {   /* row r of A: its nonzero columns */
+        fprintf(o, "            for (int r = 0; r < %s; r++) {\n", rows);
+        fprintf(o, "                int count = 0;\n");
+        fprintf(o, "                for (int j = 0; j < %lld; j++) {\n", k);
+        fprintf(o, "                    const %s av = %s[(size_t)r * %lld + j];\n", T, a, k);
+        fprintf(o, "                    nz_at[(size_t)r * %lld + count] = j;\n", L);
+        fprintf(o, "                    nz_val[(size_t)r * %lld + count] = av;\n", L);
+        fprintf(o, "                    count += av != 0;\n                }\n");
+        fprintf(o, "                nz_cnt[r] = count;\n            }\n");
+    } else {   /* column i of A: its nonzero rows, over the batch */
+        fprintf(o, "            for (int i = 0; i < %lld; i++) nz_cnt[i] = 0;\n", p);
+        fprintf(o, "            for (int r = 0; r < %s; r++)\n", mul_n(e, k));
+        fprintf(o, "                for (int i = 0; i < %lld; i++) {\n", p);
+        fprintf(o, "                    const %s av = %s[(size_t)r * %lld + i];\n", T, a, p);
+        fprintf(o, "                    nz_at[(size_t)i * %lld + nz_cnt[i]] = r;\n", L);
+        fprintf(o, "                    nz_val[(size_t)i * %lld + nz_cnt[i]] = av;\n", L);
+        fprintf(o, "                    nz_cnt[i] += av != 0;\n                }\n");
+    }
+    long long run = 512 / (e->f[0] ? 4 : 8), lanes = 64 / (e->f[0] ? 4 : 8);
+    long long full = q / run * run, rest = q - full, mid = rest / lanes * lanes, tail = rest - mid;
+    const char *in4 = "                ";
+    if (full) {
+        fprintf(o, "            for (int q0 = 0; q0 < %lld; q0 += %lld)\n", full, run);
+        sparse_block(e, o, rows, L, q, run, b, c, in4);
+    }
+    if (mid) {
+        fprintf(o, "            {\n                const int q0 = %lld;\n", full);
+        sparse_block(e, o, rows, L, q, mid, b, c, in4);
+        fprintf(o, "            }\n");
+    }
+    if (tail) {
+        fprintf(o, "            {\n                const int q0 = %lld;\n", full + mid);
+        sparse_block(e, o, rows, L, q, tail, b, c, in4);
+        fprintf(o, "            }\n");
+    }
+    fprintf(o, "        }\n    }\n");
 }
 
 static void emit_dense(emitter *e, FILE *o, ir_node *n) {
@@ -1799,7 +1906,13 @@ static int has_conv_code(const ir_graph *g) {
 
 static int has_sparse_path(const ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++)
-        if (ir_at(g, i)->scratch && !ir_at(g, i)->direct) return 1;
+        if (ir_at(g, i)->scratch && !ir_at(g, i)->direct && !ir_at(g, i)->sparse_a) return 1;
+    return 0;
+}
+
+static int has_sparse_product(const ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++)
+        if (ir_at(g, i)->sparse_a) return 1;
     return 0;
 }
 
@@ -1839,6 +1952,11 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
         fprintf(out, "\n/* A convolution's gradient takes its sparse path for an example whose dY has at most\n"
                      " * this fraction of nonzeros (-DNNR_CONV_SPARSE_BELOW=0: never; =1: always). */\n"
                      "#ifndef NNR_CONV_SPARSE_BELOW\n#define NNR_CONV_SPARSE_BELOW 0.3\n#endif\n");
+    if (has_sparse_product(g))
+        fprintf(out, "\n/* A product of the backward pass whose left operand is mostly zero (relu's gradient,\n"
+                     " * dropout) takes its sparse path when at most this fraction of that operand is\n"
+                     " * nonzero (-DNNR_GEMM_SPARSE_BELOW=0: never; =1: always). */\n"
+                     "#ifndef NNR_GEMM_SPARSE_BELOW\n#define NNR_GEMM_SPARSE_BELOW 0.4\n#endif\n");
     emit_struct(&e, out);
     emit_summary_string(&e, out);
     fprintf(out, "\nstatic const nnr_model_info %s_model;\n", e.P);

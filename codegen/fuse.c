@@ -9,8 +9,10 @@
  * The pass also decides which nodes each generated function computes: the training
  * forward pass (what the loss and backward need), the backward pass, and inference
  * (what the outputs need); which convolutions are computed directly and which of their
- * gradients get a sparse path, with the working memory of each; and which producers
+ * gradients get a sparse path, with the working memory of each; which products of the
+ * backward pass get a second path for a mostly-zero gradient; and which producers
  * write their elementwise reader as they store (epilogues). */
+#include <string.h>
 #include "codegen.h"
 
 /* Marks what `root` needs; `mode` picks the side of a select: 0 training, 1 inference.
@@ -128,6 +130,7 @@ static int is_conv_input_grad(const ir_node *n) {
 }
 
 static void plan_epilogues(ir_graph *g);
+static void plan_sparse_products(ir_graph *g);
 
 static void plan_conv_grads(ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++) {
@@ -151,6 +154,53 @@ static void plan_conv_grads(ir_graph *g) {
     }
     plan_direct_convs(g);
     plan_epilogues(g);
+    plan_sparse_products(g);
+}
+
+/* Sparse products.  A dense layer's backward pass multiplies its output's gradient dY
+ * twice — dX = dY · W and dW = dYᵀ · X — and after relu (and dropout) most of dY is
+ * zero.  Such a product gets a second path, taken when at most a fraction of the
+ * operand is nonzero (emit.c): the nonzeros of each of dY's rows (for dX) or columns
+ * (for dW) are listed, and every output row is the sum of those nonzeros times rows of
+ * the other operand, a run of columns at a time in registers.  Measured against
+ * OpenBLAS for the lecture CNN's 4608→128 layer at batch 32, one thread, with a quarter
+ * of dY nonzero: 194 µs vs 474 µs for dX, 179 vs 458 for dW; they break even near one
+ * half.  An operand may be mostly zero when its expression has a gradient that is zero
+ * on a region (relu, clip, max, ...) or a dropout mask. */
+static int zero_region(const ir_node *x, int top) {
+    if (!top && x->mem != MEM_NONE) return 0;
+    if (x->op == OP_DROPOUT_MASK) return 1;
+    if (x->op == OP_MAP_GRAD) {
+        const char *d = ir_maps[x->fn].grad[x->arg];
+        size_t len = d ? strlen(d) : 0;
+        if (len >= 5 && !strcmp(d + len - 5, ": #0)")) return 1;
+    }
+    for (int k = 0; k < x->nin; k++)
+        if (zero_region(x->in[k], 0)) return 1;
+    return 0;
+}
+
+/* dX = dY · W (the batch stacks dY's rows) or dW = dYᵀ · X summed over the batch, with
+ * the other operand read by rows. */
+int fuse_sparse_form(const ir_node *n) {
+    if (n->op != OP_MATMUL || n->pass != IR_BWD || n->mm.tb || !n->in[0]->batched) return 0;
+    if (n->batched && !n->in[1]->batched && !n->mm.ta) return 1;
+    if (!n->batched && n->in[1]->batched && n->mm.ta) return 2;
+    return 0;
+}
+
+static void plan_sparse_products(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        int form = fuse_sparse_form(n);
+        if (!form || !n->in_train || n->mem != MEM_ACT || n->folded || n->scratch || n->direct || n->epi ||
+            n->mm.bc < 16 || !zero_region(n->in[0], 1))
+            continue;
+        int64_t a = ir_numel(&n->in[0]->shape) * g->train.batch;   /* dY's elements in a batch */
+        int64_t rows = form == 1 ? a / n->mm.ac : n->mm.ac;      /* the output's rows */
+        n->sparse_a = 1;
+        n->scratch = 2 * a + rows;   /* the lists: positions, values, and a count per row */
+    }
 }
 
 /* Pooling windows that tile the plane exactly: the gradient writes every element once. */

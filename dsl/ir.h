@@ -157,6 +157,7 @@ struct ir_node {
     int64_t     scratch_offset;
     int         folded;     /* computed by another node's code (fuse.c: a convolution's gradients) */
     int         direct;     /* OP_MATMUL: a convolution computed from its image, without im2col (fuse.c) */
+    int         sparse_a;   /* OP_MATMUL: a second path for a mostly-zero left operand (fuse.c) */
     ir_node    *epi;        /* the elementwise node this one's code writes instead of itself (fuse.c) */
     ir_node    *also;       /* the node whose code this one's includes */
     const char *cname;      /* C identifier (names.c) */
