@@ -1898,7 +1898,7 @@ int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
     return ferror(out) ? -1 : 0;
 }
 
-static int has_conv_code(const ir_graph *g) {
+static int has_madd_code(const ir_graph *g) {   /* convolutions, sparse products */
     for (int i = 0; i < g->nodes.n; i++)
         if (ir_at(g, i)->scratch) return 1;
     return 0;
@@ -1943,9 +1943,10 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
                      "float tanhf(float) NNR_VECTOR_MATH;\nfloat sinf(float) NNR_VECTOR_MATH;\n"
                      "float cosf(float) NNR_VECTOR_MATH;\nfloat tanf(float) NNR_VECTOR_MATH;\n"
                      "#endif\n#endif\n");
-    if (has_conv_code(g))
+    if (has_madd_code(g))
         fprintf(out, "\n/* a * b + c in one rounding, a fused multiply-add, where the target has one: the\n"
-                     " * convolutions' inner loops (in ISO C mode, -std=c11, GCC does not contract a * b + c). */\n"
+                     " * inner loops of convolutions and sparse products (in ISO C mode, -std=c11, GCC does not\n"
+                     " * contract a * b + c). */\n"
                      "#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)\n#define NNR_MADD(a, b, c) %s(a, b, c)\n"
                      "#else\n#define NNR_MADD(a, b, c) ((a) * (b) + (c))\n#endif\n", fn(&e, "fma"));
     if (has_sparse_path(g))
