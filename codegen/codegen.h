@@ -15,6 +15,11 @@ void  fuse_plan(ir_graph *g);
 /* the padded extent [Hp, Wp] of a convolution's channel-last image: every tap lands inside */
 void  fuse_conv_extent(const ir_conv *g, int64_t *hp, int64_t *wp);
 int   fuse_pool_tiled(const ir_conv *g);
+/* a direct convolution computed with Winograd's F(2x2, 3x3); its working memory's parts */
+int   fuse_winograd(const ir_conv *g);
+typedef struct fuse_wino_mem { int64_t image, filters, u, v, m; } fuse_wino_mem;
+fuse_wino_mem fuse_wino_layout(const ir_conv *g, int64_t filters);
+enum { FUSE_WINO_TILES = 6, FUSE_WINO_FILTERS = 32 };   /* a register block: tiles x filters */
 int   fuse_sparse_form(const ir_node *n);   /* 1: dX = dY · W, 2: dW = dYᵀ · X (a sparse path), else 0 */
 /* plan.c: give every materialized tensor a block and an offset (params, grads, acts). */
 void  plan_memory(ir_graph *g);

@@ -1098,24 +1098,177 @@ static void direct_block(emitter *e, FILE *o, const ir_node *n, const ictx *c, c
                   "acc[qi][f]"));
 }
 
-/* The blocks of fbn filters from fb over every output position: rows, then runs of q
- * positions and the row's remainder. */
+/* The blocks of fbn filters from fb over output rows oi0..oi1 and columns oj0..oj1:
+ * rows, then runs of q positions and the row's remainder. */
 static void direct_rows(emitter *e, FILE *o, const ir_node *n, const ictx *c, const convgeo *v, long long q,
-                        long long fbn, const char *ind) {
-    long long full = v->ow / q * q, rest = v->ow - full;
-    fprintf(o, "%sfor (int oi = 0; oi < %lld; oi++) {\n", ind, v->oh);
+                        long long fbn, const char *ind, const long long r[4]) {
+    long long width = r[3] - r[2];
+    if (q > width) q = width;
+    long long full = width / q * q, rest = width - full;
+    fprintf(o, "%sfor (int oi = %lld; oi < %lld; oi++) {\n", ind, r[0], r[1]);
     const char *in2 = arena_printf(e->a, "%s    ", ind);
     if (full) {
-        fprintf(o, "%sfor (int oj = 0; oj < %lld; oj += %lld) {\n", in2, full, q);
+        fprintf(o, "%sfor (int oj = %lld; oj < %lld; oj += %lld) {\n", in2, r[2], r[2] + full, q);
         direct_block(e, o, n, c, v, q, fbn, in2);
         fprintf(o, "%s}\n", in2);
     }
     if (rest) {
-        fprintf(o, "%s{\n%s    const int oj = %lld;\n", in2, in2, full);
+        fprintf(o, "%s{\n%s    const int oj = %lld;\n", in2, in2, r[2] + full);
         direct_block(e, o, n, c, v, rest, fbn, in2);
         fprintf(o, "%s}\n", in2);
     }
     fprintf(o, "%s}\n", ind);
+}
+
+/* The direct loops over the outputs in rows r[0]..r[1], columns r[2]..r[3], every
+ * filter: blocks of fb filters and the remainder. */
+static void direct_filters(emitter *e, FILE *o, const ir_node *n, const ictx *c, const convgeo *v, long long q,
+                           long long fb, const long long r[4]) {
+    long long full = v->f / fb * fb, rest = v->f - full;
+    if (full) {
+        fprintf(o, "            for (int fb = 0; fb < %lld; fb += %lld)\n", full, fb);
+        direct_rows(e, o, n, c, v, q, fb, "                ", r);
+    }
+    if (rest) {
+        fprintf(o, "            {\n                const int fb = %lld;\n", full);
+        direct_rows(e, o, n, c, v, q, rest, "                ", r);
+        fprintf(o, "            }\n");
+    }
+}
+
+/* ---- Winograd's F(2x2, 3x3) for a direct convolution (see fuse.c) ------------------ */
+
+/* U = G g Gᵀ for every filter g [3, 3] and channel, stored [16, C, F]:
+ * G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]. */
+static void wino_filters(emitter *e, FILE *o, const convgeo *v, const char *W) {
+    const char *T = e->T, *h = lit(e, 0.5);
+    fprintf(o, "        for (int f = 0; f < %lld; f++)   /* wu = G g G^T, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */\n", v->f);
+    fprintf(o, "            for (int ci = 0; ci < %lld; ci++) {\n", v->c);
+    fprintf(o, "                const %s *restrict g = %s + ((size_t)f * %lld + ci) * 9;\n", T, W, v->c);
+    fprintf(o, "                %s tr[4][3];   /* G g */\n", T);
+    fprintf(o, "                for (int j = 0; j < 3; j++) {\n");
+    fprintf(o, "                    tr[0][j] = g[j];\n");
+    fprintf(o, "                    tr[1][j] = %s * (g[j] + g[3 + j] + g[6 + j]);\n", h);
+    fprintf(o, "                    tr[2][j] = %s * (g[j] - g[3 + j] + g[6 + j]);\n", h);
+    fprintf(o, "                    tr[3][j] = g[6 + j];\n");
+    fprintf(o, "                }\n");
+    fprintf(o, "                for (int i = 0; i < 4; i++) {   /* (G g) G^T */\n");
+    const char *rows[4] = {"tr[i][0]", "%s * (tr[i][0] + tr[i][1] + tr[i][2])", "%s * (tr[i][0] - tr[i][1] + tr[i][2])",
+                           "tr[i][2]"};
+    for (int j = 0; j < 4; j++)
+        fprintf(o, "                    wu[((i * 4 + %d) * %lld + ci) * %lld + f] = %s;\n", j, v->c, v->f,
+                arena_printf(e->a, rows[j], h));
+    fprintf(o, "                }\n            }\n");
+}
+
+/* V = Bᵀ d B for the tq-th tile d [4, 4] of a block, every channel at once (the loop
+ * over channels runs along the channel-last image): Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+static void wino_tiles_in(emitter *e, FILE *o, const convgeo *v, long long tb, const char *ind) {
+    const char *T = e->T;
+    fprintf(o, "%sfor (int tq = 0; tq < %lld; tq++) {   /* wv = B^T d B */\n", ind, tb);
+    fprintf(o, "%s    const %s *restrict dt = x_hwc + ((size_t)(2 * ti) * %lld + 2 * (tj0 + tq)) * %lld;\n", ind, T, v->wp,
+            v->c);
+    fprintf(o, "%s    #pragma omp simd   /* the tile's arrays are per channel: no dependence */\n", ind);
+    fprintf(o, "%s    for (int ci = 0; ci < %lld; ci++) {\n", ind, v->c);
+    fprintf(o, "%s        %s ta[4][4], tr[4][4];\n", ind, T);
+    fprintf(o, "%s        for (int i = 0; i < 4; i++)\n", ind);
+    fprintf(o, "%s            for (int j = 0; j < 4; j++) ta[i][j] = dt[(i * %lld + j) * %lld + ci];\n", ind, v->wp, v->c);
+    fprintf(o, "%s        for (int j = 0; j < 4; j++) {   /* B^T d */\n", ind);
+    fprintf(o, "%s            tr[0][j] = ta[0][j] - ta[2][j];\n", ind);
+    fprintf(o, "%s            tr[1][j] = ta[1][j] + ta[2][j];\n", ind);
+    fprintf(o, "%s            tr[2][j] = ta[2][j] - ta[1][j];\n", ind);
+    fprintf(o, "%s            tr[3][j] = ta[1][j] - ta[3][j];\n", ind);
+    fprintf(o, "%s        }\n", ind);
+    fprintf(o, "%s        for (int i = 0; i < 4; i++) {   /* (B^T d) B */\n", ind);
+    const char *cols[4] = {"tr[i][0] - tr[i][2]", "tr[i][1] + tr[i][2]", "tr[i][2] - tr[i][1]", "tr[i][1] - tr[i][3]"};
+    for (int j = 0; j < 4; j++)
+        fprintf(o, "%s            wv[((i * 4 + %d) * %lld + tq) * %lld + ci] = %s;\n", ind, j, tb, v->c, cols[j]);
+    fprintf(o, "%s        }\n%s    }\n%s}\n", ind, ind, ind);
+}
+
+/* For fbn filters from fb: the 16 products M = Σ_c V·U of each tile, summed in registers,
+ * then Y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 -1 -1], stored through the epilogue. */
+static void wino_tiles_out(emitter *e, FILE *o, const ir_node *n, const ictx *c, const convgeo *v, long long tb,
+                           long long fbn, const char *ind) {
+    const char *T = e->T;
+    fprintf(o, "%sfor (int xi = 0; xi < 16; xi++) {   /* wm = the sum over channels of wv .* wu */\n", ind);
+    fprintf(o, "%s    %s acc[%lld][%lld];\n", ind, T, tb, fbn);
+    fprintf(o, "%s    for (int tq = 0; tq < %lld; tq++)\n", ind, tb);
+    fprintf(o, "%s        for (int f = 0; f < %lld; f++) acc[tq][f] = %s;\n", ind, fbn, lit(e, 0));
+    fprintf(o, "%s    const %s *restrict vx = wv + (size_t)xi * %lld;\n", ind, T, tb * v->c);
+    fprintf(o, "%s    const %s *restrict ux = wu + (size_t)xi * %lld + fb;\n", ind, T, v->c * v->f);
+    fprintf(o, "%s    for (int ci = 0; ci < %lld; ci++)\n", ind, v->c);
+    fprintf(o, "%s        for (int tq = 0; tq < %lld; tq++) {\n", ind, tb);
+    fprintf(o, "%s            const %s xv = vx[tq * %lld + ci];\n", ind, T, v->c);
+    fprintf(o, "%s            #pragma omp simd\n", ind);
+    fprintf(o, "%s            for (int f = 0; f < %lld; f++) acc[tq][f] = NNR_MADD(xv, ux[ci * %lld + f], acc[tq][f]);\n", ind,
+            fbn, v->f);
+    fprintf(o, "%s        }\n", ind);
+    fprintf(o, "%s    for (int tq = 0; tq < %lld; tq++)\n", ind, tb);
+    fprintf(o, "%s        for (int f = 0; f < %lld; f++) wm[(xi * %lld + tq) * %lld + f] = acc[tq][f];\n", ind, fbn, tb, fbn);
+    fprintf(o, "%s}\n", ind);
+    fprintf(o, "%sfor (int tq = 0; tq < %lld; tq++) {   /* Y = A^T wm A */\n", ind, tb);
+    fprintf(o, "%s    %s ym[2][2][%lld];\n", ind, T, fbn);
+    fprintf(o, "%s    #pragma omp simd\n", ind);
+    fprintf(o, "%s    for (int f = 0; f < %lld; f++) {\n", ind, fbn);
+    fprintf(o, "%s        const %s *restrict mf = wm + tq * %lld + f;   /* M[i][j] at mf[(i * 4 + j) * %lld] */\n", ind, T,
+            fbn, tb * fbn);
+    fprintf(o, "%s        %s r0[4], r1[4];   /* A^T M */\n", ind, T);
+    fprintf(o, "%s        for (int j = 0; j < 4; j++) {\n", ind);
+    fprintf(o, "%s            r0[j] = mf[j * %lld] + mf[(4 + j) * %lld] + mf[(8 + j) * %lld];\n", ind, tb * fbn, tb * fbn,
+            tb * fbn);
+    fprintf(o, "%s            r1[j] = mf[(4 + j) * %lld] - mf[(8 + j) * %lld] - mf[(12 + j) * %lld];\n", ind, tb * fbn,
+            tb * fbn, tb * fbn);
+    fprintf(o, "%s        }\n", ind);
+    fprintf(o, "%s        ym[0][0][f] = r0[0] + r0[1] + r0[2];\n", ind);
+    fprintf(o, "%s        ym[0][1][f] = r0[1] - r0[2] - r0[3];\n", ind);
+    fprintf(o, "%s        ym[1][0][f] = r1[0] + r1[1] + r1[2];\n", ind);
+    fprintf(o, "%s        ym[1][1][f] = r1[1] - r1[2] - r1[3];\n", ind);
+    fprintf(o, "%s    }\n", ind);
+    fprintf(o, "%s    for (int di = 0; di < 2; di++)\n", ind);
+    fprintf(o, "%s        for (int dj = 0; dj < 2; dj++) {\n", ind);
+    fprintf(o, "%s            const int oi = 2 * ti + di, oj = 2 * (tj0 + tq) + dj;\n", ind);
+    fprintf(o, "%s            for (int f = 0; f < %lld; f++)\n", ind, fbn);
+    fprintf(o, "%s                %s\n", ind,
+            store(e, n, c, arena_printf(e->a, "out[((size_t)(fb + f) * %lld + oi) * %lld + oj]", v->oh, v->ow),
+                  "ym[di][dj][f]"));
+    fprintf(o, "%s        }\n%s}\n", ind, ind);
+}
+
+/* A block of tb tiles from (ti, tj0): transformed once, then every block of filters. */
+static void wino_block(emitter *e, FILE *o, const ir_node *n, const ictx *c, const convgeo *v, long long tb,
+                       long long fb, const char *ind) {
+    wino_tiles_in(e, o, v, tb, ind);
+    long long full = v->f / fb * fb, rest = v->f - full;
+    const char *in2 = arena_printf(e->a, "%s    ", ind);
+    if (full) {
+        fprintf(o, "%sfor (int fb = 0; fb < %lld; fb += %lld) {\n", ind, full, fb);
+        wino_tiles_out(e, o, n, c, v, tb, fb, in2);
+        fprintf(o, "%s}\n", ind);
+    }
+    if (rest) {
+        fprintf(o, "%s{\n%s    const int fb = %lld;\n", ind, ind, full);
+        wino_tiles_out(e, o, n, c, v, tb, rest, in2);
+        fprintf(o, "%s}\n", ind);
+    }
+}
+
+/* Every 2x2 tile of outputs: rows of tiles, blocks of tb tiles and the row's remainder. */
+static void wino_rows(emitter *e, FILE *o, const ir_node *n, const ictx *c, const convgeo *v, long long fb) {
+    long long th = v->oh / 2, tw = v->ow / 2, tb = FUSE_WINO_TILES < tw ? FUSE_WINO_TILES : tw;
+    long long full = tw / tb * tb, rest = tw - full;
+    fprintf(o, "            for (int ti = 0; ti < %lld; ti++) {\n", th);
+    if (full) {
+        fprintf(o, "                for (int tj0 = 0; tj0 < %lld; tj0 += %lld) {\n", full, tb);
+        wino_block(e, o, n, c, v, tb, fb, "                    ");
+        fprintf(o, "                }\n");
+    }
+    if (rest) {
+        fprintf(o, "                {\n                    const int tj0 = %lld;\n", full);
+        wino_block(e, o, n, c, v, rest, fb, "                    ");
+        fprintf(o, "                }\n");
+    }
+    fprintf(o, "            }\n");
 }
 
 /* Y [B, F, P] = W [F, C·kh·kw] · im2col(X), per example, without im2col: see fuse.c. */
@@ -1124,6 +1277,8 @@ static void emit_conv_direct(emitter *e, FILE *o, ir_node *n) {
     convgeo v = conv_geo(&col->conv, n->mm.ar);
     const char *T = e->T, *Y = n->epi ? NULL : mark(e, n), *W = mark(e, w), *X = mark(e, x);
     long long hwc = v.hp * v.wp * v.c, at = (long long)n->scratch_offset, size = e->f[0] ? 4 : 8;
+    int wino = fuse_winograd(&col->conv);
+    fuse_wino_mem wm = fuse_wino_layout(&col->conv, v.f);
     /* the epilogue's index space: [F, oh, ow] or [F, oh·ow] (fuse.c) */
     ictx c = {LOOP_NESTED, 1, 2, {v.f, v.p}, {"(fb + f)", NULL}};
     c.v[1] = arena_printf(e->a, "(oi * %lld + oj + qi)", v.ow);
@@ -1134,43 +1289,75 @@ static void emit_conv_direct(emitter *e, FILE *o, ir_node *n) {
         c.v[1] = "oi";
         c.v[2] = "(oj + qi)";
     }
+    ictx cw = c;   /* Winograd's stores: oi, oj name the output itself */
+    cw.v[c.rank - 1] = c.rank == 3 ? "oj" : arena_printf(e->a, "(oi * %lld + oj)", v.ow);
     /* about 24 vector registers of sums: a block of up to 128 bytes of filters (32 floats)
      * times as many positions as fill them */
     long long fb = v.f * size <= 128 ? v.f : 128 / size, q = 768 / (fb * size);
     if (q > 24) q = 24;
     if (q < 1) q = 1;
     if (q > v.ow) q = v.ow;
-    fprintf(o, "    /* %s %s = %s %s @ im2col(%s %s),\n"
-               "     * computed directly: kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld before.  Each block\n"
-               "     * of %lld output positions x %lld filters stays in registers while all %lld taps add in,\n"
-               "     * over the example's image channel-last and zero-padded [%lld, %lld, %lld] and the\n"
-               "     * filters in [kh, kw, C, F] order. */\n",
-            n->cname ? n->cname : "the product", shape_of(e, n), W, shape_of(e, w), who(e, x), shape_of(e, x), v.kh, v.kw,
-            v.sh, v.sw, v.ph, v.pw, q, fb, v.k, v.hp, v.wp, v.c);
+    if (wino)
+        fprintf(o, "    /* %s %s = %s %s @ im2col(%s %s),\n"
+                   "     * computed directly with Winograd's F(2x2, 3x3) (Lavin & Gray, 2016): kernel 3x3, stride 1x1,\n"
+                   "     * padding %lldx%lld before.  Each 2x2 block of outputs Y comes from a 4x4 tile d of the\n"
+                   "     * image as Y = A^T [sum over channels of (G g G^T) .* (B^T d B)] A: 16 products per\n"
+                   "     * channel and filter instead of 36.  The filters are transformed once per call (wu\n"
+                   "     * [16, C, F]), blocks of %lld tiles of the example's image, channel-last and zero-padded\n"
+                   "     * [%lld, %lld, %lld], once per block (wv [16, tiles, C]); the products are summed in\n"
+                   "     * registers, %lld filters at a time (wm [16, tiles, filters]).%s */\n",
+                n->cname ? n->cname : "the product", shape_of(e, n), W, shape_of(e, w), who(e, x), shape_of(e, x), v.ph,
+                v.pw, FUSE_WINO_TILES < v.ow / 2 ? (long long)FUSE_WINO_TILES : v.ow / 2, v.hp, v.wp, v.c, fb,
+                wm.filters ? "  The odd last row or column of outputs\n     * is summed directly over the taps, filters in [kh, kw, C, F] order (w_t)." : "");
+    else
+        fprintf(o, "    /* %s %s = %s %s @ im2col(%s %s),\n"
+                   "     * computed directly: kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld before.  Each block\n"
+                   "     * of %lld output positions x %lld filters stays in registers while all %lld taps add in,\n"
+                   "     * over the example's image channel-last and zero-padded [%lld, %lld, %lld] and the\n"
+                   "     * filters in [kh, kw, C, F] order. */\n",
+                n->cname ? n->cname : "the product", shape_of(e, n), W, shape_of(e, w), who(e, x), shape_of(e, x), v.kh,
+                v.kw, v.sh, v.sw, v.ph, v.pw, q, fb, v.k, v.hp, v.wp, v.c);
     epilogue_note(e, o, n, "    ");
     fprintf(o, "    {\n");
     fprintf(o, "        %s *restrict x_hwc = m->acts + %lld;   /* the example's image */\n", T, at);
-    fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + hwc);
+    int taps = !wino || wm.filters;   /* the direct loops run somewhere */
+    if (taps) fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + hwc);
+    if (wino) {
+        long long u = at + wm.image + wm.filters;
+        fprintf(o, "        %s *restrict wu = m->acts + %lld;   /* the filters, transformed */\n", T, u);
+        fprintf(o, "        %s *restrict wv = m->acts + %lld;   /* a block of tiles, transformed */\n", T, u + wm.u);
+        fprintf(o, "        %s *restrict wm = m->acts + %lld;   /* their products */\n", T, u + wm.u + wm.v);
+    }
     if (v.hp * v.wp != v.h * v.w)
         fprintf(o, "        memset(x_hwc, 0, %lld * sizeof(%s));   /* the padding stays zero */\n", hwc, T);
-    fprintf(o, "        for (int f = 0; f < %lld; f++)\n", v.f);
-    fprintf(o, "            for (int ci = 0; ci < %lld; ci++)\n", v.c);
-    fprintf(o, "                for (int kk = 0; kk < %lld; kk++)   /* ki * kw + kj */\n", v.kh * v.kw);
-    fprintf(o, "                    w_t[(kk * %lld + ci) * %lld + f] = %s[(f * %lld + ci) * %lld + kk];\n", v.c, v.f, W,
-            v.c, v.kh * v.kw);
+    if (taps) {
+        fprintf(o, "        for (int f = 0; f < %lld; f++)\n", v.f);
+        fprintf(o, "            for (int ci = 0; ci < %lld; ci++)\n", v.c);
+        fprintf(o, "                for (int kk = 0; kk < %lld; kk++)   /* ki * kw + kj */\n", v.kh * v.kw);
+        fprintf(o, "                    w_t[(kk * %lld + ci) * %lld + f] = %s[(f * %lld + ci) * %lld + kk];\n", v.c, v.f,
+                W, v.c, v.kh * v.kw);
+    }
+    if (wino) wino_filters(e, o, &v, W);
     fprintf(o, "        for (int b = 0; b < n; b++) {\n");
     fprintf(o, "            const %s *restrict img = %s + (size_t)b * %lld;\n", T, X, v.c * v.h * v.w);
     relayout(o, &v, 1, "x_hwc", "img");
     if (Y) fprintf(o, "            %s *restrict out = %s + (size_t)b * %lld;\n", T, Y, v.f * v.p);
-    long long full = v.f / fb * fb, rest = v.f - full;
-    if (full) {
-        fprintf(o, "            for (int fb = 0; fb < %lld; fb += %lld)\n", full, fb);
-        direct_rows(e, o, n, &c, &v, q, fb, "                ");
-    }
-    if (rest) {
-        fprintf(o, "            {\n                const int fb = %lld;\n", full);
-        direct_rows(e, o, n, &c, &v, q, rest, "                ");
-        fprintf(o, "            }\n");
+    if (!wino) {
+        const long long all[4] = {0, v.oh, 0, v.ow};
+        direct_filters(e, o, n, &c, &v, q, fb, all);
+    } else {
+        wino_rows(e, o, n, &cw, &v, fb);
+        long long eh = v.oh / 2 * 2, ew = v.ow / 2 * 2;
+        if (ew < v.ow) {
+            fprintf(o, "            /* the odd last column, directly */\n");
+            const long long col_r[4] = {0, eh, ew, v.ow};
+            direct_filters(e, o, n, &c, &v, q, fb, col_r);
+        }
+        if (eh < v.oh) {
+            fprintf(o, "            /* the odd last row, directly */\n");
+            const long long row_r[4] = {eh, v.oh, 0, v.ow};
+            direct_filters(e, o, n, &c, &v, q, fb, row_r);
+        }
     }
     fprintf(o, "        }\n    }\n");
 }

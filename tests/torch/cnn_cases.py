@@ -7,7 +7,8 @@ on loss and every gradient.  Inputs are channel-first per example: conv2d/poolin
 with stride 2, pad=same with odd and even kernels (the extra element of an even kernel's
 padding goes at the end, as PyTorch's padding='same' and Keras do), pad=same with stride 2
 (Keras/TensorFlow: output ceil(in/stride), written with F.pad here), explicit pad=N,
-non-square inputs, one and several input channels, conv1d, max and average pooling with
+non-square inputs, one and several input channels, 3x3 stride-1 convolutions over 8
+channels or more (computed with Winograd's F(2x2, 3x3)), conv1d, max and average pooling with
 kernel 2 and with kernel 3 stride 2, batchnorm in training mode after dense, conv2d and
 conv1d (batch statistics; the harness randomizes running_mean/var, which do not enter a
 training-mode loss, and lists no running stats in `params`), a two-layer binding's
@@ -81,6 +82,30 @@ train { batch = 8 }
         batch={"x": ("float", [1, 7, 8]), "t": ("float", [4, 7, 8])},
         n=4,
         torch=lambda p, b: F.mse_loss(torch.tanh(conv(p, "c", b["x"], padding="same")), b["t"]),
+    ),
+    # 3x3, stride 1, 8 channels or more: computed with Winograd's F(2x2, 3x3) in f32;
+    # [8, 7, 9] -same-> [40, 7, 9] (odd last row and column, 40 filters: a block of 32 and
+    # a remainder) -valid-> [9, 5, 7]; and an even [8, 6, 14] -pad 1-> [8, 6, 14] (7 tiles a row)
+    "conv2d_winograd": dict(
+        nn="""model conv2d_winograd
+input x: [8, 7, 9] grad
+input w: [8, 6, 14] grad
+label y: class(3)
+c = relu(conv2d(x, 40, kernel=3, pad=same))
+d = conv2d(c, 9, kernel=3, bias=false)
+e = tanh(conv2d(w, 8, kernel=3, pad=1))
+z = dense(flatten(d), 3) + dense(flatten(e), 3)
+loss = cross_entropy(z, y)
+train { batch = 8 }
+""",
+        params={"c.weight": [40, 8, 3, 3], "c.bias": [40], "d.weight": [9, 40, 3, 3],
+                "e.weight": [8, 8, 3, 3], "e.bias": [8],
+                "z.0.weight": [3, 315], "z.0.bias": [3], "z.1.weight": [3, 672], "z.1.bias": [3]},
+        batch={"x": ("float", [8, 7, 9]), "w": ("float", [8, 6, 14]), "y": ("class", 3, [])},
+        n=5, scale=0.3, input_grads=["x", "w"],
+        torch=lambda p, b: F.cross_entropy(
+            lin(p, "z.0", F.conv2d(F.relu(conv(p, "c", b["x"], padding="same")), p["d.weight"]).flatten(1))
+            + lin(p, "z.1", torch.tanh(conv(p, "e", b["w"], padding=1)).flatten(1)), b["y"]),
     ),
     # pad=same, even kernels (4 and 2): PyTorch's padding='same' puts the odd element at the
     # end (right/bottom); several input channels, non-square: [3, 6, 7] -> [2, 6, 7] -> [2, 6, 7]
