@@ -1671,7 +1671,9 @@ static void emit_update(emitter *e, FILE *o) {
     case 6: /* adam */
         fprintf(o, "    const double bc1 = 1 - pow(%.17g, (double)m->step), bc2 = 1 - pow(%.17g, (double)m->step);\n",
                 t->beta1, t->beta2);
-        fprintf(o, "    const %s step_size = (%s)(lr / bc1), bc2_sqrt = (%s)sqrt(bc2);\n", T, T, T);
+        /* PyTorch divides by sqrt(bc2) per element; a multiply by its inverse saves one of the
+         * loop's two divisions (the divider bounds this loop) and differs by rounding only */
+        fprintf(o, "    const %s step_size = (%s)(lr / bc1), inv_bc2_sqrt = (%s)(1 / sqrt(bc2));\n", T, T, T);
         break;
     case 7: /* adamax */
         fprintf(o, "    const %s step_size = (%s)(lr / (1 - pow(%.17g, (double)m->step)));\n", T, T, t->beta1);
@@ -1685,7 +1687,7 @@ static void emit_update(emitter *e, FILE *o) {
         fprintf(o, "    const double bc2 = 1 - pow(%.17g, (double)m->step);\n", t->beta2);
         fprintf(o, "    const %s c_grad = (%s)(lr * (1 - mu_t) / (1 - product));\n", T, T);
         fprintf(o, "    const %s c_avg = (%s)(lr * mu_next / (1 - product * mu_next));\n", T, T);
-        fprintf(o, "    const %s bc2_sqrt = (%s)sqrt(bc2);\n", T, T);
+        fprintf(o, "    const %s inv_bc2_sqrt = (%s)(1 / sqrt(bc2));   /* as adam's */\n", T, T);
         break;
     default: break;
     }
@@ -1716,7 +1718,7 @@ static void emit_update(emitter *e, FILE *o) {
     case 6:
         fprintf(o, "        s1[i] += (gi - s1[i]) * %s;   /* first moment */\n", lit(e, 1 - t->beta1));
         fprintf(o, "        s2[i] = %s * s2[i] + %s * gi * gi;   /* second moment */\n", b2, lit(e, 1 - t->beta2));
-        fprintf(o, "        p[i] -= step_size * s1[i] / (%s(s2[i]) / bc2_sqrt + %s);\n", sq, eps);
+        fprintf(o, "        p[i] -= step_size * s1[i] / (%s(s2[i]) * inv_bc2_sqrt + %s);\n", sq, eps);
         break;
     case 7:
         fprintf(o, "        s1[i] += (gi - s1[i]) * %s;\n", lit(e, 1 - t->beta1));
@@ -1727,8 +1729,8 @@ static void emit_update(emitter *e, FILE *o) {
     case 8:
         fprintf(o, "        s1[i] += (gi - s1[i]) * %s;\n", lit(e, 1 - t->beta1));
         fprintf(o, "        s2[i] = %s * s2[i] + %s * gi * gi;\n", b2, lit(e, 1 - t->beta2));
-        fprintf(o, "        const %s denom = %s(s2[i]) / bc2_sqrt + %s;\n", T, sq, eps);
-        fprintf(o, "        p[i] -= c_grad * gi / denom + c_avg * s1[i] / denom;\n");
+        fprintf(o, "        const %s denom = %s(s2[i]) * inv_bc2_sqrt + %s;\n", T, sq, eps);
+        fprintf(o, "        p[i] -= (c_grad * gi + c_avg * s1[i]) / denom;\n");
         break;
     }
     (void)b1;
