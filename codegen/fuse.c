@@ -8,10 +8,11 @@
  * GEMM or a row op, the loss, outputs and gradients users see — is materialized.
  * The pass also decides which nodes each generated function computes: the training
  * forward pass (what the loss and backward need), the backward pass, and inference
- * (what the outputs need); which convolutions are computed directly and which of their
- * gradients get a sparse path, with the working memory of each; which products of the
- * backward pass get a second path for a mostly-zero gradient; and which producers
- * write their elementwise reader as they store (epilogues). */
+ * (what the outputs need); which convolutions are computed directly (some with
+ * Winograd's F(2x2, 3x3)) and which of their gradients get a sparse path, with the
+ * working memory of each; which products of the backward pass get a second path for a
+ * mostly-zero gradient; and which producers write their elementwise reader as they
+ * store (epilogues). */
 #include <string.h>
 #include "codegen.h"
 
