@@ -898,28 +898,78 @@ static void count_nonzeros(emitter *e, FILE *o, const char *dy, const convgeo *v
     fprintf(o, "            for (int i = 0; i < %lld; i++) nonzero += dy[i] != 0;\n", v->f * v->p);
 }
 
+/* Filter f's nonzeros when dY is max pooling's gradient R (fuse.c): one per window at
+ * most, at its first maximum (as PyTorch breaks ties; the first tap when the maximum is
+ * NaN), where R's expression is evaluated with the window's gradient; listed with their
+ * values (nzv), and summed for the bias gradient when the block computes it. */
+static void pooled_nonzeros(emitter *e, FILE *o, const convgeo *v, const ir_node *owner) {
+    const ir_node *p = owner->pool, *r = p->epi;
+    const ir_conv *q = &p->conv;
+    const char *T = e->T, *X = mark(e, p->in[1]), *G = mark(e, p->in[0]);
+    long long kh = q->kh, kw = q->kw, W = v->ow, pw = q->ow, nw = q->oh * q->ow;
+    if (owner->pool_sum) fprintf(o, "                %s bsum = %s;\n", T, lit(e, 0));
+    fprintf(o, "                for (int oi = 0; oi < %lld; oi++) {   /* every window: its maximum's position and value */\n",
+            (long long)q->oh);
+    fprintf(o, "                    #pragma omp simd%s\n", owner->pool_sum ? " reduction(+:bsum)" : "");
+    fprintf(o, "                    for (int oj = 0; oj < %lld; oj++) {\n", pw);
+    fprintf(o, "                        const size_t first = (((size_t)b * %lld + f) * %lld + oi * %lld) * %lld + oj * %lld;\n",
+            v->f, v->oh, kh, W, kw);
+    fprintf(o, "                        %s acc = %s[first];\n", T, X);
+    fprintf(o, "                        for (int ki = 0; ki < %lld; ki++)\n", kh);
+    fprintf(o, "                            for (int kj = 0; kj < %lld; kj++)\n", kw);
+    fprintf(o, "                                acc = %s[first + ki * %lld + kj] > acc ? %s[first + ki * %lld + kj] : acc;\n", X, W, X, W);
+    fprintf(o, "                        int pick = 0;   /* the first tap at the maximum */\n");
+    fprintf(o, "                        for (int ki = %lld; ki >= 0; ki--)\n", kh - 1);
+    fprintf(o, "                            for (int kj = %lld; kj >= 0; kj--)\n", kw - 1);
+    fprintf(o, "                                pick = %s[first + ki * %lld + kj] == acc ? ki * %lld + kj : pick;\n", X, W, kw);
+    fprintf(o, "                        const size_t i = first + (size_t)(pick / %lld) * %lld + pick %% %lld;\n", kw, W, kw);
+    fprintf(o, "                        const %s gv = %s[(((size_t)b * %lld + f) * %lld + oi) * %lld + oj];\n", T, G, v->f,
+            (long long)q->oh, pw);
+    /* R's expression at i (flat: fuse.c checked every operand has R's layout), with gv for the pooling's gradient */
+    ictx flat = {LOOP_FLAT, r->batched, 0, {0}, {0}};
+    e->subst = p;
+    e->subst_value = "gv";
+    const char *val = expr(e, r, &flat);
+    e->subst = NULL;
+    fprintf(o, "                        const %s gz = %s;\n", T, val);
+    fprintf(o, "                        nz[oi * %lld + oj] = (int)(i - ((size_t)b * %lld + f) * %lld);\n", pw, v->f, v->p);
+    fprintf(o, "                        nzv[oi * %lld + oj] = gz;\n", pw);
+    if (owner->pool_sum) fprintf(o, "                        bsum += gz;\n");
+    fprintf(o, "                    }\n                }\n");
+    if (owner->pool_sum) fprintf(o, "                %s[f] += bsum;\n", mark(e, owner->pool_sum));
+    fprintf(o, "                int count = 0;   /* the nonzeros, moved to the front */\n");
+    fprintf(o, "                for (int z = 0; z < %lld; z++) {\n", nw);
+    fprintf(o, "                    nz[count] = nz[z];\n                    nzv[count] = nzv[z];\n");
+    fprintf(o, "                    count += nzv[z] != 0;\n                }\n");
+}
+
 /* Filter f's nonzeros of the example, one at a time: their positions are listed in nz
  * without a branch per element (whose outcome would be a coin toss), then each g =
  * dY[f, oi, oj] meets, for every kernel row ki, the run of kw·C channel-last values its
  * taps touch (xr, dr) and the filter's row (from w_t, or the sums of dW's row in acc).
  * dW's row is summed in registers over the nonzeros and added once; dX's positions
  * overlap from one nonzero to the next, so they are added in memory. */
-static void sparse_filter(emitter *e, FILE *o, const convgeo *v, int dw, int dx) {
+static void sparse_filter(emitter *e, FILE *o, const convgeo *v, int dw, int dx, const ir_node *owner) {
     const char *T = e->T;
     long long run = v->kw * v->c, fk = v->kh * run;
     const char *patch = arena_printf(e->a, "((size_t)(nz[z] / %lld * %lld + ki) * %lld + nz[z] %% %lld * %lld) * %lld",
                                      v->ow, v->sh, v->wp, v->ow, v->sw, v->c);
+    const char *gz = owner->pool ? "nzv[z]" : "dyf[nz[z]]";
     fprintf(o, "            for (int f = 0; f < %lld; f++) {\n", v->f);
-    fprintf(o, "                const %s *restrict dyf = dy + (size_t)f * %lld;\n", T, v->p);
-    fprintf(o, "                int count = 0;\n");
-    fprintf(o, "                for (int i = 0; i < %lld; i++) {\n", v->p);
-    fprintf(o, "                    nz[count] = i;\n                    count += dyf[i] != 0;\n                }\n");
+    if (owner->pool) {
+        pooled_nonzeros(e, o, v, owner);
+    } else {
+        fprintf(o, "                const %s *restrict dyf = dy + (size_t)f * %lld;\n", T, v->p);
+        fprintf(o, "                int count = 0;\n");
+        fprintf(o, "                for (int i = 0; i < %lld; i++) {\n", v->p);
+        fprintf(o, "                    nz[count] = i;\n                    count += dyf[i] != 0;\n                }\n");
+    }
     if (dw) {
         fprintf(o, "                %s acc[%lld][%lld];   /* dW's row f */\n", T, v->kh, run);
         fprintf(o, "                for (int ki = 0; ki < %lld; ki++)\n", v->kh);
         fprintf(o, "                    for (int t = 0; t < %lld; t++) acc[ki][t] = %s;\n", run, lit(e, 0));
         fprintf(o, "                for (int z = 0; z < count; z++) {\n");
-        fprintf(o, "                    const %s g = dyf[nz[z]];\n", T);
+        fprintf(o, "                    const %s g = %s;\n", T, gz);
         fprintf(o, "                    for (int ki = 0; ki < %lld; ki++) {\n", v->kh);
         fprintf(o, "                        const %s *restrict xr = x_hwc + %s;\n", T, patch);
         fprintf(o, "                        #pragma omp simd\n");
@@ -932,7 +982,7 @@ static void sparse_filter(emitter *e, FILE *o, const convgeo *v, int dw, int dx)
     if (dx) {
         fprintf(o, "                const %s *restrict wf = w_t + (size_t)f * %lld;\n", T, fk);
         fprintf(o, "                for (int z = 0; z < count; z++) {\n");
-        fprintf(o, "                    const %s g = dyf[nz[z]];\n", T);
+        fprintf(o, "                    const %s g = %s;\n", T, gz);
         fprintf(o, "                    for (int ki = 0; ki < %lld; ki++) {\n", v->kh);
         fprintf(o, "                        %s *restrict dr = dx_hwc + %s;\n", T, patch);
         fprintf(o, "                        #pragma omp simd\n");
@@ -960,52 +1010,18 @@ static void relayout(FILE *o, const convgeo *v, int to_hwc, const char *dst, con
 /* A convolution's gradients from dY [B, F, P]: the weights' dW = dY · colᵀ summed over
  * the batch (node wn) and the input's dX = col2im(Wᵀ · dY) (node xn), either of which may
  * be absent.  Per example, a GEMM path or, for a mostly-zero dY, the sparse one. */
-static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
-    ir_node *prod = xn ? xn->in[0] : NULL, *owner = wn ? wn : xn;
+/* The dense path of a convolution's gradients for example b: taken when more than
+ * NNR_CONV_SPARSE_BELOW of its dY is nonzero; two GEMMs (the weights' over the example's
+ * im2col, rebuilt here when there is no im2col tensor) and col2im. */
+static void emit_dense_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn, const convgeo *vg, int one_col) {
+    convgeo v = *vg;
+    ir_node *prod = xn ? xn->in[0] : NULL;
     const ir_node *col = wn ? wn->in[1] : NULL;
-    convgeo v = wn ? conv_geo(&col->conv, wn->mm.ar) : conv_geo(&xn->conv, prod->mm.ar);
-    const char *T = e->T, *dy = mark(e, wn ? wn->in[0] : prod->in[1]);
-    int one_col = wn && col->mem == MEM_NONE;   /* no im2col tensor (fuse.c): one example's, rebuilt here */
+    const char *dy = mark(e, wn ? wn->in[0] : prod->in[1]);
     const char *dw = wn ? mark(e, wn) : NULL, *cl = wn && !one_col ? mark(e, col) : NULL,
                *X = wn ? mark(e, col->in[0]) : NULL;
     const char *dx = xn ? mark(e, xn) : NULL, *dcol = xn ? mark(e, prod) : NULL, *W = xn ? mark(e, prod->in[0]) : NULL;
-    long long hwc = v.hp * v.wp * v.c, fk = v.f * v.k, fp = v.f * v.p, at = (long long)owner->scratch_offset;
-    if (wn) fprintf(o, "    /* %s %s = %s [B, %lld, %lld] @ %s^T %s, summed over the batch */\n", dw, shape_of(e, wn), dy,
-                    v.f, v.p, one_col ? arena_printf(e->a, "im2col(%s)", X) : cl, shape_of(e, col));
-    if (xn) fprintf(o, "    /* %s %s = col2im(%s = %s^T [%lld, %lld] @ %s [B, %lld, %lld]) */\n", dx, shape_of(e, xn), dcol,
-                    W, v.k, v.f, dy, v.f, v.p);
-    fprintf(o, "    /* An example whose gradient is mostly zero (after relu and max pooling it is) takes\n"
-               "     * the sparse path: each nonzero g of %s adds%s%s%s,\n"
-               "     * over images kept channel-last and zero-padded [%lld, %lld, %lld] and filters\n"
-               "     * in [F, kh, kw, C] order. */\n",
-            dy, wn ? " g times the patch it saw to dW" : "", wn && xn ? "\n     * and" : "",
-            xn ? " g times its filter to the positions the patch came from" : "", v.hp, v.wp, v.c);
-    fprintf(o, "    {\n");
-    if (wn) {
-        fprintf(o, "        %s *restrict x_hwc = m->acts + %lld;   /* the example's input */\n", T, at);
-        fprintf(o, "        %s *restrict dw_t = m->acts + %lld;   /* the sparse examples' dW */\n", T, at + 2 * hwc);
-    }
-    if (xn) {
-        fprintf(o, "        %s *restrict dx_hwc = m->acts + %lld;   /* the example's dX */\n", T, at + hwc);
-        fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + 2 * hwc + fk);
-    }
-    fprintf(o, "        int32_t *restrict nz = (int32_t *)(m->acts + %lld);   /* [%lld] */\n", at + 2 * hwc + 2 * fk, v.p);
-    if (one_col)
-        fprintf(o, "        %s *restrict col_b = m->acts + %lld;   /* the example's patches [%lld, %lld] */\n", T,
-                at + 2 * hwc + 2 * fk + v.p, v.k, v.p);
-    if (wn) {
-        fprintf(o, "        memset(x_hwc, 0, %lld * sizeof(%s));   /* the padding stays zero */\n", hwc, T);
-        fprintf(o, "        memset(dw_t, 0, %lld * sizeof(%s));\n", fk, T);
-        fprintf(o, "        memset(%s, 0, %lld * sizeof(%s));\n", dw, fk, T);
-    }
-    if (xn) {
-        fprintf(o, "        for (int f = 0; f < %lld; f++)\n", v.f);
-        fprintf(o, "            for (int ci = 0; ci < %lld; ci++)\n", v.c);
-        fprintf(o, "                for (int kk = 0; kk < %lld; kk++)   /* ki * kw + kj */\n", v.kh * v.kw);
-        fprintf(o, "                    w_t[(f * %lld + kk) * %lld + ci] = %s[(f * %lld + ci) * %lld + kk];\n", v.kh * v.kw,
-                v.c, W, v.c, v.kh * v.kw);
-    }
-    fprintf(o, "        for (int b = 0; b < n; b++) {\n");
+    long long fp = v.f * v.p;
     count_nonzeros(e, o, dy, &v);
     fprintf(o, "            if (nonzero > %lld * NNR_CONV_SPARSE_BELOW) {   /* dense: GEMMs%s */\n", fp,
             xn ? " and col2im" : "");
@@ -1022,12 +1038,80 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
         im2col_loops(e, o, &xn->conv, 1, dx, dcol, NULL, 0, ind);
     }
     fprintf(o, "                continue;\n            }\n");
+}
+
+static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
+    ir_node *prod = xn ? xn->in[0] : NULL, *owner = wn ? wn : xn;
+    const ir_node *col = wn ? wn->in[1] : NULL;
+    convgeo v = wn ? conv_geo(&col->conv, wn->mm.ar) : conv_geo(&xn->conv, prod->mm.ar);
+    const ir_node *pool = owner->pool;   /* dY is listed from max pooling's windows: no dense path */
+    const char *T = e->T, *dy = pool ? "dY" : mark(e, wn ? wn->in[0] : prod->in[1]);
+    int one_col = wn && col->mem == MEM_NONE;   /* no im2col tensor (fuse.c): one example's, rebuilt here */
+    const char *dw = wn ? mark(e, wn) : NULL, *cl = wn && !one_col ? who(e, col) : NULL,
+               *X = wn ? mark(e, col->in[0]) : NULL;
+    const char *dx = xn ? mark(e, xn) : NULL, *dcol = xn ? (pool ? "dcol" : mark(e, prod)) : NULL,
+               *W = xn ? mark(e, prod->in[0]) : NULL;
+    long long hwc = v.hp * v.wp * v.c, fk = v.f * v.k, at = (long long)owner->scratch_offset;
+    if (wn) fprintf(o, "    /* %s %s = %s [B, %lld, %lld] @ %s^T %s, summed over the batch */\n", dw, shape_of(e, wn), dy,
+                    v.f, v.p, one_col ? arena_printf(e->a, "im2col(%s)", X) : cl, shape_of(e, col));
+    if (xn) fprintf(o, "    /* %s %s = col2im(%s = %s^T [%lld, %lld] @ %s [B, %lld, %lld]) */\n", dx, shape_of(e, xn), dcol,
+                    W, v.k, v.f, dy, v.f, v.p);
+    if (pool)
+        fprintf(o, "    /* dY comes from the gradient of line %d's max pooling (%s): one nonzero per window at\n"
+                   "     * most, at the window's maximum, so the windows list them and dY is never stored%s.\n"
+                   "     * Each nonzero g adds%s%s%s,\n"
+                   "     * over images kept channel-last and zero-padded [%lld, %lld, %lld] and filters\n"
+                   "     * in [F, kh, kw, C] order. */\n",
+                pool->stmt_line, who(e, pool->in[0]),
+                owner->pool_sum ? arena_printf(e->a, ";\n     * %s (its sum per channel) is added up on the way",
+                                               owner->pool_sum->cname) : "",
+                wn ? " g times the patch it saw to dW" : "", wn && xn ? "\n     * and" : "",
+                xn ? " g times its filter to the positions the patch came from" : "", v.hp, v.wp, v.c);
+    else
+        fprintf(o, "    /* An example whose gradient is mostly zero (after relu and max pooling it is) takes\n"
+                   "     * the sparse path: each nonzero g of %s adds%s%s%s,\n"
+                   "     * over images kept channel-last and zero-padded [%lld, %lld, %lld] and filters\n"
+                   "     * in [F, kh, kw, C] order. */\n",
+                dy, wn ? " g times the patch it saw to dW" : "", wn && xn ? "\n     * and" : "",
+                xn ? " g times its filter to the positions the patch came from" : "", v.hp, v.wp, v.c);
+    fprintf(o, "    {\n");
+    if (wn) {
+        fprintf(o, "        %s *restrict x_hwc = m->acts + %lld;   /* the example's input */\n", T, at);
+        fprintf(o, "        %s *restrict dw_t = m->acts + %lld;   /* the sparse examples' dW */\n", T, at + 2 * hwc);
+    }
+    if (xn) {
+        fprintf(o, "        %s *restrict dx_hwc = m->acts + %lld;   /* the example's dX */\n", T, at + hwc);
+        fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + 2 * hwc + fk);
+    }
+    fprintf(o, "        int32_t *restrict nz = (int32_t *)(m->acts + %lld);   /* [%lld] */\n", at + 2 * hwc + 2 * fk, v.p);
+    if (pool)
+        fprintf(o, "        %s *restrict nzv = m->acts + %lld;   /* their values */\n", T, at + 2 * hwc + 2 * fk + v.p);
+    if (one_col && !pool)
+        fprintf(o, "        %s *restrict col_b = m->acts + %lld;   /* the example's patches [%lld, %lld] */\n", T,
+                at + 2 * hwc + 2 * fk + v.p, v.k, v.p);
+    if (wn) {
+        fprintf(o, "        memset(x_hwc, 0, %lld * sizeof(%s));   /* the padding stays zero */\n", hwc, T);
+        fprintf(o, "        memset(dw_t, 0, %lld * sizeof(%s));\n", fk, T);
+        fprintf(o, "        memset(%s, 0, %lld * sizeof(%s));\n", dw, fk, T);
+    }
+    if (xn) {
+        fprintf(o, "        for (int f = 0; f < %lld; f++)\n", v.f);
+        fprintf(o, "            for (int ci = 0; ci < %lld; ci++)\n", v.c);
+        fprintf(o, "                for (int kk = 0; kk < %lld; kk++)   /* ki * kw + kj */\n", v.kh * v.kw);
+        fprintf(o, "                    w_t[(f * %lld + kk) * %lld + ci] = %s[(f * %lld + ci) * %lld + kk];\n", v.kh * v.kw,
+                v.c, W, v.c, v.kh * v.kw);
+    }
+    if (owner->pool_sum)
+        fprintf(o, "        memset(%s, 0, %lld * sizeof(%s));\n", mark(e, owner->pool_sum), v.f, T);
+    fprintf(o, "        for (int b = 0; b < n; b++) {\n");
+    if (!pool) emit_dense_conv_grads(e, o, wn, xn, &v, one_col);
+
     if (wn) {
         fprintf(o, "            const %s *restrict img = %s + (size_t)b * %lld;\n", T, X, v.c * v.h * v.w);
         relayout(o, &v, 1, "x_hwc", "img");
     }
     if (xn) fprintf(o, "            memset(dx_hwc, 0, %lld * sizeof(%s));\n", hwc, T);
-    sparse_filter(e, o, &v, wn != NULL, xn != NULL);
+    sparse_filter(e, o, &v, wn != NULL, xn != NULL, owner);
     if (xn) {
         fprintf(o, "            %s *restrict out = %s + (size_t)b * %lld;\n", T, dx, v.c * v.h * v.w);
         relayout(o, &v, 0, "out", "dx_hwc");

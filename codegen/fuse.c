@@ -10,9 +10,9 @@
  * forward pass (what the loss and backward need), the backward pass, and inference
  * (what the outputs need); which convolutions are computed directly (some with
  * Winograd's F(2x2, 3x3)) and which of their gradients get a sparse path, with the
- * working memory of each; which products of the backward pass get a second path for a
- * mostly-zero gradient; and which producers write their elementwise reader as they
- * store (epilogues). */
+ * working memory of each, and which of them compute max pooling's gradient too; which
+ * products of the backward pass get a second path for a mostly-zero gradient; and which
+ * producers write their elementwise reader as they store (epilogues). */
 #include <string.h>
 #include "codegen.h"
 
@@ -160,6 +160,7 @@ static int is_conv_input_grad(const ir_node *n) {
 }
 
 static void plan_epilogues(ir_graph *g);
+static void plan_pooled_conv_grads(ir_graph *g);
 static void plan_sparse_products(ir_graph *g);
 
 static void plan_conv_grads(ir_graph *g) {
@@ -184,6 +185,7 @@ static void plan_conv_grads(ir_graph *g) {
     }
     plan_direct_convs(g);
     plan_epilogues(g);
+    plan_pooled_conv_grads(g);
     plan_sparse_products(g);
 }
 
@@ -378,4 +380,88 @@ void fuse_plan(ir_graph *g) {
         n->mem = inline_ok ? MEM_NONE : MEM_ACT;
     }
     plan_conv_grads(g);
+}
+
+/* Max pooling's gradient inside a convolution's gradients.  When a convolution's dY is
+ * the epilogue R of a tiled max pooling's gradient (relu's gradient, as in the lecture's
+ * CNN: conv → relu → maxpool), each window has one nonzero at most — at its maximum — so
+ * the windows themselves list the nonzeros the sparse path needs: the gradient block
+ * finds each window's maximum, evaluates R there, and adds it to dW and dX as before.
+ * dY is never written (2.4 MB per batch for the lecture's CNN), nor read back to count,
+ * list and sum it; R's other readers may be one sum per channel (the bias gradient),
+ * added up on the way, and the views the two products read.  Such a block has no dense
+ * path: at most 1/(kh·kw) of dY is nonzero.  Measured on the lecture's CNN (one thread,
+ * 12,000 images): see bench/README.md. */
+static const ir_node *through_views(const ir_node *x) {
+    while (x->mem == MEM_NONE && x->op == OP_RESHAPE) x = x->in[0];
+    return x;
+}
+
+/* The sum of R per channel over the batch and the other axes: the bias gradient. */
+static int is_channel_sum(const ir_node *s, const ir_node *r) {
+    return s->op == OP_SUM_TO && s->in[0] == r && !s->batched && s->axis == IR_NOAXIS && s->attr[0] == 0 &&
+           s->mem == MEM_ACT && ir_numel(&s->shape) == r->shape.dim[0] && s->shape.dim[0] == r->shape.dim[0];
+}
+
+/* Whether every reader of x (through views) is one of the products a, b or the sum s;
+ * sets *s to the sum found, and fails on anything else. */
+static int reads_only(ir_graph *g, const ir_node *x, const ir_node *a, const ir_node *b, ir_node **s, int depth) {
+    for (int i = x->id + 1; i < g->nodes.n; i++) {
+        ir_node *c = ir_at(g, i);
+        if (!c->in_train && !c->in_infer && !c->in_eval) continue;
+        for (int k = 0; k < c->nin; k++) {
+            if (c->in[k] != x) continue;
+            if (c == a || c == b) continue;
+            if (c->mem == MEM_NONE && c->op == OP_RESHAPE && depth < 8) {
+                if (!reads_only(g, c, a, b, s, depth + 1)) return 0;
+            } else if (depth == 0 && !*s && is_channel_sum(c, x)) {
+                *s = c;
+            } else {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/* Every reader of x's memory comes after node id `after` (views run no code: their readers). */
+static int read_after(ir_graph *g, const ir_node *x, int after) {
+    for (int i = x->id + 1; i < g->nodes.n; i++) {
+        ir_node *c = ir_at(g, i);
+        for (int k = 0; k < c->nin; k++) {
+            if (c->in[k] != x) continue;
+            if (c->mem == MEM_NONE && c->op == OP_RESHAPE ? !read_after(g, c, after) : c->id <= after) return 0;
+        }
+    }
+    return 1;
+}
+
+static void plan_pooled_conv_grads(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (!n->scratch || !n->in_train || n->folded || n->pass != IR_BWD) continue;
+        int wgrad = is_conv_weight_grad(n);
+        if (!wgrad && !is_conv_input_grad(n)) continue;
+        ir_node *xn = wgrad ? n->also : n, *prod = xn ? xn->in[0] : NULL;
+        const ir_node *dy = wgrad ? n->in[0] : prod->in[1];
+        ir_node *r = (ir_node *)through_views(dy), *p = NULL;
+        for (int j = 0; j < r->id && !p; j++)
+            if (ir_at(g, j)->epi == r) p = ir_at(g, j);
+        if (!p || p->op != OP_POOL_GRAD || !p->attr[0] || !fuse_pool_tiled(&p->conv) || !r->batched ||
+            r->mem != MEM_ACT || r->shape.rank != 3 || p->in_infer || p->in_eval)
+            continue;
+        const ir_conv *c = wgrad ? &n->in[1]->conv : &n->conv;
+        int64_t filters = wgrad ? n->mm.ar : prod->mm.ar;
+        if (r->shape.dim[0] != filters || r->shape.dim[1] != c->oh || r->shape.dim[2] != c->ow) continue;
+        ir_node *sum = NULL;
+        if (!reads_only(g, r, wgrad ? n : prod, wgrad ? prod : NULL, &sum, 0)) continue;
+        if (sum && !read_after(g, sum, n->id)) continue;
+        n->pool = p;
+        n->pool_sum = sum;
+        p->folded = 1;
+        r->mem = MEM_NONE;
+        if (prod) prod->mem = MEM_NONE;   /* Wᵀ · dY for col2im: the dense path's only */
+        if (sum) sum->folded = 1;
+        n->scratch += c->oh * c->ow;   /* the listed nonzeros' values */
+    }
 }

@@ -160,6 +160,8 @@ struct ir_node {
     int         sparse_a;   /* OP_MATMUL: a second path for a mostly-zero left operand (fuse.c) */
     ir_node    *epi;        /* the elementwise node this one's code writes instead of itself (fuse.c) */
     ir_node    *also;       /* the node whose code this one's includes */
+    ir_node    *pool;       /* a conv gradient block: the max pooling gradient whose windows list its dY (fuse.c) */
+    ir_node    *pool_sum;   /* ... and the bias gradient (sum of dY per channel) it adds up on the way */
     const char *cname;      /* C identifier (names.c) */
 };
 
