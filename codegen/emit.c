@@ -1059,21 +1059,18 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
     if (pool)
         fprintf(o, "    /* dY comes from the gradient of line %d's max pooling (%s): one nonzero per window at\n"
                    "     * most, at the window's maximum, so the windows list them and dY is never stored%s.\n"
-                   "     * Each nonzero g adds%s%s%s,\n"
-                   "     * over images kept channel-last and zero-padded [%lld, %lld, %lld] and filters\n"
-                   "     * in [F, kh, kw, C] order. */\n",
+                   "     * Each nonzero g adds",
                 pool->stmt_line, who(e, pool->in[0]),
                 owner->pool_sum ? arena_printf(e->a, ";\n     * %s (its sum per channel) is added up on the way",
-                                               owner->pool_sum->cname) : "",
-                wn ? " g times the patch it saw to dW" : "", wn && xn ? "\n     * and" : "",
-                xn ? " g times its filter to the positions the patch came from" : "", v.hp, v.wp, v.c);
+                                               owner->pool_sum->cname) : "");
     else
         fprintf(o, "    /* An example whose gradient is mostly zero (after relu and max pooling it is) takes\n"
-                   "     * the sparse path: each nonzero g of %s adds%s%s%s,\n"
-                   "     * over images kept channel-last and zero-padded [%lld, %lld, %lld] and filters\n"
-                   "     * in [F, kh, kw, C] order. */\n",
-                dy, wn ? " g times the patch it saw to dW" : "", wn && xn ? "\n     * and" : "",
-                xn ? " g times its filter to the positions the patch came from" : "", v.hp, v.wp, v.c);
+                   "     * the sparse path: each nonzero g of %s adds", dy);
+    fprintf(o, "%s%s%s,\n"
+               "     * over images kept channel-last and zero-padded [%lld, %lld, %lld] and filters\n"
+               "     * in [F, kh, kw, C] order. */\n",
+            wn ? " g times the patch it saw to dW" : "", wn && xn ? "\n     * and" : "",
+            xn ? " g times its filter to the positions the patch came from" : "", v.hp, v.wp, v.c);
     fprintf(o, "    {\n");
     if (wn) {
         fprintf(o, "        %s *restrict x_hwc = m->acts + %lld;   /* the example's input */\n", T, at);
