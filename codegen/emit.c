@@ -30,6 +30,8 @@ typedef struct emitter {
     int         last_line;  /* the .nn line last quoted in a comment */
     const ir_node *subst;   /* an epilogue's producer, read as subst_value (see fuse.c) */
     const char *subst_value;
+    const ir_node *subst2;  /* a second one: a pooled convolution's epilogue, read as its window's maximum */
+    const char *subst2_value;
 } emitter;
 
 /* ---- text helpers ----------------------------------------------------------------- */
@@ -164,6 +166,12 @@ static const char *who(emitter *e, const ir_node *x) {
     return s->cname ? s->cname : x->cname ? x->cname : "the expression";
 }
 
+/* A tensor without memory for a comment: its user name (the pooled convolution's epilogue). */
+static const char *label(emitter *e, const ir_node *x) {
+    if (x->cname) return x->cname;
+    return x->name ? comment_text(e, x->name, strlen(x->name)) : "the activation";
+}
+
 static const char *index_of(emitter *e, const ir_node *x, const ictx *c) {
     int64_t numel = ir_numel(&x->shape);
     if (c->mode == LOOP_FLAT) return numel == 1 && !x->batched ? "0" : "i";
@@ -196,6 +204,7 @@ static const char *expr(emitter *e, const ir_node *x, const ictx *c);
 
 static const char *read_at(emitter *e, const ir_node *x, const ictx *c) {
     if (e->subst && storage_in(x, e->infer_mode) == e->subst) return e->subst_value;
+    if (e->subst2 && storage_in(x, e->infer_mode) == e->subst2) return e->subst2_value;
     if (x->op == OP_CONST) return lit(e, x->attr[0]);
     if (x->op == OP_INV_N) return "inv_n";
     if (is_inline(x)) return expr(e, x, c);
@@ -467,7 +476,7 @@ static const char *rows_of(emitter *e, const ir_node *x) {
 /* A per-row value (the loss gradient of cross_entropy): stored, or a literal such as 1/n. */
 static const char *row_value(emitter *e, const ir_node *x) {
     static const ictx no_index = {LOOP_FLAT, 0, 0, {0}, {0}};
-    if (ir_index_free(x)) return read_at(e, x, &no_index);
+    if (ir_index_free(x) && x->mem == MEM_NONE) return read_at(e, x, &no_index);
     return arena_printf(e->a, "%s[%s]", mark(e, x), ir_numel(&x->shape) == 1 && !x->batched ? "0" : "r");
 }
 
@@ -905,7 +914,7 @@ static void count_nonzeros(emitter *e, FILE *o, const char *dy, const convgeo *v
 static void pooled_nonzeros(emitter *e, FILE *o, const convgeo *v, const ir_node *owner) {
     const ir_node *p = owner->pool, *r = p->epi;
     const ir_conv *q = &p->conv;
-    const char *T = e->T, *X = mark(e, p->in[1]), *G = mark(e, p->in[0]);
+    const char *T = e->T;
     long long kh = q->kh, kw = q->kw, W = v->ow, pw = q->ow, nw = q->oh * q->ow;
     if (owner->pool_sum) fprintf(o, "                %s bsum = %s;\n", T, lit(e, 0));
     fprintf(o, "                for (int oi = 0; oi < %lld; oi++) {   /* every window: its maximum's position and value */\n",
@@ -914,23 +923,34 @@ static void pooled_nonzeros(emitter *e, FILE *o, const convgeo *v, const ir_node
     fprintf(o, "                    for (int oj = 0; oj < %lld; oj++) {\n", pw);
     fprintf(o, "                        const size_t first = (((size_t)b * %lld + f) * %lld + oi * %lld) * %lld + oj * %lld;\n",
             v->f, v->oh, kh, W, kw);
-    fprintf(o, "                        %s acc = %s[first];\n", T, X);
-    fprintf(o, "                        for (int ki = 0; ki < %lld; ki++)\n", kh);
-    fprintf(o, "                            for (int kj = 0; kj < %lld; kj++)\n", kw);
-    fprintf(o, "                                acc = %s[first + ki * %lld + kj] > acc ? %s[first + ki * %lld + kj] : acc;\n", X, W, X, W);
-    fprintf(o, "                        int pick = 0;   /* the first tap at the maximum */\n");
-    fprintf(o, "                        for (int ki = %lld; ki >= 0; ki--)\n", kh - 1);
-    fprintf(o, "                            for (int kj = %lld; kj >= 0; kj--)\n", kw - 1);
-    fprintf(o, "                                pick = %s[first + ki * %lld + kj] == acc ? ki * %lld + kj : pick;\n", X, W, kw);
+    const char *window = arena_printf(e->a, "(((size_t)b * %lld + f) * %lld + oi) * %lld + oj", v->f, (long long)q->oh, pw);
+    if (p->pooled) {   /* the convolution recorded the pick (fuse.c) */
+        fprintf(o, "                        const int pick = picks[%s];\n", window);
+    } else {
+        const char *X = mark(e, p->in[1]);
+        fprintf(o, "                        %s acc = %s[first];\n", T, X);
+        fprintf(o, "                        for (int ki = 0; ki < %lld; ki++)\n", kh);
+        fprintf(o, "                            for (int kj = 0; kj < %lld; kj++)\n", kw);
+        fprintf(o, "                                acc = %s[first + ki * %lld + kj] > acc ? %s[first + ki * %lld + kj] : acc;\n", X, W, X, W);
+        fprintf(o, "                        int pick = 0;   /* the first tap at the maximum */\n");
+        fprintf(o, "                        for (int ki = %lld; ki >= 0; ki--)\n", kh - 1);
+        fprintf(o, "                            for (int kj = %lld; kj >= 0; kj--)\n", kw - 1);
+        fprintf(o, "                                pick = %s[first + ki * %lld + kj] == acc ? ki * %lld + kj : pick;\n", X, W, kw);
+    }
     fprintf(o, "                        const size_t i = first + (size_t)(pick / %lld) * %lld + pick %% %lld;\n", kw, W, kw);
-    fprintf(o, "                        const %s gv = %s[(((size_t)b * %lld + f) * %lld + oi) * %lld + oj];\n", T, G, v->f,
-            (long long)q->oh, pw);
-    /* R's expression at i (flat: fuse.c checked every operand has R's layout), with gv for the pooling's gradient */
+    fprintf(o, "                        const %s gv = %s[%s];\n", T, mark(e, p->in[0]), window);
+    if (p->pooled)
+        fprintf(o, "                        const %s pv = %s[%s];   /* %s at the pick */\n", T, mark(e, p->pooled), window,
+                label(e, p->in[1]));
+    /* R's expression at i (flat: fuse.c checked every operand has R's layout), with gv for the pooling's gradient
+     * and, when the convolution pooled, the window's maximum for the pooling's input */
     ictx flat = {LOOP_FLAT, r->batched, 0, {0}, {0}};
     e->subst = p;
     e->subst_value = "gv";
+    e->subst2 = p->pooled ? p->in[1] : NULL;
+    e->subst2_value = "pv";
     const char *val = expr(e, r, &flat);
-    e->subst = NULL;
+    e->subst = e->subst2 = NULL;
     fprintf(o, "                        const %s gz = %s;\n", T, val);
     fprintf(o, "                        nz[oi * %lld + oj] = (int)(i - ((size_t)b * %lld + f) * %lld);\n", pw, v->f, v->p);
     fprintf(o, "                        nzv[oi * %lld + oj] = gz;\n", pw);
@@ -1083,6 +1103,9 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
     fprintf(o, "        int32_t *restrict nz = (int32_t *)(m->acts + %lld);   /* [%lld] */\n", at + 2 * hwc + 2 * fk, v.p);
     if (pool)
         fprintf(o, "        %s *restrict nzv = m->acts + %lld;   /* their values */\n", T, at + 2 * hwc + 2 * fk + v.p);
+    if (pool && pool->pooled)
+        fprintf(o, "        const uint8_t *restrict picks = (const uint8_t *)(m->acts + %lld);   /* each window's, from the forward pass */\n",
+                (long long)pool->pooled->scratch_offset);
     if (one_col && !pool)
         fprintf(o, "        %s *restrict col_b = m->acts + %lld;   /* the example's patches [%lld, %lld] */\n", T,
                 at + 2 * hwc + 2 * fk + v.p, v.k, v.p);
@@ -1267,6 +1290,72 @@ static void wino_tiles_in(emitter *e, FILE *o, const convgeo *v, long long tb, c
     fprintf(o, "%s        }\n%s    }\n%s}\n", ind, ind, ind);
 }
 
+/* A tile's four outputs, Y = Aᵀ M A, in the order of the block's (and a pooling window's)
+ * positions: from the rows of Aᵀ M that wino_at_m() computes. */
+static const char *const wino_y[4] = {"r0[0] + r0[1] + r0[2]", "r0[1] - r0[2] - r0[3]", "r1[0] + r1[1] + r1[2]",
+                                      "r1[1] - r1[2] - r1[3]"};
+
+/* Aᵀ M for one filter of a tile, M[i][j] at mf[(i * 4 + j) * stride]. */
+static void wino_at_m(emitter *e, FILE *o, long long stride, const char *ind) {
+    fprintf(o, "%s%s r0[4], r1[4];   /* A^T M */\n", ind, e->T);
+    fprintf(o, "%sfor (int j = 0; j < 4; j++) {\n", ind);
+    fprintf(o, "%s    r0[j] = mf[j * %lld] + mf[(4 + j) * %lld] + mf[(8 + j) * %lld];\n", ind, stride, stride, stride);
+    fprintf(o, "%s    r1[j] = mf[(4 + j) * %lld] - mf[(8 + j) * %lld] - mf[(12 + j) * %lld];\n", ind, stride, stride, stride);
+    fprintf(o, "%s}\n", ind);
+}
+
+/* A tile's outputs written through the epilogue R into yv (one filter's): oi, oj name the
+ * output for R's index. */
+static void wino_outputs(emitter *e, FILE *o, const ir_node *n, const ictx *c, long long stride, const char *ind) {
+    wino_at_m(e, o, stride, ind);
+    fprintf(o, "%s%s yv[4];   /* %s at the block's outputs */\n", ind, e->T, label(e, n->epi));
+    for (int k = 0; k < 4; k++) {
+        e->subst = n;
+        e->subst_value = arena_printf(e->a, "(%s)", wino_y[k]);
+        const char *v = expr(e, n->epi, c);
+        e->subst = NULL;
+        fprintf(o, "%s{\n%s    const int oi = 2 * ti + %d, oj = 2 * (tj0 + tq) + %d;\n%s    yv[%d] = %s;\n%s}\n", ind, ind,
+                k / 2, k % 2, ind, k, v, ind);
+    }
+}
+
+/* The pooled convolution's last stage (fuse.c): each tile's block of outputs through R
+ * is one window of the max pooling, whose maximum is stored (as the pooling's own loop
+ * finds it, from -inf) with its pick, the first tap at the maximum as the pooling's
+ * gradient takes it. */
+static void wino_pooled_out(emitter *e, FILE *o, const ir_node *n, const ictx *c, const convgeo *v, long long tb,
+                            long long fbn, const char *ind) {
+    const char *T = e->T, *P = mark(e, n->pooled);
+    int picks = n->pooled->scratch != 0;
+    long long ph = v->oh / 2, pw = v->ow / 2;
+    fprintf(o, "%sfor (int tq = 0; tq < %lld; tq++) {   /* Y = A^T wm A through %s, and its maximum */\n", ind, tb,
+            label(e, n->epi));
+    fprintf(o, "%s    %s pm[%lld];\n", ind, T, fbn);
+    if (picks) fprintf(o, "%s    uint8_t pk[%lld];\n", ind, fbn);
+    fprintf(o, "%s    #pragma omp simd\n", ind);
+    fprintf(o, "%s    for (int f = 0; f < %lld; f++) {\n", ind, fbn);
+    const char *in2 = arena_printf(e->a, "%s        ", ind);
+    fprintf(o, "%sconst %s *restrict mf = wm + tq * %lld + f;   /* M[i][j] at mf[(i * 4 + j) * %lld] */\n", in2, T, fbn,
+            tb * fbn);
+    wino_outputs(e, o, n, c, tb * fbn, in2);
+    fprintf(o, "%s%s mx = -INFINITY;\n", in2, T);
+    fprintf(o, "%sfor (int k = 0; k < 4; k++) mx = yv[k] > mx ? yv[k] : mx;\n", in2);
+    fprintf(o, "%spm[f] = mx;\n", in2);
+    if (picks) {
+        fprintf(o, "%s%s best = yv[0];\n", in2, T);
+        fprintf(o, "%sfor (int k = 1; k < 4; k++) best = yv[k] > best ? yv[k] : best;\n", in2);
+        fprintf(o, "%sint pick = 0;\n", in2);
+        fprintf(o, "%sfor (int k = 3; k >= 0; k--) pick = yv[k] == best ? k : pick;\n", in2);
+        fprintf(o, "%spk[f] = (uint8_t)pick;\n", in2);
+    }
+    fprintf(o, "%s    }\n", ind);
+    fprintf(o, "%s    for (int f = 0; f < %lld; f++) {\n", ind, fbn);
+    const char *at = arena_printf(e->a, "(((size_t)b * %lld + fb + f) * %lld + ti) * %lld + tj0 + tq", v->f, ph, pw);
+    fprintf(o, "%s        %s[%s] = pm[f];\n", ind, P, at);
+    if (picks) fprintf(o, "%s        picks[%s] = pk[f];\n", ind, at);
+    fprintf(o, "%s    }\n%s}\n", ind, ind);
+}
+
 /* For fbn filters from fb: the 16 products M = Σ_c V·U of each tile, summed in registers,
  * then Y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 -1 -1], stored through the epilogue. */
 static void wino_tiles_out(emitter *e, FILE *o, const ir_node *n, const ictx *c, const convgeo *v, long long tb,
@@ -1288,23 +1377,19 @@ static void wino_tiles_out(emitter *e, FILE *o, const ir_node *n, const ictx *c,
     fprintf(o, "%s    for (int tq = 0; tq < %lld; tq++)\n", ind, tb);
     fprintf(o, "%s        for (int f = 0; f < %lld; f++) wm[(xi * %lld + tq) * %lld + f] = acc[tq][f];\n", ind, fbn, tb, fbn);
     fprintf(o, "%s}\n", ind);
+    if (n->pooled) {
+        wino_pooled_out(e, o, n, c, v, tb, fbn, ind);
+        return;
+    }
     fprintf(o, "%sfor (int tq = 0; tq < %lld; tq++) {   /* Y = A^T wm A */\n", ind, tb);
     fprintf(o, "%s    %s ym[2][2][%lld];\n", ind, T, fbn);
     fprintf(o, "%s    #pragma omp simd\n", ind);
     fprintf(o, "%s    for (int f = 0; f < %lld; f++) {\n", ind, fbn);
     fprintf(o, "%s        const %s *restrict mf = wm + tq * %lld + f;   /* M[i][j] at mf[(i * 4 + j) * %lld] */\n", ind, T,
             fbn, tb * fbn);
-    fprintf(o, "%s        %s r0[4], r1[4];   /* A^T M */\n", ind, T);
-    fprintf(o, "%s        for (int j = 0; j < 4; j++) {\n", ind);
-    fprintf(o, "%s            r0[j] = mf[j * %lld] + mf[(4 + j) * %lld] + mf[(8 + j) * %lld];\n", ind, tb * fbn, tb * fbn,
-            tb * fbn);
-    fprintf(o, "%s            r1[j] = mf[(4 + j) * %lld] - mf[(8 + j) * %lld] - mf[(12 + j) * %lld];\n", ind, tb * fbn,
-            tb * fbn, tb * fbn);
-    fprintf(o, "%s        }\n", ind);
-    fprintf(o, "%s        ym[0][0][f] = r0[0] + r0[1] + r0[2];\n", ind);
-    fprintf(o, "%s        ym[0][1][f] = r0[1] - r0[2] - r0[3];\n", ind);
-    fprintf(o, "%s        ym[1][0][f] = r1[0] + r1[1] + r1[2];\n", ind);
-    fprintf(o, "%s        ym[1][1][f] = r1[1] - r1[2] - r1[3];\n", ind);
+    const char *in2 = arena_printf(e->a, "%s        ", ind);
+    wino_at_m(e, o, tb * fbn, in2);
+    for (int k = 0; k < 4; k++) fprintf(o, "%sym[%d][%d][f] = %s;\n", in2, k / 2, k % 2, wino_y[k]);
     fprintf(o, "%s    }\n", ind);
     fprintf(o, "%s    for (int di = 0; di < 2; di++)\n", ind);
     fprintf(o, "%s        for (int dj = 0; dj < 2; dj++) {\n", ind);
@@ -1398,9 +1483,18 @@ static void emit_conv_direct(emitter *e, FILE *o, ir_node *n) {
                    "     * filters in [kh, kw, C, F] order. */\n",
                 n->cname ? n->cname : "the product", shape_of(e, n), W, shape_of(e, w), who(e, x), shape_of(e, x), v.kh,
                 v.kw, v.sh, v.sw, v.ph, v.pw, q, fb, v.k, v.hp, v.wp, v.c);
-    epilogue_note(e, o, n, "    ");
+    if (n->pooled)
+        fprintf(o, "    /* ... %s %s computed at each 2x2 block of outputs and max pooled as it is: line %d's\n"
+                   "     * %s %s, written with each window's pick%s; %s is never stored */\n",
+                label(e, n->epi), shape_of(e, n->epi), n->pooled->stmt_line, n->pooled->cname, shape_of(e, n->pooled),
+                n->pooled->scratch ? " (the first tap at the maximum) for the\n     * gradient" : "", label(e, n->epi));
+    else
+        epilogue_note(e, o, n, "    ");
     fprintf(o, "    {\n");
     fprintf(o, "        %s *restrict x_hwc = m->acts + %lld;   /* the example's image */\n", T, at);
+    if (n->pooled && n->pooled->scratch)
+        fprintf(o, "        uint8_t *restrict picks = (uint8_t *)(m->acts + %lld);   /* [B, %lld, %lld, %lld] */\n",
+                (long long)n->pooled->scratch_offset, v.f, v.oh / 2, v.ow / 2);
     int taps = !wino || wm.filters;   /* the direct loops run somewhere */
     if (taps) fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + hwc);
     if (wino) {
@@ -1660,7 +1754,8 @@ static void emit_pass(emitter *e, FILE *o, fn_kind k) {
         if (!in_fn(n, k)) continue;
         if (n->folded) continue;   /* computed by another node's code (a convolution's gradients) */
         emit_node(e, b, n);
-        if (k == FN_FORWARD || k == FN_BACKWARD) emit_check(e, b, n->epi ? n->epi : n, names_of_pass[k]);
+        if (k == FN_FORWARD || k == FN_BACKWARD)
+            emit_check(e, b, n->pooled ? n->pooled : n->epi ? n->epi : n, names_of_pass[k]);
         if (n->also && (k == FN_FORWARD || k == FN_BACKWARD)) emit_check(e, b, n->also, names_of_pass[k]);
         any = 1;
     }

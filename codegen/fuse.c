@@ -4,15 +4,18 @@
  * space, is inlined: the consumer's loop computes it as part of one expression, so a
  * chain such as relu(a * b + c) or the backward (p - t) * 2 / N becomes one loop with no
  * buffer for its temporaries.  Constants, the seed 1/n and broadcasts of them are read
- * anywhere.  Everything else — tensors read twice, read by the other pass, read by a
- * GEMM or a row op, the loss, outputs and gradients users see — is materialized.
+ * by any loop (and as the loss gradient's value per row); code that indexes its input's
+ * memory (a GEMM, a copy, pooling, a row op) gets them materialized, as it does with
+ * everything else — tensors read twice, read by the other pass, read by a GEMM or a row
+ * op, the loss, outputs and gradients users see.
  * The pass also decides which nodes each generated function computes: the training
  * forward pass (what the loss and backward need), the backward pass, and inference
  * (what the outputs need); which convolutions are computed directly (some with
  * Winograd's F(2x2, 3x3)) and which of their gradients get a sparse path, with the
- * working memory of each, and which of them compute max pooling's gradient too; which
- * products of the backward pass get a second path for a mostly-zero gradient; and which
- * producers write their elementwise reader as they store (epilogues). */
+ * working memory of each, and which of them compute max pooling's gradient too (or, for
+ * a Winograd convolution, the pooling itself); which products of the backward pass get
+ * a second path for a mostly-zero gradient; and which producers write their elementwise
+ * reader as they store (epilogues). */
 #include <string.h>
 #include "codegen.h"
 
@@ -161,6 +164,7 @@ static int is_conv_input_grad(const ir_node *n) {
 
 static void plan_epilogues(ir_graph *g);
 static void plan_pooled_conv_grads(ir_graph *g);
+static void plan_pooled_convs(ir_graph *g);
 static void plan_sparse_products(ir_graph *g);
 
 static void plan_conv_grads(ir_graph *g) {
@@ -186,6 +190,7 @@ static void plan_conv_grads(ir_graph *g) {
     plan_direct_convs(g);
     plan_epilogues(g);
     plan_pooled_conv_grads(g);
+    plan_pooled_convs(g);
     plan_sparse_products(g);
 }
 
@@ -323,7 +328,7 @@ void fuse_plan(ir_graph *g) {
     int nn = g->nodes.n;
     ir_node **consumer = arena_alloc(g->a, sizeof(ir_node *) * (size_t)nn);
     int *by_memory = arena_alloc(g->a, sizeof(int) * (size_t)nn);   /* consumers that read memory: rows, GEMMs */
-    int *by_gemm = arena_alloc(g->a, sizeof(int) * (size_t)nn);   /* consumers that are GEMMs */
+    int *by_index = arena_alloc(g->a, sizeof(int) * (size_t)nn);   /* ... except a row op's value per row (a literal may be one) */
     char *live = arena_alloc(g->a, (size_t)nn), *train = arena_alloc(g->a, (size_t)nn),
          *infer = arena_alloc(g->a, (size_t)nn);
 
@@ -352,7 +357,8 @@ void fuse_plan(ir_graph *g) {
             consumer[x->id] = n;
             if (n->pass == IR_FWD) x->used_fwd = 1; else x->used_bwd = 1;
             if (!reads_expressions(n)) by_memory[x->id]++;
-            if (ir_ops[n->op].fam == FAM_MATMUL || ir_ops[n->op].fam == FAM_DENSE) by_gemm[x->id]++;
+            if (!reads_expressions(n) && !((n->op == OP_CROSS_ENTROPY_GRAD || n->op == OP_PICK_GRAD) && k == 0))
+                by_index[x->id]++;
         }
     }
     for (int i = 0; i < nn; i++) {
@@ -370,8 +376,8 @@ void fuse_plan(ir_graph *g) {
         if (n->op == OP_PAD_ADD) continue;   /* always in its first input's memory (grad.c's own() copies a root) */
         if (n->op == OP_RESHAPE || n->op == OP_SELECT)   /* views of their inputs' memory */
             inline_ok = 1;
-        else if (ir_index_free(n))      /* a literal can be read by any loop, not by a GEMM */
-            inline_ok = by_gemm[i] == 0;
+        else if (ir_index_free(n))      /* a literal can be read by any loop, not by code that indexes memory */
+            inline_ok = by_index[i] == 0;
         else
             inline_ok = ir_is_elementwise(n) && n->uses == 1 && by_memory[i] == 0 &&
                         consumer[i]->pass == n->pass &&
@@ -426,6 +432,22 @@ static int reads_only(ir_graph *g, const ir_node *x, const ir_node *a, const ir_
     return 1;
 }
 
+/* Whether x is zero wherever p is, whatever else it reads: p times something, or a sum of
+ * such terms.  A gradient template is the upstream gradient times the local derivative
+ * (ir.h), so it vanishes with its first input. */
+static int vanishes_with(const ir_node *x, const ir_node *p, int top) {
+    if (x == p) return 1;
+    if (!top && x->mem != MEM_NONE) return 0;   /* another stored tensor: any values */
+    switch (x->op) {
+    case OP_MUL: return vanishes_with(x->in[0], p, 0) || vanishes_with(x->in[1], p, 0);
+    case OP_ADD: case OP_SUB: return vanishes_with(x->in[0], p, 0) && vanishes_with(x->in[1], p, 0);
+    case OP_DIV: case OP_NEG: case OP_COPY: case OP_EXPAND: case OP_MAP_GRAD: case OP_POWC_GRAD:
+    case OP_REDUCE_MAX_GRAD:
+        return vanishes_with(x->in[0], p, 0);
+    default: return 0;
+    }
+}
+
 /* Every reader of x's memory comes after node id `after` (views run no code: their readers). */
 static int read_after(ir_graph *g, const ir_node *x, int after) {
     for (int i = x->id + 1; i < g->nodes.n; i++) {
@@ -450,7 +472,7 @@ static void plan_pooled_conv_grads(ir_graph *g) {
         for (int j = 0; j < r->id && !p; j++)
             if (ir_at(g, j)->epi == r) p = ir_at(g, j);
         if (!p || p->op != OP_POOL_GRAD || !p->attr[0] || !fuse_pool_tiled(&p->conv) || !r->batched ||
-            r->mem != MEM_ACT || r->shape.rank != 3 || p->in_infer || p->in_eval)
+            r->mem != MEM_ACT || r->shape.rank != 3 || p->in_infer || p->in_eval || !vanishes_with(r, p, 1))
             continue;
         const ir_conv *c = wgrad ? &n->in[1]->conv : &n->conv;
         int64_t filters = wgrad ? n->mm.ar : prod->mm.ar;
@@ -465,5 +487,68 @@ static void plan_pooled_conv_grads(ir_graph *g) {
         if (prod) prod->mem = MEM_NONE;   /* Wᵀ · dY for col2im: the dense path's only */
         if (sum) sum->folded = 1;
         n->scratch += c->oh * c->ow;   /* the listed nonzeros' values */
+    }
+}
+
+/* Max pooling inside a Winograd convolution.  Each 2x2 block of outputs F(2x2, 3x3)
+ * computes is exactly one window of a 2x2, stride-2 max pooling of the convolution's
+ * epilogue R (bias + relu, for the lecture's CNN), so the convolution can pool as it
+ * goes: it writes the pooled value and, when the pooling's gradient is computed inside
+ * the convolution's gradients (above), the window's pick (which of its 4 taps is the
+ * first maximum, a byte).  R itself is never stored (2.4 MB per batch for the lecture's
+ * CNN), the pooling's own pass over it is gone, and the gradient block reads the picks
+ * instead of scanning R's windows again: R's gradient expression is evaluated with the
+ * pooled value, which is R at the pick.  Allowed when R's only readers are the pooling
+ * (computed in the same functions as the convolution) and, in the backward pass, that
+ * folded gradient and its epilogue.  The picks are the pooling's working memory, live
+ * from the forward pass to the backward one (plan.c reuses no memory). */
+static int folded_pool_grad(ir_graph *g, const ir_node *pg) {
+    if (pg->op != OP_POOL_GRAD || !pg->folded || !pg->epi) return 0;
+    for (int i = pg->id + 1; i < g->nodes.n; i++)
+        if (ir_at(g, i)->pool == pg) return 1;
+    return 0;
+}
+
+static int same_window(const ir_conv *a, const ir_conv *b) {
+    return a->c == b->c && a->h == b->h && a->w == b->w && a->kh == b->kh && a->kw == b->kw && a->sh == b->sh &&
+           a->sw == b->sw && a->oh == b->oh && a->ow == b->ow;
+}
+
+static void plan_pooled_convs(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i), *r = n->epi;
+        if (!n->direct || !r || !fuse_winograd(&n->in[1]->conv) || r->mem != MEM_ACT || !r->batched ||
+            r->shape.rank != 3 || is_root(g, r))
+            continue;
+        const ir_conv *cv = &n->in[1]->conv;
+        ir_node *pool = NULL, *pg = NULL, *rg = NULL;
+        int ok = 1;
+        for (int j = r->id + 1; j < g->nodes.n && ok; j++) {
+            ir_node *c = ir_at(g, j);
+            if (!c->in_train && !c->in_infer && !c->in_eval) continue;
+            for (int k = 0; k < c->nin && ok; k++) {
+                if (c->in[k] != r) continue;
+                if (c->op == OP_POOL && k == 0 && !pool) pool = c;
+                else if (c->op == OP_POOL_GRAD && k == 1 && !pg) pg = c;
+                else if ((!rg || rg == c) && c->pass == IR_BWD && ir_is_elementwise(c)) rg = c;
+                else ok = 0;
+            }
+        }
+        if (!ok || !pool || !pool->attr[0] || pool->mem != MEM_ACT || pool->conv.kh != 2 || pool->conv.kw != 2 ||
+            !fuse_pool_tiled(&pool->conv) || pool->conv.h != cv->oh || pool->conv.w != cv->ow ||
+            pool->conv.c != n->mm.ar || pool->in_train != n->in_train || pool->in_infer != n->in_infer ||
+            pool->in_eval != n->in_eval)
+            continue;
+        /* the gradient side: none, or the folded pooling gradient whose epilogue reads R */
+        if (pg ? !folded_pool_grad(g, pg) || !same_window(&pg->conv, &pool->conv) || pg->epi != rg : rg != NULL)
+            continue;
+        n->pooled = pool;
+        pool->folded = 1;
+        r->mem = MEM_NONE;
+        if (pg) {
+            pg->pooled = pool;
+            int64_t bytes = ir_numel(&pool->shape) * g->train.batch, size = g->f64 ? 8 : 4;
+            pool->scratch = (bytes + size - 1) / size;
+        }
     }
 }

@@ -162,6 +162,9 @@ struct ir_node {
     ir_node    *also;       /* the node whose code this one's includes */
     ir_node    *pool;       /* a conv gradient block: the max pooling gradient whose windows list its dY (fuse.c) */
     ir_node    *pool_sum;   /* ... and the bias gradient (sum of dY per channel) it adds up on the way */
+    ir_node    *pooled;     /* a Winograd convolution: the max pooling its code computes from each 2x2
+                               block; that pooling's folded gradient: the same pooling, whose code
+                               recorded each window's pick (fuse.c) */
     const char *cname;      /* C identifier (names.c) */
 };
 

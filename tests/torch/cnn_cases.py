@@ -46,6 +46,12 @@ def conv_same(p, name, x, stride):
     return conv(p, name, F.pad(x, pads), stride=stride)
 
 
+def lecture_cnn(p, b):
+    """conv c1, relu, conv c2, relu, 2x2 max pooling, dense h, relu, dense z, cross entropy"""
+    c2 = F.relu(conv(p, "c2", F.relu(conv(p, "c1", b["x"]))))
+    return F.cross_entropy(lin(p, "z", F.relu(lin(p, "h", F.max_pool2d(c2, 2).flatten(1)))), b["y"])
+
+
 def bn(p, name, x):
     """batchnorm in training mode: batch statistics over every axis but the channel (axis 1),
     biased variance, eps 1e-5, PyTorch's BatchNorm1d/2d; running stats are not used."""
@@ -336,7 +342,27 @@ train { batch = 8 }
                 "h.weight": [8, 64], "h.bias": [8], "z.weight": [5, 8], "z.bias": [5]},
         batch={"x": ("float", [1, 12, 12]), "y": ("class", 5, [])},
         n=6, scale=0.3,
-        torch=lambda p, b: F.cross_entropy(lin(p, "z", F.relu(lin(p, "h", F.max_pool2d(F.relu(conv(
-            p, "c2", F.relu(conv(p, "c1", b["x"])))), 2).flatten(1)))), b["y"]),
+        torch=lecture_cnn,
+    ),
+    # the second convolution (8 channels in: Winograd's) max pools its 2x2 blocks as it
+    # computes them, and its gradient block reads the recorded picks (fuse.c)
+    "lecture_cnn_pooled": dict(
+        nn="""model lecture_cnn_pooled
+input x: [1, 14, 14]
+label y: class(5)
+c1 = relu(conv2d(x, 8, kernel=3))
+c2 = relu(conv2d(c1, 16, kernel=3))
+p = maxpool2d(c2, 2)
+h = relu(dense(flatten(p), 8))
+z = dense(h, 5)
+loss = cross_entropy(z, y)
+output probs = softmax(z)
+train { batch = 8 }
+""",
+        params={"c1.weight": [8, 1, 3, 3], "c1.bias": [8], "c2.weight": [16, 8, 3, 3], "c2.bias": [16],
+                "h.weight": [8, 400], "h.bias": [8], "z.weight": [5, 8], "z.bias": [5]},
+        batch={"x": ("float", [1, 14, 14]), "y": ("class", 5, [])},
+        n=6, scale=0.3,
+        torch=lecture_cnn,
     ),
 }
