@@ -192,7 +192,7 @@ static int set_column(loader *ld, int k, const nnr_tensor *t, int scale_u8, cons
         nnr_set_error("%s: no examples", where);
         return -1;
     }
-    void *col = malloc((size_t)nnr_tensor_numel(t) * col_elem_size(info, k));
+    void *col = nnr_alloc_aligned((size_t)nnr_tensor_numel(t) * col_elem_size(info, k));
     if (!col) {
         nnr_set_error("%s: out of memory", where);
         return -1;
@@ -374,15 +374,20 @@ int nnr_data_split(const nnr_model_info *info, nnr_dataset *d, double frac, nnr_
     for (int k = 0; k < d->ncol; k++) {
         if (!d->col[k]) continue;
         size_t row = (size_t)info->io[k].size * col_elem_size(info, k);
-        val->col[k] = malloc((size_t)val->n * row);
+        val->col[k] = nnr_alloc_aligned((size_t)val->n * row);
         if (!val->col[k]) goto oom;
         memcpy(val->col[k], (char *)d->col[k] + (size_t)keep * row, (size_t)val->n * row);
     }
     for (int k = 0; k < d->ncol; k++) {
         if (!d->col[k]) continue;
-        /* giving the tail back is optional: a failed shrink keeps the larger block */
-        void *p = realloc(d->col[k], (size_t)keep * (size_t)info->io[k].size * col_elem_size(info, k));
-        if (p) d->col[k] = p;
+        /* giving the tail back is optional: without memory for the copy, the larger block
+         * stays (a copy, not realloc, which would not keep the alignment) */
+        size_t bytes = (size_t)keep * (size_t)info->io[k].size * col_elem_size(info, k);
+        void *p = nnr_alloc_aligned(bytes);
+        if (!p) continue;
+        memcpy(p, d->col[k], bytes);
+        free(d->col[k]);
+        d->col[k] = p;
     }
     d->n = keep;
     return 0;
@@ -390,6 +395,11 @@ oom:
     nnr_data_free(val);
     nnr_set_error("out of memory splitting off validation data");
     return -1;
+}
+
+void *nnr_alloc_aligned(size_t bytes) {
+    size_t size = (bytes + 63) / 64 * 64;   /* aligned_alloc wants a multiple of the alignment */
+    return aligned_alloc(64, size ? size : 64);
 }
 
 void nnr_data_gather(const nnr_model_info *info, const nnr_dataset *d, const int64_t *idx,
@@ -480,7 +490,7 @@ static int split_csv(const nnr_model_info *info, const char *path, const nnr_ten
         return -1;
     }
     const float *v = t->data;
-    float *x = malloc((size_t)(rows * feats) * sizeof *x), *y = malloc((size_t)rows * sizeof *y);
+    float *x = nnr_alloc_aligned((size_t)(rows * feats) * sizeof *x), *y = nnr_alloc_aligned((size_t)rows * sizeof *y);
     int rc = 0;
     if (!x || !y) {
         nnr_set_error("%s: out of memory", path);
@@ -725,8 +735,8 @@ int nnr_data_load_text(const nnr_model_info *info, const char *path, nnr_dataset
     const int64_t t = info->io[input].size;
     out->ncol = info->nio;
     out->col = calloc((size_t)info->nio + 1, sizeof *out->col);
-    int32_t *ids = out->col ? malloc((size_t)n * (size_t)t * sizeof *ids) : NULL;
-    int32_t *y = ids ? malloc((size_t)n * sizeof *y) : NULL;
+    int32_t *ids = out->col ? nnr_alloc_aligned((size_t)n * (size_t)t * sizeof *ids) : NULL;
+    int32_t *y = ids ? nnr_alloc_aligned((size_t)n * sizeof *y) : NULL;
     if (!y) {
         free(ids);
         free(b);

@@ -658,7 +658,7 @@ static int train_alloc(const nnr_model_info *info, session *s) {
     if (!(s->order = malloc((size_t)s->data.n * sizeof(int64_t)))) return oom();
     if (!(s->stage = calloc((size_t)info->nio + 1, sizeof(void *)))) return oom();
     for (int k = 0; k < info->nio; k++)
-        if (!(s->stage[k] = malloc((size_t)info->batch * (size_t)info->io[k].size *
+        if (!(s->stage[k] = nnr_alloc_aligned((size_t)info->batch * (size_t)info->io[k].size *
                                    col_elem_size(info, &info->io[k]))))
             return oom();
     return evaluator_alloc(info, &s->ev);
@@ -1230,7 +1230,7 @@ static int random_batch(const nnr_model_info *info, int64_t n, uint64_t seed, nn
     if (!(d->col = calloc((size_t)info->nio + 1, sizeof *d->col))) return oom();
     for (int k = 0; k < info->nio; k++) {
         const nnr_io *io = &info->io[k];
-        if (!(d->col[k] = malloc((size_t)(n * io->size) * col_elem_size(info, io)))) return oom();
+        if (!(d->col[k] = nnr_alloc_aligned((size_t)(n * io->size) * col_elem_size(info, io)))) return oom();
         for (int64_t i = 0; i < n * io->size; i++) {
             if (io->classes) ((int32_t *)d->col[k])[i] = (int32_t)nnr_rng_below(&rng, (uint64_t)io->classes);
             else if (io->kind == NNR_IO_TARGET) put(info, d->col[k], i, 0.05 + 0.9 * nnr_rng_uniform(&rng));
