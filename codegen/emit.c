@@ -346,8 +346,14 @@ static void loop_header(emitter *e, FILE *o, const char **cur, int *first, const
     *first = 0;
 }
 
-/* Opens the loops over c's index space; returns the indentation of the body. */
-static const char *open_loops(emitter *e, FILE *o, const ictx *c, const char *ind) {
+/* Opens the loops over c's index space; returns the indentation of the body.  `simd`:
+ * every iteration writes its own element, and nested loops get `omp simd` on the
+ * innermost.  That is more than a hint: GCC 12.2's loop vectorizer, left to vectorize the
+ * middle loop of such a nest itself, miscompiles a select whose operands are broadcast
+ * along it when the innermost loop is short — max's gradient over an axis of 4 rows of 5
+ * (`x == max ? g : 0`) lost 5 of its 10 nonzeros at -O3 with AVX2 or AVX-512, correct at
+ * -O2 (tests/gradcheck/reduce_axis_small.nn). */
+static const char *open_loops(emitter *e, FILE *o, const ictx *c, const char *ind, int simd) {
     long long size = (long long)example_size(c);
     const char *cur = ind;
     int first = 1;
@@ -361,9 +367,14 @@ static const char *open_loops(emitter *e, FILE *o, const ictx *c, const char *in
         loop_header(e, o, &cur, &first, arena_printf(e->a, "for (int i = 0; i < %lld; i++)", size));
         return cur;
     }
-    for (int d = 0; d < c->rank; d++)
+    for (int d = 0; d < c->rank; d++) {
+        if (simd && d == c->rank - 1 && (c->batched || c->rank > 1)) {
+            fprintf(o, "%s%s#pragma omp simd", first ? "" : "\n", cur);
+            first = 0;
+        }
         loop_header(e, o, &cur, &first, arena_printf(e->a, "for (int %s = 0; %s < %lld; %s++)", c->v[d], c->v[d],
                                                      (long long)c->dim[d], c->v[d]));
+    }
     return cur;
 }
 
@@ -379,7 +390,7 @@ static void emit_elementwise(emitter *e, FILE *o, ir_node *n) {
     char math[512] = "";
     if (n->pass == IR_BWD) collect_math(n, math, sizeof math, 1);
     fprintf(o, "    /* %s %s%s%s */\n", n->cname, shape_of(e, n), *math ? ": " : "", math);
-    const char *ind = open_loops(e, o, &c, "    ");
+    const char *ind = open_loops(e, o, &c, "    ", 1);
     body(o, ind, arena_printf(e->a, "%s[%s] = %s;", mark(e, n), index_of(e, n, &c), expr(e, n, &c)));
 }
 
@@ -409,7 +420,7 @@ static void emit_sum(emitter *e, FILE *o, ir_node *n) {
         fprintf(o, "%sfor (int i = 0; i < %lld; i++)", ind, (long long)ir_numel(&x->shape));
         ind2 = arena_printf(e->a, "%s    ", ind);
     } else {
-        ind2 = open_loops(e, o, &inner, ind);
+        ind2 = open_loops(e, o, &inner, ind, 0);
     }
     body(o, ind2, arena_printf(e->a, "acc += %s;", read_at(e, x, &c)));
     if (scale == 1) fprintf(o, "%s%s[%s] = acc;\n", ind, mark(e, n), x->batched ? "b" : "0");
@@ -448,7 +459,7 @@ static void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
         /* the innermost axis is summed: a register accumulates it, in an order the compiler may vectorize */
         ictx outer = c;
         outer.rank--;
-        const char *ind = open_loops(e, o, &outer, "    ");
+        const char *ind = open_loops(e, o, &outer, "    ", 0);
         fprintf(o, " {\n%s%s acc = 0;\n%s#pragma omp simd reduction(+:acc)\n", ind, e->T, ind);
         fprintf(o, "%sfor (int %s = 0; %s < %lld; %s++)\n", ind, c.v[last], c.v[last], (long long)x->shape.dim[last], c.v[last]);
         fprintf(o, "%s    acc += %s;\n", ind, read_at(e, x, &c));
@@ -456,7 +467,7 @@ static void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
         fprintf(o, "%s%s[%s] += acc;\n", ind, n->cname, index_of(e, n, &c));
         fprintf(o, "%.*s}\n", (int)strlen(ind) - 4, ind);
     } else {
-        const char *ind = open_loops(e, o, &c, "    ");
+        const char *ind = open_loops(e, o, &c, "    ", 0);
         const char *at = arena_printf(e->a, "%s[%s]", n->cname, index_of(e, n, &c)), *v = read_at(e, x, &c);
         if (is_max)
             body(o, ind, arena_printf(e->a, "%s = %s(%s, %s);", at, fn(e, hi ? "fmax" : "fmin"), at, v));
