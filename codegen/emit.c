@@ -1038,9 +1038,6 @@ static void relayout(FILE *o, const convgeo *v, int to_hwc, const char *dst, con
     fprintf(o, "                        %s%s = %s%s;\n", dst, to_hwc ? b : a, src, to_hwc ? a : b);
 }
 
-/* A convolution's gradients from dY [B, F, P]: the weights' dW = dY · colᵀ summed over
- * the batch (node wn) and the input's dX = col2im(Wᵀ · dY) (node xn), either of which may
- * be absent.  Per example, a GEMM path or, for a mostly-zero dY, the sparse one. */
 /* The dense path of a convolution's gradients for example b: taken when more than
  * NNR_CONV_SPARSE_BELOW of its dY is nonzero; two GEMMs (the weights' over the example's
  * im2col, rebuilt here when there is no im2col tensor) and col2im. */
@@ -1071,6 +1068,10 @@ static void emit_dense_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn,
     fprintf(o, "                continue;\n            }\n");
 }
 
+/* A convolution's gradients from dY [B, F, P]: the weights' dW = dY · colᵀ summed over
+ * the batch (node wn) and the input's dX = col2im(Wᵀ · dY) (node xn), either of which may
+ * be absent.  Per example, a GEMM path or, for a mostly-zero dY, the sparse one; only
+ * the sparse one when max pooling's windows list dY's nonzeros (fuse.c). */
 static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
     ir_node *prod = xn ? xn->in[0] : NULL, *owner = wn ? wn : xn;
     const ir_node *col = wn ? wn->in[1] : NULL;

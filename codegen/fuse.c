@@ -42,6 +42,12 @@ static int reads_expressions(const ir_node *consumer) {
     return f == FAM_ELEMWISE || f == FAM_REDUCE;
 }
 
+/* Input k of n is one value per row, which emit.c's row_value() reads as an expression
+ * when it has no memory (cross-entropy's and pick's upstream gradient, often 1/n). */
+static int reads_row_value(const ir_node *n, int k) {
+    return (n->op == OP_CROSS_ENTROPY_GRAD || n->op == OP_PICK_GRAD) && k == 0;
+}
+
 static int is_root(const ir_graph *g, const ir_node *n) {
     if (n == g->loss || n->op == OP_BN_UPDATE) return 1;
     for (int i = 0; i < g->outputs.n; i++)
@@ -356,9 +362,10 @@ void fuse_plan(ir_graph *g) {
             x->uses++;
             consumer[x->id] = n;
             if (n->pass == IR_FWD) x->used_fwd = 1; else x->used_bwd = 1;
-            if (!reads_expressions(n)) by_memory[x->id]++;
-            if (!reads_expressions(n) && !((n->op == OP_CROSS_ENTROPY_GRAD || n->op == OP_PICK_GRAD) && k == 0))
-                by_index[x->id]++;
+            if (!reads_expressions(n)) {
+                by_memory[x->id]++;
+                if (!reads_row_value(n, k)) by_index[x->id]++;
+            }
         }
     }
     for (int i = 0; i < nn; i++) {
