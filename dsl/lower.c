@@ -864,6 +864,17 @@ static ir_node *map_of(lower *L, const char *fn, ir_node *x, loc at) {
     return n;
 }
 
+/* The steps' states as one [T, hidden] tensor: concatenations paired as a balanced tree,
+ * so the forward pass copies each state log2(T) times, not up to T times as a chain of
+ * concatenations would (and the gradient's slices likewise). */
+static ir_node *concat_rows(ir_graph *g, ir_node **rows, int64_t count, loc at) {
+    if (count == 1) return rows[0];
+    int64_t half = count / 2;
+    ir_node *n = ir_binary(g, OP_CONCAT, concat_rows(g, rows, half, at), concat_rows(g, rows + half, count - half, at), at);
+    n->axis = 0;
+    return n;
+}
+
 static ir_node *call_recurrent(lower *L, const ast_expr *e, int lstm) {
     static const char *const keys[] = {"xs", "hidden", NULL};
     callargs ca;
@@ -884,7 +895,7 @@ static ir_node *call_recurrent(lower *L, const ast_expr *e, int lstm) {
     ir_node *in[3] = {xs, w_ih, b_ih};
     ir_node *xw = ir_node_new(g, OP_DENSE, 3, in, at);   /* every step's input projection */
     xw->attr[0] = (double)gh;
-    ir_node *h = NULL, *c = NULL, *out = NULL;
+    ir_node *h = NULL, *c = NULL, **rows = arena_alloc(g->a, sizeof(ir_node *) * (size_t)steps);
     for (int64_t t = 0; t < steps; t++) {
         ir_node *pre = view_as(L, step_slice(L, xw, 0, t, 1, at), (ir_shape){1, {gh}}, at);
         if (h) {
@@ -906,14 +917,9 @@ static ir_node *call_recurrent(lower *L, const ast_expr *e, int lstm) {
             c = c ? ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, f, c, at), ig, at) : ig;   /* c0 = 0 */
             h = ir_binary(g, OP_MUL, o, map_of(L, "tanh", c, at), at);
         }
-        ir_node *row = view_as(L, h, (ir_shape){2, {1, hidden}}, at);
-        if (out) {
-            out = ir_binary(g, OP_CONCAT, out, row, at);
-            out->axis = 0;
-        } else {
-            out = row;
-        }
+        rows[t] = view_as(L, h, (ir_shape){2, {1, hidden}}, at);
     }
+    ir_node *out = concat_rows(g, rows, steps, at);
     out->what = e->name;
     return out;
 }

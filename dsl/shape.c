@@ -195,6 +195,22 @@ static int infer_reshape(ir_graph *g, ir_node *n, diag *d) {
     return 0;
 }
 
+/* A slice that lies inside one operand of a concatenation along its axis reads that
+ * operand instead.  rnn() and lstm() concatenate every step's state; a model that reads
+ * only the last step (`slice(h, axis=0, start=-1)`) then copies nothing per step, and
+ * backprop does not push the gradient back through the concatenation. */
+static void slice_through_concat(ir_node *n, int64_t *start, int64_t *end) {
+    for (ir_node *x = n->in[0]; x->op == OP_CONCAT && x->axis == n->axis; x = n->in[0]) {
+        int64_t at = 0;
+        int k = 0;
+        while (k < x->nin && at + x->in[k]->shape.dim[n->axis] <= *start) at += x->in[k++]->shape.dim[n->axis];
+        if (k == x->nin || *end > at + x->in[k]->shape.dim[n->axis]) return;
+        n->in[0] = x->in[k];
+        *start -= at;
+        *end -= at;
+    }
+}
+
 static int infer_layout(ir_graph *g, ir_node *n, diag *d) {
     ir_node *x = n->in[0];
     n->batched = x->batched;
@@ -233,9 +249,10 @@ static int infer_layout(ir_graph *g, ir_node *n, diag *d) {
                        (long long)end, n->axis, ir_shape_str(g->a, &x->shape));
             return -1;
         }
+        slice_through_concat(n, &start, &end);
         n->attr[0] = (double)start;
         n->attr[1] = (double)end;
-        n->shape = x->shape;
+        n->shape = n->in[0]->shape;
         n->shape.dim[n->axis] = end - start;
         return 0;
     }

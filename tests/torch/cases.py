@@ -138,4 +138,23 @@ train { batch = 4 }
                             + (torch.sqrt(u * u + 1) * torch.cos(u)).mean(1).mean()
                             + (u.abs() * b["x"] ** 2).sum(1).mean() / 10)(b["x"] * p["w"]),
     ),
+    # slices of concatenations: inside one operand (read from it directly, shape.c), through
+    # nested concats, along the last axis, and one straddling two operands
+    "slice_concat": dict(
+        nn="""model slice_concat
+input x: [2, 3] grad
+input y: [4, 3] grad
+target t: [3, 3]
+k = concat(concat(x, y, axis=0), tanh(x), axis=0)
+w = slice(concat(y, exp(y), axis=-1), axis=1, start=2, end=5)
+loss = sum(slice(k, axis=0, start=3, end=6) * t) + sum(sin(slice(k, axis=0, start=-2))) + sum(slice(k, axis=0, start=1, end=4) ^ 2) + sum(w * w)
+train { batch = 4 }
+""",
+        params={},
+        batch={"x": ("float", [2, 3]), "y": ("float", [4, 3]), "t": ("float", [3, 3])},
+        n=3, input_grads=["x", "y"],
+        torch=lambda p, b: (lambda k, w: ((k[:, 3:6] * b["t"]).sum((1, 2)) + torch.sin(k[:, -2:]).sum((1, 2))
+                                          + (k[:, 1:4] ** 2).sum((1, 2)) + (w * w).sum((1, 2))).mean())(
+            torch.cat([b["x"], b["y"], torch.tanh(b["x"])], 1), torch.cat([b["y"], torch.exp(b["y"])], 2)[:, :, 2:5]),
+    ),
 }

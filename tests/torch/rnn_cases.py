@@ -78,4 +78,21 @@ train { batch = 4 }
         torch=lambda p, b: F.cross_entropy(
             lin(p, "logits", rec("lstm", p, "h", F.embedding(b["ids"], p["e.weight"]), 5, 6)[:, -1]), b["y"]),
     ),
+    # steps read by slices (which read the states themselves, not their concatenation):
+    # the first, two in the middle, the last, and the whole sequence besides
+    "lstm_slices": dict(
+        nn="""model lstm_slices
+input xs: [7, 3] grad
+target t: [2, 4]
+h = lstm(xs, 4)
+mid = slice(h, axis=0, start=3, end=5)
+loss = mse(mid, t) + sum(tanh(slice(h, axis=0, start=0, end=1))) + 2 * sum(slice(h, axis=0, start=-1)) + mean(h * h)
+train { batch = 4 }
+""",
+        params={"h.weight_ih": [16, 3], "h.weight_hh": [16, 4], "h.bias_ih": [16], "h.bias_hh": [16]},
+        batch={"xs": ("float", [7, 3]), "t": ("float", [2, 4])},
+        n=3, input_grads=["xs"],
+        torch=lambda p, b: (lambda h: F.mse_loss(h[:, 3:5], b["t"]) + torch.tanh(h[:, 0:1]).sum() / h.shape[0]
+                            + 2 * h[:, -1:].sum() / h.shape[0] + (h * h).mean())(rec("lstm", p, "h", b["xs"], 3, 4)),
+    ),
 }
