@@ -674,8 +674,9 @@ static void emit_sparse_product(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    /* %s %s = %s%s %s @ %s %s%s */\n", n->cname, shape_of(e, n), a, form == 2 ? "^T" : "",
             shape_of(e, n->in[0]), b, shape_of(e, n->in[1]), form == 2 ? ", summed over the batch" : "");
     fprintf(o, "    /* %s is mostly zero where relu's gradient or dropout zeroes it: when at most\n"
-               "     * NNR_GEMM_SPARSE_BELOW of it is nonzero, each row of %s sums only the rows of %s\n"
-               "     * that a nonzero of %s meets, a run of columns at a time in registers. */\n",
+               "     * NNR_GEMM_SPARSE_BELOW of it is nonzero (divided by OpenBLAS's threads), each row of\n"
+               "     * %s sums only the rows of %s that a nonzero of %s meets, a run of columns\n"
+               "     * at a time in registers. */\n",
             a, c, b, form == 1 ? arena_printf(e->a, "its row of %s", a) : arena_printf(e->a, "its column of %s", a));
     fprintf(o, "    {\n");
     fprintf(o, "        int32_t *restrict nz_at = (int32_t *)(m->acts + %lld);   /* the nonzeros' positions */\n", at);
@@ -684,7 +685,9 @@ static void emit_sparse_product(emitter *e, FILE *o, ir_node *n) {
             at + 2 * lists);
     fprintf(o, "        int nonzero = 0;\n");
     fprintf(o, "        for (int i = 0; i < %s; i++) nonzero += %s[i] != 0;\n", mul_n(e, total), a);
-    fprintf(o, "        if (nonzero > %s * NNR_GEMM_SPARSE_BELOW) {\n", mul_n(e, total));
+    int large = (double)lists * (double)q >= (double)(1 << 27);   /* multiply-adds of the dense path, a batch */
+    fprintf(o, "        if (nonzero > %s * nnr_gemm_sparse_limit(NNR_GEMM_SPARSE_BELOW, %d)) {%s\n", mul_n(e, total), large,
+            large ? "   /* a large product: 3/4 of the fraction */" : "");
     const char *in3 = "            ";
     if (form == 1)
         gemm(e, o, in3, 0, 0, mul_n(e, p), arena_printf(e->a, "%lld", q), arena_printf(e->a, "%lld", k), a, k, b, q,
@@ -2333,7 +2336,8 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
     if (has_sparse_product(g))
         fprintf(out, "\n/* A product of the backward pass whose left operand is mostly zero (relu's gradient,\n"
                      " * dropout) takes its sparse path when at most this fraction of that operand is\n"
-                     " * nonzero (-DNNR_GEMM_SPARSE_BELOW=0: never; =1: always). */\n"
+                     " * nonzero at one BLAS thread; the generated code divides it by OpenBLAS's threads\n"
+                     " * (-DNNR_GEMM_SPARSE_BELOW=0: never; =1: always). */\n"
                      "#ifndef NNR_GEMM_SPARSE_BELOW\n#define NNR_GEMM_SPARSE_BELOW 0.4\n#endif\n");
     emit_struct(&e, out);
     emit_summary_string(&e, out);

@@ -11,6 +11,8 @@
  */
 #include "nnr.h"
 
+#include <cblas.h>
+
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -379,4 +381,10 @@ int nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
 
 int nnr_model_load(const nnr_model_info *info, void *m, const char *path) {
     return nnr_checkpoint_load(info, m, path, NULL, 0);
+}
+
+double nnr_gemm_sparse_limit(double below, int large) {
+    int threads = openblas_get_num_threads();
+    if (below >= 1) return below;
+    return (large ? 0.75 * below : below) / (threads > 1 ? threads : 1);
 }

@@ -188,6 +188,16 @@ void nnr_model_init(const nnr_model_info *info, void *m, uint64_t seed);
 int  nnr_model_load(const nnr_model_info *info, void *m, const char *path);
 int  nnr_model_save(const nnr_model_info *info, void *m, const char *path); /* atomic */
 
+/* ---- used by the generated training step --------------------------------------------- */
+/* The fraction of nonzeros below which a backward product takes its sparse path, given
+ * `below`, the fraction that pays for a small product at one thread.  A large one (at
+ * least 2^27 multiply-adds a batch, which OpenBLAS runs near its peak) breaks even at
+ * 3/4 of it: 0.3 against 0.4 was 0.911x the wide MLP's epoch (784-2048-2048-10, batch
+ * 256, dY about 39 % nonzero in its 2048x2048 products).  The sparse path runs on one
+ * core while the GEMM uses all of OpenBLAS's threads, so the fraction is divided by
+ * their number.  `below` 1 or more: always sparse (the tests' setting), 0: never. */
+double nnr_gemm_sparse_limit(double below, int large);
+
 /* ---- checkpoints: a parameter file plus what resuming a run needs ------------------
  * A checkpoint holds every parameter and buffer under its name (as nnr_model_save writes
  * them, so PyTorch reads them), and besides them:

@@ -11,6 +11,7 @@
 #include "nnr.h"
 
 #include <CUnit/Basic.h>
+#include <cblas.h>
 #include <dirent.h>
 #include <ftw.h>
 #include <math.h>
@@ -820,6 +821,26 @@ static void test_alloc_aligned(void) {
     }
 }
 
+/* ---- the sparse products' limit ----------------------------------------------------------- */
+
+/* The fraction below which a backward product goes sparse: 3/4 of it for a large product,
+ * divided by OpenBLAS's threads (the sparse path uses one core, the GEMM all of them),
+ * and 1 (the tests' "always") or 0 ("never") kept as they are at any thread count. */
+static void test_sparse_limit(void) {
+    int threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0.4, 0), 0.4, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0.4, 1), 0.3, 1e-12);
+    openblas_set_num_threads(2);
+    if (openblas_get_num_threads() == 2) {   /* a build limited to one thread keeps 1 */
+        CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0.4, 0), 0.2, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0.4, 1), 0.15, 1e-12);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(1, 1), 1, 0);
+    CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0, 0), 0, 0);
+    openblas_set_num_threads(threads);
+}
+
 /* ---- driver ------------------------------------------------------------------------------- */
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -841,6 +862,7 @@ static const struct suite { const char *name; test tests[8]; } suites[] = {
               {"orthogonal", test_init_orthogonal}}},
     {"schedule", {{"values", test_schedules}}},
     {"data", {{"aligned memory", test_alloc_aligned}}},
+    {"sparse products", {{"limit", test_sparse_limit}}},
     {"model", {{"init", test_model_init}, {"save and load", test_model_roundtrip},
                {"load errors", test_model_load_errors}}},
 };
