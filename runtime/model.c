@@ -7,7 +7,9 @@
  * PyTorch's state dict), checkpoints (a parameter file plus the optimizer state block, the
  * input standardization and the run's position in "__metadata__", nnr.h says exactly what)
  * and loading, which validates the whole file before it changes a single parameter and
- * refuses a file written for another model, saying what differs.
+ * refuses a file written for another model, saying what differs.  The training step
+ * asks here, too, below which fraction of nonzeros a backward product goes sparse (it
+ * depends on OpenBLAS's thread count, known only at run time).
  */
 #include "nnr.h"
 
