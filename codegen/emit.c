@@ -136,9 +136,23 @@ static int layout_is(const ir_node *x, const ictx *c) {
     return 1;
 }
 
+/* A slice without memory: its readers' loops read its input in place (fuse.c,
+ * plan_slice_views). */
+static int is_slice_view(const ir_node *x) { return x->op == OP_SLICE && x->mem == MEM_NONE; }
+
+/* Whether each example's part of a slice view is one contiguous run of its input: every
+ * axis before the sliced one has length 1 (an LSTM's step of all steps' projections, a
+ * gate of a step's [1, 4·hidden]).  Then a loop over examples reads it at an offset. */
+static int slice_contiguous(const ir_node *x) {
+    for (int d = 0; d < x->axis; d++)
+        if (x->shape.dim[d] != 1) return 0;
+    return 1;
+}
+
 /* Can every stored tensor of the expression be read with the loop's simple index? */
 static int flat_ok(const ir_node *x, const ictx *c, loop_mode mode) {
     if (ir_index_free(x)) return 1;
+    if (is_slice_view(x)) return mode == LOOP_EXAMPLE && slice_contiguous(x) && layout_is(x, c);
     if (is_inline(x)) {
         for (int k = 0; k < x->nin; k++)
             if (!flat_ok(x->in[k], c, mode)) return 0;
@@ -201,12 +215,36 @@ static const char *index_of(emitter *e, const ir_node *x, const ictx *c) {
 }
 
 static const char *expr(emitter *e, const ir_node *x, const ictx *c);
+static const char *read_at(emitter *e, const ir_node *x, const ictx *c);
+
+/* A slice view read by a loop over the slice's own layout (plan_slice_views): per example
+ * at an offset when that part is contiguous (flat_ok), else with nested loops, its input
+ * at the same indices shifted by the slice's start along its axis. */
+static const char *read_sliced(emitter *e, const ir_node *x, const ictx *c) {
+    const ir_node *src = x->in[0];
+    long long start = (long long)x->attr[0];
+    if (c->mode == LOOP_EXAMPLE) {
+        long long inner = 1, off;
+        for (int d = x->axis + 1; d < src->shape.rank; d++) inner *= (long long)src->shape.dim[d];
+        off = start * inner;
+        const char *row = src->batched ? arena_printf(e->a, "b * %lld + ", (long long)ir_numel(&src->shape)) : "";
+        return arena_printf(e->a, "%s[%s%s%si]", mark(e, src), row, off ? arena_printf(e->a, "%lld", off) : "",
+                            off ? " + " : "");
+    }
+    ictx in = *c;
+    int d = x->axis + c->rank - x->shape.rank;
+    if (c->mode != LOOP_NESTED || d < 0) return "0 /* a slice view outside its loop */";
+    if (start) in.v[d] = arena_printf(e->a, "(%s + %lld)", c->v[d], start);
+    in.dim[d] = src->shape.dim[x->axis];
+    return read_at(e, src, &in);
+}
 
 static const char *read_at(emitter *e, const ir_node *x, const ictx *c) {
     if (e->subst && storage_in(x, e->infer_mode) == e->subst) return e->subst_value;
     if (e->subst2 && storage_in(x, e->infer_mode) == e->subst2) return e->subst2_value;
     if (x->op == OP_CONST) return lit(e, x->attr[0]);
     if (x->op == OP_INV_N) return "inv_n";
+    if (is_slice_view(x)) return read_sliced(e, x, c);
     if (is_inline(x)) return expr(e, x, c);
     return arena_printf(e->a, "%s[%s]", mark(e, x), index_of(e, x, c));
 }

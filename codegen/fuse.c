@@ -14,8 +14,9 @@
  * Winograd's F(2x2, 3x3)) and which of their gradients get a sparse path, with the
  * working memory of each, and which of them compute max pooling's gradient too (or, for
  * a Winograd convolution, the pooling itself); which products of the backward pass get
- * a second path for a mostly-zero gradient; and which producers write their elementwise
- * reader as they store (epilogues). */
+ * a second path for a mostly-zero gradient; which producers write their elementwise
+ * reader as they store (epilogues); and which slices are read in place by their readers'
+ * loops instead of copied. */
 #include <string.h>
 #include "codegen.h"
 
@@ -171,6 +172,7 @@ static int is_conv_input_grad(const ir_node *n) {
 static void plan_epilogues(ir_graph *g);
 static void plan_pooled_conv_grads(ir_graph *g);
 static void plan_pooled_convs(ir_graph *g);
+static void plan_slice_views(ir_graph *g);
 static void plan_sparse_products(ir_graph *g);
 
 static void plan_conv_grads(ir_graph *g) {
@@ -393,6 +395,32 @@ void fuse_plan(ir_graph *g) {
         n->mem = inline_ok ? MEM_NONE : MEM_ACT;
     }
     plan_conv_grads(g);
+    plan_slice_views(g);
+}
+
+/* Slices read in place.  A slice whose every reader is a stored elementwise tensor of the
+ * slice's own layout gets no memory: those loops read the sliced tensor at shifted
+ * indices instead (emit.c, read_sliced).  An LSTM's four gates are slices of one
+ * [B, 4·hidden] tensor; read in place, a step copies none of them.  Decided after every
+ * other plan, when it is known which tensors are stored and which loops are plain
+ * elementwise loops (an epilogue's is not). */
+static void plan_slice_views(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (n->op != OP_SLICE || n->mem != MEM_ACT || n->dtype == DT_CLASS || is_root(g, n) ||
+            n->in[0]->mem == MEM_NONE)
+            continue;
+        int readers = 0, ok = 1;
+        for (int j = n->id + 1; j < g->nodes.n && ok; j++) {
+            const ir_node *c = ir_at(g, j);
+            if (!c->in_train && !c->in_infer && !c->in_eval) continue;
+            for (int k = 0; k < c->nin && ok; k++)
+                if (c->in[k] == n)
+                    readers++, ok = ir_ops[c->op].fam == FAM_ELEMWISE && c->mem == MEM_ACT && !c->folded &&
+                                    ir_same_layout(c, n);
+        }
+        if (ok && readers) n->mem = MEM_NONE;
+    }
 }
 
 /* Max pooling's gradient inside a convolution's gradients.  When a convolution's dY is

@@ -896,8 +896,8 @@ static ir_node *call_recurrent(lower *L, const ast_expr *e, int lstm) {
     ir_node *xw = ir_node_new(g, OP_DENSE, 3, in, at);   /* every step's input projection */
     xw->attr[0] = (double)gh;
     ir_node *h = NULL, *c = NULL, **rows = arena_alloc(g->a, sizeof(ir_node *) * (size_t)steps);
-    for (int64_t t = 0; t < steps; t++) {
-        ir_node *pre = view_as(L, step_slice(L, xw, 0, t, 1, at), (ir_shape){1, {gh}}, at);
+    for (int64_t t = 0; t < steps; t++) {   /* each step's tensors are [1, ·]: rows of the sequence */
+        ir_node *pre = step_slice(L, xw, 0, t, 1, at);
         if (h) {
             ir_node *rin[3] = {h, w_hh, b_hh};
             ir_node *rec = ir_node_new(g, OP_DENSE, 3, rin, at);
@@ -909,15 +909,15 @@ static ir_node *call_recurrent(lower *L, const ast_expr *e, int lstm) {
         if (!lstm) {
             h = map_of(L, "tanh", pre, at);
         } else {
-            ir_node *i = map_of(L, "sigmoid", step_slice(L, pre, 0, 0, hidden, at), at);
-            ir_node *f = map_of(L, "sigmoid", step_slice(L, pre, 0, hidden, hidden, at), at);
-            ir_node *gg = map_of(L, "tanh", step_slice(L, pre, 0, 2 * hidden, hidden, at), at);
-            ir_node *o = map_of(L, "sigmoid", step_slice(L, pre, 0, 3 * hidden, hidden, at), at);
+            ir_node *i = map_of(L, "sigmoid", step_slice(L, pre, 1, 0, hidden, at), at);
+            ir_node *f = map_of(L, "sigmoid", step_slice(L, pre, 1, hidden, hidden, at), at);
+            ir_node *gg = map_of(L, "tanh", step_slice(L, pre, 1, 2 * hidden, hidden, at), at);
+            ir_node *o = map_of(L, "sigmoid", step_slice(L, pre, 1, 3 * hidden, hidden, at), at);
             ir_node *ig = ir_binary(g, OP_MUL, i, gg, at);
             c = c ? ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, f, c, at), ig, at) : ig;   /* c0 = 0 */
             h = ir_binary(g, OP_MUL, o, map_of(L, "tanh", c, at), at);
         }
-        rows[t] = view_as(L, h, (ir_shape){2, {1, hidden}}, at);
+        rows[t] = h;
     }
     ir_node *out = concat_rows(g, rows, steps, at);
     out->what = e->name;

@@ -157,4 +157,29 @@ train { batch = 4 }
                                           + (k[:, 1:4] ** 2).sum((1, 2)) + (w * w).sum((1, 2))).mean())(
             torch.cat([b["x"], b["y"], torch.tanh(b["x"])], 1), torch.cat([b["y"], torch.exp(b["y"])], 2)[:, :, 2:5]),
     ),
+    # slices read in place by the loops of their readers (fuse.c plan_slice_views): along
+    # the last axis (nested loops, starts 0, 2 and 4), along the first (an offset per example)
+    "slice_views": dict(
+        nn="""model slice_views
+input x: [3, 8] grad
+target t: [3, 3]
+u = tanh(x)
+a = slice(u, axis=1, start=2, end=5)
+b = sigmoid(a)
+c = slice(x, axis=0, start=1, end=2)
+d = exp(c)
+e = slice(x, axis=1, start=0, end=4) * slice(x, axis=1, start=4, end=8)
+f = a * b
+loss = sum(b * t) + sum(d * d) + sum(sin(e)) + sum(f * f) + sum(u)
+train { batch = 4 }
+""",
+        params={},
+        batch={"x": ("float", [3, 8]), "t": ("float", [3, 3])},
+        n=3, input_grads=["x"],
+        torch=lambda p, b: (lambda x, u: (lambda a: ((torch.sigmoid(a) * b["t"]).sum((1, 2))
+                                                     + (torch.exp(x[:, 1:2]) ** 2).sum((1, 2))
+                                                     + torch.sin(x[:, :, 0:4] * x[:, :, 4:8]).sum((1, 2))
+                                                     + ((a * torch.sigmoid(a)) ** 2).sum((1, 2))
+                                                     + u.sum((1, 2))).mean())(u[:, :, 2:5]))(b["x"], torch.tanh(b["x"])),
+    ),
 }
