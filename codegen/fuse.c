@@ -398,12 +398,33 @@ void fuse_plan(ir_graph *g) {
     plan_slice_views(g);
 }
 
-/* Slices read in place.  A slice whose every reader is a stored elementwise tensor of the
- * slice's own layout gets no memory: those loops read the sliced tensor at shifted
- * indices instead (emit.c, read_sliced).  An LSTM's four gates are slices of one
+/* Whether reader c of slice x computes in a plain elementwise loop over x's layout: c is
+ * a stored elementwise tensor of that layout, or an inlined one whose chain of single
+ * readers, elementwise and of that layout too, ends in such a stored tensor. */
+static int plain_loop_reads(ir_graph *g, const ir_node *c, const ir_node *x) {
+    for (int depth = 0; depth < 64; depth++) {
+        if (ir_ops[c->op].fam != FAM_ELEMWISE || c->folded || !ir_same_layout(c, x)) return 0;
+        if (c->mem == MEM_ACT) return 1;
+        if (c->mem != MEM_NONE || c->uses != 1) return 0;
+        const ir_node *next = NULL;
+        for (int i = c->id + 1; i < g->nodes.n && !next; i++) {
+            const ir_node *r = ir_at(g, i);
+            if (!r->in_train && !r->in_infer && !r->in_eval) continue;
+            for (int k = 0; k < r->nin; k++)
+                if (r->in[k] == c) next = r;
+        }
+        if (!next) return 0;
+        c = next;
+    }
+    return 0;
+}
+
+/* Slices read in place.  A slice whose every reader computes in a plain elementwise loop
+ * of the slice's own layout gets no memory: those loops read the sliced tensor at
+ * shifted indices instead (emit.c, read_sliced).  An LSTM's four gates are slices of one
  * [B, 4·hidden] tensor; read in place, a step copies none of them.  Decided after every
  * other plan, when it is known which tensors are stored and which loops are plain
- * elementwise loops (an epilogue's is not). */
+ * elementwise loops (an epilogue's, a reduction's are not). */
 static void plan_slice_views(ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
@@ -415,9 +436,7 @@ static void plan_slice_views(ir_graph *g) {
             const ir_node *c = ir_at(g, j);
             if (!c->in_train && !c->in_infer && !c->in_eval) continue;
             for (int k = 0; k < c->nin && ok; k++)
-                if (c->in[k] == n)
-                    readers++, ok = ir_ops[c->op].fam == FAM_ELEMWISE && c->mem == MEM_ACT && !c->folded &&
-                                    ir_same_layout(c, n);
+                if (c->in[k] == n) readers++, ok = plain_loop_reads(g, c, n);
         }
         if (ok && readers) n->mem = MEM_NONE;
     }
