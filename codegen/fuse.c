@@ -279,17 +279,22 @@ static int reads_of(const ir_node *x, const ir_node *p, int top) {
 }
 
 /* The one reader of p's result through views: a chain of single uses. */
+/* The first node computed in some function that reads x. */
+static ir_node *first_reader(ir_graph *g, const ir_node *x) {
+    for (int i = x->id + 1; i < g->nodes.n; i++) {
+        ir_node *c = ir_at(g, i);
+        if (!c->in_train && !c->in_infer && !c->in_eval) continue;
+        for (int k = 0; k < c->nin; k++)
+            if (c->in[k] == x) return c;
+    }
+    return NULL;
+}
+
 static ir_node *sole_reader(ir_graph *g, const ir_node *p) {
     const ir_node *x = p;
     for (;;) {
         if (x->uses != 1) return NULL;
-        ir_node *next = NULL;
-        for (int i = x->id + 1; i < g->nodes.n && !next; i++) {
-            ir_node *c = ir_at(g, i);
-            if (!c->in_train && !c->in_infer && !c->in_eval) continue;
-            for (int k = 0; k < c->nin; k++)
-                if (c->in[k] == x) next = c;
-        }
+        ir_node *next = first_reader(g, x);
         if (!next) return NULL;
         if (next->mem == MEM_NONE && !(next->op == OP_RESHAPE || ir_is_elementwise(next))) return NULL;
         if (next->mem != MEM_NONE) return next;
@@ -405,16 +410,7 @@ static int plain_loop_reads(ir_graph *g, const ir_node *c, const ir_node *x) {
     for (int depth = 0; depth < 64; depth++) {
         if (ir_ops[c->op].fam != FAM_ELEMWISE || c->folded || !ir_same_layout(c, x)) return 0;
         if (c->mem == MEM_ACT) return 1;
-        if (c->mem != MEM_NONE || c->uses != 1) return 0;
-        const ir_node *next = NULL;
-        for (int i = c->id + 1; i < g->nodes.n && !next; i++) {
-            const ir_node *r = ir_at(g, i);
-            if (!r->in_train && !r->in_infer && !r->in_eval) continue;
-            for (int k = 0; k < r->nin; k++)
-                if (r->in[k] == c) next = r;
-        }
-        if (!next) return 0;
-        c = next;
+        if (c->mem != MEM_NONE || c->uses != 1 || !(c = first_reader(g, c))) return 0;
     }
     return 0;
 }

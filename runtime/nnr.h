@@ -256,7 +256,6 @@ int  nnr_data_load(const nnr_model_info *info, int nspec, const char *const *spe
 void nnr_data_free(nnr_dataset *d);
 /* Splits off the last `frac` of d into val (Keras's validation_split): d keeps the head. */
 int  nnr_data_split(const nnr_model_info *info, nnr_dataset *d, double frac, nnr_dataset *val);
-/* Copies examples idx[0..n) of every present column into the staging buffers dst[k]. */
 /* Memory for a data set's column or a staged batch: 64-byte aligned, so the rows of a
  * batch whose row size is a multiple of 64 bytes (Fashion-MNIST's 784 floats) start on
  * a cache line and the generated loops' vector loads never straddle two (measured: the
@@ -264,6 +263,7 @@ int  nnr_data_split(const nnr_model_info *info, nnr_dataset *d, double frac, nnr
  * offset glibc's malloc gives such a block, 142 µs aligned).  Release it with free();
  * NULL when out of memory. */
 void *nnr_alloc_aligned(size_t bytes);
+/* Copies examples idx[0..n) of every present column into the staging buffers dst[k]. */
 void nnr_data_gather(const nnr_model_info *info, const nnr_dataset *d, const int64_t *idx,
                      int n, void *const *dst);
 

@@ -52,6 +52,30 @@ def lecture_cnn(p, b):
     return F.cross_entropy(lin(p, "z", F.relu(lin(p, "h", F.max_pool2d(c2, 2).flatten(1)))), b["y"])
 
 
+def lecture_case(name, size, f1, f2):
+    """lecture_cnn's model on a [1, size, size] image: f1 then f2 3x3 filters, 5 classes."""
+    pooled = (size - 4) // 2
+    return dict(
+        nn=f"""model {name}
+input x: [1, {size}, {size}]
+label y: class(5)
+c1 = relu(conv2d(x, {f1}, kernel=3))
+c2 = relu(conv2d(c1, {f2}, kernel=3))
+p = maxpool2d(c2, 2)
+h = relu(dense(flatten(p), 8))
+z = dense(h, 5)
+loss = cross_entropy(z, y)
+output probs = softmax(z)
+train {{ batch = 8 }}
+""",
+        params={"c1.weight": [f1, 1, 3, 3], "c1.bias": [f1], "c2.weight": [f2, f1, 3, 3], "c2.bias": [f2],
+                "h.weight": [8, f2 * pooled * pooled], "h.bias": [8], "z.weight": [5, 8], "z.bias": [5]},
+        batch={"x": ("float", [1, size, size]), "y": ("class", 5, [])},
+        n=6, scale=0.3,
+        torch=lecture_cnn,
+    )
+
+
 def bn(p, name, x):
     """batchnorm in training mode: batch statistics over every axis but the channel (axis 1),
     biased variance, eps 1e-5, PyTorch's BatchNorm1d/2d; running stats are not used."""
@@ -325,44 +349,8 @@ train { batch = 8 }
         torch=lambda p, b: F.cross_entropy(lin(p, "z", F.relu(bn(p, "b.1", lin(p, "b.0", b["x"])))), b["y"]),
     ),
     # the lecture's CNN in miniature (no dropout): two convs, maxpool, flatten, dense, dense
-    "tiny_lecture_cnn": dict(
-        nn="""model tiny_lecture_cnn
-input x: [1, 12, 12]
-label y: class(5)
-c1 = relu(conv2d(x, 3, kernel=3))
-c2 = relu(conv2d(c1, 4, kernel=3))
-p = maxpool2d(c2, 2)
-h = relu(dense(flatten(p), 8))
-z = dense(h, 5)
-loss = cross_entropy(z, y)
-output probs = softmax(z)
-train { batch = 8 }
-""",
-        params={"c1.weight": [3, 1, 3, 3], "c1.bias": [3], "c2.weight": [4, 3, 3, 3], "c2.bias": [4],
-                "h.weight": [8, 64], "h.bias": [8], "z.weight": [5, 8], "z.bias": [5]},
-        batch={"x": ("float", [1, 12, 12]), "y": ("class", 5, [])},
-        n=6, scale=0.3,
-        torch=lecture_cnn,
-    ),
+    "tiny_lecture_cnn": lecture_case("tiny_lecture_cnn", 12, 3, 4),
     # the second convolution (8 channels in: Winograd's) max pools its 2x2 blocks as it
     # computes them, and its gradient block reads the recorded picks (fuse.c)
-    "lecture_cnn_pooled": dict(
-        nn="""model lecture_cnn_pooled
-input x: [1, 14, 14]
-label y: class(5)
-c1 = relu(conv2d(x, 8, kernel=3))
-c2 = relu(conv2d(c1, 16, kernel=3))
-p = maxpool2d(c2, 2)
-h = relu(dense(flatten(p), 8))
-z = dense(h, 5)
-loss = cross_entropy(z, y)
-output probs = softmax(z)
-train { batch = 8 }
-""",
-        params={"c1.weight": [8, 1, 3, 3], "c1.bias": [8], "c2.weight": [16, 8, 3, 3], "c2.bias": [16],
-                "h.weight": [8, 400], "h.bias": [8], "z.weight": [5, 8], "z.bias": [5]},
-        batch={"x": ("float", [1, 14, 14]), "y": ("class", 5, [])},
-        n=6, scale=0.3,
-        torch=lecture_cnn,
-    ),
+    "lecture_cnn_pooled": lecture_case("lecture_cnn_pooled", 14, 8, 16),
 }
