@@ -422,12 +422,29 @@ static void body(FILE *o, const char *ind, const char *stmt) { fprintf(o, "\n%s%
 
 /* ---- ops --------------------------------------------------------------------------- */
 
+/* The slices x's loop reads in place, for its comment: "h_add [256, 384) of axis 1". */
+static void collect_views(emitter *e, const ir_node *x, char *buf, size_t cap, int top) {
+    if (is_slice_view(x)) {
+        const char *v = arena_printf(e->a, "%s [%lld, %lld) of axis %d", who(e, x->in[0]), (long long)x->attr[0],
+                                     (long long)x->attr[1], x->axis);
+        if (!strstr(buf, v) && strlen(buf) + strlen(v) + 4 < cap) {
+            if (*buf) strcat(buf, ", ");
+            strcat(buf, v);
+        }
+        return;
+    }
+    if (!top && !is_inline(x)) return;
+    for (int k = 0; k < x->nin; k++) collect_views(e, x->in[k], buf, cap, 0);
+}
+
 static void emit_elementwise(emitter *e, FILE *o, ir_node *n) {
     ictx c = layout_ctx(n);
     choose_mode(&c, (const ir_node *const *)n->in, n->nin, 1);
-    char math[512] = "";
+    char math[512] = "", views[256] = "";
     if (n->pass == IR_BWD) collect_math(n, math, sizeof math, 1);
-    fprintf(o, "    /* %s %s%s%s */\n", n->cname, shape_of(e, n), *math ? ": " : "", math);
+    collect_views(e, n, views, sizeof views, 1);
+    fprintf(o, "    /* %s %s%s%s%s%s */\n", n->cname, shape_of(e, n), *math ? ": " : "", math,
+            *views ? (*math ? "; reads in place " : ", reading in place ") : "", views);
     const char *ind = open_loops(e, o, &c, "    ", 1);
     body(o, ind, arena_printf(e->a, "%s[%s] = %s;", mark(e, n), index_of(e, n, &c), expr(e, n, &c)));
 }
