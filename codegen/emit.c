@@ -313,7 +313,7 @@ static const char *expr(emitter *e, const ir_node *x, const ictx *c) {
     case OP_DROPOUT_MASK:      /* keep with probability 1 - p, scaled so the expectation is unchanged */
         return arena_printf(e->a, "(%s_uniform(m->seed, m->step, %d, %s) >= %s ? %s : %s)", e->P, x->id,
                             index_of(e, x, c), lit(e, x->attr[0]), lit(e, 1 / (1 - x->attr[0])), lit(e, 0));
-    case OP_REDUCE_MAX_GRAD:   /* the gradient goes to the extreme element (to each, on a tie) */
+    case OP_REDUCE_MAX_GRAD:   /* the gradient goes to the extreme elements (grad.c divides it among ties) */
         return arena_printf(e->a, "(%s == %s ? %s : %s)", b, read_at(e, x->in[2], c), a, lit(e, 0));
     case OP_MAP_GRAD: return expand_map(e, ir_maps[x->fn].grad[x->arg], x, c);
     default: return "0 /* not elementwise */";
@@ -331,7 +331,9 @@ static const char *math_of(const ir_node *x) {
     case OP_PICK_GRAD: return "d z[y]/dz = onehot(y)";
     case OP_SUM_TO: return "a broadcast's gradient sums over the broadcast axes";
     case OP_EXPAND:
-        return x->in[0]->op == OP_INV_N ? "d mean(loss)/d loss[b] = 1/n" : "d sum(u)/du = 1 for every element";
+        if (x->in[0]->op == OP_INV_N) return "d mean(loss)/d loss[b] = 1/n";
+        if (x->in[0]->op == OP_CONST && x->in[0]->attr[0] == 0) return "the loss never reads it: its gradient is 0";
+        return "d sum(u)/du = 1 for every element";
     case OP_DIV: return x->in[0]->op == OP_MUL ? "d(a/b)/db = -a/b^2" : "d(a/b)/da = 1/b";
     case OP_NEG: return "d(-u)/du = -1";
     case OP_COPY: return "";

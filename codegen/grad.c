@@ -163,7 +163,13 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
         t = expand(c, gr, a);
         contribute(c, a, n->attr[0] == 0 || n->attr[0] == 1 ? t : mk(c, OP_MUL, 2, t, cnst(c, n->attr[0]), NULL));
         break;
-    case OP_REDUCE_MAX: contribute(c, a, mk(c, OP_REDUCE_MAX_GRAD, 3, gr, a, n)); break;
+    case OP_REDUCE_MAX: {
+        /* k elements tied at the extreme get g/k each, as in PyTorch's amax/amin: ties that
+         * share a source (max(w, x) with w broadcast) then add back up to g, not k g */
+        ir_node *count = sum_to(c, mk(c, OP_REDUCE_MAX_GRAD, 3, cnst(c, 1), a, n), n);
+        contribute(c, a, mk(c, OP_REDUCE_MAX_GRAD, 3, mk(c, OP_DIV, 2, gr, count, NULL), a, n));
+        break;
+    }
     case OP_RESHAPE: contribute(c, a, reshape_like(c, gr, a)); break;
     case OP_TRANSPOSE: contribute(c, a, mk(c, OP_TRANSPOSE, 1, gr, NULL, NULL)); break;
     case OP_CONCAT: {
@@ -267,8 +273,17 @@ int grad_build(ir_graph *g, diag *d) {
     contribute(&c, loss, expand(&c, seed, loss));
     for (int i = nf - 1; i >= 0 && !c.failed; i--) {
         ir_node *n = ir_at(g, i);
-        if (!c.needs[i] || c.contrib[i].n == 0) continue;
+        if (!c.needs[i]) continue;
         c.fwd = n;
+        if (c.contrib[i].n == 0) {
+            /* A `grad` input the loss never reads: its gradient is zero, and users and the
+             * trainer still find it where every input gradient lives. */
+            if (n->op == OP_INPUT && n->wants_grad) {
+                n->grad = own(&c, n, expand(&c, cnst(&c, 0), n));
+                n->grad->grad_of = n;
+            }
+            continue;
+        }
         ir_node *gr = total(&c, n);
         if (n->op == OP_PARAM || n->op == OP_INPUT) gr = own(&c, n, gr);
         if (!gr->grad_of && gr->pass == IR_BWD) gr->grad_of = n;

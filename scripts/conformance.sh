@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # conformance.sh — compares nnc's loss and gradients with PyTorch: the shared cases
-# (../shared/conformance/cases.py) and nnc's own (tests/torch/cases.py, cnn_cases.py, rnn_cases.py, slice_cases.py).  Needs Debian's
+# (../shared/conformance/cases.py) and nnc's own (tests/torch/cases.py, cnn_cases.py,
+# rnn_cases.py, slice_cases.py, graph_cases.py: random graphs from a fixed seed).  Needs Debian's
 # python3-torch; a development check run before resolving an issue, not part of the
 # test suite (PyTorch is no dependency of nnc).
 set -eu
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/build.sh >/dev/null
 status=0
 for cases in ../shared/conformance/cases.py tests/torch/cases.py tests/torch/cnn_cases.py tests/torch/rnn_cases.py \
-             tests/torch/slice_cases.py; do
+             tests/torch/slice_cases.py tests/torch/graph_cases.py; do
     /usr/bin/python3 ../shared/conformance/check.py build/nnc "$cases" || status=1
 done
 exit $status
