@@ -334,7 +334,10 @@ static const char *math_of(const ir_node *x) {
         if (x->in[0]->op == OP_INV_N) return "d mean(loss)/d loss[b] = 1/n";
         if (x->in[0]->op == OP_CONST && x->in[0]->attr[0] == 0) return "the loss never reads it: its gradient is 0";
         return "d sum(u)/du = 1 for every element";
-    case OP_DIV: return x->in[0]->op == OP_MUL ? "d(a/b)/db = -a/b^2" : "d(a/b)/da = 1/b";
+    case OP_DIV:
+        if (x->in[1]->op == OP_SUM_TO && x->in[1]->in[0]->op == OP_REDUCE_MAX_GRAD)
+            return "k elements tied at a max or min get 1/k of its gradient each";
+        return x->in[0]->op == OP_MUL ? "d(a/b)/db = -a/b^2" : "d(a/b)/da = 1/b";
     case OP_NEG: return "d(-u)/du = -1";
     case OP_COPY: return "";
     case OP_ADD: return x->grad_of ? "a tensor used twice: its gradients add up" : "";
@@ -501,6 +504,9 @@ static void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
     else if (n->axis != IR_NOAXIS)
         fprintf(o, "    /* %s %s = %s of %s %s over axis %d */\n", n->cname, shape_of(e, n), scale == 1 ? "sum" : "mean",
                 src, shape_of(e, x), n->axis);
+    else if (x->op == OP_REDUCE_MAX_GRAD && x->in[0]->op == OP_CONST)   /* grad.c's tie count */
+        fprintf(o, "    /* %s %s = how many elements of %s %s tie at the %s (their gradient is shared) */\n", n->cname,
+                shape_of(e, n), who(e, x->in[1]), shape_of(e, x), x->in[2]->attr[0] > 0 ? "maximum" : "minimum");
     else
         fprintf(o, "    /* %s %s = %s %s summed over the axes it was broadcast along%s */\n", n->cname,
                 shape_of(e, n), src, shape_of(e, x), n->batched ? "" : " (the batch too)");

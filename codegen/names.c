@@ -40,7 +40,7 @@ static const char *const reserved[] = {
     /* the generator's own identifiers */
     "m", "n", "b", "i", "j", "k", "l", "r", "p", "g", "acc", "mx", "sum", "inv_n", "lr", "src", "dsrc",
     "ysrc", "out", "dl", "lse", "total", "s1", "s2", "gi", "ag", "clip", "coef", "norm2", "delta", "denom",
-    "step_size", "bc1", "bc2", "bc2_sqrt", "inv_bc2_sqrt", "mu_t", "mu_next", "c_grad", "c_avg", "at", "chunk", "mv",
+    "step_size", "bc1", "bc2", "inv_bc2_sqrt", "mu_t", "mu_next", "c_grad", "c_avg", "at", "chunk", "mv",
     "in", "bytes", "elements", "oi", "oj", "ci", "ki", "kj", "ii", "jj", "row", "inside", "done", "share",
     "run_mean", "run_var", "unbias", "img", "best", "dy", "nz", "nzv", "nonzero", "x_hwc", "dx_hwc", "dw_t", "w_t",
     "col_b", "xr", "wr", "xv", "qi", "fb", "kk", "fil", "gv", "count", "dyf", "dr", "wf", "take",
