@@ -1,13 +1,15 @@
-"""Random computation graphs against PyTorch: small models of 4 to 9 bindings, each an
-elementwise function, a broadcasting binary operator, a reduction over an axis, a
-softmax, a layout op (transpose, reshape, flatten, concat, slice) or a product with a
-parameter, over one or two inputs of one to three axes; the loss adds every binding's
-(and input's) weighted sum, so each gradient flows back through several readers.  Compared on loss,
-every parameter's gradient and the inputs' gradients by ../shared/conformance/check.py
-(scripts/conformance.sh runs it).  The graphs come from a fixed seed: every run checks
-the same ones.  They exercise what the hand-written cases combine only a few ways: which
-loops fusion merges, which tensors it reads in place, broadcasting in both directions and
-gradients summed from several readers."""
+"""Random computation graphs against PyTorch: small models of 4 to 9 bindings over one or
+two `grad` inputs of one to three axes, each binding an elementwise function, a
+broadcasting binary operator (with a parameter on either side), a reduction over an axis
+or over the whole example, a softmax, a layout op (transpose, flatten, concat, slice), a
+product (`dense`, `@ param`, or `@` between two per-example tensors) or a power.  The loss
+adds every binding's (and input's) weighted sum, so each gradient flows back through
+several readers.  Compared on loss, every parameter's gradient and the inputs' gradients
+by ../shared/conformance/check.py (scripts/conformance.sh runs it).  The graphs come from
+a fixed seed: every run checks the same ones.  They exercise what the hand-written cases
+combine only a few ways: which loops fusion merges, which tensors it reads in place,
+broadcasting in both directions, gradients summed from several readers, ties at a max or
+min, and batches of 1, 2, 3 and 5 examples."""
 import random
 
 import torch
@@ -177,13 +179,11 @@ def product(g):
 def whole(g):
     """A reduction over every axis of an example: a per-example scalar, broadcast back."""
     a, sa, _ = g.pick()
-    op = g.rng.choice(["sum", "mean", "max", "min", "norm2"])
+    op = g.rng.choice(list(REDUCE))
     dims = tuple(range(1, len(sa) + 1))
-    f = {"sum": lambda t: t.sum(dims), "mean": lambda t: t.mean(dims),
-         "max": lambda t: t.amax(dims), "min": lambda t: t.amin(dims),
-         "norm2": lambda t: torch.sqrt((t * t).sum(dims))}[op]
     b, sb, _ = g.pick()
-    g.add(f"{b} * {op}({a})", sb, lambda e, a=a, b=b, f=f, r=len(sb): e[b] * f(e[a]).reshape((-1,) + (1,) * r))
+    g.add(f"{b} * {op}({a})", sb, lambda e, a=a, b=b, f=REDUCE[op], dims=dims, r=len(sb):
+          e[b] * f(e[a], dims).reshape((-1,) + (1,) * r))
 
 
 def pairwise(g):
