@@ -187,7 +187,7 @@ static int build(arena *a, const char *c_path, const char *exe_path, int verbose
     ptrvec argv = {0};
     const char *cc = getenv("NNC_CC");
     add_words(a, &argv, cc && cc[strspn(cc, " \t\n")] ? cc : "cc");
-    add_words(a, &argv, "-std=c11 -O3 -march=native -fno-math-errno -fopenmp-simd -D_POSIX_C_SOURCE=200809L");
+    add_words(a, &argv, "-std=c11 -O3 -march=native -fno-math-errno -fopenmp -D_POSIX_C_SOURCE=200809L");
     add_words(a, &argv, getenv("NNC_CFLAGS"));
     add(a, &argv, arena_printf(a, "-I%s", inc));
     if (NNC_CBLAS_INCLUDE[0]) add(a, &argv, "-I" NNC_CBLAS_INCLUDE);

@@ -633,7 +633,7 @@ static const char *mul_n(emitter *e, int64_t v) {
 static void gemm(emitter *e, FILE *o, const char *ind, int ta, int tb, const char *M, const char *N,
                  const char *K, const char *A, int64_t lda, const char *B, int64_t ldb, const char *beta,
                  const char *C, int64_t ldc) {
-    fprintf(o, "%scblas_%cgemm(CblasRowMajor, %s, %s, %s, %s, %s,\n%s            %s, %s, %lld, %s, %lld,\n"
+    fprintf(o, "%snnr_%cgemm(CblasRowMajor, %s, %s, %s, %s, %s,\n%s            %s, %s, %lld, %s, %lld,\n"
                "%s            %s, %s, %lld);\n",
             ind, e->f[0] ? 's' : 'd', trans(ta), trans(tb), M, N, K, ind, lit(e, 1), A, (long long)lda, B,
             (long long)ldb, ind, beta, C, (long long)ldc);
@@ -699,11 +699,17 @@ static void emit_matmul(emitter *e, FILE *o, ir_node *n) {
  * listed nonzeros times the rows of B they select.  acc is two-dimensional, vector
  * registers of lanes, on purpose: GCC 12 turns a flat acc[w] summed over a list into
  * gathers (measured 2-5x slower), and vectorizes this form without a pragma. */
+/* Loops whose iterations each write their own elements, shared among nnc's threads in
+ * blocks of consecutive iterations: every element is computed the same way at any thread
+ * count (compiled without OpenMP, the pragma is ignored and the loop runs on one). */
+#define OMP_ROWS "#pragma omp parallel for num_threads(nnr_threads()) schedule(static)"
+
 static void sparse_block(emitter *e, FILE *o, const char *rows, long long L, long long q, long long w,
-                         const char *B, const char *C, const char *ind) {
+                         const char *B, const char *C, const char *ind, int parallel) {
     const char *T = e->T;
     long long lanes = 64 / (e->f[0] ? 4 : 8), vbs = w % lanes == 0 ? w / lanes : 1;
     if (w % lanes) lanes = w;
+    if (parallel) fprintf(o, "%s%s\n", ind, OMP_ROWS);
     fprintf(o, "%sfor (int r = 0; r < %s; r++) {\n", ind, rows);
     fprintf(o, "%s    %s acc[%lld][%lld];\n", ind, T, vbs, lanes);
     fprintf(o, "%s    for (int vb = 0; vb < %lld; vb++)\n", ind, vbs);
@@ -737,7 +743,7 @@ static void emit_sparse_product(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    /* %s %s = %s%s %s @ %s %s%s */\n", n->cname, shape_of(e, n), a, form == 2 ? "^T" : "",
             shape_of(e, n->in[0]), b, shape_of(e, n->in[1]), form == 2 ? ", summed over the batch" : "");
     fprintf(o, "    /* %s is mostly zero where relu's gradient or dropout zeroes it: when at most\n"
-               "     * NNR_GEMM_SPARSE_BELOW of it is nonzero (divided by OpenBLAS's threads), each row of\n"
+               "     * NNR_GEMM_SPARSE_BELOW of it is nonzero, each row of\n"
                "     * %s sums only the rows of %s that a nonzero of %s meets, a run of columns\n"
                "     * at a time in registers. */\n",
             a, c, b, form == 1 ? arena_printf(e->a, "its row of %s", a) : arena_printf(e->a, "its column of %s", a));
@@ -781,17 +787,19 @@ static void emit_sparse_product(emitter *e, FILE *o, ir_node *n) {
     long long full = q / run * run, rest = q - full, mid = rest / lanes * lanes, tail = rest - mid;
     const char *in4 = "                ";
     if (full) {
+        /* one output row per iteration: the rows are shared among nnc's threads */
+        fprintf(o, "            %s collapse(2)\n", OMP_ROWS);
         fprintf(o, "            for (int q0 = 0; q0 < %lld; q0 += %lld)\n", full, run);
-        sparse_block(e, o, rows, L, q, run, b, c, in4);
+        sparse_block(e, o, rows, L, q, run, b, c, in4, 0);
     }
     if (mid) {
         fprintf(o, "            {\n                const int q0 = %lld;\n", full);
-        sparse_block(e, o, rows, L, q, mid, b, c, in4);
+        sparse_block(e, o, rows, L, q, mid, b, c, in4, 1);
         fprintf(o, "            }\n");
     }
     if (tail) {
         fprintf(o, "            {\n                const int q0 = %lld;\n", full + mid);
-        sparse_block(e, o, rows, L, q, tail, b, c, in4);
+        sparse_block(e, o, rows, L, q, tail, b, c, in4, 1);
         fprintf(o, "            }\n");
     }
     fprintf(o, "        }\n    }\n");
@@ -1888,6 +1896,10 @@ static int64_t state_elements(const ir_graph *g) {
     return emit_state_slots(g->train.opt) * g->train_size + (g->train.opt == 8);
 }
 
+/* Below this many parameters the update loop stays on one thread: starting the others
+ * would cost more than the loop (about 2 ns an element for Adam on one core). */
+#define UPDATE_PARALLEL_MIN 32768
+
 static void emit_update(emitter *e, FILE *o) {
     ir_graph *g = e->g;
     ir_train *t = &g->train;
@@ -1945,6 +1957,7 @@ static void emit_update(emitter *e, FILE *o) {
         break;
     default: break;
     }
+    if (N >= UPDATE_PARALLEL_MIN) fprintf(o, "    %s\n", OMP_ROWS);
     fprintf(o, "    for (int64_t i = 0; i < %lld; i++) {\n", N);
     fprintf(o, "        const %s gi = %s%s;\n", T, gi, wd);
     switch (t->opt) {
@@ -2386,6 +2399,13 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
                      "float tanhf(float) NNR_VECTOR_MATH;\nfloat sinf(float) NNR_VECTOR_MATH;\n"
                      "float cosf(float) NNR_VECTOR_MATH;\nfloat tanf(float) NNR_VECTOR_MATH;\n"
                      "#endif\n#endif\n");
+    fprintf(out, "\n/* Threads: nnr_%cgemm takes cblas_%cgemm's arguments and cuts a large product into\n"
+                 " * blocks of rows or columns of its result, chosen from its shape alone, each one\n"
+                 " * single-threaded cblas call, shared among nnc's threads (runtime/gemm.c); an\n"
+                 " * `omp parallel for` loop gives each thread whole elements or rows.  So every number\n"
+                 " * is computed the same way, and a run gives the same bits, at any thread count\n"
+                 " * (OPENBLAS_NUM_THREADS; compiled without -fopenmp, the loops run on one). */\n",
+            e.f[0] ? 's' : 'd', e.f[0] ? 's' : 'd');
     if (has_madd_code(g))
         fprintf(out, "\n/* a * b + c in one rounding, a fused multiply-add, where the target has one: the\n"
                      " * inner loops of convolutions and sparse products (in ISO C mode, -std=c11, GCC does not\n"
@@ -2399,7 +2419,7 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
     if (has_sparse_product(g))
         fprintf(out, "\n/* A product of the backward pass whose left operand is mostly zero (relu's gradient,\n"
                      " * dropout) takes its sparse path when at most this fraction of that operand is\n"
-                     " * nonzero at one BLAS thread; the generated code divides it by OpenBLAS's threads\n"
+                     " * nonzero, 3/4 of it for a product of 2^27 multiply-adds or more\n"
                      " * (-DNNR_GEMM_SPARSE_BELOW=0: never; =1: always). */\n"
                      "#ifndef NNR_GEMM_SPARSE_BELOW\n#define NNR_GEMM_SPARSE_BELOW 0.4\n#endif\n");
     emit_struct(&e, out);

@@ -5,7 +5,7 @@
  * steps, save it, load it into a second instance and classify the test set.
  *
  *   nnc examples/fashion_mlp.nn -o fashion_mlp.c
- *   cc -O2 -I. -I<nnc>/runtime examples/embed_mlp.c fashion_mlp.c <nnc build>/libnnr.a \
+ *   cc -O2 -fopenmp -I. -I<nnc>/runtime examples/embed_mlp.c fashion_mlp.c <nnc build>/libnnr.a \
  *      -lopenblas -ljansson -lz -lm -o embed_mlp
  *   ./embed_mlp /usr/share/datasets/fashion-mnist [steps]
  */

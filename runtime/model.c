@@ -8,12 +8,10 @@
  * input standardization and the run's position in "__metadata__", nnr.h says exactly what)
  * and loading, which validates the whole file before it changes a single parameter and
  * refuses a file written for another model, saying what differs.  The training step
- * asks here, too, below which fraction of nonzeros a backward product goes sparse (it
- * depends on OpenBLAS's thread count, known only at run time).
+ * asks here, too, below which fraction of nonzeros a backward product goes sparse.
  */
 #include "nnr.h"
 
-#include <cblas.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -386,7 +384,6 @@ int nnr_model_load(const nnr_model_info *info, void *m, const char *path) {
 }
 
 double nnr_gemm_sparse_limit(double below, int large) {
-    int threads = openblas_get_num_threads();
     if (below >= 1) return below;
-    return (large ? 0.75 * below : below) / (threads > 1 ? threads : 1);
+    return large ? 0.75 * below : below;
 }

@@ -190,13 +190,33 @@ int  nnr_model_save(const nnr_model_info *info, void *m, const char *path); /* a
 
 /* ---- used by the generated training step --------------------------------------------- */
 /* The fraction of nonzeros below which a backward product takes its sparse path, given
- * `below`, the fraction that pays for a small product at one thread.  A large one (at
- * least 2^27 multiply-adds a batch, which OpenBLAS runs near its peak) breaks even at
- * 3/4 of it: 0.3 against 0.4 was 0.911x the wide MLP's epoch (784-2048-2048-10, batch
- * 256, dY about 39 % nonzero in its 2048x2048 products).  The sparse path runs on one
- * core while the GEMM uses all of OpenBLAS's threads, so the fraction is divided by
- * their number.  `below` 1 or more: always sparse (the tests' setting), 0: never. */
+ * `below`, the fraction that pays for a small product.  A large one (at least 2^27
+ * multiply-adds a batch, which OpenBLAS runs near its peak) breaks even at 3/4 of it: 0.3
+ * against 0.4 was 0.911x the wide MLP's epoch (784-2048-2048-10, batch 256, dY about 39 %
+ * nonzero in its 2048x2048 products).  It does not depend on the thread count (both paths
+ * share their rows among nnc's threads), so neither does the path a batch takes.
+ * `below` 1 or more: always sparse (the tests' setting), 0: never. */
 double nnr_gemm_sparse_limit(double below, int large);
+
+/* nnc's thread count: OpenBLAS's default (OPENBLAS_NUM_THREADS, else OMP_NUM_THREADS, else
+ * one per core), read at the first call, which also sets OpenBLAS itself to one thread.
+ * nnr_set_threads(n) replaces it (before training, not during a step); results are the
+ * same bits at any count. */
+int  nnr_threads(void);
+void nnr_set_threads(int n);
+
+/* cblas_sgemm / cblas_dgemm cut into blocks of rows or columns of C that depend on the
+ * product's shape alone, each a single-threaded cblas call, the blocks shared among
+ * nnr_threads(): the same bits at any thread count (gemm.c).  Row-major products are
+ * cut; a column-major one is one call. */
+#ifdef CBLAS_H
+void nnr_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m, int n,
+               int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c,
+               int ldc);
+void nnr_dgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m, int n,
+               int k, double alpha, const double *a, int lda, const double *b, int ldb, double beta,
+               double *c, int ldc);
+#endif
 
 /* ---- checkpoints: a parameter file plus what resuming a run needs ------------------
  * A checkpoint holds every parameter and buffer under its name (as nnr_model_save writes

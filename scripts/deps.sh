@@ -4,7 +4,7 @@
 # Sourced by the other scripts; also runnable alone.
 set -eu
 NNC_PACKAGES="gcc make cmake pkg-config flex bison libopenblas-dev libcunit1-dev zlib1g-dev
-libjansson-dev dataset-fashion-mnist wamerican python3 clang libclang-rt-dev valgrind"
+libjansson-dev dataset-fashion-mnist wamerican python3 clang libclang-rt-dev libomp-dev valgrind"
 missing=""
 for p in $NNC_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -170,12 +170,12 @@ check "--check-numerics names the tensor, its line, the pass and the step" bash 
      ./blowup export --load bl.safetensors --out bl_params.safetensors"
 
 # ---- double precision ----
-check "compile --dtype f64 and train" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' --dtype f64 --exe -o fm64 && grep -q cblas_dgemm fm64.c \
+check "compile --dtype f64 and train" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' --dtype f64 --exe -o fm64 && grep -q nnr_dgemm fm64.c \
      && ./fm64 train ${TRAIN[*]} --epochs 1 | grep -q 'epoch 1/1'"
 
 # ---- embedding the generated trainer in an application ----
 check "embed_mlp builds from the generated header" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' -o fashion_mlp.c && \
-     cc -std=c11 -O2 -Wall -Wextra -Werror ${NNC_CFLAGS:-} -I. -I'$SRC/runtime' '$SRC/examples/embed_mlp.c' fashion_mlp.c '$BUILD/libnnr.a' \
+     cc -std=c11 -O2 -fopenmp -Wall -Wextra -Werror ${NNC_CFLAGS:-} -I. -I'$SRC/runtime' '$SRC/examples/embed_mlp.c' fashion_mlp.c '$BUILD/libnnr.a' \
         -lopenblas -ljansson -lz -lm -o embed_mlp"
 check "embed_mlp learns and its checkpoint reloads" bash -c "./embed_mlp $DATA 300 >embed.txt && cat embed.txt && \
      awk '/first 20/ { exit !(\$NF < \$(NF - 5)) }' embed.txt && \
@@ -183,7 +183,7 @@ check "embed_mlp learns and its checkpoint reloads" bash -c "./embed_mlp $DATA 3
 
 # ---- generated C is warning-free ----
 check "generated C compiles with -Wall -Wextra -Werror" \
-    cc -std=c11 -Wall -Wextra -Werror -c -I. -I"$SRC/runtime" fashion_mlp.c -o /dev/null
+    cc -std=c11 -fopenmp -Wall -Wextra -Werror -c -I. -I"$SRC/runtime" fashion_mlp.c -o /dev/null
 
 # ---- an installed nnc ----
 check "install and build a trainer with the installed nnc" bash -c "cmake --install '$BUILD' --prefix '$WORK/prefix' >/dev/null && \

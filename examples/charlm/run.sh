@@ -49,7 +49,7 @@ if [ -z "$TEXT_ONLY" ]; then
     # (-O1: sampling is a few hundred single predictions, and the generated file compiles
     # three times faster than at -O2)
     # shellcheck disable=SC2086  # NNC_CFLAGS is a list of flags, as nnc --exe reads it
-    ${NNC_CC:-cc} -std=c11 -O1 -Wall -Wextra ${NNC_CFLAGS:-} -I gen -I "$SRC/runtime" \
+    ${NNC_CC:-cc} -std=c11 -O1 -fopenmp -Wall -Wextra ${NNC_CFLAGS:-} -I gen -I "$SRC/runtime" \
         "$SRC/examples/charlm/sample.c" gen/charlm.c "$BUILD/libnnr.a" -lopenblas -ljansson -lz -lm \
         -o sample
 fi

@@ -315,7 +315,7 @@ static void test_emit_readable(void) {
     fclose(f);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "static void mlp_forward(mlp *m, int n)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "static void mlp_backward(mlp *m, int n)"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 784, n,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "nnr_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 784, n,"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "/* line 4: h1 = relu(dense(x, 256)) */"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "float *restrict dh1_weight = m->grads + 0;"));
     /* the training step allocates nothing: malloc-family calls appear only in mlp_new */

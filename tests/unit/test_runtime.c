@@ -8,10 +8,11 @@
  * removed at the end.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
+#include <cblas.h>   /* before nnr.h, which declares nnr_sgemm when it is there */
+
 #include "nnr.h"
 
 #include <CUnit/Basic.h>
-#include <cblas.h>
 #include <dirent.h>
 #include <ftw.h>
 #include <math.h>
@@ -824,21 +825,84 @@ static void test_alloc_aligned(void) {
 /* ---- the sparse products' limit ----------------------------------------------------------- */
 
 /* The fraction below which a backward product goes sparse: 3/4 of it for a large product,
- * divided by OpenBLAS's threads (the sparse path uses one core, the GEMM all of them),
- * and 1 (the tests' "always") or 0 ("never") kept as they are at any thread count. */
+ * the same at any thread count (so is the path a batch takes), and 1 (the tests'
+ * "always") or 0 ("never") kept as they are. */
 static void test_sparse_limit(void) {
-    int threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0.4, 0), 0.4, 1e-12);
-    CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0.4, 1), 0.3, 1e-12);
-    openblas_set_num_threads(2);
-    if (openblas_get_num_threads() == 2) {   /* a build limited to one thread keeps 1 */
-        CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0.4, 0), 0.2, 1e-12);
-        CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0.4, 1), 0.15, 1e-12);
+    int threads = nnr_threads();
+    for (int t = 1; t <= 3; t++) {
+        nnr_set_threads(t);
+        CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0.4, 0), 0.4, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0.4, 1), 0.3, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(1, 1), 1, 0);
+        CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0, 0), 0, 0);
     }
-    CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(1, 1), 1, 0);
-    CU_ASSERT_DOUBLE_EQUAL(nnr_gemm_sparse_limit(0, 0), 0, 0);
-    openblas_set_num_threads(threads);
+    nnr_set_threads(threads);
+}
+
+/* ---- products cut into blocks ------------------------------------------------------------- */
+
+/* nnr_sgemm against a double-precision product, for each transpose and shapes that are one
+ * block, cut along rows, cut along columns, with a last block shorter than the others,
+ * strides wider than the rows, alpha and beta; and the same bits at 1, 2 and 3 threads
+ * (the blocks depend on the shape alone).  nnr_dgemm likewise, to double rounding. */
+static float gemm_rand(uint64_t *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((*s >> 40) % 2001) / 1000.0f - 1.0f;
+}
+
+static void gemm_case(int m, int n, int k, int ta, int tb, uint64_t *seed) {
+    int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+    size_t sa = (size_t)(ta ? k : m) * lda, sb = (size_t)(tb ? n : k) * ldb, sc = (size_t)m * ldc;
+    float *a = malloc(sa * 4), *b = malloc(sb * 4), *c0 = malloc(sc * 4), *c = malloc(sc * 4), *c1 = malloc(sc * 4);
+    double *da = malloc(sa * 8), *db = malloc(sb * 8), *ab = malloc(sc * 8), *dc = malloc(sc * 8), *dc1 = malloc(sc * 8);
+    CU_ASSERT_FATAL(a && b && c0 && c && c1 && da && db && ab && dc && dc1);
+    for (size_t i = 0; i < sa; i++) da[i] = a[i] = gemm_rand(seed);
+    for (size_t i = 0; i < sb; i++) db[i] = b[i] = gemm_rand(seed);
+    for (size_t i = 0; i < sc; i++) c0[i] = gemm_rand(seed), ab[i] = 0;
+    for (int i = 0; i < m; i++)   /* op(A) op(B) in double */
+        for (int j = 0; j < n; j++) {
+            double sum = 0;
+            for (int p = 0; p < k; p++)
+                sum += da[ta ? (size_t)p * lda + i : (size_t)i * lda + p] * db[tb ? (size_t)j * ldb + p : (size_t)p * ldb + j];
+            ab[(size_t)i * ldc + j] = sum;
+        }
+    enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    for (int t = 1; t <= 3; t++) {
+        nnr_set_threads(t);
+        memcpy(c, c0, sc * 4);
+        nnr_sgemm(CblasRowMajor, TA, TB, m, n, k, 0.5f, a, lda, b, ldb, -2.0f, c, ldc);
+        for (size_t i = 0; i < sc; i++) dc[i] = 0;
+        nnr_dgemm(CblasRowMajor, TA, TB, m, n, k, 1.0, da, lda, db, ldb, 0.0, dc, ldc);
+        if (t == 1) {
+            double worst = 0, dworst = 0;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) {
+                    size_t at = (size_t)i * ldc + j;
+                    worst = fmax(worst, fabs(c[at] - (0.5 * ab[at] - 2.0 * c0[at])));
+                    dworst = fmax(dworst, fabs(dc[at] - ab[at]));
+                }
+            CU_ASSERT(worst < 1e-5 * k);
+            CU_ASSERT(dworst < 1e-13 * k);
+            memcpy(c1, c, sc * 4);
+            memcpy(dc1, dc, sc * 8);
+        } else {   /* the same blocks, hence the same bits, at any thread count */
+            CU_ASSERT_EQUAL(memcmp(c, c1, sc * 4), 0);
+            CU_ASSERT_EQUAL(memcmp(dc, dc1, sc * 8), 0);
+        }
+    }
+    free(a), free(b), free(c0), free(c), free(c1), free(da), free(db), free(ab), free(dc), free(dc1);
+}
+
+static void test_gemm_blocks(void) {
+    /* one block; cut along rows (m >= n) and columns, with a short last block; 8 blocks */
+    const int shapes[][3] = {{3, 5, 7}, {64, 256, 784}, {256, 784, 64}, {1000, 40, 300}, {37, 1030, 250},
+                             {520, 520, 130}};
+    int threads = nnr_threads();
+    uint64_t seed = 1;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) gemm_case(shapes[si][0], shapes[si][1], shapes[si][2], ta, tb, &seed);
+    nnr_set_threads(threads);
 }
 
 /* ---- driver ------------------------------------------------------------------------------- */
@@ -863,6 +927,7 @@ static const struct suite { const char *name; test tests[8]; } suites[] = {
     {"schedule", {{"values", test_schedules}}},
     {"data", {{"aligned memory", test_alloc_aligned}}},
     {"sparse products", {{"limit", test_sparse_limit}}},
+    {"products in blocks", {{"same bits at 1-3 threads", test_gemm_blocks}}},
     {"model", {{"init", test_model_init}, {"save and load", test_model_roundtrip},
                {"load errors", test_model_load_errors}}},
 };

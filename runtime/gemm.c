@@ -1,0 +1,115 @@
+/* gemm.c — the matrix products of generated code, and nnc's threads.
+ *
+ * A generated step calls nnr_sgemm / nnr_dgemm where it would call cblas_sgemm /
+ * cblas_dgemm (same arguments).  A product large enough to be worth it is cut into a
+ * fixed number of blocks of rows or columns of C — 1, 2, 4 or 8, chosen from its shape
+ * alone — and each block is one single-threaded cblas call, run on nnc's threads.  So
+ * every element of every result is computed by the same call with the same operands at
+ * any thread count, and a training run gives the same bits with 1 thread or 16: OpenBLAS's
+ * own threads split a product in ways that depend on their number (with 0.3.21, sgemm with
+ * K = 784 sums in another order at 2 threads than at 1), which made a run's accuracy
+ * depend on the machine it ran on.
+ *
+ * nnc's thread count is what OpenBLAS would have used (OPENBLAS_NUM_THREADS, else
+ * OMP_NUM_THREADS, else one per core), read once; OpenBLAS itself is then set to one
+ * thread, so that its threads and nnc's never compete for the cores.
+ */
+#include "nnr.h"
+
+#include <cblas.h>
+#include <pthread.h>
+
+static int nnr_nthreads = 1;
+static pthread_once_t nnr_threads_once = PTHREAD_ONCE_INIT;
+
+static void threads_init(void) {
+    int t = openblas_get_num_threads();
+    nnr_nthreads = t > 1 ? t : 1;
+    openblas_set_num_threads(1);
+}
+
+int nnr_threads(void) {
+    pthread_once(&nnr_threads_once, threads_init);
+    return nnr_nthreads;
+}
+
+void nnr_set_threads(int n) {
+    pthread_once(&nnr_threads_once, threads_init);
+    nnr_nthreads = n > 1 ? n : 1;
+}
+
+/* One block of a product: rows [at, at + size) of C (rows) or columns (!rows). */
+typedef struct gemm_block { int rows; long long at, size; } gemm_block;
+
+#ifndef NNR_GEMM_BLOCK_MACS
+#define NNR_GEMM_BLOCK_MACS (1LL << 22)
+#endif
+
+/* How many blocks a product of m x n x k multiply-adds is cut into: one per
+ * NNR_GEMM_BLOCK_MACS (2^22, about 50-100 us on one core: then a block's own packing of
+ * the operand it shares with the others costs little; at 2^20 the Fashion MLP's epoch took
+ * 4 % longer at one thread), rounded down to a power of two so that 2 and 4 threads share
+ * them evenly, at most 8, never thinner than 16 rows or columns.  C is cut along its
+ * longer side, so that the operand every block packs again is the smaller one. */
+static int gemm_blocks(long long m, long long n, long long k, gemm_block *b) {
+    long long macs = m * n * k, along = m >= n ? m : n;
+    int blocks = 1;
+    while (blocks < 8 && macs >= 2 * NNR_GEMM_BLOCK_MACS * blocks && along >= 32LL * blocks) blocks *= 2;
+    b->rows = m >= n;
+    if (blocks == 1) {
+        b->size = along;
+        return 1;
+    }
+    b->size = ((along + blocks - 1) / blocks + 15) / 16 * 16;   /* whole vectors of C a block */
+    return (int)((along + b->size - 1) / b->size);
+}
+
+/* Block p of the product: its size, and how far A (rows) or B (columns) and C move. */
+static long long block_at(const gemm_block *g, int p, long long m, long long n, enum CBLAS_TRANSPOSE ta,
+                          enum CBLAS_TRANSPOSE tb, int lda, int ldb, int ldc, long long *da, long long *db,
+                          long long *dc) {
+    long long at = p * g->size, len = (g->rows ? m : n) - at;
+    if (len > g->size) len = g->size;
+    if (g->rows) {   /* rows of op(A): rows of A, or its columns when transposed */
+        *da = ta == CblasNoTrans ? at * lda : at, *db = 0, *dc = at * ldc;
+    } else {         /* columns of op(B): columns of B, or its rows when transposed */
+        *da = 0, *db = tb == CblasNoTrans ? at : at * ldb, *dc = at;
+    }
+    return len;
+}
+
+/* Runs the blocks of C = alpha op(A) op(B) + beta C, f64 when dbl, else f32 (alpha and
+ * beta go through double exactly). */
+static void gemm_cut(int dbl, enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m,
+                     int n, int k, double alpha, const void *a, int lda, const void *b, int ldb, double beta,
+                     void *c, int ldc) {
+    gemm_block g;
+    int threads = nnr_threads(), blocks = order == CblasRowMajor ? gemm_blocks(m, n, k, &g) : 1;
+    size_t es = dbl ? sizeof(double) : sizeof(float);
+    if (blocks == 1) g = (gemm_block){1, 0, m};
+#pragma omp parallel for num_threads(threads) schedule(static) if (blocks > 1)
+    for (int p = 0; p < blocks; p++) {
+        long long da, db, dc, len = block_at(&g, p, m, n, ta, tb, lda, ldb, ldc, &da, &db, &dc);
+        int bm = g.rows ? (int)len : m, bn = g.rows ? n : (int)len;
+        const char *pa = (const char *)a + da * es, *pb = (const char *)b + db * es;
+        char *pc = (char *)c + dc * es;
+        if (dbl)
+            cblas_dgemm(order, ta, tb, bm, bn, k, alpha, (const double *)pa, lda, (const double *)pb, ldb, beta,
+                        (double *)pc, ldc);
+        else
+            cblas_sgemm(order, ta, tb, bm, bn, k, (float)alpha, (const float *)pa, lda, (const float *)pb, ldb,
+                        (float)beta, (float *)pc, ldc);
+    }
+}
+
+void nnr_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m, int n,
+               int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c,
+               int ldc) {
+    gemm_cut(0, order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void nnr_dgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m, int n,
+               int k, double alpha, const double *a, int lda, const double *b, int ldb, double beta,
+               double *c, int ldc) {
+    gemm_cut(1, order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}

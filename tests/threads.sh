@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# threads.sh NNC WORKDIR — a training run gives the same parameters, bit for bit, with 1, 2
+# or 3 threads.
+#
+# nnc's products are cut into blocks that depend on their shape alone (runtime/gemm.c) and
+# its parallel loops give each element to one thread, so the thread count must not show in
+# any result.  Trained here, one epoch each: the Fashion MLP example (its first product,
+# K = 784, summed in another order at 2 OpenBLAS threads than at 1 before nnc took the
+# threads over), a wider MLP whose products are cut into 8 blocks, the Fashion CNN example
+# (convolutions, pooling, dropout, a 4608-128 dense layer) and the character LSTM example.
+# The exported parameters (`m export`) and the log rows without their seconds are compared
+# byte for byte with the one-thread run's.
+set -u
+. "$(dirname "$0")/lib.sh"
+NNC=$(realpath "$1")
+EXAMPLES=$(realpath "$(dirname "$0")/../examples")
+WORK=$2
+rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
+
+fashion_safetensors 3000 data.safetensors
+cat >wide.nn <<'NN'
+model wide
+input  x: [784]
+label  y: class(10)
+h      = dropout(relu(dense(x, 1024)), 0.2)
+logits = dense(h, 10)
+loss   = cross_entropy(logits, y)
+train {
+  batch     = 64
+  optimizer = adam(lr=0.001)
+}
+NN
+head -c 6000 "$EXAMPLES/../README.md" >text.txt
+
+# the log without its seconds column (the only one that may differ)
+rows() { cut -d, -f1-4,6- "$1"; }
+# trains PROG with T threads on the rest of the arguments, then exports its parameters
+run() {   # run PROG T ARGS...
+    local prog=$1 t=$2
+    shift 2
+    OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t ./$prog train "$@" --epochs 1 --log $prog.$t.csv \
+        --save $prog.$t.ckpt >$prog.$t.out 2>&1 &&
+        ./$prog export --load $prog.$t.ckpt --out $prog.$t.params &&
+        rows $prog.$t.csv >$prog.$t.rows
+}
+same() {   # same PROG T: the run with T threads ends where the one-thread run did
+    cmp $1.1.params $1.$2.params && cmp $1.1.rows $1.$2.rows
+}
+
+check "compile the examples and a wide MLP" bash -c "'$NNC' '$EXAMPLES/fashion_mlp.nn' --exe -o mlp &&
+    '$NNC' wide.nn --exe -o wide && '$NNC' '$EXAMPLES/fashion_cnn.nn' --exe -o cnn &&
+    '$NNC' '$EXAMPLES/charlm/charlm.nn' --exe -o charlm"
+for prog in mlp wide cnn charlm; do
+    case $prog in
+        cnn) data=(--train data.safetensors --val-split 0.8) ;;   # 600 images
+        charlm) data=(--text text.txt) ;;
+        *) data=(--train data.safetensors) ;;
+    esac
+    for t in 1 2 3; do
+        check "$prog: train with $t thread(s)" run $prog $t "${data[@]}"
+    done
+    for t in 2 3; do
+        check "$prog: $t threads give the one-thread parameters bit for bit" same $prog $t
+    done
+done
+finish
