@@ -695,15 +695,15 @@ static void emit_matmul(emitter *e, FILE *o, ir_node *n) {
 
 /* ---- products with a mostly-zero left operand (see fuse.c) ------------------------ */
 
-/* Output rows `rows` (from 0), columns q0 .. q0 + w: each row sums, in registers, its
- * listed nonzeros times the rows of B they select.  acc is two-dimensional, vector
- * registers of lanes, on purpose: GCC 12 turns a flat acc[w] summed over a list into
- * gathers (measured 2-5x slower), and vectorizes this form without a pragma. */
 /* Loops whose iterations each write their own elements, shared among nnc's threads in
  * blocks of consecutive iterations: every element is computed the same way at any thread
  * count (compiled without OpenMP, the pragma is ignored and the loop runs on one). */
 #define OMP_ROWS "#pragma omp parallel for num_threads(nnr_threads()) schedule(static)"
 
+/* Output rows `rows` (from 0), columns q0 .. q0 + w: each row sums, in registers, its
+ * listed nonzeros times the rows of B they select.  acc is two-dimensional, vector
+ * registers of lanes, on purpose: GCC 12 turns a flat acc[w] summed over a list into
+ * gathers (measured 2-5x slower), and vectorizes this form without a pragma. */
 static void sparse_block(emitter *e, FILE *o, const char *rows, long long L, long long q, long long w,
                          const char *B, const char *C, const char *ind, int parallel) {
     const char *T = e->T;

@@ -42,14 +42,16 @@ void nnr_set_threads(int n) {
 typedef struct gemm_block { int rows; long long at, size; } gemm_block;
 
 #ifndef NNR_GEMM_BLOCK_MACS
-#define NNR_GEMM_BLOCK_MACS (1LL << 22)
+#define NNR_GEMM_BLOCK_MACS (1LL << 21)
 #endif
 
 /* How many blocks a product of m x n x k multiply-adds is cut into: one per
- * NNR_GEMM_BLOCK_MACS (2^22, about 50-100 us on one core: then a block's own packing of
- * the operand it shares with the others costs little; at 2^20 the Fashion MLP's epoch took
- * 4 % longer at one thread), rounded down to a power of two so that 2 and 4 threads share
- * them evenly, at most 8, never thinner than 16 rows or columns.  C is cut along its
+ * NNR_GEMM_BLOCK_MACS (2^21, 25-50 us on one core), rounded down to a power of two so that
+ * 2 and 4 threads share them evenly, at most 8, never thinner than 16 rows or columns.
+ * Every block packs again the operand it shares with the others, which one thread pays
+ * for: at 2^20 the Fashion MLP's one-thread epoch took 4 % longer and the char LSTM's 5 %,
+ * at 2^21 and 2^22 neither moved, but at 2^22 the LSTM's 64x512x128 step products stayed
+ * whole and a second thread did not speed it up at all (2^21: 1.4x).  C is cut along its
  * longer side, so that the operand every block packs again is the smaller one. */
 static int gemm_blocks(long long m, long long n, long long k, gemm_block *b) {
     long long macs = m * n * k, along = m >= n ? m : n;
