@@ -12,7 +12,6 @@
  */
 #include "nnr.h"
 
-
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
