@@ -38,15 +38,15 @@ void nnr_set_threads(int n) {
     nnr_nthreads = n > 1 ? n : 1;
 }
 
-/* One block of a product: rows [at, at + size) of C (rows) or columns (!rows). */
-typedef struct gemm_block { int rows; long long at, size; } gemm_block;
+/* How a product is cut: into blocks of `size` rows of C (rows) or columns (!rows). */
+typedef struct gemm_block { int rows; long long size; } gemm_block;
 
 #ifndef NNR_GEMM_BLOCK_MACS
 #define NNR_GEMM_BLOCK_MACS (1LL << 21)
 #endif
 
 /* How many blocks a product of m x n x k multiply-adds is cut into: one per
- * NNR_GEMM_BLOCK_MACS (2^21, 25-50 us on one core), rounded down to a power of two so that
+ * NNR_GEMM_BLOCK_MACS (2^21, about 50 us on one core), rounded down to a power of two so that
  * 2 and 4 threads share them evenly, at most 8, never thinner than 16 rows or columns.
  * Every block packs again the operand it shares with the others, which one thread pays
  * for: at 2^20 the Fashion MLP's one-thread epoch took 4 % longer and the char LSTM's 5 %,
@@ -88,7 +88,7 @@ static void gemm_cut(int dbl, enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, e
     gemm_block g;
     int threads = nnr_threads(), blocks = order == CblasRowMajor ? gemm_blocks(m, n, k, &g) : 1;
     size_t es = dbl ? sizeof(double) : sizeof(float);
-    if (blocks == 1) g = (gemm_block){1, 0, m};
+    if (order != CblasRowMajor) g = (gemm_block){1, m};   /* one block: the whole product */
 #pragma omp parallel for num_threads(threads) schedule(static) if (blocks > 1)
     for (int p = 0; p < blocks; p++) {
         long long da, db, dc, len = block_at(&g, p, m, n, ta, tb, lda, ldb, ldc, &da, &db, &dc);

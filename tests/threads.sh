@@ -32,8 +32,6 @@ train {
 NN
 head -c 6000 "$EXAMPLES/../README.md" >text.txt
 
-# the log without its seconds column (the only one that may differ)
-rows() { cut -d, -f1-4,6- "$1"; }
 # trains PROG with T threads on the rest of the arguments, then exports its parameters
 run() {   # run PROG T ARGS...
     local prog=$1 t=$2
@@ -41,7 +39,7 @@ run() {   # run PROG T ARGS...
     OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t ./$prog train "$@" --epochs 1 --log $prog.$t.csv \
         --save $prog.$t.ckpt >$prog.$t.out 2>&1 &&
         ./$prog export --load $prog.$t.ckpt --out $prog.$t.params &&
-        rows $prog.$t.csv >$prog.$t.rows
+        log_rows $prog.$t.csv >$prog.$t.rows
 }
 same() {   # same PROG T: the run with T threads ends where the one-thread run did
     cmp $1.1.params $1.$2.params && cmp $1.1.rows $1.$2.rows

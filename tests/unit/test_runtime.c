@@ -3,8 +3,9 @@
  * Covers the safetensors reader and atomic writer (round trips, every corrupt-file case
  * the reader must name), IDX files raw and gzip-compressed (and the real Fashion-MNIST
  * labels Debian ships), CSV, the random number generator, the initializers, the
- * learning-rate schedules, and model init/save/load through a hand-written two-parameter
- * model.  Every file the tests write lives in one mkdtemp directory under /tmp that is
+ * learning-rate schedules, the sparse products' limit, the products cut into blocks for
+ * nnc's threads (the same bits at 1-3 threads), and model init/save/load through a
+ * hand-written two-parameter model.  Every file the tests write lives in one mkdtemp directory under /tmp that is
  * removed at the end.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
