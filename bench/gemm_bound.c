@@ -5,6 +5,7 @@
  * (OPENBLAS_NUM_THREADS).  No trainer can take less time per epoch with these GEMMs.
  *
  *   gemm_bound --layers 784,256,128,10 --batch 64 --examples 60000 [--epochs E]
+ *              [--passes forward]
  *
  * Per step of b examples (b = the batch, or what is left for the last partial batch), for
  * every layer l (in -> out), as nnc's generated code calls them (row-major; forward
@@ -13,7 +14,8 @@
  *   input gradient   dX_l [b, in]  = dY_l [b, out] @ W_l [out, in]    b*in*out, every layer
  *                    but the first (the data needs no gradient)
  *   weight gradient  dW_l [out, in] = dY_l^T [out, b] @ X_l [b, in]   out*in*b
- * FLOPs are 2 per multiply-add.  One untimed step warms OpenBLAS up (its threads, its
+ * `--passes forward` times the forward products alone (what even a trainer whose backward
+ * products cost nothing would take; bench/mlp_step.sh).  FLOPs are 2 per multiply-add.  One untimed step warms OpenBLAS up (its threads, its
  * buffers); each epoch is then timed with CLOCK_MONOTONIC.  Prints one line per epoch and
  * then `seconds_per_epoch S` (the median), `gflop_per_epoch F` and `gflops G` lines.
  * Build: cc -O2 gemm_bound.c -lopenblas (bench/bench.sh adds the cblas.h directory). */
@@ -28,7 +30,8 @@
 
 static void die(const char *msg) {
     fprintf(stderr, "gemm_bound: %s\n"
-            "usage: gemm_bound --layers D0,D1,...,DL --batch B --examples N [--epochs E]\n", msg);
+            "usage: gemm_bound --layers D0,D1,...,DL --batch B --examples N [--epochs E]\n"
+            "                  [--passes forward|all]\n", msg);
     exit(2);
 }
 
@@ -69,6 +72,7 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     int dims[MAX_LAYERS + 1], nd = 0;
     long batch = 0, examples = 0, epochs = 1;
+    int backward = 1;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) die("every option needs a value");
         const char *v = argv[++i];
@@ -85,6 +89,9 @@ int main(int argc, char **argv) {
             examples = parse_count(v, "--examples");
         } else if (!strcmp(argv[i - 1], "--epochs")) {
             epochs = parse_count(v, "--epochs");
+        } else if (!strcmp(argv[i - 1], "--passes")) {
+            if (strcmp(v, "forward") && strcmp(v, "all")) die("--passes is forward or all");
+            backward = !strcmp(v, "all");
         } else {
             die("unknown option");
         }
@@ -101,7 +108,7 @@ int main(int argc, char **argv) {
     for (int l = 0; l < nl; l++) {
         w[l] = buffer((size_t)dims[l + 1] * dims[l], &seed);
         dw[l] = buffer((size_t)dims[l + 1] * dims[l], &seed);
-        flop_per_example += 2.0 * dims[l] * dims[l + 1] * (l == 0 ? 2 : 3);
+        flop_per_example += 2.0 * dims[l] * dims[l + 1] * (!backward ? 1 : l == 0 ? 2 : 3);
     }
     for (int l = 0; l <= nl; l++) {
         act[l] = buffer((size_t)batch * dims[l], &seed);
@@ -113,8 +120,9 @@ int main(int argc, char **argv) {
     if (!sec) die("out of memory");
     printf("gemm_bound: layers");
     for (int l = 0; l <= nl; l++) printf("%c%d", l ? '-' : ' ', dims[l]);
-    printf(", batch %ld, %ld examples (%ld steps, last batch %ld), OpenBLAS threads %d\n", batch,
-           examples, steps, examples - (steps - 1) * batch, openblas_get_num_threads());
+    printf(", batch %ld, %ld examples (%ld steps, last batch %ld), OpenBLAS threads %d%s\n", batch,
+           examples, steps, examples - (steps - 1) * batch, openblas_get_num_threads(),
+           backward ? "" : ", forward products only");
 
     for (long e = -1; e < epochs; e++) {   /* e = -1: one untimed warm-up step */
         double t0 = now();
@@ -123,7 +131,7 @@ int main(int argc, char **argv) {
             for (int l = 0; l < nl; l++)   /* forward: Y = X W^T */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, dims[l + 1], dims[l], 1.0f,
                             act[l], dims[l], w[l], dims[l], 0.0f, act[l + 1], dims[l + 1]);
-            for (int l = nl - 1; l >= 0; l--) {
+            for (int l = nl - 1; backward && l >= 0; l--) {
                 if (l > 0)   /* input gradient: dX = dY W */
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, dims[l], dims[l + 1], 1.0f,
                                 dact[l + 1], dims[l + 1], w[l], dims[l], 0.0f, dact[l], dims[l]);
