@@ -15,9 +15,10 @@
  *                    but the first (the data needs no gradient)
  *   weight gradient  dW_l [out, in] = dY_l^T [out, b] @ X_l [b, in]   out*in*b
  * `--passes forward` times the forward products alone (what even a trainer whose backward
- * products cost nothing would take; bench/mlp_step.sh).  FLOPs are 2 per multiply-add.  One untimed step warms OpenBLAS up (its threads, its
- * buffers); each epoch is then timed with CLOCK_MONOTONIC.  Prints one line per epoch and
- * then `seconds_per_epoch S` (the median), `gflop_per_epoch F` and `gflops G` lines.
+ * products cost nothing would take; bench/mlp_step.sh).  FLOPs are 2 per multiply-add.
+ * One untimed step warms OpenBLAS up (its threads, its buffers); each epoch is then timed
+ * with CLOCK_MONOTONIC.  Prints one line per epoch and then `seconds_per_epoch S` (the
+ * median), `gflop_per_epoch F` and `gflops G` lines.
  * Build: cc -O2 gemm_bound.c -lopenblas (bench/bench.sh adds the cblas.h directory). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
