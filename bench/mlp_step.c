@@ -9,9 +9,9 @@
  *
  *   mlp_step TRAIN_IMAGES TRAIN_LABELS [EPOCHS]
  *
- * Prints a line per epoch and then the last epoch's parts as `part NAME US_PER_STEP`
- * lines.  The order of the examples and the initial parameters are the trainer's
- * defaults' kind (seed 0), so the sparse paths see real batches.
+ * Prints a line per epoch and then the last epoch's parts (and their sum, `step`) as
+ * `part NAME US_PER_STEP` lines.  The examples are shuffled each epoch and the parameters
+ * initialized with seed 0, so the sparse paths see real batches of a real run.
  * Build (bench/mlp_step.sh): cc -O3 -march=native -fopenmp -DMODEL_C='"fashion_mlp.c"'
  * mlp_step.c libnnr.a -lopenblas -ljansson -lz -lm. */
 #define main fashion_mlp_trainer_main
@@ -105,6 +105,7 @@ int main(int argc, char **argv) {
     }
     static const char *const name[4] = {"gather", "forward", "backward", "update"};
     for (int k = 0; k < 4; k++) printf("part %s %.1f\n", name[k], part[k] / (double)steps * 1e6);
+    printf("part step %.1f\n", (part[0] + part[1] + part[2] + part[3]) / (double)steps * 1e6);
     printf("part update_floor %.1f\n", update_floor(info->param_size, steps) / (double)steps * 1e6);
     fashion_mlp_free(m);
     nnr_data_free(&d);

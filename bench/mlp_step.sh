@@ -57,11 +57,9 @@ echo "fashion_mlp, $THREADS thread(s), microseconds per step of 64 images (938 s
 printf '%-44s %9s\n' "nnc: gather the batch" "$(part gather)" \
     "nnc: forward pass" "$(part forward)" \
     "nnc: backward pass" "$(part backward)" \
-    "nnc: update (Adam)" "$(part update)"
-printf '%-44s %9.1f\n' "nnc: the step" \
-    "$(awk -v a="$(part gather)" -v b="$(part forward)" -v c="$(part backward)" -v d="$(part update)" \
-        'BEGIN {print a + b + c + d}')"
-printf '%-44s %9s\n' "floor: the forward products (OpenBLAS)" "$(bound forward)" \
+    "nnc: update (Adam)" "$(part update)" \
+    "nnc: the step" "$(part step)" \
+    "floor: the forward products (OpenBLAS)" "$(bound forward)" \
     "floor: the update (one sqrt, one division)" "$(part update_floor)" \
     "GEMM-only bound: every product, dense" "$(bound all)"
 if [ -n "${PYTORCH_S:-}" ]; then

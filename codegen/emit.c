@@ -743,9 +743,9 @@ static void emit_sparse_product(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    /* %s %s = %s%s %s @ %s %s%s */\n", n->cname, shape_of(e, n), a, form == 2 ? "^T" : "",
             shape_of(e, n->in[0]), b, shape_of(e, n->in[1]), form == 2 ? ", summed over the batch" : "");
     fprintf(o, "    /* %s is mostly zero where relu's gradient or dropout zeroes it: when at most\n"
-               "     * NNR_GEMM_SPARSE_BELOW of it is nonzero, each row of\n"
-               "     * %s sums only the rows of %s that a nonzero of %s meets, a run of columns\n"
-               "     * at a time in registers. */\n",
+               "     * NNR_GEMM_SPARSE_BELOW of it is nonzero, each row of %s sums only the rows\n"
+               "     * of %s that a nonzero of %s meets,\n"
+               "     * a run of columns at a time in registers. */\n",
             a, c, b, form == 1 ? arena_printf(e->a, "its row of %s", a) : arena_printf(e->a, "its column of %s", a));
     fprintf(o, "    {\n");
     fprintf(o, "        int32_t *restrict nz_at = (int32_t *)(m->acts + %lld);   /* the nonzeros' positions */\n", at);
