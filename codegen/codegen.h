@@ -23,14 +23,17 @@ enum { FUSE_WINO_TILES = 6, FUSE_WINO_FILTERS = 32 };   /* a register block: til
 int   fuse_sparse_form(const ir_node *n);   /* 1: dX = dY · W, 2: dW = dYᵀ · X (a sparse path), else 0 */
 /* plan.c: give every materialized tensor a block and an offset (params, grads, acts). */
 void  plan_memory(ir_graph *g);
+int   plan_state_slots(int opt);                 /* optimizer state: tensors per trainable parameter */
+int64_t plan_state_size(const ir_graph *g);      /* elements of the optimizer state block */
 /* names.c: give every tensor a C identifier that clashes with nothing. */
 void  names_assign(ir_graph *g);
 const char *names_mangle(arena *a, const char *user);   /* "h1.weight" -> "h1_weight" */
 int   names_reserved(const char *id);                   /* keyword, libc, BLAS, macro */
 const char *names_unreserved(arena *a, const char *id); /* id, id_ or u_id: usable in C */
 
-/* emit.c: write the model's C file and header.  `which` selects --emit: NULL for the
- * whole file, or "forward", "backward", "update" to print only that function. */
+/* emit_api.c: write the model's C file and header (emit.h lists the emitter's files).
+ * `which` selects --emit: NULL for the whole file, or "forward", "backward", "update",
+ * "infer" to print only that function. */
 typedef struct emit_opts {
     const char *header_name;     /* "model.h" as the .c file includes it */
     const char *source_path;     /* the .nn file, for comments */
@@ -39,7 +42,6 @@ typedef struct emit_opts {
 } emit_opts;
 int   emit_c(ir_graph *g, FILE *out, const emit_opts *o);
 int   emit_h(ir_graph *g, FILE *out, const emit_opts *o);
-int   emit_state_slots(int opt);     /* optimizer state: tensors per trainable parameter */
 
 /* summary.c: the Keras-like table of --summary (also embedded in the trainer). */
 char *summary_text(ir_graph *g);

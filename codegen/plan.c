@@ -6,7 +6,8 @@
  * block; each batched tensor holds BATCH examples, and a node that needs working memory
  * (a direct convolution, a convolution's gradients: fuse.c) gets it right after its own
  * tensor, if it has one.
- * Offsets are aligned to 64 bytes.
+ * Offsets are aligned to 64 bytes.  The optimizer's state is a fourth block, its size
+ * given here for the emitter and --summary alike.
  * (No buffer is reused yet: the activation block is the sum of the tensors.) */
 #include "codegen.h"
 
@@ -44,4 +45,18 @@ void plan_memory(ir_graph *g) {
         off = align_up(off + n->scratch);
     }
     g->act_size = off;
+}
+
+int plan_state_slots(int opt) {
+    switch (opt) {
+    case 0: return 0;                  /* sgd */
+    case 1: case 2: case 3: case 4: return 1;   /* momentum, nesterov, adagrad, rmsprop */
+    default: return 2;                 /* adadelta, adam, adamax, nadam */
+    }
+}
+
+/* nadam (8) also keeps the running product of its momentum coefficients, a double, in
+ * two more elements (room for it in f32), so a checkpoint of the block is complete. */
+int64_t plan_state_size(const ir_graph *g) {
+    return plan_state_slots(g->train.opt) * g->train_size + (g->train.opt == 8 ? 2 : 0);
 }

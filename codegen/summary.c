@@ -248,7 +248,7 @@ static void print_totals(ir_graph *g, FILE *f, const row *rows, int nrows) {
     for (int i = 0; i < 4; i++) fprintf(f, "%-*s %s\n", w, label[i], value[i]);
     if (g->act_size > 0) {   /* once planned: the blocks the generated code allocates, nothing else */
         int64_t eb = g->f64 ? 8 : 4, p = g->param_size * eb,
-                s = (emit_state_slots(g->train.opt) * g->train_size + (g->train.opt == 8 ? 2 : 0)) * eb,
+                s = plan_state_size(g) * eb,
                 a = g->act_size * eb;
         fprintf(f, "memory plan (bytes): params %s, grads %s, optimizer state %s, activations %s, total %s\n",
                 group(g->a, p), group(g->a, p), group(g->a, s), group(g->a, a), group(g->a, 2 * p + s + a));

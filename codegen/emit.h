@@ -1,0 +1,109 @@
+/* emit.h — the emitter's parts, shared by its files and by nothing else: the emitter's
+ * state, the index space of a loop, and what each file offers the others.
+ *
+ *   emit.c             the core: text helpers, reading a tensor at a loop index, loops,
+ *                      the per-node dispatch, the pass functions (forward, backward, ...)
+ *   emit_elementwise.c elementwise loops, reductions, last-axis ops (softmax, losses)
+ *   emit_layout.c      copies: transpose, concat, slice, pad, views, embedding's gather
+ *   emit_products.c    GEMMs over the batch, dense, the sparse backward products
+ *   emit_conv.c        im2col, direct and Winograd convolutions, their gradients,
+ *                      epilogues, pooling
+ *   emit_optimizer.c   NAME_update
+ *   emit_api.c         the whole file and header: struct, API, model tables (emit_c, emit_h)
+ *
+ * Every kernel writes one block of a pass function to `o`, opening with a comment that
+ * names the tensors and their shapes. */
+#ifndef NNC_EMIT_H
+#define NNC_EMIT_H
+#include "codegen.h"
+
+typedef struct emitter {
+    ir_graph   *g;
+    arena      *a;
+    FILE       *out;
+    const emit_opts *o;
+    const char *T;          /* float or double */
+    const char *f;          /* libm suffix: "f" or "" */
+    const char *P;          /* C prefix of public symbols: the model name, mangled */
+    const char *PU;         /* the same in capitals, for macros */
+    char       *used;       /* per node: referenced by the function being written */
+    int         infer_mode; /* the function being written runs in inference mode */
+    int         last_line;  /* the .nn line last quoted in a comment */
+    const ir_node *subst;   /* an epilogue's producer, read as subst_value (see fuse.c) */
+    const char *subst_value;
+    const ir_node *subst2;  /* a second one: a pooled convolution's epilogue, read as its window's maximum */
+    const char *subst2_value;
+} emitter;
+
+typedef enum { LOOP_FLAT, LOOP_EXAMPLE, LOOP_NESTED } loop_mode;
+
+/* The index space of a loop: a layout (shape, batched) and how it is walked. */
+typedef struct ictx {
+    loop_mode   mode;
+    int         batched, rank;
+    int64_t     dim[IR_MAXRANK];
+    const char *v[IR_MAXRANK];   /* LOOP_NESTED: one variable per axis */
+} ictx;
+
+/* The functions of the generated file that hold a pass's blocks. */
+typedef enum { FN_FORWARD, FN_BACKWARD, FN_INFER, FN_EVAL } fn_kind;
+
+/* Loops whose iterations each write their own elements, shared among nnc's threads in
+ * blocks of consecutive iterations: every element is computed the same way at any thread
+ * count (compiled without OpenMP, the pragma is ignored and the loop runs on one). */
+#define EMIT_OMP_ROWS "#pragma omp parallel for num_threads(nnr_threads()) schedule(static)"
+
+/* Below this many parameters the update loop stays on one thread: starting the others
+ * would cost more than the loop (Adam takes about 0.27 ns an element on one core: 63 us
+ * for the Fashion MLP's 235,152, perf; 32,768 elements are some 9 us). */
+#define EMIT_UPDATE_PARALLEL_MIN 32768
+
+/* ---- emit.c: text ---- */
+void        emit_setup(emitter *e, ir_graph *g, FILE *out, const emit_opts *o);
+const char *emit_lit(emitter *e, double v);                    /* a float or double literal */
+const char *emit_fn(emitter *e, const char *name);             /* libm's name for the dtype: expf */
+const char *emit_comment_text(emitter *e, const char *s, size_t len);   /* user text in a comment */
+const char *emit_cstring(emitter *e, const char *s);           /* user text as a string literal */
+const char *emit_shape_of(emitter *e, const ir_node *n);       /* "[B, 128]" */
+
+/* ---- emit.c: tensors read at a loop index ---- */
+int         emit_is_inline(const ir_node *n);       /* computed inside its consumer's loop */
+int         emit_is_slice_view(const ir_node *x);   /* a slice read in place */
+const char *emit_mark(emitter *e, const ir_node *x);   /* x's storage, declared by the function */
+const char *emit_who(emitter *e, const ir_node *x);    /* x's name for a comment */
+const char *emit_label(emitter *e, const ir_node *x);  /* the same for a tensor without memory */
+const char *emit_index_of(emitter *e, const ir_node *x, const ictx *c);
+const char *emit_read_at(emitter *e, const ir_node *x, const ictx *c);   /* x's value at c's index */
+const char *emit_expr(emitter *e, const ir_node *x, const ictx *c);      /* elementwise x's expression */
+void        emit_collect_math(const ir_node *x, char *buf, size_t cap, int top);   /* local derivatives */
+
+/* ---- emit.c: loops ---- */
+ictx        emit_layout_ctx(const ir_node *lay);
+void        emit_choose_mode(ictx *c, const ir_node *const *roots, int nroots, int allow_flat);
+const char *emit_open_loops(emitter *e, FILE *o, const ictx *c, const char *ind, int simd);
+void        emit_body(FILE *o, const char *ind, const char *stmt);
+
+/* ---- emit.c: the pass functions ---- */
+int         emit_has_modes(const ir_graph *g);   /* training and inference differ */
+void        emit_check_function(emitter *e, FILE *o);
+void        emit_pass(emitter *e, FILE *o, fn_kind k);
+
+/* ---- the kernels, one block of a pass each ---- */
+void emit_elementwise(emitter *e, FILE *o, ir_node *n);   /* emit_elementwise.c */
+void emit_sum(emitter *e, FILE *o, ir_node *n);
+void emit_sum_to(emitter *e, FILE *o, ir_node *n);
+void emit_row(emitter *e, FILE *o, ir_node *n);
+void emit_bn_update(emitter *e, FILE *o, ir_node *n);
+void emit_copy(emitter *e, FILE *o, ir_node *n);          /* emit_layout.c */
+void emit_view_copy(emitter *e, FILE *o, ir_node *n);
+void emit_gather(emitter *e, FILE *o, ir_node *n);
+void emit_matmul(emitter *e, FILE *o, ir_node *n);        /* emit_products.c */
+void emit_dense(emitter *e, FILE *o, ir_node *n);
+void emit_gemm(emitter *e, FILE *o, const char *ind, int ta, int tb, const char *M, const char *N, const char *K,
+               const char *A, int64_t lda, const char *B, int64_t ldb, const char *beta, const char *C, int64_t ldc);
+void emit_im2col(emitter *e, FILE *o, ir_node *n);        /* emit_conv.c */
+void emit_conv_direct(emitter *e, FILE *o, ir_node *n);
+void emit_conv_weight_grad(emitter *e, FILE *o, ir_node *n);
+void emit_pool(emitter *e, FILE *o, ir_node *n);
+void emit_update(emitter *e, FILE *o);                    /* emit_optimizer.c */
+#endif

@@ -1,0 +1,225 @@
+/* emit_elementwise.c — the loops of elementwise ops, reductions and last-axis ops.
+ *
+ * An elementwise node (and every inlined node it reads: fuse.c) is one loop, flat, per
+ * example or nested per axis, whichever reads every operand correctly (emit.c's
+ * emit_choose_mode); its comment gives the local derivatives in math and the slices it
+ * reads in place.  Reductions: a sum over an example with a register accumulator, and
+ * sum_to / max / min over axes.  Last-axis ops, a loop over rows: softmax, log_softmax
+ * and cross_entropy with the log-sum-exp shift, a class's pick, their gradients.  And
+ * batchnorm's running statistics, updated by each training step. */
+#include "emit.h"
+#include <string.h>
+
+/* The slices x's loop reads in place, for its comment: "h_add [256, 384) of axis 1". */
+static void collect_views(emitter *e, const ir_node *x, char *buf, size_t cap, int top) {
+    if (emit_is_slice_view(x)) {
+        const char *v = arena_printf(e->a, "%s [%lld, %lld) of axis %d", emit_who(e, x->in[0]), (long long)x->attr[0],
+                                     (long long)x->attr[1], x->axis);
+        if (!strstr(buf, v) && strlen(buf) + strlen(v) + 4 < cap) {
+            if (*buf) strcat(buf, ", ");
+            strcat(buf, v);
+        }
+        return;
+    }
+    if (!top && !emit_is_inline(x)) return;
+    for (int k = 0; k < x->nin; k++) collect_views(e, x->in[k], buf, cap, 0);
+}
+
+void emit_elementwise(emitter *e, FILE *o, ir_node *n) {
+    ictx c = emit_layout_ctx(n);
+    emit_choose_mode(&c, (const ir_node *const *)n->in, n->nin, 1);
+    char math[512] = "", views[256] = "";
+    if (n->pass == IR_BWD) emit_collect_math(n, math, sizeof math, 1);
+    collect_views(e, n, views, sizeof views, 1);
+    fprintf(o, "    /* %s %s%s%s%s%s */\n", n->cname, emit_shape_of(e, n), *math ? ": " : "", math,
+            *views ? (*math ? "; reads in place " : ", reading in place ") : "", views);
+    const char *ind = emit_open_loops(e, o, &c, "    ", 1);
+    emit_body(o, ind,
+              arena_printf(e->a, "%s[%s] = %s;", emit_mark(e, n), emit_index_of(e, n, &c), emit_expr(e, n, &c)));
+}
+
+void emit_sum(emitter *e, FILE *o, ir_node *n) {
+    ir_node *x = n->in[0];
+    ictx c = emit_layout_ctx(x);
+    c.batched = x->batched;
+    const ir_node *roots[1] = {x};
+    emit_choose_mode(&c, roots, 1, 0);
+    double scale = n->attr[0];
+    fprintf(o, "    /* %s %s = %s over each example's %lld elements of %s */\n", n->cname, emit_shape_of(e, n),
+            scale == 1 ? "sum" : "scaled sum", (long long)ir_numel(&x->shape), emit_shape_of(e, x));
+    const char *ind = "    ";
+    if (x->batched) {
+        fprintf(o, "    for (int b = 0; b < n; b++) {\n");
+        ind = "        ";
+    } else {
+        fprintf(o, "    {\n");
+        ind = "        ";
+    }
+    fprintf(o, "%s%s acc = 0;\n", ind, e->T);
+    ictx inner = c;
+    inner.batched = 0;   /* the batch loop is already open */
+    const char *ind2;
+    if (c.mode == LOOP_EXAMPLE) {
+        fprintf(o, "%s#pragma omp simd reduction(+:acc)   /* lets the compiler reorder the sum */\n", ind);
+        fprintf(o, "%sfor (int i = 0; i < %lld; i++)", ind, (long long)ir_numel(&x->shape));
+        ind2 = arena_printf(e->a, "%s    ", ind);
+    } else {
+        ind2 = emit_open_loops(e, o, &inner, ind, 0);
+    }
+    emit_body(o, ind2, arena_printf(e->a, "acc += %s;", emit_read_at(e, x, &c)));
+    if (scale == 1) fprintf(o, "%s%s[%s] = acc;\n", ind, emit_mark(e, n), x->batched ? "b" : "0");
+    else fprintf(o, "%s%s[%s] = acc * %s;\n", ind, emit_mark(e, n), x->batched ? "b" : "0", emit_lit(e, scale));
+    fprintf(o, "    }\n");
+}
+
+/* sum_to (undoing a broadcast, or sum/mean over an axis) and max/min over axes: the
+ * output starts at the identity of the combination, then every input element is folded
+ * into the output element it reduces to. */
+void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
+    ir_node *x = n->in[0];
+    ictx c = emit_layout_ctx(x);
+    c.mode = LOOP_NESTED;
+    int is_max = n->op == OP_REDUCE_MAX, hi = n->attr[0] > 0;
+    double scale = !is_max && n->attr[0] != 0 ? n->attr[0] : 1;
+    const char *src = emit_is_inline(x) ? "the gradient" : emit_who(e, x);
+    if (is_max)
+        fprintf(o, "    /* %s %s = %s of %s %s over the reduced axes */\n", n->cname, emit_shape_of(e, n),
+                hi ? "max" : "min", src, emit_shape_of(e, x));
+    else if (n->axis != IR_NOAXIS)
+        fprintf(o, "    /* %s %s = %s of %s %s over axis %d */\n", n->cname, emit_shape_of(e, n),
+                scale == 1 ? "sum" : "mean", src, emit_shape_of(e, x), n->axis);
+    else if (x->op == OP_REDUCE_MAX_GRAD && x->in[0]->op == OP_CONST)   /* grad.c's tie count */
+        fprintf(o, "    /* %s %s = how many elements of %s %s tie at the %s (their gradient is shared) */\n", n->cname,
+                emit_shape_of(e, n), emit_who(e, x->in[1]), emit_shape_of(e, x),
+                x->in[2]->attr[0] > 0 ? "maximum" : "minimum");
+    else
+        fprintf(o, "    /* %s %s = %s %s summed over the axes it was broadcast along%s */\n", n->cname,
+                emit_shape_of(e, n), src, emit_shape_of(e, x), n->batched ? "" : " (the batch too)");
+    long long numel = (long long)ir_numel(&n->shape);
+    const char *count = n->batched ? arena_printf(e->a, "n * %lld", numel) : arena_printf(e->a, "%lld", numel);
+    if (is_max)
+        fprintf(o, "    for (int i = 0; i < %s; i++) %s[i] = %sINFINITY;\n", count, emit_mark(e, n), hi ? "-" : "");
+    else
+        fprintf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(%s));\n", emit_mark(e, n), count, e->T);
+    int last = x->shape.rank - 1, off = x->shape.rank - n->shape.rank;
+    int inner_reduced = last >= 0 && x->shape.dim[last] > 1 && (last - off < 0 || n->shape.dim[last - off] == 1);
+    if (inner_reduced && !is_max) {
+        /* the innermost axis is summed: a register accumulates it, in an order the compiler may vectorize */
+        ictx outer = c;
+        outer.rank--;
+        const char *ind = emit_open_loops(e, o, &outer, "    ", 0);
+        fprintf(o, " {\n%s%s acc = 0;\n%s#pragma omp simd reduction(+:acc)\n", ind, e->T, ind);
+        fprintf(o, "%sfor (int %s = 0; %s < %lld; %s++)\n", ind, c.v[last], c.v[last], (long long)x->shape.dim[last], c.v[last]);
+        fprintf(o, "%s    acc += %s;\n", ind, emit_read_at(e, x, &c));
+        c.v[last] = "0";
+        fprintf(o, "%s%s[%s] += acc;\n", ind, n->cname, emit_index_of(e, n, &c));
+        fprintf(o, "%.*s}\n", (int)strlen(ind) - 4, ind);
+    } else {
+        const char *ind = emit_open_loops(e, o, &c, "    ", 0);
+        const char *at = arena_printf(e->a, "%s[%s]", n->cname, emit_index_of(e, n, &c)), *v = emit_read_at(e, x, &c);
+        if (is_max)
+            emit_body(o, ind, arena_printf(e->a, "%s = %s(%s, %s);", at, emit_fn(e, hi ? "fmax" : "fmin"), at, v));
+        else
+            emit_body(o, ind, arena_printf(e->a, "%s += %s;", at, v));
+    }
+    if (scale != 1) fprintf(o, "    for (int i = 0; i < %s; i++) %s[i] *= %s;\n", count, n->cname, emit_lit(e, scale));
+}
+
+/* Rows of a last-axis op: every example's leading axes, times the batch. */
+static const char *rows_of(emitter *e, const ir_node *x) {
+    int64_t k = x->shape.dim[x->shape.rank - 1], r = ir_numel(&x->shape) / k;
+    if (!x->batched) return arena_printf(e->a, "%lld", (long long)r);
+    return r == 1 ? "n" : arena_printf(e->a, "n * %lld", (long long)r);
+}
+
+/* A per-row value (the loss gradient of cross_entropy): stored, or a literal such as 1/n. */
+static const char *row_value(emitter *e, const ir_node *x) {
+    static const ictx no_index = {LOOP_FLAT, 0, 0, {0}, {0}};
+    if (ir_index_free(x) && x->mem == MEM_NONE) return emit_read_at(e, x, &no_index);
+    return arena_printf(e->a, "%s[%s]", emit_mark(e, x), ir_numel(&x->shape) == 1 && !x->batched ? "0" : "r");
+}
+
+static const char *row_ptr(emitter *e, const ir_node *x, long long k) {
+    return arena_printf(e->a, "%s + r * %lld", emit_mark(e, x), k);
+}
+
+void emit_row(emitter *e, FILE *o, ir_node *n) {
+    ir_node *x = n->op == OP_CROSS_ENTROPY_GRAD ? n->in[1] : n->op == OP_PICK_GRAD ? n : n->in[0];
+    long long k = (long long)x->shape.dim[x->shape.rank - 1];
+    const char *T = e->T, *ex = emit_fn(e, "exp"), *lg = emit_fn(e, "log");
+    char math[256] = "";
+    emit_collect_math(n, math, sizeof math, 1);
+    fprintf(o, "    /* %s %s = %s(%s) along the last axis (%lld)%s%s */\n", n->cname, emit_shape_of(e, n),
+            ir_op_name(n), emit_shape_of(e, x), k, *math ? "; " : "", math);
+    fprintf(o, "    for (int r = 0; r < %s; r++) {\n", rows_of(e, x));
+    switch (n->op) {
+    case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_CROSS_ENTROPY: case OP_CROSS_ENTROPY_GRAD: {
+        const char *in = n->op == OP_CROSS_ENTROPY_GRAD ? emit_who(e, n->in[1]) : emit_who(e, x);
+        emit_mark(e, x);
+        fprintf(o, "        const %s *src = %s;\n", T, row_ptr(e, x, k));
+        fprintf(o, "        %s mx = src[0], sum = 0;   /* log-sum-exp shift: exp never overflows */\n", T);
+        fprintf(o, "        for (int j = 1; j < %lld; j++) mx = src[j] > mx ? src[j] : mx;\n", k);
+        fprintf(o, "        for (int j = 0; j < %lld; j++) sum += %s(src[j] - mx);\n", k, ex);
+        (void)in;
+        if (n->op == OP_SOFTMAX) {
+            fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = %s(src[j] - mx) / sum;\n", k, ex);
+        } else if (n->op == OP_LOG_SOFTMAX) {
+            fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
+            fprintf(o, "        const %s lse = mx + %s(sum);\n", T, lg);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = src[j] - lse;\n", k);
+        } else if (n->op == OP_CROSS_ENTROPY) {
+            fprintf(o, "        %s[r] = mx + %s(sum) - src[%s[r]];\n", emit_mark(e, n), lg, emit_mark(e, n->in[1]));
+        } else {
+            fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
+            fprintf(o, "        const %s dl = %s;\n", T, row_value(e, n->in[0]));
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = dl * %s(src[j] - mx) / sum;\n", k, ex);
+            fprintf(o, "        out[%s[r]] -= dl;\n", emit_mark(e, n->in[2]));
+        }
+        break;
+    }
+    case OP_PICK:
+        fprintf(o, "        %s[r] = %s[r * %lld + %s[r]];\n", emit_mark(e, n), emit_mark(e, x), k,
+                emit_mark(e, n->in[1]));
+        break;
+    case OP_PICK_GRAD:
+        fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
+        fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = 0;\n", k);
+        fprintf(o, "        out[%s[r]] = %s;\n", emit_mark(e, n->in[1]), row_value(e, n->in[0]));
+        break;
+    case OP_SOFTMAX_GRAD: case OP_LOG_SOFTMAX_GRAD: {
+        ir_node *dy = n->in[0], *y = n->in[1];
+        fprintf(o, "        const %s *dsrc = %s, *ysrc = %s;\n", T, row_ptr(e, dy, k), row_ptr(e, y, k));
+        fprintf(o, "        %s *out = %s;\n", T, row_ptr(e, n, k));
+        fprintf(o, "        %s sum = 0;\n", T);
+        if (n->op == OP_SOFTMAX_GRAD) {
+            fprintf(o, "        for (int j = 0; j < %lld; j++) sum += dsrc[j] * ysrc[j];\n", k);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = ysrc[j] * (dsrc[j] - sum);\n", k);
+        } else {
+            fprintf(o, "        for (int j = 0; j < %lld; j++) sum += dsrc[j];\n", k);
+            fprintf(o, "        for (int j = 0; j < %lld; j++) out[j] = dsrc[j] - %s(ysrc[j]) * sum;\n", k, ex);
+        }
+        break;
+    }
+    default: break;
+    }
+    fprintf(o, "    }\n");
+}
+
+/* batchnorm's running statistics, updated by each training step as PyTorch does:
+ * r = (1 - momentum) r + momentum · batch statistic, with the unbiased variance. */
+void emit_bn_update(emitter *e, FILE *o, ir_node *n) {
+    ir_node *rm = n->in[0], *rv = n->in[1];
+    long long c = (long long)ir_numel(&rm->shape), per = (long long)n->attr[1];
+    double mom = n->attr[0];
+    fprintf(o, "    /* %s and %s: running statistics, momentum %g, unbiased variance */\n", rm->name, rv->name, mom);
+    fprintf(o, "    {\n        %s *run_mean = m->params + %lld, *run_var = m->params + %lld;\n", e->T,
+            (long long)rm->offset, (long long)rv->offset);
+    fprintf(o, "        const %s unbias = n * %lld > 1 ? (%s)(n * %lld) / (n * %lld - 1) : %s;\n", e->T, per, e->T, per, per,
+            emit_lit(e, 1));
+    fprintf(o, "        for (int ci = 0; ci < %lld; ci++) {\n", c);
+    fprintf(o, "            run_mean[ci] = %s * run_mean[ci] + %s * %s[ci];\n", emit_lit(e, 1 - mom), emit_lit(e, mom), emit_mark(e, n->in[2]));
+    fprintf(o, "            run_var[ci] = %s * run_var[ci] + %s * %s[ci] * unbias;\n", emit_lit(e, 1 - mom),
+            emit_lit(e, mom), emit_mark(e, n->in[3]));
+    fprintf(o, "        }\n    }\n");
+}

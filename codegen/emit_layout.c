@@ -1,0 +1,111 @@
+/* emit_layout.c — tensors that move elements without arithmetic: transpose, concat,
+ * slice and pad (a slice's gradient) as copies of contiguous blocks, a reshape or a
+ * training/inference select that needs memory of its own, and embedding's gather with
+ * its gradient, a scatter-add into the table's rows. */
+#include "emit.h"
+
+/* Outer rows before `axis` (times the batch) and the elements after it, for block copies. */
+static const char *outer_rows(emitter *e, const ir_node *x, int axis) {
+    int64_t p = 1;
+    for (int i = 0; i < axis; i++) p *= x->shape.dim[i];
+    if (!x->batched) return arena_printf(e->a, "%lld", (long long)p);
+    return p == 1 ? "n" : arena_printf(e->a, "n * %lld", (long long)p);
+}
+
+static int64_t inner_size(const ir_node *x, int axis) {
+    int64_t q = 1;
+    for (int i = axis + 1; i < x->shape.rank; i++) q *= x->shape.dim[i];
+    return q;
+}
+
+/* transpose, concat, slice and pad (slice's gradient): copies of contiguous blocks. */
+void emit_copy(emitter *e, FILE *o, ir_node *n) {
+    ir_node *x = n->in[0];
+    const char *T = e->T, *out = emit_mark(e, n), *src = emit_mark(e, x);
+    if (n->op == OP_PAD_ADD) {   /* in place: `out` is the memory of the first slice's gradient */
+        const ir_node *gr = n->in[1];
+        long long inner = (long long)inner_size(n, n->axis), whole = (long long)n->shape.dim[n->axis];
+        long long start = (long long)n->attr[0], len = (long long)(n->attr[1] - n->attr[0]);
+        fprintf(o, "    /* %s %s += %s %s into [%lld, %lld) along axis %d (a slice's gradient, in place) */\n", out,
+                emit_shape_of(e, n), emit_mark(e, gr), emit_shape_of(e, gr), start, start + len, n->axis);
+        fprintf(o, "    for (int r = 0; r < %s; r++)\n", outer_rows(e, n, n->axis));
+        fprintf(o, "        for (int i = 0; i < %lld; i++)\n", len * inner);
+        fprintf(o, "            %s[r * %lld + %lld + i] += %s[r * %lld + i];\n", out, whole * inner, start * inner,
+                emit_mark(e, gr), len * inner);
+        return;
+    }
+    fprintf(o, "    /* %s %s = %s(%s %s", n->cname, emit_shape_of(e, n), ir_op_name(n), emit_who(e, x),
+            emit_shape_of(e, x));
+    if (n->op == OP_CONCAT) fprintf(o, ", %s %s", emit_who(e, n->in[1]), emit_shape_of(e, n->in[1]));
+    if (n->op == OP_TRANSPOSE) fprintf(o, ") */\n");
+    else if (n->op == OP_CONCAT) fprintf(o, ", axis=%d) */\n", n->axis);
+    else fprintf(o, ", axis=%d, [%lld, %lld)) */\n", n->axis, (long long)n->attr[0], (long long)n->attr[1]);
+    if (n->op == OP_TRANSPOSE) {
+        long long r0 = (long long)x->shape.dim[0], c0 = (long long)x->shape.dim[1];
+        const char *base = x->batched ? arena_printf(e->a, "b * %lld + ", r0 * c0) : "";
+        fprintf(o, "%s", x->batched ? "    for (int b = 0; b < n; b++)\n" : "");
+        const char *ind = x->batched ? "        " : "    ";
+        fprintf(o, "%sfor (int i = 0; i < %lld; i++)\n%s    for (int j = 0; j < %lld; j++)\n", ind, c0, ind, r0);
+        fprintf(o, "%s        %s[%si * %lld + j] = %s[%sj * %lld + i];\n", ind, out, base, r0, src, base, c0);
+        return;
+    }
+    const ir_node *wide = n->op == OP_SLICE ? x : n;     /* the tensor with the whole axis */
+    long long inner = (long long)inner_size(wide, n->axis), whole = (long long)wide->shape.dim[n->axis];
+    const char *rows = outer_rows(e, wide, n->axis);
+    if (n->op == OP_CONCAT) {
+        ir_node *y = n->in[1];
+        long long ka = (long long)x->shape.dim[n->axis], kb = (long long)y->shape.dim[n->axis];
+        fprintf(o, "    for (int r = 0; r < %s; r++) {\n", rows);
+        fprintf(o, "        memcpy(%s + r * %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner, src,
+                ka * inner, ka * inner, T);
+        fprintf(o, "        memcpy(%s + r * %lld + %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner,
+                ka * inner, emit_mark(e, y), kb * inner, kb * inner, T);
+        fprintf(o, "    }\n");
+        return;
+    }
+    long long start = (long long)n->attr[0], len = (long long)(n->attr[1] - n->attr[0]);
+    if (n->op == OP_SLICE) {
+        fprintf(o, "    for (int r = 0; r < %s; r++)\n", rows);
+        fprintf(o, "        memcpy(%s + r * %lld, %s + r * %lld + %lld, %lld * sizeof(%s));\n", out, len * inner, src,
+                whole * inner, start * inner, len * inner, T);
+        return;
+    }
+    fprintf(o, "    memset(%s, 0, (size_t)(%s) * %lld * sizeof(%s));   /* zero outside the slice */\n", out, rows,
+            whole * inner, T);
+    fprintf(o, "    for (int r = 0; r < %s; r++)\n", rows);
+    fprintf(o, "        memcpy(%s + r * %lld + %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner,
+            start * inner, src, len * inner, len * inner, T);
+}
+
+/* A reshape that must have memory of its own (an output, a gradient users read). */
+void emit_view_copy(emitter *e, FILE *o, ir_node *n) {
+    long long numel = (long long)ir_numel(&n->shape);
+    const ir_node *src = n->in[n->op == OP_SELECT ? e->infer_mode : 0];
+    fprintf(o, "    /* %s %s: the elements of %s%s */\n", n->cname, emit_shape_of(e, n),
+            src->cname ? src->cname : "its input",
+            n->op == OP_SELECT ? (e->infer_mode ? " (inference mode)" : " (training mode)") : ", reshaped");
+    fprintf(o, "    memcpy(%s, %s, (size_t)%s%lld * sizeof(%s));\n", emit_mark(e, n), emit_mark(e, src),
+            n->batched ? "n * " : "", numel, e->T);
+}
+
+/* embedding: row ids[r] of the table for every index r; its gradient adds each row of
+ * the upstream gradient into the row of the table it was read from. */
+void emit_gather(emitter *e, FILE *o, ir_node *n) {
+    int back = n->op == OP_SCATTER_ADD;
+    const ir_node *rows = back ? n->in[0] : n, *ids = n->in[1], *table = back ? n : n->in[0];
+    long long dim = (long long)table->shape.dim[1], count = (long long)ir_numel(&ids->shape);
+    const char *R = emit_mark(e, rows), *I = emit_mark(e, ids), *W = emit_mark(e, table);
+    fprintf(o, "    /* %s %s = %s(%s %s, %s %s)%s */\n", n->cname, emit_shape_of(e, n), ir_op_name(n),
+            emit_who(e, n->in[0]), emit_shape_of(e, n->in[0]), ids->cname, emit_shape_of(e, ids),
+            back ? ": d table[id]/d table = 1 for the rows read" : "");
+    const char *total = ids->batched ? arena_printf(e->a, "n * %lld", count) : arena_printf(e->a, "%lld", count);
+    if (back) {
+        fprintf(o, "    memset(%s, 0, %lld * sizeof(%s));\n", W, (long long)ir_numel(&table->shape), e->T);
+        fprintf(o, "    for (int r = 0; r < %s; r++)\n        for (int j = 0; j < %lld; j++)\n", total, dim);
+        fprintf(o, "            %s[(size_t)%s[r] * %lld + j] += %s[(size_t)r * %lld + j];\n", W, I, dim, R, dim);
+    } else {
+        fprintf(o, "    for (int r = 0; r < %s; r++)\n", total);
+        fprintf(o, "        memcpy(%s + (size_t)r * %lld, %s + (size_t)%s[r] * %lld, %lld * sizeof(%s));\n", R, dim, W, I,
+                dim, dim, e->T);
+    }
+}
