@@ -1,0 +1,44 @@
+/* export.c — the commands that neither train nor score: `m init` and `m export` write a
+ * parameter file (freshly initialized, or a checkpoint's parameters alone), `m summary`
+ * prints the model's table, and `m plot` hands a train --log file to plot.c for its curves.
+ */
+#include "nnr.h"
+#include "trainer.h"
+
+#include <string.h>
+
+int nnr_cmd_init(const nnr_model_info *info, const options *o) {
+    if (!o->save) return nnr_trainer_usage_error(o->cmd, "init needs --save PARAMS");
+    session s = {0};
+    int rc = nnr_session_open_model(info, &s, NULL, o->seed.set ? o->seed.v : info->train.seed) ||
+             nnr_model_save(info, s.m, o->save);
+    nnr_session_free(info, &s);
+    return rc ? nnr_trainer_fail() : 0;
+}
+
+/* The parameters and buffers of a checkpoint alone, as nnr_model_save writes them: what
+ * PyTorch's strict load_state_dict takes, and a byte-comparable record of a run. */
+int nnr_cmd_export(const nnr_model_info *info, const options *o) {
+    if (!o->load) return nnr_trainer_usage_error(o->cmd, "export needs --load CKPT");
+    if (!o->out) return nnr_trainer_usage_error(o->cmd, "export needs --out PARAMS");
+    session s = {0};
+    int rc = nnr_session_open_model(info, &s, o->load, 0) || nnr_model_save(info, s.m, o->out);
+    nnr_session_free(info, &s);
+    return rc ? nnr_trainer_fail() : 0;
+}
+
+int nnr_cmd_plot(const nnr_model_info *info, const options *o) {
+    (void)info;
+    if (!o->positional)
+        return nnr_trainer_usage_error(o->cmd, "plot needs the CSV file of train --log");
+    if (!o->out) return nnr_trainer_usage_error(o->cmd, "plot needs -o CURVES.svg");
+    return nnr_plot_svg(o->positional, o->out) ? nnr_trainer_fail() : 0;
+}
+
+int nnr_cmd_summary(const nnr_model_info *info, const options *o) {
+    (void)o;
+    const char *text = info->summary ? info->summary : "";
+    fputs(text, stdout);
+    if (!*text || text[strlen(text) - 1] != '\n') putchar('\n');
+    return 0;
+}

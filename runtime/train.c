@@ -1,0 +1,418 @@
+/* train.c — `m train`: the epochs over a shuffled training set, the progress bar and the
+ * per-epoch line, the --log file, checkpoints (--save, --checkpoint, --resume) and early
+ * stopping (--patience).
+ *
+ * A training step only gathers a shuffled batch into staging buffers and calls the model:
+ * everything else is allocated before the loop (a periodic checkpoint write is the one
+ * exception: the safetensors writer builds its header).  Training is exactly resumable:
+ * each epoch's order is a function of (seed, epoch) alone, and a checkpoint records the
+ * step, the epoch, the batches done in it and the partial loss sum, so a run resumed from
+ * any checkpoint replays the remaining steps of the uninterrupted run.
+ */
+#include "nnr.h"
+#include "trainer.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BAR_WIDTH      20
+#define BAR_INTERVAL   0.1          /* seconds between progress redraws */
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct bar { int on; double t0, last; } bar;
+
+/* 21540 -> "21,540" */
+static const char *grouped(char *buf, size_t cap, int64_t v) {
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%lld", (long long)v);
+    size_t j = 0;
+    for (int i = 0; i < len && j + 2 < cap; i++) {
+        if (i > 0 && (len - i) % 3 == 0) buf[j++] = ',';
+        buf[j++] = digits[i];
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
+static const char *duration(char *buf, size_t cap, double secs) {
+    long t = lround(secs);
+    if (t < 60) snprintf(buf, cap, "%lds", t);
+    else if (t < 3600) snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    return buf;
+}
+
+/* `epoch 2/5 [=========>          ] 31232/60000  loss 0.4312  21,540 ex/s  ETA 1s`, redrawn
+ * in place at most every BAR_INTERVAL seconds, and always when the epoch completes. */
+static void bar_draw(bar *b, int epoch, int epochs, int64_t done, int64_t n, double loss) {
+    if (!b->on) return;
+    double t = now();
+    if (done < n && t - b->last < BAR_INTERVAL) return;
+    b->last = t;
+    char fill[BAR_WIDTH + 1], rate[32], eta[32];
+    int w = (int)(BAR_WIDTH * done / n);
+    for (int i = 0; i < BAR_WIDTH; i++) fill[i] = i < w - 1 ? '=' : i == w - 1 ? '>' : ' ';
+    fill[BAR_WIDTH] = '\0';
+    double per_sec = (double)done / fmax(t - b->t0, 1e-9);
+    int digits = snprintf(NULL, 0, "%lld", (long long)n);
+    fprintf(stderr, "\repoch %d/%d [%s] %*lld/%lld  loss %.4f  %s ex/s  ETA %s\033[K", epoch,
+            epochs, fill, digits, (long long)done, (long long)n, loss,
+            grouped(rate, sizeof rate, llround(per_sec)),
+            duration(eta, sizeof eta, (double)(n - done) / per_sec));
+}
+
+static void bar_clear(const bar *b) {
+    if (b->on) fprintf(stderr, "\r\033[K");
+}
+
+/* The per-epoch line on stdout. */
+static void print_epoch(int e, int epochs, double train_loss, const scores *val,
+                        const scores *test, double secs) {
+    printf("epoch %d/%d  train_loss %.4f", e, epochs, train_loss);
+    if (val) {
+        printf("  val_loss %.4f", val->loss);
+        if (!isnan(val->accuracy)) printf("  val_accuracy %.4f", val->accuracy);
+    }
+    if (test) {
+        printf("  test_loss %.4f", test->loss);
+        if (!isnan(test->accuracy)) printf("  test_accuracy %.4f", test->accuracy);
+    }
+    printf("  time %.2fs\n", secs);
+    fflush(stdout);
+}
+
+/* A CSV field: the number, or empty when it was not measured. */
+static const char *field(char *buf, size_t cap, double v) {
+    if (isnan(v)) buf[0] = '\0';
+    else snprintf(buf, cap, "%.9g", v);
+    return buf;
+}
+
+static int log_row(FILE *f, const char *path, int e, double train_loss, const scores *val,
+                   const scores *test, double secs) {
+    char a[32], b[32], c[32], d[32];
+    fprintf(f, "%d,%.9g,%s,%s,%.4f", e, train_loss, field(a, sizeof a, test->loss),
+            field(b, sizeof b, test->accuracy), secs);
+    if (val) fprintf(f, ",%s,%s", field(c, sizeof c, val->loss), field(d, sizeof d, val->accuracy));
+    fputc('\n', f);
+    if (fflush(f) || ferror(f)) {
+        nnr_set_error("%s: write failed: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int train_alloc(const nnr_model_info *info, session *s) {
+    if (!(s->order = malloc((size_t)s->data.n * sizeof(int64_t)))) return oom();
+    if (!(s->stage = calloc((size_t)info->nio + 1, sizeof(void *)))) return oom();
+    for (int k = 0; k < info->nio; k++)
+        if (!(s->stage[k] = nnr_alloc_aligned((size_t)info->batch * (size_t)info->io[k].size *
+                                   col_elem_size(info, &info->io[k]))))
+            return oom();
+    return nnr_session_evaluator_alloc(info, &s->ev);
+}
+
+/* Epoch e's order of the n training examples: a permutation drawn from a generator seeded
+ * by (seed, e) alone, so a resumed run shuffles exactly as the uninterrupted one did. */
+static void epoch_order(int64_t *order, int64_t n, uint64_t seed, int e) {
+    nnr_rng rng;
+    nnr_rng_seed(&rng, (seed ^ SHUFFLE_STREAM) + 0x9E3779B97F4A7C15ULL * (uint64_t)e);
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    nnr_rng_shuffle(&rng, order, n);
+}
+
+/* Where periodic checkpoints go: every `every` optimizer steps (0: only at epochs' ends). */
+typedef struct saver { const char *path; int64_t every; } saver;
+
+static int64_t batches_in(const nnr_model_info *info, int64_t n) {
+    return (n + info->batch - 1) / info->batch;
+}
+
+/* Epoch e over the shuffled training set from batch s->ck.batch on (0 unless resumed),
+ * continuing the loss sum s->ck.loss_sum; returns the epoch's mean loss, or NAN after
+ * recording why training cannot go on.  *secs: the time its steps took. */
+static double train_epoch(const nnr_model_info *info, session *s, const saver *sv, int e,
+                          int epochs, double *secs) {
+    const int64_t n = s->data.n, last = batches_in(info, n) - 1;
+    nnr_checkpoint *ck = &s->ck;
+    double sum = ck->loss_sum;
+    double t0 = now();
+    bar b = {isatty(fileno(stderr)), t0, t0};       /* first drawn once a rate is known */
+    for (int64_t bi = ck->batch; bi <= last; bi++) {
+        int64_t at = bi * info->batch;
+        int nb = (int)(n - at < info->batch ? n - at : info->batch);
+        nnr_data_gather(info, &s->data, s->order + at, nb, s->stage);
+        double loss = info->train_step(s->m, nb, (const void *const *)s->stage);
+        if (!isfinite(loss)) {
+            bar_clear(&b);
+            const char *why = info->numerics ? info->numerics(s->m) : NULL;
+            int saved = sv->path && access(sv->path, F_OK) == 0;
+            if (why)   /* --check-numerics: the step stopped before its update */
+                nnr_set_error("%s: %s, in epoch %d (examples %lld-%lld of the shuffled set)%s%s", info->source, why,
+                              e, (long long)at + 1, (long long)(at + nb),
+                              saved ? "; the last checkpoint holds the parameters before it: " : "",
+                              saved ? sv->path : "");
+            else
+                nnr_set_error("the training loss became %g in epoch %d (examples %lld-%lld of the "
+                              "shuffled set); a lower --lr may help (--check-numerics finds where)", loss, e,
+                              (long long)at + 1, (long long)(at + nb));
+            return NAN;
+        }
+        sum += loss * nb;
+        /* the last batch's checkpoint is the end-of-epoch one, written after evaluation */
+        if (sv->path && sv->every > 0 && bi < last && *info->step(s->m) % sv->every == 0) {
+            ck->batch = bi + 1;
+            ck->loss_sum = sum;
+            if (nnr_checkpoint_save(info, s->m, sv->path, ck)) {
+                bar_clear(&b);
+                return NAN;
+            }
+        }
+        bar_draw(&b, e, epochs, at + nb, n, sum / (double)(at + nb));
+    }
+    *secs = now() - t0;
+    bar_clear(&b);
+    return sum / (double)n;
+}
+
+/* The log of a resumed run: its header and the rows of the epochs the checkpoint has
+ * completed are kept (rows written after the checkpoint are dropped, since those epochs
+ * run again), and the file stays open for appending.  A missing file starts afresh. */
+static int log_reopen(session *s, const char *path, const char *header, int64_t epochs_done) {
+    FILE *f = fopen(path, "r");
+    char *kept = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&kept, &len);
+    if (!mem) {
+        if (f) fclose(f);
+        return oom();
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int first = 1;
+    while (f && getline(&line, &cap, f) >= 0) {
+        if (first || (line[0] >= '0' && line[0] <= '9' && strtoll(line, NULL, 10) <= epochs_done))
+            fputs(line, mem);
+        first = 0;
+    }
+    if (f) fclose(f);
+    free(line);
+    if (first) fputs(header, mem);                  /* no file, or an empty one */
+    fclose(mem);
+    int rc = 0;
+    if (!(s->file = fopen(path, "w")) || fwrite(kept, 1, len, s->file) != len || fflush(s->file)) {
+        nnr_set_error("%s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(kept);
+    return rc;
+}
+
+static int log_open(session *s, const options *o, int has_val, int resumed) {
+    if (!o->log) return 0;
+    char header[128];
+    snprintf(header, sizeof header, "epoch,train_loss,test_loss,test_accuracy,seconds%s\n",
+             has_val ? ",val_loss,val_accuracy" : "");
+    if (resumed) return log_reopen(s, o->log, header, s->ck.epoch);
+    if (!(s->file = fopen(o->log, "w"))) {
+        nnr_set_error("%s: %s", o->log, strerror(errno));
+        return -1;
+    }
+    fputs(header, s->file);
+    return 0;
+}
+
+/* Checks of the command line that need no files. */
+static int train_usage(const nnr_model_info *info, const options *o, int64_t *epochs) {
+    (void)info;
+    if (!o->train.n && !o->text)
+        return nnr_trainer_usage_error(o->cmd, "train needs --train NAME=FILE (or --text FILE)");
+    int bad = nnr_trainer_text_usage(o);
+    if (bad) return bad;
+    if (*epochs < 1 || *epochs > INT_MAX)
+        return nnr_trainer_usage_error(o->cmd, "--epochs %lld is outside [1, %d]",
+                                       (long long)*epochs, INT_MAX);
+    if (o->resume && o->load)
+        return nnr_trainer_usage_error(o->cmd, "--resume and --load exclude each other (--resume "
+                                               "restores the parameters too)");
+    if (o->checkpoint_every >= 0 && !o->checkpoint)
+        return nnr_trainer_usage_error(o->cmd, "--checkpoint-every needs --checkpoint CKPT");
+    if (o->checkpoint_every == 0)
+        return nnr_trainer_usage_error(o->cmd, "--checkpoint-every must be >= 1");
+    int has_val = !isnan(o->val_split) && o->val_split != 0;
+    if (o->patience >= 0 && !has_val && !o->test.n && !o->test_text)
+        return nnr_trainer_usage_error(o->cmd, "--patience watches the validation loss: give "
+                                               "--val-split F or --test NAME=FILE");
+    if (o->patience == 0) return nnr_trainer_usage_error(o->cmd, "--patience must be >= 1");
+    return 0;
+}
+
+/* The run's settings: from the command line and the model's defaults, or, when resuming,
+ * from the checkpoint unless the command line overrides them. */
+static void run_settings(const nnr_model_info *info, const options *o, nnr_checkpoint *ck,
+                         int resumed, int64_t *epochs) {
+    if (!resumed) {
+        ck->seed = o->seed.set ? o->seed.v : info->train.seed;
+        ck->lr = isnan(o->lr) ? info->train.lr : o->lr;
+        ck->epoch = ck->batch = 0;
+        ck->loss_sum = 0;
+        ck->best_loss = NAN;
+        ck->best_epoch = 0;
+    } else {
+        if (o->seed.set) ck->seed = o->seed.v;
+        if (!isnan(o->lr)) ck->lr = o->lr;
+        if (o->epochs < 0) *epochs = ck->epochs;
+    }
+    ck->epochs = *epochs;
+}
+
+/* The statistics of --standardize, from the training set, into s->ck. */
+static int standardize_stats(const nnr_model_info *info, session *s) {
+    int64_t nf = nnr_data_features(info);
+    nnr_checkpoint_free(&s->ck);
+    if (!(s->ck.mean = malloc((size_t)(nf ? nf : 1) * sizeof(double))) ||
+        !(s->ck.std = malloc((size_t)(nf ? nf : 1) * sizeof(double))))
+        return oom();
+    nnr_data_stats(info, &s->data, s->ck.mean, s->ck.std);
+    s->ck.nstd = nf;
+    return 0;
+}
+
+/* A resumed run must see the data the checkpoint was written with. */
+static int check_resume(const options *o, const session *s) {
+    if (s->ck.examples != s->data.n) {
+        nnr_set_error("%s: written for %lld training examples, --train gives %lld (resume "
+                      "with the same data and --val-split)", o->resume,
+                      (long long)s->ck.examples, (long long)s->data.n);
+        return -1;
+    }
+    return 0;
+}
+
+/* Early stopping: records a better monitored loss; returns 1 when it improved. */
+static int improved(nnr_checkpoint *ck, double loss, int e) {
+    if (!isnan(ck->best_loss) && !(loss < ck->best_loss)) return 0;
+    ck->best_loss = loss;
+    ck->best_epoch = e;
+    return 1;
+}
+
+static int patience_over(const options *o, const nnr_checkpoint *ck) {
+    return o->patience > 0 && ck->best_epoch > 0 && ck->epoch - ck->best_epoch >= o->patience;
+}
+
+/* Everything after epoch e's steps: evaluation, the printed line, the log row, the best
+ * checkpoint (--patience), the end-of-epoch checkpoint. */
+static int end_epoch(const nnr_model_info *info, session *s, const options *o, int e,
+                     int epochs, double train_loss, double secs, int has_val, int has_test,
+                     scores *val, scores *test) {
+    nnr_checkpoint *ck = &s->ck;
+    ck->epoch = e;
+    ck->batch = 0;
+    ck->loss_sum = 0;
+    if (has_val) *val = nnr_session_evaluate(info, s->m, &s->val, &s->ev);
+    if (has_test) *test = nnr_session_evaluate(info, s->m, &s->test, &s->ev);
+    print_epoch(e, epochs, train_loss, has_val ? val : NULL, has_test ? test : NULL, secs);
+    if (s->file && log_row(s->file, o->log, e, train_loss, has_val ? val : NULL, test, secs))
+        return -1;
+    if (o->patience > 0 && improved(ck, has_val ? val->loss : test->loss, e) && o->save &&
+        nnr_checkpoint_save(info, s->m, o->save, ck))
+        return -1;
+    if (o->checkpoint && nnr_checkpoint_save(info, s->m, o->checkpoint, ck)) return -1;
+    return 0;
+}
+
+static const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
+                                              "adam", "adamax", "nadam"};
+
+/* What a run is about to do, as Keras prints it: the model's table, then the data and
+ * the optimizer, so a log says what produced it. */
+static void announce(const nnr_model_info *info, const session *s, int64_t epochs, int resumed) {
+    fputs(info->summary, stdout);
+    printf("\ntraining on %lld examples", (long long)s->data.n);
+    if (s->val.n) printf(", validating on %lld", (long long)s->val.n);
+    if (s->test.n) printf(", testing on %lld", (long long)s->test.n);
+    printf("; batch %d, %lld epoch%s, %s(lr=%g)%s\n\n", info->batch, (long long)epochs, epochs == 1 ? "" : "s",
+           optimizer_names[info->train.opt], s->ck.lr, resumed ? ", resumed" : "");
+    fflush(stdout);
+}
+
+int nnr_cmd_train(const nnr_model_info *info, const options *o) {
+    int64_t epochs = o->epochs >= 0 ? o->epochs : info->train.epochs;
+    int bad = train_usage(info, o, &epochs);
+    if (bad) return bad;
+    int has_val = !isnan(o->val_split) && o->val_split != 0;
+    int has_test = o->test.n > 0 || o->test_text;
+    int resumed = o->resume != NULL;
+
+    session s = {0};
+    s.ck.best_loss = NAN;
+    int rc = 0;
+    if (!(s.m = info->create())) rc = oom();
+    else if (resumed) rc = nnr_checkpoint_load(info, s.m, o->resume, &s.ck, 1);
+    else if (o->load) rc = nnr_checkpoint_load(info, s.m, o->load, &s.ck, 0);
+    else nnr_model_init(info, s.m, o->seed.set ? o->seed.v : info->train.seed);
+    if (!rc) {
+        run_settings(info, o, &s.ck, resumed, &epochs);
+        if (info->set_seed) info->set_seed(s.m, s.ck.seed);   /* dropout's masks */
+    }
+    rc = rc || nnr_session_load_set(info, o, "--train", &o->train, "--text", o->text, &s.data) ||
+         (has_val && nnr_data_split(info, &s.data, o->val_split, &s.val)) ||
+         (has_test && nnr_session_load_set(info, o, "--test", &o->test, "--test-text",
+                                           o->test_text, &s.test)) ||
+         (resumed && check_resume(o, &s)) ||
+         (o->standardize && !resumed && standardize_stats(info, &s)) ||
+         nnr_session_apply_standardize(info, &s,
+                                       o->resume ? o->resume : o->load ? o->load : "--standardize") ||
+         train_alloc(info, &s) || log_open(&s, o, has_val, resumed);
+    s.ck.examples = s.data.n;
+
+    if (!rc && o->check_numerics) {
+        if (info->set_check) info->set_check(s.m, 1);
+        else rc = (nnr_set_error("this model cannot check its tensors (--check-numerics)"), -1);
+    }
+    if (!rc) announce(info, &s, epochs, resumed);
+    saver sv = {o->checkpoint, o->checkpoint_every > 0 ? o->checkpoint_every : 0};
+    scores val = {NAN, NAN}, test = {NAN, NAN};
+    int stopped = !rc && patience_over(o, &s.ck);
+    for (int e = (int)s.ck.epoch + 1; !rc && !stopped && e <= epochs; e++) {
+        info->set_lr(s.m, nnr_schedule_lr(&info->train, s.ck.lr, e - 1));
+        epoch_order(s.order, s.data.n, s.ck.seed, e);
+        double secs;
+        double train_loss = train_epoch(info, &s, &sv, e, (int)epochs, &secs);
+        rc = isnan(train_loss) ? -1
+             : end_epoch(info, &s, o, e, (int)epochs, train_loss, secs, has_val, has_test, &val, &test);
+        stopped = !rc && patience_over(o, &s.ck);
+    }
+    if (!rc && stopped)
+        printf("early stopping: %s_loss has not improved for %lld epochs; best epoch %lld "
+               "(%s_loss %.4f)%s\n", has_val ? "val" : "test", (long long)o->patience,
+               (long long)s.ck.best_epoch, has_val ? "val" : "test", s.ck.best_loss,
+               o->save ? ", its checkpoint is in --save" : "");
+    if (!rc && has_test && !isnan(test.loss)) {
+        if (isnan(test.accuracy)) printf("test loss: %.6f\n", test.loss);
+        else printf("test accuracy: %.4f\n", test.accuracy);
+    }
+    if (!rc && s.file) {
+        int bad_close = fclose(s.file);
+        s.file = NULL;
+        if (bad_close) {
+            nnr_set_error("%s: write failed: %s", o->log, strerror(errno));
+            rc = -1;
+        }
+    }
+    /* with --patience, --save already holds the best epoch's checkpoint */
+    if (!rc && o->save && o->patience < 0) rc = nnr_checkpoint_save(info, s.m, o->save, &s.ck);
+    nnr_session_free(info, &s);
+    return rc ? nnr_trainer_fail() : 0;
+}

@@ -1,0 +1,123 @@
+/* trainer.h — what the files of the trainer program share: the parsed command line and the
+ * messages of trainer.c, each command's function, and session.c's session, data loading
+ * and evaluator, which the commands hold their model and data in.
+ *
+ * Internal to the runtime: not installed, and generated code never includes it.  What has
+ * linkage is prefixed nnr_ like the rest of libnnr, since a static library's names share
+ * one namespace with the program that links it.
+ */
+#ifndef NNR_TRAINER_H
+#define NNR_TRAINER_H
+#include "nnr.h"
+
+/* Streams split off the seed so shuffling and random batches do not replay the
+ * initializer's draws; kept together so that they stay distinct from each other. */
+#define SHUFFLE_STREAM 0x53485546464c45ULL
+#define BATCH_STREAM   0x4241544348ULL
+#define SAMPLE_STREAM  0x53414d504c45ULL
+
+/* ---- the command line (trainer.c) ---------------------------------------------------- */
+
+typedef struct specs { const char **v; int n; } specs;
+typedef struct seed_opt { uint64_t v; int set; } seed_opt;
+struct command;
+
+typedef struct options {
+    const struct command *cmd;
+    specs       train, test, input, batch;
+    const char *load, *save, *log, *out, *params, *resume, *checkpoint, *label_column;
+    const char *text, *test_text;   /* --text, --test-text: a character model's text files */
+    const char *positional;         /* plot's CSV file */
+    int64_t     epochs, samples, checkpoint_every, patience; /* -1: not given */
+    seed_opt    seed;
+    double      lr, val_split, eps, tol; /* NAN: not given */
+    int         standardize;
+    int         check_numerics;     /* --check-numerics: stop at the first non-finite tensor */
+} options;
+
+extern const char *nnr_trainer_prog;   /* argv[0] without its directory, for messages */
+int nnr_trainer_usage_error(const struct command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));                    /* returns 2 */
+int nnr_trainer_fail(void);                                   /* returns 1 */
+int nnr_trainer_text_usage(const options *o);
+
+/* ---- the commands: each returns the program's exit status ---------------------------- */
+
+int nnr_cmd_train(const nnr_model_info *info, const options *o);        /* train.c */
+int nnr_cmd_eval(const nnr_model_info *info, const options *o);         /* eval.c */
+int nnr_cmd_predict(const nnr_model_info *info, const options *o);
+int nnr_cmd_grads(const nnr_model_info *info, const options *o);        /* gradcheck.c */
+int nnr_cmd_gradcheck(const nnr_model_info *info, const options *o);
+int nnr_cmd_init(const nnr_model_info *info, const options *o);         /* export.c */
+int nnr_cmd_export(const nnr_model_info *info, const options *o);
+int nnr_cmd_summary(const nnr_model_info *info, const options *o);
+int nnr_cmd_plot(const nnr_model_info *info, const options *o);
+
+/* ---- what the commands share (session.c; its small helpers inline here) -------------- */
+
+static inline size_t col_elem_size(const nnr_model_info *info, const nnr_io *io) {
+    return io->classes ? sizeof(int32_t) : nnr_dtype_size(info->dtype);
+}
+
+static inline double get(const nnr_model_info *info, const void *p, int64_t i) {
+    return info->dtype == NNR_F64 ? ((const double *)p)[i] : ((const float *)p)[i];
+}
+
+/* Enough digits to read a value of the model's dtype back exactly. */
+static inline const char *num_fmt(const nnr_model_info *info) {
+    return info->dtype == NNR_F64 ? "%.17g" : "%.9g";
+}
+
+/* The io kinds the model has, as nnr_data_load's `need`: every one feeds its loss. */
+static inline unsigned all_kinds(const nnr_model_info *info) {
+    unsigned need = 0;
+    for (int k = 0; k < info->nio; k++) need |= 1u << info->io[k].kind;
+    return need;
+}
+
+static inline int oom(void) {
+    nnr_set_error("out of memory");
+    return -1;
+}
+
+/* Scores a data set in sequential batches that point straight into its columns. */
+typedef struct evaluator {
+    const void **in;                /* nio pointers: examples at..at+nb of every column */
+    const void **inputs;            /* the INPUT-kind subset of in, for predict */
+    void       **out;               /* nout buffers of `batch` examples */
+    int64_t     *confusion;         /* classes x width counts; NULL: no accuracy */
+    int          classes, width;    /* label classes; argmax width of out[acc_out] */
+    int64_t      labels;            /* labels per example */
+} evaluator;
+
+typedef struct scores { double loss, accuracy; } scores; /* NAN: not measured */
+
+/* Everything a command may hold, released in one place on every path. */
+typedef struct session {
+    void       *m;
+    nnr_dataset data, val, test;
+    evaluator   ev;
+    void      **stage;              /* nio buffers for a gathered training batch */
+    int64_t    *order;              /* the training examples in shuffled order */
+    double     *acc;                /* grads and gradcheck: gradients in double */
+    void       *block;              /* grads: the tensors written, in model dtype */
+    FILE       *file;
+    nnr_checkpoint ck;              /* what the loaded file said; train: the run's position */
+} session;
+
+void nnr_session_free(const nnr_model_info *info, session *s);
+int  nnr_session_open_model(const nnr_model_info *info, session *s, const char *load,
+                            uint64_t seed);
+int  nnr_session_load_data(const nnr_model_info *info, const options *o, const char *opt,
+                           const specs *sp, unsigned need, nnr_dataset *d);
+int  nnr_session_load_set(const nnr_model_info *info, const options *o, const char *opt,
+                          const specs *sp, const char *text_opt, const char *text,
+                          nnr_dataset *d);
+int  nnr_session_apply_standardize(const nnr_model_info *info, session *s, const char *from);
+int  nnr_session_evaluator_alloc(const nnr_model_info *info, evaluator *ev);
+void nnr_session_point_at(const nnr_model_info *info, const nnr_dataset *d, int64_t at,
+                          evaluator *ev);
+scores nnr_session_evaluate(const nnr_model_info *info, void *m, const nnr_dataset *d,
+                            evaluator *ev);
+
+#endif
