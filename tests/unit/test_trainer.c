@@ -1,5 +1,6 @@
 /* test_trainer.c — CUnit tests of data loading (runtime/data.c) and the trainer program
- * (runtime/trainer.c), driven by the hand-written models of toy_model.c.
+ * (runtime/trainer.c's command line and the commands of train.c, eval.c, gradcheck.c and
+ * export.c), driven by the hand-written models of toy_model.c.
  *
  * Checkpoints, exact resumption, early stopping, eval's per-class table, CSV files with a
  * label column and standardization, plot's SVG, and text files feeding a character model
