@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ast.h"
+#include "builtins.h"
 #include "codegen.h"
 #include "lower.h"
+#include "lower_internal.h"   /* call_map, to find the elementwise rows */
 #include "shape.h"
 
 typedef struct unit {
@@ -166,6 +168,45 @@ static void test_lower_errors(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "'h' is already bound"));
     CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "unknown function 'foo'"));
     CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "'dense' takes 2 arguments, got 1"));
+    unit_free(&u);
+}
+
+/* Every row of the built-in table parses whole into what gather_args checks calls
+ * against, and the rows lowered by call_map are exactly the functions of ir_maps (which
+ * gives their code), with the arguments call_map reads. */
+static void test_lower_builtin_table(void) {
+    for (const builtin *b = builtins; b->name; b++) {
+        builtin_sig s;
+        builtin_parse(b, &s);
+        int items = 1;
+        for (const char *c = b->args; *c; c++) items += *c == ',';
+        CU_ASSERT(strlen(b->args) < sizeof s.buf);
+        CU_ASSERT_EQUAL(s.nargs, items - (strchr(b->args, '*') != NULL) - s.no_keywords);
+        CU_ASSERT(!s.no_keywords || !strcmp(b->args + strlen(b->args) - 3, ", /"));
+        CU_ASSERT(s.positional <= s.nargs && s.required <= s.positional);
+        for (int i = 0; i < s.nargs; i++) {
+            CU_ASSERT(s.name[i][0] && strspn(s.name[i], "abcdefghijklmnopqrstuvwxyz_0123456789") == strlen(s.name[i]));
+            CU_ASSERT(i < s.required || s.def[i] || i >= s.positional);   /* optional positionals come last */
+            for (int j = 0; j < i; j++) CU_ASSERT(strcmp(s.name[i], s.name[j]) != 0);
+        }
+        CU_ASSERT(b->kind < BK__COUNT && b->lower && b->doc[0] && !strchr(b->doc, '\n'));
+        CU_ASSERT_PTR_EQUAL(builtin_find(b->name, s.positional), b);   /* overloads differ in positional count */
+        if (b->lower == call_map) {
+            int fn = ir_map_find(b->name);
+            CU_ASSERT_FATAL(fn >= 0);
+            CU_ASSERT_EQUAL(s.positional, ir_maps[fn].nargs + ir_maps[fn].nconst);
+            CU_ASSERT_EQUAL(s.nargs, s.positional);
+            /* the tensor arguments and clip's bounds; leaky_relu's slope has a default */
+            CU_ASSERT_EQUAL(s.required, ir_maps[fn].nargs + (ir_maps[fn].nconst == 2 ? 2 : 0));
+        }
+    }
+    for (int fn = 0; ir_maps[fn].name; fn++) {
+        const builtin *b = builtin_find(ir_maps[fn].name, ir_maps[fn].nargs + ir_maps[fn].nconst);
+        CU_ASSERT(b && b->lower == call_map);
+    }
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [4, 3]\nh = lstn(x, 3)\nloss = sum(x)\n", "lower"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "unknown function 'lstn'; did you mean 'lstm'?"));
     unit_free(&u);
 }
 
@@ -339,6 +380,7 @@ int main(void) {
         {"lower", "layer parameters", test_lower_layer_params},
         {"lower", "numbered layers", test_lower_numbered_layers},
         {"lower", "errors", test_lower_errors},
+        {"lower", "built-in table", test_lower_builtin_table},
         {"lower", "train errors", test_lower_train_errors},
         {"shapes", "broadcast", test_shape_broadcast},
         {"shapes", "matmul forms", test_shape_matmul_forms},
