@@ -210,6 +210,79 @@ static void test_lower_builtin_table(void) {
     unit_free(&u);
 }
 
+/* The generated C of a model, without its comments (which quote the .nn lines); NULL
+ * when the model does not compile.  The caller frees it. */
+static char *c_without_comments(const char *model) {
+    unit u;
+    if (compile_upto(&u, model, "names")) {
+        fprintf(stderr, "%s%s", model, u.msgs);
+        unit_free(&u);
+        return NULL;
+    }
+    char *text = NULL, *out;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    emit_opts o = {"m.h", "m.nn", NULL, 0};
+    emit_c(u.g, f, &o);
+    fclose(f);
+    out = malloc(len + 1);
+    size_t n = 0;
+    for (const char *c = text; *c;) {
+        if (c[0] == '/' && c[1] == '*') {
+            const char *end = strstr(c + 2, "*/");
+            c = end ? end + 2 : c + strlen(c);
+        } else {
+            out[n++] = *c++;
+        }
+    }
+    out[n] = 0;
+    free(text);
+    unit_free(&u);
+    return out;
+}
+
+/* The defaults the table documents (docs/functions.md) are the ones lowering applies: a
+ * call that leaves them out and one that writes each of them give the same C.  Every row
+ * with a default one could write needs an example call here, so a new one cannot slip
+ * past. */
+static void test_lower_builtin_defaults(void) {
+    static const struct { const char *name, *input, *call; } examples[] = {
+        {"dense", "[6]", "dense(x, 4%s)"},
+        {"concat", "[2, 3]", "concat(x, x%s)"},
+        {"triplet", "[6]", "triplet(x, 2 * x, 3 * x%s)"},
+        {"conv1d", "[2, 8]", "conv1d(x, 3, kernel=3%s)"},
+        {"conv2d", "[2, 6, 6]", "conv2d(x, 3, kernel=3%s)"},
+        {"batchnorm", "[2, 4, 4]", "batchnorm(x%s)"},
+        {"leaky_relu", "[6]", "leaky_relu(x%s)"},
+    };
+    for (const builtin *b = builtins; b->name; b++) {
+        builtin_sig s;
+        builtin_parse(b, &s);
+        char given[256] = "";
+        for (int i = 0; i < s.nargs; i++)
+            if (s.def[i] && s.def[i][0] != '(')
+                snprintf(given + strlen(given), sizeof given - strlen(given), ", %s=%s", s.name[i], s.def[i]);
+        if (!given[0]) continue;
+        size_t k = 0;
+        while (k < sizeof examples / sizeof *examples && strcmp(examples[k].name, b->name)) k++;
+        CU_ASSERT_FATAL(k < sizeof examples / sizeof *examples);   /* a row without an example call */
+        char plain[512], full[512], call0[256], call1[256];
+        snprintf(call0, sizeof call0, examples[k].call, "");
+        snprintf(plain, sizeof plain, "model m\ninput x: %s\nh = %s\nloss = sum(h)\n", examples[k].input, call0);
+        snprintf(call1, sizeof call1, examples[k].call, given);
+        snprintf(full, sizeof full, "model m\ninput x: %s\nh = %s\nloss = sum(h)\n", examples[k].input, call1);
+        char *a = c_without_comments(plain), *c = c_without_comments(full);
+        CU_ASSERT_PTR_NOT_NULL(a);
+        CU_ASSERT_PTR_NOT_NULL(c);
+        if (a && c && strcmp(a, c)) {
+            fprintf(stderr, "\n'%s' and '%s' give different C\n", call0, call1);
+            CU_FAIL("a documented default is not the lowering's");
+        }
+        free(a);
+        free(c);
+    }
+}
+
 static void test_lower_train_errors(void) {
     unit u;
     CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [1]\nloss = sum(x)\n"
@@ -381,6 +454,7 @@ int main(void) {
         {"lower", "numbered layers", test_lower_numbered_layers},
         {"lower", "errors", test_lower_errors},
         {"lower", "built-in table", test_lower_builtin_table},
+        {"lower", "built-in defaults", test_lower_builtin_defaults},
         {"lower", "train errors", test_lower_train_errors},
         {"shapes", "broadcast", test_shape_broadcast},
         {"shapes", "matmul forms", test_shape_matmul_forms},
