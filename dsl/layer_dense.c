@@ -8,15 +8,15 @@
 #include "lower_internal.h"
 #include "shape.h"
 
-ir_node *view_as(lower *L, ir_node *x, ir_shape shape, loc at) {
-    ir_node *v = view(L, x, VIEW_GIVEN, IR_NOAXIS, at);
+ir_node *layer_view_as(lower *L, ir_node *x, ir_shape shape, loc at) {
+    ir_node *v = lower_view(L, x, VIEW_GIVEN, IR_NOAXIS, at);
     v->shape = shape;
     return v;
 }
 
 /* A parameter of the layer being built; attr[1] numbers the layer, for its name. */
 ir_node *layer_param(lower *L, const char *name, ir_shape shape, ir_param_info init, loc at) {
-    ir_node *p = new_param(L, name, at, init);
+    ir_node *p = lower_new_param(L, name, at, init);
     p->shape = shape;
     p->attr[1] = L->layers;
     ptrvec_push(L->g->a, &L->layer_params, p);
@@ -41,17 +41,17 @@ ir_node *layer_input(lower *L, const ast_expr *e, const ast_arg *a, int rank, co
 ir_node *call_dense(lower *L, const ast_expr *e, const callargs *ca) {
     ir_node *x = lower_expr(L, ca->pos[0]->value);
     int64_t units;
-    if (int_arg(L, ca->pos[1], "the units of dense", 1, 1 << 24, &units)) return bad_node(L, e->at);
+    if (lower_int_arg(L, ca->pos[1], "the units of dense", 1, 1 << 24, &units)) return lower_bad_node(L, e->at);
     int bias = 1;
-    if (ca->kw[2] && bool_arg(L, ca->kw[2], "bias=", &bias)) return bad_node(L, e->at);
+    if (ca->kw[2] && lower_bool_arg(L, ca->kw[2], "bias=", &bias)) return lower_bad_node(L, e->at);
     ir_param_info winit = {INIT_GLOROT_UNIFORM, 0, 0, 0}, binit = {INIT_ZEROS, 0, 0, 0};
-    if (ca->kw[3] && lower_init(L, ca->kw[3]->value, &winit)) return bad_node(L, e->at);
+    if (ca->kw[3] && lower_init(L, ca->kw[3]->value, &winit)) return lower_bad_node(L, e->at);
     ir_node *in[3];
     in[0] = x;
-    in[1] = new_param(L, "weight", e->at, winit);
+    in[1] = lower_new_param(L, "weight", e->at, winit);
     ptrvec_push(L->g->a, &L->layer_params, in[1]);
     if (bias) {
-        in[2] = new_param(L, "bias", e->at, binit);
+        in[2] = lower_new_param(L, "bias", e->at, binit);
         ptrvec_push(L->g->a, &L->layer_params, in[2]);
     }
     for (int i = 1; i < 2 + bias; i++) in[i]->attr[1] = L->layers;   /* layer number, for naming */

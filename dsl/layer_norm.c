@@ -10,10 +10,10 @@
 ir_node *call_dropout(lower *L, const ast_expr *e, const callargs *ca) {
     double p;
     ir_node *x = lower_expr(L, ca->pos[0]->value);
-    if (number_arg(L, ca->pos[1], "the rate of dropout", &p)) return bad_node(L, e->at);
+    if (lower_number_arg(L, ca->pos[1], "the rate of dropout", &p)) return lower_bad_node(L, e->at);
     if (p < 0 || p >= 1) {
         diag_error(L->d, ca->pos[1]->value->at, "the rate of dropout must be in [0, 1)");
-        return bad_node(L, e->at);
+        return lower_bad_node(L, e->at);
     }
     if (p == 0) return x;
     ir_node *mask = ir_unary(L->g, OP_DROPOUT_MASK, x, e->at);   /* x only gives the shape */
@@ -33,13 +33,14 @@ static ir_node *scaled(lower *L, ir_node *x, double per_example, loc at) {   /* 
  * training (biased variance), running ones in inference; momentum 0.1, eps 1e-5. */
 ir_node *call_batchnorm(lower *L, const ast_expr *e, const callargs *ca) {
     double momentum = 0.1, eps = 1e-5;
-    if ((ca->kw[1] && number_arg(L, ca->kw[1], "momentum", &momentum)) || (ca->kw[2] && number_arg(L, ca->kw[2], "eps", &eps)))
-        return bad_node(L, e->at);
+    if ((ca->kw[1] && lower_number_arg(L, ca->kw[1], "momentum", &momentum)) ||
+        (ca->kw[2] && lower_number_arg(L, ca->kw[2], "eps", &eps)))
+        return lower_bad_node(L, e->at);
     ir_node *x = layer_input(L, e, ca->pos[0], 0, "");
-    if (!x) return bad_node(L, e->at);
+    if (!x) return lower_bad_node(L, e->at);
     if (x->shape.rank == 0 || !x->batched) {
         diag_error(L->d, e->at, "batchnorm normalizes features over the batch; its input needs a batch and an axis");
-        return bad_node(L, e->at);
+        return lower_bad_node(L, e->at);
     }
     loc at = e->at;
     ir_graph *g = L->g;
@@ -51,7 +52,7 @@ ir_node *call_batchnorm(lower *L, const ast_expr *e, const callargs *ca) {
     ir_node *rm = layer_param(L, "running_mean", vec, (ir_param_info){INIT_ZEROS, 0, 0, 1}, at);
     ir_node *rv = layer_param(L, "running_var", vec, (ir_param_info){INIT_ONES, 0, 0, 1}, at);
     L->layers++;
-    ir_node *wv = view_as(L, w, cs, at), *bv = view_as(L, b, cs, at);
+    ir_node *wv = layer_view_as(L, w, cs, at), *bv = layer_view_as(L, b, cs, at);
     ir_node *s1 = ir_unary(g, OP_SUM_TO, x, at);
     s1->shape = cs;
     ir_node *mean = scaled(L, s1, (double)per, at);
@@ -62,10 +63,11 @@ ir_node *call_batchnorm(lower *L, const ast_expr *e, const callargs *ca) {
     ir_node *inv = ir_unary(g, OP_POWC, ir_binary(g, OP_ADD, var, ir_const(g, eps, at), at), at);
     inv->attr[0] = -0.5;
     ir_node *train = ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, ir_binary(g, OP_MUL, xc, inv, at), wv, at), bv, at);
-    ir_node *rinv = ir_unary(g, OP_POWC, ir_binary(g, OP_ADD, view_as(L, rv, cs, at), ir_const(g, eps, at), at), at);
+    ir_node *rinv = ir_unary(g, OP_POWC, ir_binary(g, OP_ADD, layer_view_as(L, rv, cs, at), ir_const(g, eps, at), at),
+                             at);
     rinv->attr[0] = -0.5;
     ir_node *infer = ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, ir_binary(g, OP_MUL, ir_binary(g, OP_SUB, x,
-                               view_as(L, rm, cs, at), at), rinv, at), wv, at), bv, at);
+                               layer_view_as(L, rm, cs, at), at), rinv, at), wv, at), bv, at);
     ir_node *y = ir_binary(g, OP_SELECT, train, infer, at);
     y->what = "batchnorm";
     ir_node *upd_in[4] = {rm, rv, mean, var};

@@ -14,14 +14,14 @@ ir_node *call_embedding(lower *L, const ast_expr *e, const callargs *ca) {
     int64_t vocab, dim;
     ir_node *ids = lower_expr(L, ca->pos[0]->value);
     shape_upto(L->g, L->d);
-    if (ids->bad || int_arg(L, ca->pos[1], "the vocabulary of embedding", 1, 1 << 24, &vocab) ||
-        int_arg(L, ca->pos[2], "the dimension of embedding", 1, 1 << 20, &dim))
-        return bad_node(L, e->at);
+    if (ids->bad || lower_int_arg(L, ca->pos[1], "the vocabulary of embedding", 1, 1 << 24, &vocab) ||
+        lower_int_arg(L, ca->pos[2], "the dimension of embedding", 1, 1 << 20, &dim))
+        return lower_bad_node(L, e->at);
     if (ids->dtype != DT_CLASS || ids->classes > vocab) {
         diag_error(L->d, ca->pos[0]->value->at, ids->dtype != DT_CLASS
                    ? "embedding looks up class indices; declare the input `input ids: class(K) [T]`"
                    : "embedding: the ids are class(%d), more than the vocabulary of %lld", ids->classes, (long long)vocab);
-        return bad_node(L, e->at);
+        return lower_bad_node(L, e->at);
     }
     ir_node *table = layer_param(L, "weight", (ir_shape){2, {vocab, dim}}, (ir_param_info){INIT_NORMAL, 0, 1, 0}, e->at);
     L->layers++;
@@ -55,7 +55,7 @@ ir_node *call_recurrent(lower *L, const ast_expr *e, const callargs *ca) {
     int lstm = ca->how;
     int64_t hidden;
     ir_node *xs = layer_input(L, e, ca->pos[0], 2, "a sequence [T, d]");
-    if (!xs || int_arg(L, ca->pos[1], "the hidden size", 1, 1 << 16, &hidden)) return bad_node(L, e->at);
+    if (!xs || lower_int_arg(L, ca->pos[1], "the hidden size", 1, 1 << 16, &hidden)) return lower_bad_node(L, e->at);
     ir_graph *g = L->g;
     loc at = e->at;
     int64_t steps = xs->shape.dim[0], d = xs->shape.dim[1], gates = lstm ? 4 : 1, gh = gates * hidden;
@@ -81,15 +81,15 @@ ir_node *call_recurrent(lower *L, const ast_expr *e, const callargs *ca) {
             pre = ir_binary(g, OP_ADD, pre, b_hh, at);   /* h0 = 0: only the bias */
         }
         if (!lstm) {
-            h = map_of(L, "tanh", pre, at);
+            h = lower_map_of(L, "tanh", pre, at);
         } else {
-            ir_node *i = map_of(L, "sigmoid", step_slice(L, pre, 1, 0, hidden, at), at);
-            ir_node *f = map_of(L, "sigmoid", step_slice(L, pre, 1, hidden, hidden, at), at);
-            ir_node *gg = map_of(L, "tanh", step_slice(L, pre, 1, 2 * hidden, hidden, at), at);
-            ir_node *o = map_of(L, "sigmoid", step_slice(L, pre, 1, 3 * hidden, hidden, at), at);
+            ir_node *i = lower_map_of(L, "sigmoid", step_slice(L, pre, 1, 0, hidden, at), at);
+            ir_node *f = lower_map_of(L, "sigmoid", step_slice(L, pre, 1, hidden, hidden, at), at);
+            ir_node *gg = lower_map_of(L, "tanh", step_slice(L, pre, 1, 2 * hidden, hidden, at), at);
+            ir_node *o = lower_map_of(L, "sigmoid", step_slice(L, pre, 1, 3 * hidden, hidden, at), at);
             ir_node *ig = ir_binary(g, OP_MUL, i, gg, at);
             c = c ? ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, f, c, at), ig, at) : ig;   /* c0 = 0 */
-            h = ir_binary(g, OP_MUL, o, map_of(L, "tanh", c, at), at);
+            h = ir_binary(g, OP_MUL, o, lower_map_of(L, "tanh", c, at), at);
         }
         rows[t] = h;
     }

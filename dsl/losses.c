@@ -50,36 +50,39 @@ ir_node *call_loss(lower *L, const ast_expr *e, const callargs *ca) {
         return ir_unary(g, OP_NEG, named_op(ir_binary(g, OP_PICK, a, b, at), f), at);
     if (!strcmp(f, "hinge")) { /* sum_j max(0, 1 + z_j - z_y) over j != y: the j = y term is 1 */
         ir_node *zy_ = named_op(ir_binary(g, OP_PICK, a, b, at), f);
-        ir_node *margins = map_of(L, "relu", ir_binary(g, OP_ADD, ir_const(g, 1, at),
+        ir_node *margins = lower_map_of(L, "relu", ir_binary(g, OP_ADD, ir_const(g, 1, at),
                                                        named_op(ir_binary(g, OP_SUB, a, zy_, at), f), at), at);
         return ir_binary(g, OP_SUB, sum_all(L, margins, at), ir_const(g, 1, at), at);
     }
     if (!strcmp(f, "l1_loss"))  /* mean |p - t| */
-        return mean_all(L, map_of(L, "abs", named_op(ir_binary(g, OP_SUB, a, b, at), f), at), at);
+        return mean_all(L, lower_map_of(L, "abs", named_op(ir_binary(g, OP_SUB, a, b, at), f), at), at);
     if (!strcmp(f, "bce")) {    /* -mean(t log p + (1 - t) log(1 - p)) */
         ir_node *one = ir_const(g, 1, at);
-        ir_node *pos = named_op(ir_binary(g, OP_MUL, b, map_of(L, "log", a, at), at), f);
+        ir_node *pos = named_op(ir_binary(g, OP_MUL, b, lower_map_of(L, "log", a, at), at), f);
         ir_node *neg = ir_binary(g, OP_MUL, ir_binary(g, OP_SUB, one, b, at),
-                                 map_of(L, "log", ir_binary(g, OP_SUB, ir_const(g, 1, at), a, at), at), at);
+                                 lower_map_of(L, "log", ir_binary(g, OP_SUB, ir_const(g, 1, at), a, at), at), at);
         return ir_unary(g, OP_NEG, mean_all(L, ir_binary(g, OP_ADD, pos, neg, at), at), at);
     }
     if (!strcmp(f, "bce_logits")) /* mean(softplus(z) - z t): log(1 + e^z) - z t, stable */
-        return mean_all(L, ir_binary(g, OP_SUB, map_of(L, "softplus", a, at),
+        return mean_all(L, ir_binary(g, OP_SUB, lower_map_of(L, "softplus", a, at),
                                      named_op(ir_binary(g, OP_MUL, a, b, at), f), at), at);
     if (!strcmp(f, "logistic"))   /* mean log(1 + exp(-t z)) = mean softplus(-t z) */
-        return mean_all(L, map_of(L, "softplus", ir_unary(g, OP_NEG, named_op(ir_binary(g, OP_MUL, b, a, at), f), at), at), at);
+        return mean_all(L, lower_map_of(L, "softplus",
+                                        ir_unary(g, OP_NEG, named_op(ir_binary(g, OP_MUL, b, a, at), f), at), at), at);
     if (!strcmp(f, "kl_div"))     /* sum q (log q - logp), with 0 log 0 = 0 */
-        return sum_all(L, ir_binary(g, OP_SUB, map_of(L, "_xlogx", b, at),
+        return sum_all(L, ir_binary(g, OP_SUB, lower_map_of(L, "_xlogx", b, at),
                                     named_op(ir_binary(g, OP_MUL, b, a, at), f), at), at);
     /* triplet: max(0, margin + |a - p| - |a - n|), distances as PyTorch's pairwise_distance (eps 1e-6) */
     double margin = 1;
-    if (arg_at(ca, 3) && number_arg(L, arg_at(ca, 3), "the margin of triplet", &margin)) return bad_node(L, at);
+    if (lower_arg_at(ca, 3) && lower_number_arg(L, lower_arg_at(ca, 3), "the margin of triplet", &margin))
+        return lower_bad_node(L, at);
     ir_node *n = lower_expr(L, ca->pos[2]->value);
     ir_node *dp = named_op(ir_binary(g, OP_ADD, ir_binary(g, OP_SUB, a, b, at), ir_const(g, 1e-6, at), at), f);
     ir_node *dn = named_op(ir_binary(g, OP_ADD, ir_binary(g, OP_SUB, a, n, at), ir_const(g, 1e-6, at), at), f);
-    ir_node *np = map_of(L, "sqrt", sum_all(L, ir_binary(g, OP_MUL, dp, dp, at), at), at);
-    ir_node *nn = map_of(L, "sqrt", sum_all(L, ir_binary(g, OP_MUL, dn, dn, at), at), at);
-    return map_of(L, "relu", ir_binary(g, OP_ADD, ir_const(g, margin, at), ir_binary(g, OP_SUB, np, nn, at), at), at);
+    ir_node *np = lower_map_of(L, "sqrt", sum_all(L, ir_binary(g, OP_MUL, dp, dp, at), at), at);
+    ir_node *nn = lower_map_of(L, "sqrt", sum_all(L, ir_binary(g, OP_MUL, dn, dn, at), at), at);
+    return lower_map_of(L, "relu", ir_binary(g, OP_ADD, ir_const(g, margin, at), ir_binary(g, OP_SUB, np, nn, at), at),
+                        at);
 }
 
 /* l2(W) = sum of squares, l1(W) = sum of absolute values, of a parameter. */
@@ -87,8 +90,8 @@ ir_node *call_regularizer(lower *L, const ast_expr *e, const callargs *ca) {
     ir_node *w = lower_expr(L, ca->pos[0]->value);
     if (!w->bad && w->op != OP_PARAM) {
         diag_error(L->d, ca->pos[0]->value->at, "%s() regularizes a parameter, such as %s(h1.weight)", e->name, e->name);
-        return bad_node(L, e->at);
+        return lower_bad_node(L, e->at);
     }
-    ir_node *t = e->name[1] == '2' ? ir_binary(L->g, OP_MUL, w, w, e->at) : map_of(L, "abs", w, e->at);
+    ir_node *t = e->name[1] == '2' ? ir_binary(L->g, OP_MUL, w, w, e->at) : lower_map_of(L, "abs", w, e->at);
     return sum_all(L, t, e->at);
 }

@@ -78,13 +78,13 @@ static int check_plain_name(lower *L, const char *name, loc at) {
 }
 
 /* A placeholder for an expression that failed, so its users are skipped silently. */
-ir_node *bad_node(lower *L, loc at) {
+ir_node *lower_bad_node(lower *L, loc at) {
     ir_node *n = ir_const(L->g, 0, at);
     n->bad = 1;
     return n;
 }
 
-ir_node *new_param(lower *L, const char *name, loc at, ir_param_info init) {
+ir_node *lower_new_param(lower *L, const char *name, loc at, ir_param_info init) {
     ir_node *p = ir_node_new(L->g, OP_PARAM, 0, NULL, at);
     p->role = ROLE_PARAM;
     p->name = name;
@@ -108,7 +108,7 @@ static int lower_shape(lower *L, const ast_expr *e, ir_shape *s) {
             return -1;
         }
         int64_t v;
-        if (int_arg(L, a, "a shape dimension", 1, MAX_ELEMENTS, &v)) return -1;
+        if (lower_int_arg(L, a, "a shape dimension", 1, MAX_ELEMENTS, &v)) return -1;
         if (total > MAX_ELEMENTS / v) {
             diag_error(L->d, e->at, "this shape has more than 2^40 elements");
             return -1;
@@ -122,7 +122,7 @@ static int lower_shape(lower *L, const ast_expr *e, ir_shape *s) {
 static int lower_classes(lower *L, const ast_expr *e, int *k) {
     int64_t v;
     ast_arg tmp = {NULL, e->at, (ast_expr *)e, NULL};
-    if (int_arg(L, &tmp, "the class count of class(K)", 2, 1 << 24, &v)) return -1;
+    if (lower_int_arg(L, &tmp, "the class count of class(K)", 2, 1 << 24, &v)) return -1;
     *k = (int)v;
     return 0;
 }
@@ -139,17 +139,17 @@ static ir_node *lower_name(lower *L, const ast_expr *e) {
     else
         diag_error(L->d, e->at, "unknown name '%s'%s%s%s", e->name, near ? "; did you mean '" : "",
                    near ? near : "", near ? "'?" : "");
-    return bad_node(L, e->at);
+    return lower_bad_node(L, e->at);
 }
 
 /* fn of ir_maps applied to x, for the functions built from them (losses, rnn and lstm cells). */
-ir_node *map_of(lower *L, const char *fn, ir_node *x, loc at) {
+ir_node *lower_map_of(lower *L, const char *fn, ir_node *x, loc at) {
     ir_node *n = ir_unary(L->g, OP_MAP, x, at);
     n->fn = ir_map_find(fn);
     return n;
 }
 
-ir_node *view(lower *L, ir_node *x, int mode, int axis, loc at) {
+ir_node *lower_view(lower *L, ir_node *x, int mode, int axis, loc at) {
     ir_node *v = ir_unary(L->g, OP_RESHAPE, x, at);
     v->view = mode;
     v->axis = axis;
@@ -176,8 +176,9 @@ ir_node *call_map(lower *L, const ast_expr *e, const callargs *ca) {
     n->fn = fn;
     n->attr[0] = 0.01;
     for (int k = 0; k < m->nconst; k++) {
-        const ast_arg *a = arg_at(ca, m->nargs + k);
-        if (a && number_arg(L, a, arena_printf(L->g->a, "'%s' of %s", ca->keys[m->nargs + k], m->name), &n->attr[k]))
+        const ast_arg *a = lower_arg_at(ca, m->nargs + k);
+        if (a &&
+            lower_number_arg(L, a, arena_printf(L->g->a, "'%s' of %s", ca->keys[m->nargs + k], m->name), &n->attr[k]))
             n->bad = 1;
     }
     if (m->nconst == 2 && !n->bad && !(n->attr[0] <= n->attr[1])) {
@@ -192,7 +193,8 @@ ir_node *call_map(lower *L, const ast_expr *e, const callargs *ca) {
 ir_node *call_reduce(lower *L, const ast_expr *e, const callargs *ca) {
     int kind = ca->how;
     int64_t axis = IR_NOAXIS;
-    if (ca->kw[1] && int_arg(L, ca->kw[1], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis)) return bad_node(L, e->at);
+    if (ca->kw[1] && lower_int_arg(L, ca->kw[1], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis))
+        return lower_bad_node(L, e->at);
     ir_node *x = lower_expr(L, ca->pos[0]->value), *r;
     if (kind == 'M' || kind == 'm') {
         r = ir_unary(L->g, OP_REDUCE_MAX, x, e->at);
@@ -208,13 +210,14 @@ ir_node *call_reduce(lower *L, const ast_expr *e, const callargs *ca) {
     }
     r->axis = (int)axis;
     r->what = e->name;
-    return axis == IR_NOAXIS ? r : view(L, r, VIEW_SQUEEZE, (int)axis, e->at);
+    return axis == IR_NOAXIS ? r : lower_view(L, r, VIEW_SQUEEZE, (int)axis, e->at);
 }
 
 /* norm2(x[, axis]) = sqrt(sum(x * x)) */
 ir_node *call_norm2(lower *L, const ast_expr *e, const callargs *ca) {
     int64_t axis = IR_NOAXIS;
-    if (ca->kw[1] && int_arg(L, ca->kw[1], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis)) return bad_node(L, e->at);
+    if (ca->kw[1] && lower_int_arg(L, ca->kw[1], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis))
+        return lower_bad_node(L, e->at);
     ir_node *x = lower_expr(L, ca->pos[0]->value);
     ir_node *sq = ir_binary(L->g, OP_MUL, x, x, e->at), *s;
     if (axis == IR_NOAXIS) {
@@ -224,7 +227,7 @@ ir_node *call_norm2(lower *L, const ast_expr *e, const callargs *ca) {
         s = ir_unary(L->g, OP_SUM_TO, sq, e->at);
         s->axis = (int)axis;
         s->what = e->name;
-        s = view(L, s, VIEW_SQUEEZE, (int)axis, e->at);
+        s = lower_view(L, s, VIEW_SQUEEZE, (int)axis, e->at);
     }
     ir_node *r = ir_unary(L->g, OP_MAP, s, e->at);
     r->fn = ir_map_find("sqrt");
@@ -235,7 +238,7 @@ ir_node *call_norm2(lower *L, const ast_expr *e, const callargs *ca) {
  * slice(x, axis=k, start=i, end=j): all on the per-example axes. */
 ir_node *call_flatten(lower *L, const ast_expr *e, const callargs *ca) {
     ir_node *x = lower_expr(L, ca->pos[0]->value);
-    return view(L, x, VIEW_FLATTEN, IR_NOAXIS, e->at);
+    return lower_view(L, x, VIEW_FLATTEN, IR_NOAXIS, e->at);
 }
 
 ir_node *call_transpose(lower *L, const ast_expr *e, const callargs *ca) {
@@ -249,15 +252,16 @@ ir_node *call_reshape(lower *L, const ast_expr *e, const callargs *ca) {
     const ast_expr *shape = ca->pos[1]->value;
     if (shape->kind != AST_LIST) {
         diag_error(L->d, shape->at, "reshape needs the new shape as a list, like reshape(x, [4, 7])");
-        return bad_node(L, e->at);
+        return lower_bad_node(L, e->at);
     }
-    ir_node *r = view(L, x, VIEW_GIVEN, IR_NOAXIS, e->at);
+    ir_node *r = lower_view(L, x, VIEW_GIVEN, IR_NOAXIS, e->at);
     int inferred = 0;
     for (const ast_arg *a = shape->args; a; a = a->next) {
-        if (r->shape.rank == IR_MAXRANK || int_arg(L, a, "a dimension of reshape (or -1)", -1, (int64_t)1 << 40, &v) ||
+        if (r->shape.rank == IR_MAXRANK ||
+            lower_int_arg(L, a, "a dimension of reshape (or -1)", -1, (int64_t)1 << 40, &v) ||
             v == 0 || (v == -1 && inferred++)) {
             if (v == 0 || inferred > 1) diag_error(L->d, a->at, "reshape takes positive dimensions and at most one -1");
-            return bad_node(L, e->at);
+            return lower_bad_node(L, e->at);
         }
         r->shape.dim[r->shape.rank++] = v == -1 ? 0 : v;
     }
@@ -266,7 +270,8 @@ ir_node *call_reshape(lower *L, const ast_expr *e, const callargs *ca) {
 
 ir_node *call_concat(lower *L, const ast_expr *e, const callargs *ca) {
     int64_t axis = -1;
-    if (ca->kw[2] && int_arg(L, ca->kw[2], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis)) return bad_node(L, e->at);
+    if (ca->kw[2] && lower_int_arg(L, ca->kw[2], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis))
+        return lower_bad_node(L, e->at);
     ir_node *n = ir_binary(L->g, OP_CONCAT, lower_expr(L, ca->pos[0]->value), lower_expr(L, ca->pos[1]->value), e->at);
     n->axis = (int)axis;
     return n;
@@ -276,12 +281,12 @@ ir_node *call_slice(lower *L, const ast_expr *e, const callargs *ca) {
     int64_t axis = 0, start = 0, end = 0;
     if (!ca->kw[1] || !ca->kw[2]) {
         diag_error(L->d, e->at, "slice needs axis= and start= (end= defaults to the end of the axis)");
-        return bad_node(L, e->at);
+        return lower_bad_node(L, e->at);
     }
-    if (int_arg(L, ca->kw[1], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis) ||
-        int_arg(L, ca->kw[2], "start", -((int64_t)1 << 40), (int64_t)1 << 40, &start) ||
-        (ca->kw[3] && int_arg(L, ca->kw[3], "end", -((int64_t)1 << 40), (int64_t)1 << 40, &end)))
-        return bad_node(L, e->at);
+    if (lower_int_arg(L, ca->kw[1], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis) ||
+        lower_int_arg(L, ca->kw[2], "start", -((int64_t)1 << 40), (int64_t)1 << 40, &start) ||
+        (ca->kw[3] && lower_int_arg(L, ca->kw[3], "end", -((int64_t)1 << 40), (int64_t)1 << 40, &end)))
+        return lower_bad_node(L, e->at);
     ir_node *n = ir_unary(L->g, OP_SLICE, lower_expr(L, ca->pos[0]->value), e->at);
     n->axis = (int)axis;
     n->attr[0] = (double)start;
@@ -313,13 +318,13 @@ static ir_node *lower_call(lower *L, const ast_expr *e) {
         const char *near = closest_function(f);
         diag_error(L->d, e->at, "unknown function '%s'%s%s%s", f, near ? "; did you mean '" : "", near ? near : "",
                    near ? "'?" : "");
-        return bad_node(L, e->at);
+        return lower_bad_node(L, e->at);
     }
     builtin_sig sig;
     builtin_parse(b, &sig);
     callargs ca;
-    if (gather_args(L, e, sig.required, sig.positional, sig.no_keywords ? NULL : sig.name, &ca))
-        return bad_node(L, e->at);
+    if (lower_gather_args(L, e, sig.required, sig.positional, sig.no_keywords ? NULL : sig.name, &ca))
+        return lower_bad_node(L, e->at);
     ca.how = b->how;
     return b->lower(L, e, &ca);
 }
@@ -327,9 +332,9 @@ static ir_node *lower_call(lower *L, const ast_expr *e) {
 static ir_node *lower_power(lower *L, const ast_expr *e) {
     double c;
     ir_node *x = lower_expr(L, e->lhs);
-    if (const_number(e->rhs, &c) || !isfinite(c)) {
+    if (lower_const_number(e->rhs, &c) || !isfinite(c)) {
         diag_error(L->d, e->rhs->at, "the exponent of '^' must be a constant number");
-        return bad_node(L, e->at);
+        return lower_bad_node(L, e->at);
     }
     ir_node *n = ir_unary(L->g, OP_POWC, x, e->at);
     n->attr[0] = c;
@@ -343,12 +348,12 @@ ir_node *lower_expr(lower *L, const ast_expr *e) {
     case AST_CALL: return lower_call(L, e);
     case AST_NEG: {
         double v;
-        if (const_number(e, &v) == 0) return ir_const(L->g, v, e->at);
+        if (lower_const_number(e, &v) == 0) return ir_const(L->g, v, e->at);
         return ir_unary(L->g, OP_NEG, lower_expr(L, e->lhs), e->at);
     }
     case AST_LIST:
         diag_error(L->d, e->at, "a list [...] is only allowed as a shape");
-        return bad_node(L, e->at);
+        return lower_bad_node(L, e->at);
     case AST_BINARY:
         break;
     }
@@ -446,7 +451,7 @@ static void lower_param(lower *L, const ast_stmt *s) {
     ir_param_info init = {shape.rank >= 2 ? INIT_GLOROT_UNIFORM : INIT_ZEROS, 0, 0, 0};
     if (s->value && lower_init(L, s->value, &init)) bad = 1;
     /* bound even when wrong, so its uses do not report it again as unknown */
-    ir_node *p = bad ? bad_node(L, s->name_at) : new_param(L, s->name, s->name_at, init);
+    ir_node *p = bad ? lower_bad_node(L, s->name_at) : lower_new_param(L, s->name, s->name_at, init);
     p->shape = shape;
     bind(L, s->name, p, s->name_at);
 }
@@ -474,7 +479,7 @@ static void lower_stmt(lower *L, const ast_stmt *s) {
 
 void lower_program(ir_graph *g, const ast_program *prog, diag *d) {
     lower L = {.g = g, .d = d};
-    train_defaults(&g->train);
+    lower_train_defaults(&g->train);
     if (!prog->first || prog->first->kind != ST_MODEL)
         diag_error(d, prog->first ? prog->first->at : (loc){0, 0, 0, 0},
                    "a model file must start with 'model NAME'");

@@ -12,8 +12,8 @@
 
 /* Splits a call's arguments into positional ones and the allowed keywords (a keyword may
  * also name a positional parameter: keys[i] for i < maxpos).  -1 after an error. */
-int gather_args(lower *L, const ast_expr *call, int minpos, int maxpos,
-                const char *const *keys, callargs *ca) {
+int lower_gather_args(lower *L, const ast_expr *call, int minpos, int maxpos,
+                      const char *const *keys, callargs *ca) {
     memset(ca, 0, sizeof *ca);
     ca->call = call;
     ca->keys = keys;
@@ -65,26 +65,26 @@ int gather_args(lower *L, const ast_expr *call, int minpos, int maxpos,
 }
 
 /* The i-th parameter: positional i, or the keyword keys[i]; NULL when absent. */
-const ast_arg *arg_at(const callargs *ca, int i) {
+const ast_arg *lower_arg_at(const callargs *ca, int i) {
     if (i < ca->npos) return ca->pos[i];
     return i < 8 ? ca->kw[i] : NULL;
 }
 
-int const_number(const ast_expr *e, double *v) {
+int lower_const_number(const ast_expr *e, double *v) {
     if (e->kind == AST_NUM) { *v = e->num; return 0; }
-    if (e->kind == AST_NEG && const_number(e->lhs, v) == 0) { *v = -*v; return 0; }
+    if (e->kind == AST_NEG && lower_const_number(e->lhs, v) == 0) { *v = -*v; return 0; }
     return -1;
 }
 
-int number_arg(lower *L, const ast_arg *a, const char *what, double *v) {
-    if (const_number(a->value, v) == 0 && isfinite(*v)) return 0;
+int lower_number_arg(lower *L, const ast_arg *a, const char *what, double *v) {
+    if (lower_const_number(a->value, v) == 0 && isfinite(*v)) return 0;
     diag_error(L->d, a->value->at, "%s must be a number", what);
     return -1;
 }
 
-int int_arg(lower *L, const ast_arg *a, const char *what, int64_t lo, int64_t hi, int64_t *v) {
+int lower_int_arg(lower *L, const ast_arg *a, const char *what, int64_t lo, int64_t hi, int64_t *v) {
     double x;
-    if (const_number(a->value, &x) || x != floor(x) || x < (double)lo || x > (double)hi) {
+    if (lower_const_number(a->value, &x) || x != floor(x) || x < (double)lo || x > (double)hi) {
         diag_error(L->d, a->value->at, "%s must be an integer in [%lld, %lld]", what, (long long)lo, (long long)hi);
         return -1;
     }
@@ -92,14 +92,14 @@ int int_arg(lower *L, const ast_arg *a, const char *what, int64_t lo, int64_t hi
     return 0;
 }
 
-int bool_arg(lower *L, const ast_arg *a, const char *what, int *v) {
+int lower_bool_arg(lower *L, const ast_arg *a, const char *what, int *v) {
     const ast_expr *e = a->value;
     if (e->kind == AST_NAME && (!strcmp(e->name, "true") || !strcmp(e->name, "false"))) {
         *v = e->name[0] == 't';
         return 0;
     }
     double x;
-    if (const_number(e, &x) == 0 && (x == 0 || x == 1)) { *v = x == 1; return 0; }
+    if (lower_const_number(e, &x) == 0 && (x == 0 || x == 1)) { *v = x == 1; return 0; }
     diag_error(L->d, e->at, "%s must be true or false", what);
     return -1;
 }
@@ -134,10 +134,10 @@ int lower_init(lower *L, const ast_expr *e, ir_param_info *p) {
         const char *const *keys = p->init == INIT_NORMAL ? ms : p->init == INIT_CONST ? v : ab;
         int n = initializers[i].nargs;
         callargs ca;
-        if (gather_args(L, e, p->init == INIT_CONST ? 1 : 0, n, n ? keys : NULL, &ca)) return -1;
-        const ast_arg *x = arg_at(&ca, 0), *y = arg_at(&ca, 1);
-        if (x && number_arg(L, x, "an initializer argument", &p->a)) return -1;
-        if (y && number_arg(L, y, "an initializer argument", &p->b)) return -1;
+        if (lower_gather_args(L, e, p->init == INIT_CONST ? 1 : 0, n, n ? keys : NULL, &ca)) return -1;
+        const ast_arg *x = lower_arg_at(&ca, 0), *y = lower_arg_at(&ca, 1);
+        if (x && lower_number_arg(L, x, "an initializer argument", &p->a)) return -1;
+        if (y && lower_number_arg(L, y, "an initializer argument", &p->b)) return -1;
         if (p->init == INIT_UNIFORM && !(p->a < p->b)) {
             diag_error(L->d, e->at, "uniform(a, b) needs a < b");
             return -1;

@@ -38,28 +38,28 @@ typedef struct callargs {
 
 /* ---- lower.c: expressions and parameters */
 ir_node *lower_expr(lower *L, const ast_expr *e);
-ir_node *bad_node(lower *L, loc at);
-ir_node *new_param(lower *L, const char *name, loc at, ir_param_info init);
-ir_node *view(lower *L, ir_node *x, int mode, int axis, loc at);
-ir_node *map_of(lower *L, const char *fn, ir_node *x, loc at);
+ir_node *lower_bad_node(lower *L, loc at);
+ir_node *lower_new_param(lower *L, const char *name, loc at, ir_param_info init);
+ir_node *lower_view(lower *L, ir_node *x, int mode, int axis, loc at);
+ir_node *lower_map_of(lower *L, const char *fn, ir_node *x, loc at);
 
 /* ---- lower_args.c: arguments */
-int gather_args(lower *L, const ast_expr *call, int minpos, int maxpos, const char *const *keys,
-                callargs *ca);
-const ast_arg *arg_at(const callargs *ca, int i);
-int const_number(const ast_expr *e, double *v);
-int number_arg(lower *L, const ast_arg *a, const char *what, double *v);
-int int_arg(lower *L, const ast_arg *a, const char *what, int64_t lo, int64_t hi, int64_t *v);
-int bool_arg(lower *L, const ast_arg *a, const char *what, int *v);
+int lower_gather_args(lower *L, const ast_expr *call, int minpos, int maxpos, const char *const *keys,
+                      callargs *ca);
+const ast_arg *lower_arg_at(const callargs *ca, int i);
+int lower_const_number(const ast_expr *e, double *v);
+int lower_number_arg(lower *L, const ast_arg *a, const char *what, double *v);
+int lower_int_arg(lower *L, const ast_arg *a, const char *what, int64_t lo, int64_t hi, int64_t *v);
+int lower_bool_arg(lower *L, const ast_arg *a, const char *what, int *v);
 int lower_init(lower *L, const ast_expr *e, ir_param_info *p);
 
 /* ---- layer_dense.c: what every layer uses */
 ir_node *layer_param(lower *L, const char *name, ir_shape shape, ir_param_info init, loc at);
 ir_node *layer_input(lower *L, const ast_expr *e, const ast_arg *a, int rank, const char *layout);
-ir_node *view_as(lower *L, ir_node *x, ir_shape shape, loc at);
+ir_node *layer_view_as(lower *L, ir_node *x, ir_shape shape, loc at);
 
 /* ---- lower_train.c: the train { } block */
-void train_defaults(ir_train *t);
+void lower_train_defaults(ir_train *t);
 void lower_train(lower *L, const ast_stmt *s);
 
 /* ---- the built-in functions, each named in its row of builtins.c */

@@ -34,7 +34,7 @@ static void set_defaults(ir_train *t, int opt) {
 }
 
 /* What a model without train { } settings gets: see README "Choices where the SPEC is silent". */
-void train_defaults(ir_train *t) {
+void lower_train_defaults(ir_train *t) {
     *t = (ir_train){.batch = 32, .epochs = 1, .lr = 0.001};
     set_defaults(t, OPT_ADAM);
     t->sched = SCHED_CONSTANT;
@@ -60,11 +60,12 @@ static void lower_optimizer(lower *L, const ast_expr *e) {
         int nkeys = 0;
         while (nkeys < 5 && optimizers[i].keys[nkeys]) nkeys++;
         callargs ca;
-        if (gather_args(L, e, 0, nkeys, optimizers[i].keys, &ca)) return;
+        if (lower_gather_args(L, e, 0, nkeys, optimizers[i].keys, &ca)) return;
         for (int k = 0; k < nkeys; k++) {
-            const ast_arg *a = arg_at(&ca, k);
+            const ast_arg *a = lower_arg_at(&ca, k);
             double v;
-            if (!a || number_arg(L, a, arena_printf(L->g->a, "%s of %s", optimizers[i].keys[k], name), &v)) continue;
+            if (!a ||
+                lower_number_arg(L, a, arena_printf(L->g->a, "%s of %s", optimizers[i].keys[k], name), &v)) continue;
             const char *key = optimizers[i].keys[k];
             int is_lr = !strcmp(key, "lr"), is_beta = key[0] == 'b' || !strcmp(key, "rho");
             if (v < 0 || (is_lr && v == 0) || (is_beta && v >= 1)) {
@@ -97,10 +98,12 @@ static void lower_schedule(lower *L, const ast_expr *e) {
         double v[3] = {schedules[i].def[0], schedules[i].def[1], schedules[i].def[2]};
         if (e->kind == AST_CALL) {
             callargs ca;
-            if (gather_args(L, e, 0, schedules[i].nargs, schedules[i].nargs ? schedules[i].keys : NULL, &ca)) return;
+            if (lower_gather_args(L, e, 0, schedules[i].nargs, schedules[i].nargs ? schedules[i].keys : NULL, &ca))
+                return;
             for (int k = 0; k < schedules[i].nargs; k++) {
-                const ast_arg *a = arg_at(&ca, k);
-                if (a && number_arg(L, a, arena_printf(L->g->a, "%s of %s", schedules[i].keys[k], name), &v[k]) == 0 &&
+                const ast_arg *a = lower_arg_at(&ca, k);
+                if (a &&
+                    lower_number_arg(L, a, arena_printf(L->g->a, "%s of %s", schedules[i].keys[k], name), &v[k]) == 0 &&
                     !(v[k] > 0 || (t->sched == SCHED_POLYNOMIAL && k == 1 && v[k] >= 0)))
                     diag_error(L->d, a->value->at, "'%s' of %s must be positive", schedules[i].keys[k], name);
             }
@@ -120,17 +123,17 @@ void lower_train(lower *L, const ast_stmt *s) {
         int64_t v;
         double x;
         if (!strcmp(it->key, "batch")) {
-            if (int_arg(L, it, "batch", 1, 1 << 20, &v) == 0) t->batch = (int)v;
+            if (lower_int_arg(L, it, "batch", 1, 1 << 20, &v) == 0) t->batch = (int)v;
         } else if (!strcmp(it->key, "epochs")) {
-            if (int_arg(L, it, "epochs", 0, 1 << 30, &v) == 0) t->epochs = (int)v;
+            if (lower_int_arg(L, it, "epochs", 0, 1 << 30, &v) == 0) t->epochs = (int)v;
         } else if (!strcmp(it->key, "seed")) {
-            if (int_arg(L, it, "seed", 0, INT64_MAX / 2, &v) == 0) t->seed = (uint64_t)v;
+            if (lower_int_arg(L, it, "seed", 0, INT64_MAX / 2, &v) == 0) t->seed = (uint64_t)v;
         } else if (!strcmp(it->key, "optimizer")) {
             lower_optimizer(L, it->value);
         } else if (!strcmp(it->key, "schedule")) {
             lower_schedule(L, it->value);
         } else if (!strcmp(it->key, "weight_decay") || !strcmp(it->key, "clip_norm")) {
-            if (number_arg(L, it, it->key, &x) == 0) {
+            if (lower_number_arg(L, it, it->key, &x) == 0) {
                 if (x < 0) diag_error(L->d, it->value->at, "%s must be >= 0", it->key);
                 else *(it->key[0] == 'w' ? &t->weight_decay : &t->clip_norm) = x;
             }
