@@ -6,7 +6,7 @@
 # the training loop (--loader index|dataloader) and the timing are bench/fashion_mlp.py's
 # main(); the examples are the ones nnc's `--text FILE` makes (load_text below).
 #
-# Init matched to nnc's (dsl/lower.c): embedding(ids, 256, 32) is N(0, 1), as
+# Init matched to nnc's (dsl/layer_seq.c): embedding(ids, 256, 32) is N(0, 1), as
 # nn.Embedding's default; lstm(e, 128) has PyTorch's parameters weight_ih [512, 32],
 # weight_hh [512, 128], bias_ih [512], bias_hh [512], gates in the order i, f, g, o, zero
 # initial h and c, every parameter U(-1/sqrt(128), 1/sqrt(128)), which is nn.LSTM's own

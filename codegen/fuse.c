@@ -43,7 +43,7 @@ static int reads_expressions(const ir_node *consumer) {
     return f == FAM_ELEMWISE || f == FAM_REDUCE;
 }
 
-/* Input k of n is one value per row, which emit.c's row_value() reads as an expression
+/* Input k of n is one value per row, which emit_elementwise.c's row_value() reads as an expression
  * when it has no memory (cross-entropy's and pick's upstream gradient, often 1/n). */
 static int reads_row_value(const ir_node *n, int k) {
     return (n->op == OP_CROSS_ENTROPY_GRAD || n->op == OP_PICK_GRAD) && k == 0;
@@ -75,7 +75,7 @@ static int64_t conv_scratch(const ir_conv *g, int64_t filters) {
     return 2 * hp * wp * g->c + 2 * filters * g->kh * g->kw * g->c + g->oh * g->ow;
 }
 
-/* The forward convolution Y = W · im2col(X) is computed directly (emit.c): per example,
+/* The forward convolution Y = W · im2col(X) is computed directly (emit_conv.c): per example,
  * the image is copied channel-last and zero-padded, the filters once per call into
  * [kh, kw, C, F] order, and blocks of output positions × filters are accumulated in
  * registers over every tap — no im2col tensor, and no GEMM packing a copy of it again.
@@ -205,7 +205,7 @@ static void plan_conv_grads(ir_graph *g) {
 /* Sparse products.  A dense layer's backward pass multiplies its output's gradient dY
  * twice — dX = dY · W and dW = dYᵀ · X — and after relu (and dropout) most of dY is
  * zero.  Such a product gets a second path, taken when at most a fraction of the
- * operand is nonzero (emit.c): the nonzeros of each of dY's rows (for dX) or columns
+ * operand is nonzero (emit_products.c): the nonzeros of each of dY's rows (for dX) or columns
  * (for dW) are listed, and every output row is the sum of those nonzeros times rows of
  * the other operand, a run of columns at a time in registers.  Measured against
  * OpenBLAS for the lecture CNN's 4608→128 layer at batch 32, one thread, with a quarter

@@ -62,7 +62,9 @@ static int pass_names(compilation *c) { names_assign(c->g); return 0; }
  * are reported together. */
 static const struct { const char *name; int (*run)(compilation *); int goes_on; } pipeline[] = {
     {"parse", pass_parse, 0},     /* grammar/nnc.y: text -> syntax tree */
-    {"lower", pass_lower, 1},     /* dsl/lower.c: syntax tree -> forward IR */
+    {"lower", pass_lower, 1},     /* dsl/lower.c: syntax tree -> forward IR; a call goes through its
+                                   * row of dsl/builtins.c to its function (layer_*.c, losses.c),
+                                   * the train { } block to lower_train.c */
     {"shapes", pass_shapes, 0},   /* dsl/shape.c: per-example shapes, broadcasting */
     {"grad", pass_grad, 0},       /* codegen/grad.c: reverse mode -> backward IR */
     {"fuse", pass_fuse, 0},       /* codegen/fuse.c: inlined vs materialized tensors */
@@ -111,7 +113,8 @@ static int write_file(compilation *c, const char *path,
     return 0;
 }
 
-/* model.c and model.h; with --exe also the trainer program. */
+/* model.c and model.h (codegen/emit_api.c, the kernels in codegen/emit_*.c); with --exe
+ * also the trainer program (codegen/build.c). */
 static int write_outputs(compilation *c) {
     const options *o = c->opt;
     char *stem = o->output ? strdup(o->output) : replace_ext(base_name(o->input), "");
