@@ -66,22 +66,8 @@ if [ "${DIGEST_WORKER:-}" = 1 ]; then
     exit 0
 fi
 
-update=0
-if [ "${1:-}" = "--update" ]; then
-    update=1
-    shift
-fi
-if [ $# -ne 1 ]; then
-    echo "usage: $0 [--update] NNC" >&2
-    exit 2
-fi
-nnc=$1
-case $nnc in /*) ;; *) nnc=$(pwd)/$nnc ;; esac
-if [ ! -x "$nnc" ]; then
-    echo "$0: $nnc is not an executable" >&2
-    exit 2
-fi
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/args.sh"
 root=$(cd "$here/../.." && pwd)
 expected=$here/digest.txt
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nnc-digest.XXXXXX")

@@ -23,22 +23,8 @@
 # ends with `N passed, M failed`.
 set -eu
 
-update=0
-if [ "${1:-}" = "--update" ]; then
-    update=1
-    shift
-fi
-if [ $# -ne 1 ]; then
-    echo "usage: $0 [--update] NNC" >&2
-    exit 2
-fi
-nnc=$1
-case $nnc in /*) ;; *) nnc=$(pwd)/$nnc ;; esac
-if [ ! -x "$nnc" ]; then
-    echo "$0: $nnc is not an executable" >&2
-    exit 2
-fi
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/args.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nnc-golden.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
