@@ -33,7 +33,7 @@ static void set_defaults(ir_train *t, int opt) {
     t->rho = opt == OPT_ADADELTA ? 0.9 : 0.99;
 }
 
-/* What a model without train { } settings gets: see README "Choices where the SPEC is silent". */
+/* What a model without train { } settings gets: see README "Choices and defaults". */
 void lower_train_defaults(ir_train *t) {
     *t = (ir_train){.batch = 32, .epochs = 1, .lr = 0.001};
     set_defaults(t, OPT_ADAM);

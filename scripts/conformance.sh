@@ -6,10 +6,16 @@
 # test suite (PyTorch is no dependency of nnc).
 set -eu
 cd "$(dirname "$0")/.."
+checker=../shared/conformance/check.py
+if [ ! -f "$checker" ]; then
+    echo "conformance.sh: the specification's checker $checker is not beside this repository" >&2
+    echo "(a development checkout has it; the tests of scripts/test.sh need nothing of it)" >&2
+    exit 2
+fi
 bash scripts/build.sh >/dev/null
 status=0
 for cases in ../shared/conformance/cases.py tests/torch/cases.py tests/torch/cnn_cases.py tests/torch/rnn_cases.py \
              tests/torch/slice_cases.py tests/torch/graph_cases.py; do
-    /usr/bin/python3 ../shared/conformance/check.py build/nnc "$cases" || status=1
+    /usr/bin/python3 "$checker" build/nnc "$cases" || status=1
 done
 exit $status
