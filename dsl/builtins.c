@@ -122,13 +122,12 @@ void builtin_parse(const builtin *b, builtin_sig *s) {
     while (s->required < s->positional && !s->def[s->required]) s->required++;
 }
 
-const builtin *builtin_find(const char *name, int npos) {
+const builtin *builtin_find(const char *name, int npos, builtin_sig *sig) {
     const builtin *found = NULL;
     for (const builtin *b = builtins; b->name; b++) {
         if (strcmp(b->name, name) != 0) continue;
-        builtin_sig sig;
-        builtin_parse(b, &sig);
-        if (sig.positional == npos) return b;
+        builtin_parse(b, sig);   /* the last row of the name parsed is the one returned */
+        if (sig->positional == npos) return b;
         found = b;
     }
     return found;

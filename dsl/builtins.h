@@ -50,8 +50,8 @@ extern const builtin builtins[];
 
 /* The row for a call of name with npos positional arguments, or NULL.  A name may have
  * several rows (max(x) reduces, max(a, b) compares): the one whose positional count
- * the call has, else the name's last row. */
-const builtin *builtin_find(const char *name, int npos);
+ * the call has, else the name's last row.  The row's args are left taken apart in sig. */
+const builtin *builtin_find(const char *name, int npos, builtin_sig *sig);
 /* Takes b's args apart into s; arguments past BUILTIN_MAXARGS are dropped (the unit
  * tests check that every row parses cleanly). */
 void builtin_parse(const builtin *b, builtin_sig *s);

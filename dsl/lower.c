@@ -313,15 +313,14 @@ static ir_node *lower_call(lower *L, const ast_expr *e) {
     const char *f = e->name;
     int npos = 0;
     for (const ast_arg *a = e->args; a; a = a->next) npos += !a->key;
-    const builtin *b = builtin_find(f, npos);
+    builtin_sig sig;
+    const builtin *b = builtin_find(f, npos, &sig);
     if (!b) {
         const char *near = closest_function(f);
         diag_error(L->d, e->at, "unknown function '%s'%s%s%s", f, near ? "; did you mean '" : "", near ? near : "",
                    near ? "'?" : "");
         return lower_bad_node(L, e->at);
     }
-    builtin_sig sig;
-    builtin_parse(b, &sig);
     callargs ca;
     if (lower_gather_args(L, e, sig.required, sig.positional, sig.no_keywords ? NULL : sig.name, &ca))
         return lower_bad_node(L, e->at);

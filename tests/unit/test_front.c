@@ -175,6 +175,7 @@ static void test_lower_errors(void) {
  * against, and the rows lowered by call_map are exactly the functions of ir_maps (which
  * gives their code), with the arguments call_map reads. */
 static void test_lower_builtin_table(void) {
+    builtin_sig found;
     for (const builtin *b = builtins; b->name; b++) {
         builtin_sig s;
         builtin_parse(b, &s);
@@ -190,7 +191,8 @@ static void test_lower_builtin_table(void) {
             for (int j = 0; j < i; j++) CU_ASSERT(strcmp(s.name[i], s.name[j]) != 0);
         }
         CU_ASSERT(b->kind < BK__COUNT && b->lower && b->doc[0] && !strchr(b->doc, '\n'));
-        CU_ASSERT_PTR_EQUAL(builtin_find(b->name, s.positional), b);   /* overloads differ in positional count */
+        CU_ASSERT_PTR_EQUAL(builtin_find(b->name, s.positional, &found), b);   /* overloads differ in positional count */
+        CU_ASSERT(found.nargs == s.nargs && found.required == s.required);    /* and it gives the row's args */
         if (b->lower == call_map) {
             int fn = ir_map_find(b->name);
             CU_ASSERT_FATAL(fn >= 0);
@@ -201,7 +203,7 @@ static void test_lower_builtin_table(void) {
         }
     }
     for (int fn = 0; ir_maps[fn].name; fn++) {
-        const builtin *b = builtin_find(ir_maps[fn].name, ir_maps[fn].nargs + ir_maps[fn].nconst);
+        const builtin *b = builtin_find(ir_maps[fn].name, ir_maps[fn].nargs + ir_maps[fn].nconst, &found);
         CU_ASSERT(b && b->lower == call_map);
     }
     unit u;
