@@ -64,6 +64,10 @@ const ir_mapinfo ir_maps[] = {
      {"d u log(u)/du = log(u) + 1 (0 log 0 = 0)"}},
     {"max", 2, 0, "@fmax($a, $b)", {"($a > $b ? $g : $a == $b ? #0.5 * $g : #0)", "($b > $a ? $g : $a == $b ? #0.5 * $g : #0)"},
      {"d max(a, b)/da = [a > b] (half at a tie)", "d max(a, b)/db = [b > a] (half at a tie)"}},
+    /* bce's logarithm, clamped at -100 as PyTorch's BCELoss does, so that a saturated sigmoid
+     * (p rounded to exactly 0 or 1) gives a finite loss and gradient: 0 below the clamp */
+    {"_log_clamped", 1, 0, "@fmax(@log($a), -#100)", {"($y > -#100 ? $g / $a : #0)"},
+     {"d max(log u, -100)/du = 1/u above the clamp, 0 below"}},
     {NULL, 0, 0, NULL, {NULL}, {NULL}},
 };
 

@@ -56,11 +56,12 @@ ir_node *call_loss(lower *L, const ast_expr *e, const callargs *ca) {
     }
     if (!strcmp(f, "l1_loss"))  /* mean |p - t| */
         return mean_all(L, lower_map_of(L, "abs", named_op(ir_binary(g, OP_SUB, a, b, at), f), at), at);
-    if (!strcmp(f, "bce")) {    /* -mean(t log p + (1 - t) log(1 - p)) */
+    if (!strcmp(f, "bce")) {    /* -mean(t log p + (1 - t) log(1 - p)), each log clamped at -100 as in PyTorch */
         ir_node *one = ir_const(g, 1, at);
-        ir_node *pos = named_op(ir_binary(g, OP_MUL, b, lower_map_of(L, "log", a, at), at), f);
+        ir_node *pos = named_op(ir_binary(g, OP_MUL, b, lower_map_of(L, "_log_clamped", a, at), at), f);
         ir_node *neg = ir_binary(g, OP_MUL, ir_binary(g, OP_SUB, one, b, at),
-                                 lower_map_of(L, "log", ir_binary(g, OP_SUB, ir_const(g, 1, at), a, at), at), at);
+                                 lower_map_of(L, "_log_clamped", ir_binary(g, OP_SUB, ir_const(g, 1, at), a, at), at),
+                                 at);
         return ir_unary(g, OP_NEG, mean_all(L, ir_binary(g, OP_ADD, pos, neg, at), at), at);
     }
     if (!strcmp(f, "bce_logits")) /* mean(softplus(z) - z t): log(1 + e^z) - z t, stable */

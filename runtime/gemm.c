@@ -13,11 +13,20 @@
  * nnc's thread count is what OpenBLAS would have used (OPENBLAS_NUM_THREADS, else
  * OMP_NUM_THREADS, else one per core), read once; OpenBLAS itself is then set to one
  * thread, so that its threads and nnc's never compete for the cores.
+ *
+ * Idle threads sleep (OMP_WAIT_POLICY=passive, nnr_threads_passive) rather than spin.
+ * libgomp's default spins a worker for about 300,000 iterations after each parallel
+ * region; with another process busy on a 2-core machine the spinner takes the core the
+ * other thread needs, and every region's barrier then waits for a time slice.  Measured
+ * on the character LSTM example, one epoch of 8 KB of text beside one CPU-burning
+ * process: 1 thread 1.79 s, 2 threads 9.57 s spinning, 1.74 s passive (README, "Threads").
  */
 #include "nnr.h"
 
 #include <cblas.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 static int nnr_nthreads = 1;
 static pthread_once_t nnr_threads_once = PTHREAD_ONCE_INIT;
@@ -36,6 +45,13 @@ int nnr_threads(void) {
 void nnr_set_threads(int n) {
     pthread_once(&nnr_threads_once, threads_init);
     nnr_nthreads = n > 1 ? n : 1;
+}
+
+void nnr_threads_passive(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || !argv || !argv[0]) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY");   /* no /proc: keep libgomp's default, as loaded */
 }
 
 /* How a product is cut: into blocks of `size` rows of C (rows) or columns (!rows). */

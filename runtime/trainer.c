@@ -286,6 +286,7 @@ static void options_free(options *o) {
 }
 
 int nnr_main(const nnr_model_info *info, int argc, char **argv) {
+    nnr_threads_passive(argv);
     if (argc > 0 && argv[0]) {
         const char *slash = strrchr(argv[0], '/');
         nnr_trainer_prog = slash ? slash + 1 : argv[0];

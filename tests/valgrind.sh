@@ -21,6 +21,8 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 DATA=/usr/share/datasets/fashion-mnist
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+# set, so that the trainer does not run itself again outside valgrind (nnr_threads_passive)
+export OMP_WAIT_POLICY=passive
 
 if ! command -v valgrind >/dev/null; then
     echo "valgrind.sh: valgrind is not installed (apt-get install valgrind)" >&2
