@@ -191,6 +191,7 @@ typedef struct ir_graph {
     ptrvec       outputs;   /* ir_output* */
     ptrvec       effects;   /* nodes run for their side effects in training (OP_BN_UPDATE) */
     ir_node     *loss;
+    loc          loss_at;   /* the value of the `loss = ...` statement */
     ir_train     train;
     int          fwd_count; /* nodes [0, fwd_count) are the forward graph */
     int          f64;       /* --dtype f64 */

@@ -429,6 +429,7 @@ static void lower_loss(lower *L, const ast_stmt *s) {
     }
     if (!n->name && n->role == ROLE_NONE) n->name = "loss";
     L->g->loss = n;
+    L->g->loss_at = s->value->at;
 }
 
 static void lower_output(lower *L, const ast_stmt *s) {

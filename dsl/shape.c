@@ -350,9 +350,15 @@ void shape_upto(ir_graph *g, diag *d) {
 void shape_pass(ir_graph *g, diag *d) {
     shape_upto(g, d);
     ir_node *loss = g->loss;
-    if (loss && !loss->bad && loss->shape.rank != 0)
-        diag_error(d, loss->at, "the loss must be a scalar per example, but it is %s; reduce it with "
+    if (loss && !loss->bad && loss->shape.rank != 0) {
+        /* at the loss statement, where the fix goes; a name bound elsewhere gets a note there */
+        loc at = g->loss_at.line ? g->loss_at : loss->at;
+        diag_error(d, at, "the loss must be a scalar per example, but it is %s; reduce it with "
                    "sum() or mean()", ir_shape_str(g->a, &loss->shape));
+        if (at.line != loss->at.line || at.col != loss->at.col)
+            diag_note(d, loss->at, "'%s' is computed here, with shape %s", loss->name ? loss->name : "it",
+                      ir_shape_str(g->a, &loss->shape));
+    }
     char *dep = reads_labels(g);
     for (int i = 0; i < g->outputs.n; i++) {
         ir_output *o = g->outputs.v[i];
