@@ -92,7 +92,7 @@ static void emit_api(emitter *e, FILE *o) {
     fprintf(o, "\n/* ---- the API of %s.h ---- */\n\n", P);
     fprintf(o, "static void *%s_block(int64_t elements) {\n", P);
     fprintf(o, "    size_t bytes = ((size_t)elements * sizeof(%s) + 63) / 64 * 64;   /* 64-byte aligned */\n", T);
-    fprintf(o, "    void *p = aligned_alloc(64, bytes ? bytes : 64);\n");
+    fprintf(o, "    void *p = nnr_aligned_alloc(64, bytes ? bytes : 64);\n");
     fprintf(o, "    if (p) memset(p, 0, bytes ? bytes : 64);\n    return p;\n}\n\n");
     fprintf(o, "%s *%s_new(void) {\n    %s *m = calloc(1, sizeof *m);\n    if (!m) return NULL;\n", P, P, P);
     fprintf(o, "    m->params = %s_block(%lld);\n", P, (long long)g->param_size);

@@ -5,7 +5,14 @@
  * the header, the whole C file with the trainer's main(), each --emit function, --summary
  * and --graph, all into memory streams.  f64 is used when the input's length is odd, so
  * both dtypes are exercised.  Finds crashes, leaks and undefined behaviour (build with
- * -fsanitize=fuzzer,address,undefined; fuzz/run.sh), or replays files (fuzz/replay.c). */
+ * -fsanitize=fuzzer,address,undefined; fuzz/run.sh), or replays files (fuzz/replay.c).
+ *
+ * With NNC_FUZZ_CC set (fuzz/cc_check.sh), every model nnc accepts is also compiled by a C
+ * compiler: its trainer C file (with main) and header go to a scratch directory and the
+ * command NNC_FUZZ_CC, each {} in it replaced by the C file's path, must succeed, or the
+ * target aborts and libFuzzer keeps the input: every accepted model gives C that compiles
+ * cleanly (the script's command has -Wall -Wextra -Werror).  Counts go to
+ * NNC_FUZZ_CC_STATS when set. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +59,60 @@ static void graph_to_memory(ir_graph *g) {
     free(buf);
 }
 
+/* Writes what emit writes for g to path; 0 on success. */
+static int emit_to_file(ir_graph *g, int (*emit)(ir_graph *, FILE *, const emit_opts *), const emit_opts *eo,
+                        const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    int rc = emit(g, f, eo);
+    return fclose(f) || rc ? -1 : 0;
+}
+
+/* NNC_FUZZ_CC with every {} replaced by file: the shell command to run. */
+static char *cc_command(const char *cmd, const char *file) {
+    size_t n = strlen(cmd) + 1, flen = strlen(file);
+    for (const char *p = strstr(cmd, "{}"); p; p = strstr(p + 2, "{}")) n += flen;
+    char *out = malloc(n), *o = out;
+    if (!out) return NULL;
+    for (const char *p = cmd; *p;) {
+        if (p[0] == '{' && p[1] == '}') {
+            memcpy(o, file, flen);
+            o += flen;
+            p += 2;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+static void cc_check(ir_graph *g, const char *cmd) {
+    static char dir[] = "/tmp/nnc-fuzz-cc-XXXXXX";
+    static long accepted;
+    if (dir[sizeof dir - 2] == 'X' && !mkdtemp(dir)) abort();
+    char h[64], c[64];
+    snprintf(h, sizeof h, "%s/fuzz.h", dir);
+    snprintf(c, sizeof c, "%s/fuzz.c", dir);
+    emit_opts eh = {"fuzz.h", "fuzz.nn", NULL, 1}, ec = {"fuzz.h", "fuzz.nn", NULL, 1};
+    if (emit_to_file(g, emit_h, &eh, h) || emit_to_file(g, emit_c, &ec, c)) abort();
+    char *run = cc_command(cmd, c);
+    if (!run) abort();
+    int rc = system(run);
+    free(run);
+    if (rc != 0) {
+        fprintf(stderr, "fuzz_frontend: nnc accepted this model but its C does not compile (%s, exit %d)\n", c, rc);
+        abort();
+    }
+    accepted++;
+    const char *stats = getenv("NNC_FUZZ_CC_STATS");
+    FILE *f = stats ? fopen(stats, "w") : NULL;
+    if (f) {
+        fprintf(f, "%ld\n", accepted);
+        fclose(f);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > 64 * 1024) return 0;      /* models are small; keep executions fast */
@@ -94,6 +155,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         (void)summary_text(g);           /* arena-owned */
         graph_to_memory(g);
+        const char *cc = getenv("NNC_FUZZ_CC");
+        if (cc && *cc) cc_check(g, cc);
     }
     fclose(out);
     free(msgs);

@@ -51,6 +51,10 @@ typedef struct nnr_tensor {
     void     *data;                     /* owned, numel * dtype size bytes */
 } nnr_tensor;
 int64_t nnr_tensor_numel(const nnr_tensor *t);
+/* bytes (a multiple of align, a power of two) aligned to align, for free(); NULL when out of
+ * memory.  Generated code allocates its blocks with it: C11's aligned_alloc is not declared
+ * under -std=c99, and the generated C compiles as C99 and C11. */
+void   *nnr_aligned_alloc(size_t align, size_t bytes);
 void    nnr_tensor_free(nnr_tensor *t);                      /* frees name and data */
 /* Writes a shape as messages show it, "[3, 4]" ("[]" for a scalar), into buf; returns buf. */
 const char *nnr_shape_str(char *buf, size_t cap, int rank, const int64_t *shape);

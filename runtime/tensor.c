@@ -1,4 +1,5 @@
-/* tensor.c — dtypes and the owned tensor lists every reader returns.
+/* tensor.c — dtypes, the owned tensor lists every reader returns, and the aligned memory
+ * of generated code (nnr_aligned_alloc).
  *
  * A tensor owns its name and data; a tensor list owns its tensors and the safetensors
  * "__metadata__" text.  Free functions accept zeroed or already freed values so error
@@ -8,6 +9,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+void *nnr_aligned_alloc(size_t align, size_t bytes) {
+    return aligned_alloc(align, bytes);
+}
 
 size_t nnr_dtype_size(nnr_dtype dt) {
     switch (dt) {

@@ -182,8 +182,18 @@ check "embed_mlp learns and its checkpoint reloads" bash -c "./embed_mlp $DATA 3
      awk '/test accuracy/ { exit !(\$3 == \$6 && \$3 > 0.7) }' embed.txt"
 
 # ---- generated C is warning-free ----
-check "generated C compiles with -Wall -Wextra -Werror" \
-    cc -std=c11 -fopenmp -Wall -Wextra -Werror -c -I. -I"$SRC/runtime" fashion_mlp.c -o /dev/null
+# every example in both dtypes, as C99 under gcc and C11 under clang (the Winograd
+# epilogue's unused oi/oj and C11's aligned_alloc once broke -std=c99 -Werror; fuzz/cc_check.sh
+# does the same for fuzzed models)
+for f in "$SRC"/examples/*.nn "$SRC"/examples/*/*.nn; do
+    for dtype in f32 f64; do
+        m=$(basename "$f" .nn)
+        check "$m ($dtype) compiles with gcc -std=c99 and clang -std=c11, -Wall -Wextra -Werror" bash -c \
+            "'$NNC' '$f' --dtype $dtype -o warn_$m.c &&
+             gcc -std=c99 -fopenmp -Wall -Wextra -Werror -c -I. -I'$SRC/runtime' warn_$m.c -o /dev/null &&
+             clang -std=c11 -fopenmp -Wall -Wextra -Werror -c -I. -I'$SRC/runtime' warn_$m.c -o /dev/null"
+    done
+done
 
 # ---- an installed nnc ----
 check "install and build a trainer with the installed nnc" bash -c "cmake --install '$BUILD' --prefix '$WORK/prefix' >/dev/null && \
