@@ -31,7 +31,7 @@ void nnr_session_free(const nnr_model_info *info, session *s) {
 }
 
 /* NAME_new failed: what it asked for, block by block (its four blocks of model dtype). */
-static int no_memory_for(const nnr_model_info *info) {
+int nnr_session_no_memory(const nnr_model_info *info) {
     long long es = info->dtype == NNR_F64 ? 8 : 4, p = (long long)info->param_size * es,
               st = (long long)info->state_size * es, a = (long long)info->act_size * es;
     nnr_set_error("out of memory: model %s asked for %lld bytes (parameters %lld, gradients %lld, optimizer "
@@ -44,7 +44,7 @@ static int no_memory_for(const nnr_model_info *info) {
  * into s->ck) or else initialized from `seed`. */
 int nnr_session_open_model(const nnr_model_info *info, session *s, const char *load,
                            uint64_t seed) {
-    if (!(s->m = info->create())) return no_memory_for(info);
+    if (!(s->m = info->create())) return nnr_session_no_memory(info);
     s->ck.best_loss = NAN;
     if (load) return nnr_checkpoint_load(info, s->m, load, &s->ck, 0);
     nnr_model_init(info, s->m, seed);

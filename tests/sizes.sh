@@ -99,7 +99,7 @@ train { batch = 16384 }
 NN
 check "oom model builds" "$NNC" oom.nn --exe -o oom
 oom_message() {
-    (ulimit -v 1000000 && ./oom init --save p.safetensors) 2>err.log
+    (ulimit -v 1000000 && ./oom "$@") 2>err.log
     local rc=$?
     cat err.log
     [ $rc -ne 0 ] && grep -qF "out of memory: model oom asked for 2953003008 bytes (parameters 134250496, gradients 134250496, optimizer state 268500992, activations for a batch of 16384: 2416001024)" err.log
@@ -107,6 +107,7 @@ oom_message() {
 if [ -n "${ASAN_OPTIONS:-}" ]; then
     echo "skip: ulimit -v under AddressSanitizer"
 else
-    check "a failed NAME_new names the bytes it asked for" oom_message
+    check "a failed NAME_new names the bytes it asked for (init)" oom_message init --save p.safetensors
+    check "a failed NAME_new names the bytes it asked for (train)" oom_message train --train x=none.csv
 fi
 finish
