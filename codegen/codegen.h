@@ -25,6 +25,14 @@ int   fuse_sparse_form(const ir_node *n);   /* 1: dX = dY · W, 2: dW = dYᵀ ·
 void  plan_memory(ir_graph *g);
 int   plan_state_slots(int opt);                 /* optimizer state: tensors per trainable parameter */
 int64_t plan_state_size(const ir_graph *g);      /* elements of the optimizer state block */
+int64_t plan_total_bytes(const ir_graph *g);     /* params, grads, state, activations; INT64_MAX: more */
+/* Errors, at the statement, for a GEMM argument the batch pushes past INT_MAX; returns the
+ * error count.  (Every dimension and per-example count was bounded by shape inference.) */
+int   plan_check_sizes(ir_graph *g, diag *d);
+/* An error when the plan's total exceeds `limit` bytes (0: no limit), with its blocks and
+ * notes at the largest activations; returns 1 then, else 0. */
+int   plan_check_memory(ir_graph *g, int64_t limit, const char *limit_from, diag *d);
+const char *plan_human_bytes(arena *a, int64_t bytes);   /* "16.0 GiB" */
 /* names.c: give every tensor a C identifier that clashes with nothing. */
 void  names_assign(ir_graph *g);
 const char *names_mangle(arena *a, const char *user);   /* "h1.weight" -> "h1_weight" */

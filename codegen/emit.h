@@ -66,6 +66,14 @@ const char *emit_comment_text(emitter *e, const char *s, size_t len);   /* user 
 const char *emit_cstring(emitter *e, const char *s);           /* user text as a string literal */
 const char *emit_shape_of(emitter *e, const ir_node *n);       /* "[B, 128]" */
 
+/* ---- emit.c: offsets and counters over the batch ---- */
+#ifndef EMIT_INDEX32_MAX
+#define EMIT_INDEX32_MAX 2147483647LL   /* above: 64-bit; -DEMIT_INDEX32_MAX=0 makes every one 64-bit */
+#endif
+int         emit_wide(const emitter *e, int64_t per_example);        /* BATCH * per_example > INT_MAX */
+const char *emit_count_type(const emitter *e, int64_t per_example); /* "int" or "int64_t" */
+const char *emit_times(emitter *e, const char *v, int64_t per_example);   /* "b * 784", "(int64_t)b * 784" */
+
 /* ---- emit.c: tensors read at a loop index ---- */
 int         emit_is_inline(const ir_node *n);       /* computed inside its consumer's loop */
 int         emit_is_slice_view(const ir_node *x);   /* a slice read in place */

@@ -249,8 +249,8 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "    .nio = %d, .io = %s_io_table,\n", g->io.n, P);
     fprintf(o, "    .nout = %d, .out = %s_out_table,\n", g->outputs.n, P);
     fprintf(o, "    .nparam = %d, .param = %s_param_table,\n", g->params.n, P);
-    fprintf(o, "    .param_size = %lld,\n    .state_size = %lld,\n", (long long)g->param_size,
-            (long long)plan_state_size(g));
+    fprintf(o, "    .param_size = %lld,\n    .state_size = %lld,\n    .act_size = %lld,\n", (long long)g->param_size,
+            (long long)plan_state_size(g), (long long)g->act_size);
     fprintf(o, "    .acc_out = %d, .acc_label = %d,\n", acc_out, acc_label);
     fprintf(o, "    .train = {.batch = %d, .epochs = %d, .seed = %lluu, .opt = %d, .lr = %.17g, .beta1 = %.17g,\n"
                "              .beta2 = %.17g, .eps = %.17g, .mu = %.17g, .rho = %.17g, .sched = %d,\n"

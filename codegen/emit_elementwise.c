@@ -96,9 +96,10 @@ void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
         fprintf(o, "    /* %s %s = %s %s summed over the axes it was broadcast along%s */\n", n->cname,
                 emit_shape_of(e, n), src, emit_shape_of(e, x), n->batched ? "" : " (the batch too)");
     long long numel = (long long)ir_numel(&n->shape);
-    const char *count = n->batched ? arena_printf(e->a, "n * %lld", numel) : arena_printf(e->a, "%lld", numel);
+    const char *count = n->batched ? emit_times(e, "n", numel) : arena_printf(e->a, "%lld", numel);
+    const char *it = emit_count_type(e, n->batched ? numel : 1);
     if (is_max)
-        fprintf(o, "    for (int i = 0; i < %s; i++) %s[i] = %sINFINITY;\n", count, emit_mark(e, n), hi ? "-" : "");
+        fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] = %sINFINITY;\n", it, count, emit_mark(e, n), hi ? "-" : "");
     else
         fprintf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(%s));\n", emit_mark(e, n), count, e->T);
     int last = x->shape.rank - 1, off = x->shape.rank - n->shape.rank;
@@ -122,14 +123,14 @@ void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
         else
             emit_body(o, ind, arena_printf(e->a, "%s += %s;", at, v));
     }
-    if (scale != 1) fprintf(o, "    for (int i = 0; i < %s; i++) %s[i] *= %s;\n", count, n->cname, emit_lit(e, scale));
+    if (scale != 1) fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] *= %s;\n", it, count, n->cname, emit_lit(e, scale));
 }
 
 /* Rows of a last-axis op: every example's leading axes, times the batch. */
 static const char *rows_of(emitter *e, const ir_node *x) {
     int64_t k = x->shape.dim[x->shape.rank - 1], r = ir_numel(&x->shape) / k;
     if (!x->batched) return arena_printf(e->a, "%lld", (long long)r);
-    return r == 1 ? "n" : arena_printf(e->a, "n * %lld", (long long)r);
+    return emit_times(e, "n", r);
 }
 
 /* A per-row value (the loss gradient of cross_entropy): stored, or a literal such as 1/n. */
@@ -151,7 +152,8 @@ void emit_row(emitter *e, FILE *o, ir_node *n) {
     emit_collect_math(n, math, sizeof math, 1);
     fprintf(o, "    /* %s %s = %s(%s) along the last axis (%lld)%s%s */\n", n->cname, emit_shape_of(e, n),
             ir_op_name(n), emit_shape_of(e, x), k, *math ? "; " : "", math);
-    fprintf(o, "    for (int r = 0; r < %s; r++) {\n", rows_of(e, x));
+    fprintf(o, "    for (%s r = 0; r < %s; r++) {\n", emit_count_type(e, x->batched ? ir_numel(&x->shape) : 1),
+            rows_of(e, x));
     switch (n->op) {
     case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_CROSS_ENTROPY: case OP_CROSS_ENTROPY_GRAD: {
         const char *in = n->op == OP_CROSS_ENTROPY_GRAD ? emit_who(e, n->in[1]) : emit_who(e, x);
@@ -215,7 +217,8 @@ void emit_bn_update(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    /* %s and %s: running statistics, momentum %g, unbiased variance */\n", rm->name, rv->name, mom);
     fprintf(o, "    {\n        %s *run_mean = m->params + %lld, *run_var = m->params + %lld;\n", e->T,
             (long long)rm->offset, (long long)rv->offset);
-    fprintf(o, "        const %s unbias = n * %lld > 1 ? (%s)(n * %lld) / (n * %lld - 1) : %s;\n", e->T, per, e->T, per, per,
+    const char *count = emit_times(e, "n", per);
+    fprintf(o, "        const %s unbias = %s > 1 ? (%s)(%s) / (%s - 1) : %s;\n", e->T, count, e->T, count, count,
             emit_lit(e, 1));
     fprintf(o, "        for (int ci = 0; ci < %lld; ci++) {\n", c);
     fprintf(o, "            run_mean[ci] = %s * run_mean[ci] + %s * %s[ci];\n", emit_lit(e, 1 - mom), emit_lit(e, mom), emit_mark(e, n->in[2]));

@@ -9,7 +9,13 @@ static const char *outer_rows(emitter *e, const ir_node *x, int axis) {
     int64_t p = 1;
     for (int i = 0; i < axis; i++) p *= x->shape.dim[i];
     if (!x->batched) return arena_printf(e->a, "%lld", (long long)p);
-    return p == 1 ? "n" : arena_printf(e->a, "n * %lld", (long long)p);
+    return emit_times(e, "n", p);
+}
+
+/* The loop over x's outer rows: r is 64-bit when r times a row's length can pass INT_MAX. */
+static const char *row_loop(emitter *e, const ir_node *x, const char *rows) {
+    return arena_printf(e->a, "for (%s r = 0; r < %s; r++)", emit_count_type(e, x->batched ? ir_numel(&x->shape) : 1),
+                        rows);
 }
 
 static int64_t inner_size(const ir_node *x, int axis) {
@@ -28,7 +34,7 @@ void emit_copy(emitter *e, FILE *o, ir_node *n) {
         long long start = (long long)n->attr[0], len = (long long)(n->attr[1] - n->attr[0]);
         fprintf(o, "    /* %s %s += %s %s into [%lld, %lld) along axis %d (a slice's gradient, in place) */\n", out,
                 emit_shape_of(e, n), emit_mark(e, gr), emit_shape_of(e, gr), start, start + len, n->axis);
-        fprintf(o, "    for (int r = 0; r < %s; r++)\n", outer_rows(e, n, n->axis));
+        fprintf(o, "    %s\n", row_loop(e, n, outer_rows(e, n, n->axis)));
         fprintf(o, "        for (int i = 0; i < %lld; i++)\n", len * inner);
         fprintf(o, "            %s[r * %lld + %lld + i] += %s[r * %lld + i];\n", out, whole * inner, start * inner,
                 emit_mark(e, gr), len * inner);
@@ -42,7 +48,7 @@ void emit_copy(emitter *e, FILE *o, ir_node *n) {
     else fprintf(o, ", axis=%d, [%lld, %lld)) */\n", n->axis, (long long)n->attr[0], (long long)n->attr[1]);
     if (n->op == OP_TRANSPOSE) {
         long long r0 = (long long)x->shape.dim[0], c0 = (long long)x->shape.dim[1];
-        const char *base = x->batched ? arena_printf(e->a, "b * %lld + ", r0 * c0) : "";
+        const char *base = x->batched ? arena_printf(e->a, "%s + ", emit_times(e, "b", r0 * c0)) : "";
         fprintf(o, "%s", x->batched ? "    for (int b = 0; b < n; b++)\n" : "");
         const char *ind = x->batched ? "        " : "    ";
         fprintf(o, "%sfor (int i = 0; i < %lld; i++)\n%s    for (int j = 0; j < %lld; j++)\n", ind, c0, ind, r0);
@@ -55,7 +61,7 @@ void emit_copy(emitter *e, FILE *o, ir_node *n) {
     if (n->op == OP_CONCAT) {
         ir_node *y = n->in[1];
         long long ka = (long long)x->shape.dim[n->axis], kb = (long long)y->shape.dim[n->axis];
-        fprintf(o, "    for (int r = 0; r < %s; r++) {\n", rows);
+        fprintf(o, "    %s {\n", row_loop(e, wide, rows));
         fprintf(o, "        memcpy(%s + r * %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner, src,
                 ka * inner, ka * inner, T);
         fprintf(o, "        memcpy(%s + r * %lld + %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner,
@@ -65,14 +71,14 @@ void emit_copy(emitter *e, FILE *o, ir_node *n) {
     }
     long long start = (long long)n->attr[0], len = (long long)(n->attr[1] - n->attr[0]);
     if (n->op == OP_SLICE) {
-        fprintf(o, "    for (int r = 0; r < %s; r++)\n", rows);
+        fprintf(o, "    %s\n", row_loop(e, wide, rows));
         fprintf(o, "        memcpy(%s + r * %lld, %s + r * %lld + %lld, %lld * sizeof(%s));\n", out, len * inner, src,
                 whole * inner, start * inner, len * inner, T);
         return;
     }
     fprintf(o, "    memset(%s, 0, (size_t)(%s) * %lld * sizeof(%s));   /* zero outside the slice */\n", out, rows,
             whole * inner, T);
-    fprintf(o, "    for (int r = 0; r < %s; r++)\n", rows);
+    fprintf(o, "    %s\n", row_loop(e, wide, rows));
     fprintf(o, "        memcpy(%s + r * %lld + %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner,
             start * inner, src, len * inner, len * inner, T);
 }
@@ -98,13 +104,14 @@ void emit_gather(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    /* %s %s = %s(%s %s, %s %s)%s */\n", n->cname, emit_shape_of(e, n), ir_op_name(n),
             emit_who(e, n->in[0]), emit_shape_of(e, n->in[0]), ids->cname, emit_shape_of(e, ids),
             back ? ": d table[id]/d table = 1 for the rows read" : "");
-    const char *total = ids->batched ? arena_printf(e->a, "n * %lld", count) : arena_printf(e->a, "%lld", count);
+    const char *total = ids->batched ? emit_times(e, "n", count) : arena_printf(e->a, "%lld", count);
+    const char *loop = row_loop(e, ids, total);
     if (back) {
         fprintf(o, "    memset(%s, 0, %lld * sizeof(%s));\n", W, (long long)ir_numel(&table->shape), e->T);
-        fprintf(o, "    for (int r = 0; r < %s; r++)\n        for (int j = 0; j < %lld; j++)\n", total, dim);
+        fprintf(o, "    %s\n        for (int j = 0; j < %lld; j++)\n", loop, dim);
         fprintf(o, "            %s[(size_t)%s[r] * %lld + j] += %s[(size_t)r * %lld + j];\n", W, I, dim, R, dim);
     } else {
-        fprintf(o, "    for (int r = 0; r < %s; r++)\n", total);
+        fprintf(o, "    %s\n", loop);
         fprintf(o, "        memcpy(%s + (size_t)r * %lld, %s + (size_t)%s[r] * %lld, %lld * sizeof(%s));\n", R, dim, W, I,
                 dim, dim, e->T);
     }

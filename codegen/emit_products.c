@@ -16,9 +16,9 @@ typedef struct gop { const ir_node *x; int batched; int64_t r, c; int t; } gop;
 
 static const char *trans(int t) { return t ? "CblasTrans" : "CblasNoTrans"; }
 
-static const char *mul_n(emitter *e, int64_t v) {
-    return v == 1 ? "n" : arena_printf(e->a, "n * %lld", (long long)v);
-}
+/* n times v: a GEMM's M or K never passes INT_MAX (plan_check_sizes refuses it), so this
+ * stays int there; a count of elements may not, and is then 64-bit (emit_times). */
+static const char *mul_n(emitter *e, int64_t v) { return emit_times(e, "n", v); }
 
 void emit_gemm(emitter *e, FILE *o, const char *ind, int ta, int tb, const char *M, const char *N,
                const char *K, const char *A, int64_t lda, const char *B, int64_t ldb, const char *beta,
@@ -71,9 +71,9 @@ void emit_matmul(emitter *e, FILE *o, ir_node *n) {
                   arena_printf(e->a, "%lld", (long long)q), mul_n(e, k), a, p, b, q, zero, c, q);
     } else {
         fprintf(o, "    for (int b = 0; b < n; b++)\n");
-        const char *ap = A.batched ? arena_printf(e->a, "%s + b * %lld", a, (long long)(A.r * A.c)) : a;
-        const char *bp = B.batched ? arena_printf(e->a, "%s + b * %lld", b, (long long)(B.r * B.c)) : b;
-        const char *cp = ob ? arena_printf(e->a, "%s + b * %lld", c, (long long)(p * q)) : c;
+        const char *ap = A.batched ? arena_printf(e->a, "%s + %s", a, emit_times(e, "b", A.r * A.c)) : a;
+        const char *bp = B.batched ? arena_printf(e->a, "%s + %s", b, emit_times(e, "b", B.r * B.c)) : b;
+        const char *cp = ob ? arena_printf(e->a, "%s + %s", c, emit_times(e, "b", p * q)) : c;
         const char *beta = ob ? zero : arena_printf(e->a, "b ? %s : %s", emit_lit(e, 1), zero);
         emit_gemm(e, o, "        ", A.t, B.t, arena_printf(e->a, "%lld", (long long)p), arena_printf(e->a, "%lld", (long long)q),
                   arena_printf(e->a, "%lld", (long long)k), ap, A.c, bp, B.c, beta, cp, q);
@@ -134,8 +134,9 @@ static void emit_sparse_product(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "        %s *restrict nz_val = m->acts + %lld;   /* their values */\n", T, at + lists);
     fprintf(o, "        int32_t *restrict nz_cnt = (int32_t *)(m->acts + %lld);   /* how many per output row */\n",
             at + 2 * lists);
-    fprintf(o, "        int nonzero = 0;\n");
-    fprintf(o, "        for (int i = 0; i < %s; i++) nonzero += %s[i] != 0;\n", mul_n(e, total), a);
+    const char *count = emit_count_type(e, total);
+    fprintf(o, "        %s nonzero = 0;\n", count);
+    fprintf(o, "        for (%s i = 0; i < %s; i++) nonzero += %s[i] != 0;\n", count, mul_n(e, total), a);
     int large = (double)lists * (double)q >= (double)(1 << 27);   /* multiply-adds of the dense path, a batch */
     fprintf(o, "        if (nonzero > %s * nnr_gemm_sparse_limit(NNR_GEMM_SPARSE_BELOW, %d)) {%s\n", mul_n(e, total), large,
             large ? "   /* a large product: 3/4 of the fraction */" : "");
@@ -195,7 +196,8 @@ void emit_dense(emitter *e, FILE *o, ir_node *n) {
             emit_shape_of(e, x), emit_mark(e, w), (long long)units, (long long)in, bias ? " + " : "",
             bias ? emit_mark(e, bias) : "");
     if (bias) {
-        fprintf(o, "    for (int r = 0; r < %s; r++)   /* start from the bias, then accumulate the product */\n", M);
+        fprintf(o, "    for (%s r = 0; r < %s; r++)   /* start from the bias, then accumulate the product */\n",
+                emit_count_type(e, x->batched ? ir_numel(&n->shape) : 1), M);
         fprintf(o, "        memcpy(%s + r * %lld, %s, %lld * sizeof(%s));\n", emit_mark(e, n), (long long)units,
                 emit_mark(e, bias), (long long)units, e->T);
     }

@@ -8,12 +8,19 @@
  * tensor, if it has one.
  * Offsets are aligned to 64 bytes.  The optimizer's state is a fourth block, its size
  * given here for the emitter and --summary alike.
- * (No buffer is reused yet: the activation block is the sum of the tensors.) */
+ * (No buffer is reused yet: the activation block is the sum of the tensors.)
+ * Sizes are 64-bit and saturate at INT64_MAX instead of wrapping, so a plan too large
+ * for any machine is refused (plan_check_memory) rather than printed small. */
 #include "codegen.h"
+#include <stdlib.h>
+#include <string.h>
 
 #define ALIGN 16   /* elements: 64 bytes of floats */
+#define PLAN_INT_MAX 2147483647LL   /* BLAS's sizes are int */
 
-static int64_t align_up(int64_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
+static int64_t sat_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
+static int64_t sat_mul(int64_t a, int64_t b) { return b && a > INT64_MAX / b ? INT64_MAX : a * b; }
+static int64_t align_up(int64_t v) { return v > INT64_MAX - ALIGN ? INT64_MAX : (v + ALIGN - 1) / ALIGN * ALIGN; }
 
 void plan_memory(ir_graph *g) {
     int64_t off = 0;
@@ -23,7 +30,7 @@ void plan_memory(ir_graph *g) {
             ir_node *p = g->params.v[i];
             if (p->param.buffer != buffers) continue;
             p->offset = off;
-            off = align_up(off + ir_numel(&p->shape));
+            off = align_up(sat_add(off, ir_numel(&p->shape)));
             /* the gradient lives at the same offset of the gradient block */
             if (p->grad && p->grad->mem == MEM_ACT) {
                 p->grad->mem = MEM_GRAD;
@@ -39,10 +46,10 @@ void plan_memory(ir_graph *g) {
         if (n->mem != MEM_ACT && !n->scratch) continue;
         if (n->mem == MEM_ACT) {
             n->offset = off;
-            off = align_up(off + ir_numel(&n->shape) * (n->batched ? g->train.batch : 1));
+            off = align_up(sat_add(off, sat_mul(ir_numel(&n->shape), n->batched ? g->train.batch : 1)));
         }
         n->scratch_offset = off;
-        off = align_up(off + n->scratch);
+        off = align_up(sat_add(off, n->scratch));
     }
     g->act_size = off;
 }
@@ -58,5 +65,118 @@ int plan_state_slots(int opt) {
 /* nadam (8) also keeps the running product of its momentum coefficients, a double, in
  * two more elements (room for it in f32), so a checkpoint of the block is complete. */
 int64_t plan_state_size(const ir_graph *g) {
-    return plan_state_slots(g->train.opt) * g->train_size + (g->train.opt == 8 ? 2 : 0);
+    return sat_add(sat_mul(plan_state_slots(g->train.opt), g->train_size), g->train.opt == 8 ? 2 : 0);
+}
+
+int64_t plan_total_bytes(const ir_graph *g) {
+    int64_t elements = sat_add(sat_add(sat_mul(2, g->param_size), plan_state_size(g)), g->act_size);
+    return sat_mul(elements, g->f64 ? 8 : 4);
+}
+
+/* ---- what the generated C can represent ------------------------------------------ */
+
+/* The GEMM argument a product's batch multiplies, as emit_matmul and emit_dense write
+ * the call (keep the forms in step): M when the batch stacks the rows, K when it stacks
+ * the inner dimension; 0 when its GEMMs are per example (sizes shape.c already bounds). */
+static int64_t stacked_by_batch(const ir_node *n, const char **arg) {
+    *arg = "M";
+    if (n->op == OP_DENSE) {
+        const ir_node *x = n->in[0];
+        return x->batched ? ir_numel(&x->shape) / x->shape.dim[x->shape.rank - 1] : 0;
+    }
+    if (n->op != OP_MATMUL || n->direct) return 0;
+    ir_mm m = n->mm;
+    int64_t p = m.ta ? m.ac : m.ar, k = m.ta ? m.ar : m.ac, q = m.tb ? m.br : m.bc;
+    int ab = n->in[0]->batched, bb = n->in[1]->batched, ob = n->batched;
+    if (n->sparse_a) {
+        if (fuse_sparse_form(n) == 1) return p;
+        *arg = "K";
+        return k;
+    }
+    if (n->scratch) return 0;   /* a convolution's gradients: per example */
+    if (ob && ab && !bb && (!m.ta || p == 1)) return p;
+    if (ob && !ab && bb && q == 1) return 1;
+    *arg = "K";
+    if (!ob && ab && bb && (m.ta || k == 1) && (!m.tb || k == 1)) return k;
+    return 0;
+}
+
+static const char *product_called(ir_graph *g, const ir_node *n) {
+    const ir_node *f = n->grad_of;
+    if (n->name) return arena_printf(g->a, "'%s'", n->name);
+    if (f && f->name) return arena_printf(g->a, "the gradient of '%s'", f->name);
+    return n->op == OP_DENSE ? "dense" : "'@'";
+}
+
+int plan_check_sizes(ir_graph *g, diag *d) {
+    int64_t batch = g->train.batch;
+    int said[2] = {0, 0};   /* the last line told of M, of K: a statement's products repeat them */
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        const char *arg;
+        int64_t per = stacked_by_batch(n, &arg);
+        if (per == 0 || batch * per <= PLAN_INT_MAX || said[*arg == 'K'] == n->at.line) continue;
+        said[*arg == 'K'] = n->at.line;
+        diag_error(d, n->at, "%s is computed by a GEMM whose %s is the batch (%lld) times %lld = %lld, more than "
+                   "BLAS's int takes (2^31-1 = %lld); a batch of at most %lld fits", product_called(g, n), arg,
+                   (long long)batch, (long long)per, (long long)(batch * per), PLAN_INT_MAX, PLAN_INT_MAX / per);
+    }
+    return d->errors;
+}
+
+/* ---- the memory limit (--max-memory) --------------------------------------------- */
+
+const char *plan_human_bytes(arena *a, int64_t bytes) {
+    static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 6) v /= 1024, u++;
+    return u ? arena_printf(a, "%.1f %s", v, unit[u]) : arena_printf(a, "%lld bytes", (long long)bytes);
+}
+
+/* The largest activations first, for the notes under the error. */
+static int by_size_desc(const void *x, const void *y) {
+    int64_t a = ((const int64_t *)x)[0], b = ((const int64_t *)y)[0];
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+static void note_largest(ir_graph *g, diag *d, int64_t eb, int count) {
+    int64_t (*rows)[2] = malloc(sizeof *rows * (size_t)(g->nodes.n + 1));
+    int nrows = 0;
+    if (!rows) return;
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (n->mem != MEM_ACT && !n->scratch) continue;
+        int64_t el = n->mem == MEM_ACT ? sat_mul(ir_numel(&n->shape), n->batched ? g->train.batch : 1) : 0;
+        rows[nrows][0] = sat_mul(sat_add(el, n->scratch), eb);
+        rows[nrows++][1] = i;
+    }
+    qsort(rows, (size_t)nrows, sizeof *rows, by_size_desc);
+    for (int r = 0; r < nrows && r < count; r++) {
+        ir_node *n = ir_at(g, (int)rows[r][1]);
+        const char *who = n->name ? arena_printf(g->a, "'%s'", n->name)
+                          : n->grad_of && n->grad_of->name ? arena_printf(g->a, "the gradient of '%s'", n->grad_of->name)
+                          : arena_printf(g->a, "a '%s'", ir_op_name(n));
+        if (n->mem == MEM_ACT)
+            diag_note(d, n->at, "%s %s takes %s of the activations%s", who, ir_node_shape_str(g->a, n),
+                      plan_human_bytes(g->a, rows[r][0]), n->scratch ? " (with its working memory)" : "");
+        else
+            diag_note(d, n->at, "%s %s needs %s of working memory in the activations", who,
+                      ir_node_shape_str(g->a, n), plan_human_bytes(g->a, rows[r][0]));
+    }
+    free(rows);
+}
+
+int plan_check_memory(ir_graph *g, int64_t limit, const char *limit_from, diag *d) {
+    int64_t total = plan_total_bytes(g), eb = g->f64 ? 8 : 4;
+    if (limit <= 0 || total <= limit) return 0;
+    arena *a = g->a;
+    diag_error(d, g->model_at, "the model's memory plan needs %s (%lld bytes), more than the limit of %s (%lld bytes, "
+               "%s): params %s, grads %s, optimizer state %s, activations at batch %d %s",
+               total == INT64_MAX ? "more than 2^63 bytes" : plan_human_bytes(a, total), (long long)total,
+               plan_human_bytes(a, limit), (long long)limit, limit_from, plan_human_bytes(a, sat_mul(g->param_size, eb)),
+               plan_human_bytes(a, sat_mul(g->param_size, eb)), plan_human_bytes(a, sat_mul(plan_state_size(g), eb)),
+               g->train.batch, plan_human_bytes(a, sat_mul(g->act_size, eb)));
+    note_largest(g, d, eb, 3);
+    return 1;
 }

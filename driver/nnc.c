@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "ast.h"
 #include "codegen.h"
 #include "lower.h"
@@ -20,8 +21,9 @@
 #endif
 
 typedef struct options {
-    const char *input, *output, *emit, *dtype;
+    const char *input, *output, *emit, *dtype, *max_memory;
     int exe, summary, graph, dump_ir, verbose;
+    int64_t memory_limit;  /* bytes; 0: none */
 } options;
 
 typedef struct compilation {
@@ -54,7 +56,15 @@ static int pass_shapes(compilation *c) {
 
 static int pass_grad(compilation *c) { return grad_build(c->g, &c->d) ? 1 : c->d.errors; }
 static int pass_fuse(compilation *c) { fuse_plan(c->g); return 0; }
-static int pass_plan(compilation *c) { plan_memory(c->g); return 0; }
+/* --summary shows a plan over the limit instead of refusing it: that is how one sizes it down */
+static int pass_plan(compilation *c) {
+    plan_memory(c->g);
+    if (plan_check_sizes(c->g, &c->d)) return c->d.errors;
+    const char *from = c->opt->max_memory ? arena_printf(&c->a, "--max-memory %s", c->opt->max_memory)
+                                          : "the machine's physical memory; --max-memory sets another";
+    if (!c->opt->summary) plan_check_memory(c->g, c->opt->memory_limit, from, &c->d);
+    return c->d.errors;
+}
 static int pass_names(compilation *c) { names_assign(c->g); return 0; }
 
 /* `goes_on`: a pass whose errors leave a graph the next pass can still check (failed
@@ -164,12 +174,51 @@ static void usage(FILE *f) {
           "\n"
           "options:\n"
           "  --dtype f32|f64   precision of every float tensor (default f32; f64 uses dgemm)\n"
+          "  --max-memory SIZE refuse a model whose memory plan (params, grads, optimizer state,\n"
+          "                    activations) is larger: bytes, or with K, M, G or T (powers of 1024);\n"
+          "                    0 or none: no limit (default: the machine's physical memory)\n"
           "  --dump-ir         print the IR after each pass to stderr\n"
           "  -v                print the C compiler command (--exe)\n"
           "  --help, --version\n"
           "\n"
           "environment: NNC_CC (C compiler, default cc), NNC_CFLAGS (extra flags for --exe)\n"
           "exit status: 0 success, 1 errors in the model, 2 usage or I/O error\n", f);
+}
+
+/* "512M", "16G", "1048576", "none": bytes (K, M, G, T are powers of 1024; a trailing B or
+ * iB is allowed); -1 for anything else. */
+static int64_t parse_size(const char *s) {
+    if (!strcmp(s, "none")) return 0;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !(v >= 0)) return -1;
+    static const char units[] = "KMGT";
+    const char *u = *end ? strchr(units, *end) : NULL;
+    if (u) {
+        for (const char *k = units; k <= u; k++) v *= 1024;
+        end++;
+        if (*end == 'i') end++;
+    }
+    if (*end == 'B') end++;
+    if (*end || v >= 9.2e18) return -1;
+    return (int64_t)v;
+}
+
+/* --max-memory, or else the machine's physical memory (0, no limit, if it cannot tell). */
+static int set_memory_limit(options *o) {
+    if (o->max_memory) {
+        o->memory_limit = parse_size(o->max_memory);
+        if (o->memory_limit < 0) {
+            fprintf(stderr, "nnc: --max-memory takes bytes, a size such as 512M or 16G, or none; not '%s'\n",
+                    o->max_memory);
+            return -1;
+        }
+        return 0;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    o->memory_limit = pages > 0 && page > 0 ? (int64_t)pages * page : 0;
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, options *o) {
@@ -179,6 +228,8 @@ static int parse_args(int argc, char **argv, options *o) {
         if (!strcmp(a, "-o")) value = &o->output;
         else if (!strcmp(a, "--emit")) value = &o->emit;
         else if (!strcmp(a, "--dtype")) value = &o->dtype;
+        else if (!strcmp(a, "--max-memory")) value = &o->max_memory;
+        else if (!strncmp(a, "--max-memory=", 13)) o->max_memory = a + 13;
         else if (!strncmp(a, "--emit=", 7)) o->emit = a + 7;
         else if (!strncmp(a, "--dtype=", 8)) o->dtype = a + 8;
         else if (!strcmp(a, "--exe")) o->exe = 1;
@@ -216,7 +267,7 @@ static int parse_args(int argc, char **argv, options *o) {
         fprintf(stderr, "nnc: --emit takes forward, backward, update or infer, not '%s'\n", o->emit);
         return -1;
     }
-    return 0;
+    return set_memory_limit(o);
 }
 
 int main(int argc, char **argv) {

@@ -33,6 +33,43 @@ static const char *describe(ir_graph *g, const ir_node *n) {
     return n->name ? arena_printf(g->a, "'%s'", n->name) : arena_strdup(g->a, "the operand");
 }
 
+/* The generated C walks an example's elements with int counters and hands BLAS int sizes,
+ * so every dimension and every per-example element count must fit in an int; the batch
+ * is checked against what the code does with it by the memory plan (plan_check_sizes). */
+#define SHAPE_INT_MAX 2147483647LL
+
+static const char *tensor_called(ir_graph *g, const ir_node *n) {
+    if (n->name) return arena_printf(g->a, "'%s'", n->name);
+    return arena_printf(g->a, "the result of '%s'", op_spelling(n));
+}
+
+static int check_size(ir_graph *g, const ir_node *n, loc at, diag *d) {
+    int64_t total = 1;
+    for (int i = 0; i < n->shape.rank; i++) {
+        int64_t v = n->shape.dim[i];
+        if (v > SHAPE_INT_MAX) {
+            diag_error(d, at, "%s has a dimension of %lld, more than 2^31-1 (%lld): the generated C's int "
+                       "loop counters and BLAS's int sizes cannot hold it", tensor_called(g, n), (long long)v,
+                       SHAPE_INT_MAX);
+            return -1;
+        }
+        if (v > 0 && total > INT64_MAX / v) {
+            diag_error(d, at, "%s %s has more than 2^63 elements: the product of its dimensions overflows "
+                       "64 bits", tensor_called(g, n), ir_shape_str(g->a, &n->shape));
+            return -1;
+        }
+        total *= v;
+    }
+    if (total > SHAPE_INT_MAX) {
+        diag_error(d, at, "%s %s has %lld elements%s, more than 2^31-1 (%lld): the generated C's int "
+                   "loop counters over %s cannot hold it", tensor_called(g, n), ir_shape_str(g->a, &n->shape),
+                   (long long)total, n->batched ? " per example" : "", SHAPE_INT_MAX,
+                   n->batched ? "an example" : "a tensor");
+        return -1;
+    }
+    return 0;
+}
+
 /* Class tensors are int32 indices; arithmetic on them is a mistake the user must hear of. */
 static int require_float(ir_graph *g, ir_node *n, diag *d) {
     for (int i = 0; i < n->nin; i++) {
@@ -142,6 +179,7 @@ static int infer_dense(ir_graph *g, ir_node *n, diag *d) {
     int64_t units = (int64_t)n->attr[0], in = x->shape.dim[x->shape.rank - 1];
     if (w->op == OP_PARAM) w->shape = (ir_shape){2, {units, in}};   /* conv passes a view of its own */
     if (n->nin == 3) n->in[2]->shape = (ir_shape){1, {units}};
+    if (w->op == OP_PARAM && check_size(g, w, n->at, d)) return -1;
     n->shape = x->shape;
     n->shape.dim[n->shape.rank - 1] = units;
     n->batched = x->batched;
@@ -180,14 +218,17 @@ static int infer_reshape(ir_graph *g, ir_node *n, diag *d) {
         n->shape.rank--;
         return 0;
     }
-    int64_t known = 1;
+    int64_t known = 1;   /* saturates at total + 1: a shape past total cannot fit, nor the product overflow */
     int free_axis = -1;
     for (int i = 0; i < n->shape.rank; i++) {
-        if (n->shape.dim[i] == 0) free_axis = i;
-        else known *= n->shape.dim[i];
+        int64_t v = n->shape.dim[i];
+        if (v == 0) free_axis = i;
+        else known = known > total / v ? total + 1 : known * v;
     }
-    if (free_axis >= 0 && known > 0 && total % known == 0) n->shape.dim[free_axis] = total / known;
-    if (ir_numel(&n->shape) != total || (free_axis >= 0 && total % known)) {
+    int fits = free_axis >= 0 ? known <= total && total % known == 0 : known == total;
+    if (fits && free_axis >= 0) n->shape.dim[free_axis] = total / known;
+    if (!fits) {
+        if (free_axis >= 0) n->shape.dim[free_axis] = -1;   /* as written */
         diag_error(d, n->at, "reshape: %s has %lld elements, which do not fit %s", ir_shape_str(g->a, &x->shape),
                    (long long)total, ir_shape_str(g->a, &n->shape));
         return -1;
@@ -323,6 +364,7 @@ int shape_infer(ir_graph *g, ir_node *n, diag *d) {
         }
     }
     if (n->op != OP_LABEL && !(n->op == OP_INPUT && n->dtype == DT_CLASS)) n->dtype = DT_FLOAT;
+    if (rc == 0) rc = check_size(g, n, n->at, d);
     if (rc) n->bad = 1;
     return rc;
 }

@@ -70,9 +70,10 @@ typedef struct gemm_block { int rows; long long size; } gemm_block;
  * whole and a second thread did not speed it up at all (2^21: 1.4x).  C is cut along its
  * longer side, so that the operand every block packs again is the smaller one. */
 static int gemm_blocks(long long m, long long n, long long k, gemm_block *b) {
-    long long macs = m * n * k, along = m >= n ? m : n;
+    double macs = (double)m * (double)n * (double)k;   /* three int sizes can pass 2^63 */
+    long long along = m >= n ? m : n;
     int blocks = 1;
-    while (blocks < 8 && macs >= 2 * NNR_GEMM_BLOCK_MACS * blocks && along >= 32LL * blocks) blocks *= 2;
+    while (blocks < 8 && macs >= 2.0 * NNR_GEMM_BLOCK_MACS * blocks && along >= 32LL * blocks) blocks *= 2;
     b->rows = m >= n;
     if (blocks == 1) {
         b->size = along;

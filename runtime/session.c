@@ -30,11 +30,21 @@ void nnr_session_free(const nnr_model_info *info, session *s) {
     nnr_checkpoint_free(&s->ck);
 }
 
+/* NAME_new failed: what it asked for, block by block (its four blocks of model dtype). */
+int nnr_session_no_memory(const nnr_model_info *info) {
+    long long es = info->dtype == NNR_F64 ? 8 : 4, p = (long long)info->param_size * es,
+              st = (long long)info->state_size * es, a = (long long)info->act_size * es;
+    nnr_set_error("out of memory: model %s asked for %lld bytes (parameters %lld, gradients %lld, optimizer "
+                  "state %lld, activations for a batch of %d: %lld); `nnc --summary` shows the plan, a "
+                  "smaller batch shrinks the activations", info->name, 2 * p + st + a, p, p, st, info->batch, a);
+    return -1;
+}
+
 /* The model, its parameters read from `load` (with the file's standardization, if any,
  * into s->ck) or else initialized from `seed`. */
 int nnr_session_open_model(const nnr_model_info *info, session *s, const char *load,
                            uint64_t seed) {
-    if (!(s->m = info->create())) return oom();
+    if (!(s->m = info->create())) return nnr_session_no_memory(info);
     s->ck.best_loss = NAN;
     if (load) return nnr_checkpoint_load(info, s->m, load, &s->ck, 0);
     nnr_model_init(info, s->m, seed);

@@ -358,7 +358,7 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
     session s = {0};
     s.ck.best_loss = NAN;
     int rc = 0;
-    if (!(s.m = info->create())) rc = oom();
+    if (!(s.m = info->create())) rc = nnr_session_no_memory(info);
     else if (resumed) rc = nnr_checkpoint_load(info, s.m, o->resume, &s.ck, 1);
     else if (o->load) rc = nnr_checkpoint_load(info, s.m, o->load, &s.ck, 0);
     else nnr_model_init(info, s.m, o->seed.set ? o->seed.v : info->train.seed);

@@ -106,6 +106,7 @@ typedef struct session {
 } session;
 
 void nnr_session_free(const nnr_model_info *info, session *s);
+int  nnr_session_no_memory(const nnr_model_info *info);   /* NAME_new failed: -1, saying the bytes it asked for */
 int  nnr_session_open_model(const nnr_model_info *info, session *s, const char *load,
                             uint64_t seed);
 int  nnr_session_load_data(const nnr_model_info *info, const options *o, const char *opt,
