@@ -28,6 +28,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef enum { FMT_SAFETENSORS, FMT_IDX, FMT_CSV } file_format;
 
@@ -45,12 +46,16 @@ static size_t col_elem_size(const nnr_model_info *info, int k) {
     return info->io[k].classes ? sizeof(int32_t) : nnr_dtype_size(info->dtype);
 }
 
+/* Appends ", name" (or "name" first) to the list a message shows, while it fits. */
+static void add_name(char *buf, size_t cap, size_t *len, const char *name) {
+    if (*len < cap) *len += (size_t)snprintf(buf + *len, cap - *len, "%s%s", *len ? ", " : "", name);
+}
+
 /* "x, y": what a message offers when a name is wrong. */
 static const char *io_names(const nnr_model_info *info, char *buf, size_t cap) {
     size_t len = 0;
     buf[0] = '\0';
-    for (int k = 0; k < info->nio && len < cap; k++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s%s", k ? ", " : "", info->io[k].name);
+    for (int k = 0; k < info->nio; k++) add_name(buf, cap, &len, info->io[k].name);
     return buf;
 }
 
@@ -59,12 +64,60 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static int sniff_format(const char *path, file_format *fmt) {
+/* fopen opens a directory, and only the first read fails (EISDIR, "read error"), so a
+ * directory is refused by name before.  fd: PATH open already, or -1. */
+static int refuse_directory(const char *path, int fd) {
+    struct stat st;
+    if ((fd >= 0 ? fstat(fd, &st) : stat(path, &st)) || !S_ISDIR(st.st_mode)) return 0;
+    nnr_set_error("%s: is a directory; a data file is needed", path);
+    return -1;
+}
+
+FILE *nnr_open_input(const char *path) {
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        nnr_set_error("%s: %s", path, strerror(errno));
+    if (!f) nnr_set_error("%s: cannot open: %s", path, strerror(errno));
+    else if (refuse_directory(path, fileno(f))) fclose(f), f = NULL;
+    return f;
+}
+
+int nnr_read_file(const char *path, unsigned char **buf, int64_t *len) {
+    *buf = NULL;
+    *len = 0;
+    FILE *f = nnr_open_input(path);
+    if (!f) return -1;
+    size_t cap = 0, n = 0;
+    unsigned char *b = NULL;
+    for (;;) {
+        if (n + 1 >= cap) {                      /* room for the NUL after the data */
+            unsigned char *p = realloc(b, cap = cap ? 2 * cap : 1 << 16);
+            if (!p) {
+                free(b);
+                fclose(f);
+                nnr_set_error("%s: out of memory reading it", path);
+                return -1;
+            }
+            b = p;
+        }
+        size_t got = fread(b + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f) ? errno : 0;
+    fclose(f);
+    if (bad) {
+        free(b);
+        nnr_set_error("%s: read failed: %s", path, strerror(bad));
         return -1;
     }
+    b[n] = 0;
+    *buf = b;
+    *len = (int64_t)n;
+    return 0;
+}
+
+static int sniff_format(const char *path, file_format *fmt) {
+    FILE *f = nnr_open_input(path);
+    if (!f) return -1;
     unsigned char b[9];
     size_t got = fread(b, 1, sizeof b, f);
     fclose(f);
@@ -78,6 +131,7 @@ static int sniff_format(const char *path, file_format *fmt) {
 }
 
 static int file_format_of(const char *path, file_format *fmt) {
+    if (refuse_directory(path, -1)) return -1;
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     if (ends_with(base, ".safetensors")) *fmt = FMT_SAFETENSORS;
@@ -167,6 +221,7 @@ typedef struct loader {
     nnr_dataset *out;
     const char **from;               /* from[k]: the spec that gave column k */
     int64_t     *rows;               /* rows[k]: its example count */
+    char         bare[600];          /* the last bare FILE and its tensors, for a message */
 } loader;
 
 /* Column k from tensor t; `where` names the file (and tensor) in messages. */
@@ -236,6 +291,14 @@ static int claim(loader *ld, int k, const char *spec) {
     return 0;
 }
 
+/* "a, b, c": a safetensors file's tensor names, for a message. */
+static const char *tensor_names(const nnr_tensors *ts, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < ts->n; i++) add_name(buf, cap, &len, ts->t[i].name);
+    return buf;
+}
+
 static int load_named(loader *ld, int k, const char *spec, const char *file) {
     file_format fmt;
     if (claim(ld, k, spec) || file_format_of(file, &fmt)) return -1;
@@ -247,7 +310,9 @@ static int load_named(loader *ld, int k, const char *spec, const char *file) {
         if (!t && ts.n == 1) t = &ts.t[0];
         int rc = -1;
         if (!t) {
-            nnr_set_error("%s: no tensor '%s' among its %d tensors", file, name, ts.n);
+            char names[512];
+            nnr_set_error("%s: no tensor '%s' among its %d tensors (%s)", file, name, ts.n,
+                          tensor_names(&ts, names, sizeof names));
         } else {
             char where[1100];
             snprintf(where, sizeof where, "%s: tensor '%s'", file, t->name ? t->name : "");
@@ -276,6 +341,9 @@ static int load_bare(loader *ld, const char *file) {
     }
     nnr_tensors ts = {0};
     if (nnr_st_read(file, &ts)) return -1;
+    char names[512];
+    snprintf(ld->bare, sizeof ld->bare, "%s (its tensors: %s)", file,
+             tensor_names(&ts, names, sizeof names));
     int rc = 0;
     for (int k = 0; k < info->nio && rc == 0; k++) {
         const nnr_tensor *t = nnr_tensors_find(&ts, info->io[k].name);
@@ -317,9 +385,14 @@ static int check_columns(loader *ld) {
         }
     }
     for (int k = 0; k < info->nio; k++) {
-        if (ld->out->col[k] || !(ld->need & 1u << info->io[k].kind)) continue;
-        nnr_set_error("no data for %s '%s' (give %s=FILE)", kind_name(info->io[k].kind),
-                      info->io[k].name, info->io[k].name);
+        const nnr_io *io = &info->io[k];
+        if (ld->out->col[k] || !(ld->need & 1u << io->kind)) continue;
+        if (ld->bare[0])   /* a bare FILE gives what it has a tensor of the same name for */
+            nnr_set_error("no data for %s '%s': no tensor '%s' in %s; give %s=FILE",
+                          kind_name(io->kind), io->name, io->name, ld->bare, io->name);
+        else
+            nnr_set_error("no data for %s '%s' (give %s=FILE)", kind_name(io->kind), io->name,
+                          io->name);
         return -1;
     }
     ld->out->n = first < 0 ? 0 : ld->rows[first];
@@ -332,7 +405,7 @@ int nnr_data_load(const nnr_model_info *info, int nspec, const char *const *spec
     out->ncol = info->nio;
     out->col = calloc((size_t)info->nio + 1, sizeof *out->col);
     loader ld = {info, need, out, calloc((size_t)info->nio + 1, sizeof(char *)),
-                 calloc((size_t)info->nio + 1, sizeof(int64_t))};
+                 calloc((size_t)info->nio + 1, sizeof(int64_t)), ""};
     int rc = -1;
     if (!out->col || !ld.from || !ld.rows) {
         nnr_set_error("out of memory loading data");
@@ -415,37 +488,11 @@ void nnr_data_gather(const nnr_model_info *info, const nnr_dataset *d, const int
 
 /* ---- CSV files with a header naming the label column ------------------------------- */
 
-/* The index of the field named `name` in the first line of PATH (a header), or -1 with
- * *found = 0 when no field has that name. */
-static int header_column(const char *path, const char *name, int *index, int *nfields) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        nnr_set_error("%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t got = getline(&line, &cap, f);
-    fclose(f);
-    if (got < 0) {
-        free(line);
-        nnr_set_error("%s: empty file; a header row naming the columns is needed", path);
-        return -1;
-    }
-    char *s = line;
-    if (strncmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3;
-    *index = -1;
-    *nfields = 0;
-    for (char *next; s; s = next) {
-        if ((next = strchr(s, ','))) *next++ = 0;
-        while (*s == ' ' || *s == '\t' || *s == '"') s++;
-        size_t n = strlen(s);
-        while (n > 0 && strchr(" \t\r\n\"", s[n - 1])) s[--n] = 0;
-        if (strcmp(s, name) == 0 && *index < 0) *index = *nfields;
-        ++*nfields;
-    }
-    free(line);
-    return 0;
+/* The index of the header field called name; -1: none (or no header). */
+static int header_column(char **names, const char *name) {
+    for (int i = 0; names && names[i]; i++)
+        if (strcmp(names[i], name) == 0) return i;
+    return -1;
 }
 
 /* The one label and the one float input a CSV file feeds. */
@@ -507,7 +554,7 @@ static int split_csv(const nnr_model_info *info, const char *path, const nnr_ten
     char where[1100];
     if (rc == 0) {
         snprintf(where, sizeof where, "%s: feature columns", path);
-        loader lx = {info, 0, out, NULL, NULL};
+        loader lx = {info, 0, out, NULL, NULL, ""};
         int64_t *rowv = calloc((size_t)info->nio + 1, sizeof *rowv);
         lx.rows = rowv;
         if (!rowv) {
@@ -530,30 +577,29 @@ static int split_csv(const nnr_model_info *info, const char *path, const nnr_ten
 int nnr_data_load_csv(const nnr_model_info *info, const char *path, const char *label_column,
                       unsigned need, nnr_dataset *out) {
     memset(out, 0, sizeof *out);
-    int lc, nfields, label, input;
-    if (header_column(path, label_column, &lc, &nfields) ||
-        csv_roles(info, path, &label, &input))
-        return -1;
-    int want_label = label >= 0 && (need & 1u << NNR_IO_LABEL);
-    if (lc < 0 && want_label) {
-        nnr_set_error("%s: no column named '%s' in its header row (%d columns)", path,
-                      label_column, nfields);
-        return -1;
-    }
+    int label, input;
+    if (csv_roles(info, path, &label, &input)) return -1;
     nnr_tensor t = {0};
-    if (nnr_csv_read(path, &t)) return -1;
-    int rc = 0;
+    char **names;
+    if (nnr_csv_read_named(path, &t, &names)) return -1;
+    int want_label = label >= 0 && (need & 1u << NNR_IO_LABEL);
+    int lc = header_column(names, label_column), rc = 0;
     out->ncol = info->nio;
-    if (!(out->col = calloc((size_t)info->nio + 1, sizeof *out->col))) {
-        nnr_set_error("%s: out of memory", path);
+    if (lc < 0 && want_label) {
+        if (names)
+            nnr_set_error("%s: no column named '%s' in its header row (%lld columns)", path,
+                          label_column, (long long)t.shape[1]);
+        else
+            nnr_set_error("%s: no header row (line 1 holds numbers), so no column named '%s'",
+                          path, label_column);
         rc = -1;
-    } else if (t.shape[1] != nfields) {
-        nnr_set_error("%s: the header row has %d fields but the rows have %lld", path, nfields,
-                      (long long)t.shape[1]);
+    } else if (!(out->col = calloc((size_t)info->nio + 1, sizeof *out->col))) {
+        nnr_set_error("%s: out of memory", path);
         rc = -1;
     } else {
         rc = split_csv(info, path, &t, lc, want_label ? label : -1, input, out);
     }
+    free(names);
     nnr_tensor_free(&t);
     if (rc) nnr_data_free(out);
     return rc;
@@ -661,44 +707,6 @@ static int text_roles(const nnr_model_info *info, const char *path, int *input, 
     return 0;
 }
 
-/* The whole of PATH into *buf (owned by the caller), *len bytes; pipes work too. */
-static int read_bytes(const char *path, unsigned char **buf, int64_t *len) {
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        nnr_set_error("%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 0, n = 0;
-    unsigned char *b = NULL;
-    for (;;) {
-        if (n == cap) {
-            unsigned char *p = realloc(b, cap = cap ? 2 * cap : 1 << 16);
-            if (!p) {
-                free(b);
-                fclose(f);
-                nnr_set_error("%s: out of memory reading it", path);
-                return -1;
-            }
-            b = p;
-        }
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        nnr_set_error("%s: read error", path);
-        return -1;
-    }
-    *buf = b;
-    *len = (int64_t)n;
-    return 0;
-}
-
 /* Every byte is a label, and every byte but the last is also context: each must be a
  * class of what it feeds. */
 static int check_bytes(const nnr_model_info *info, const char *path, const unsigned char *b,
@@ -722,7 +730,7 @@ int nnr_data_load_text(const nnr_model_info *info, const char *path, nnr_dataset
     int input, label;
     unsigned char *b;
     int64_t n;
-    if (text_roles(info, path, &input, &label) || read_bytes(path, &b, &n)) return -1;
+    if (text_roles(info, path, &input, &label) || nnr_read_file(path, &b, &n)) return -1;
     if (n == 0) {
         free(b);
         nnr_set_error("%s: empty file, no examples", path);

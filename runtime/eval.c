@@ -1,13 +1,17 @@
 /* eval.c — `m eval` and `m predict`: a checkpoint's loss and accuracy on a test set, with
  * the confusion matrix and per-class precision and recall behind the accuracy, and the
- * model's outputs for new inputs as CSV, with digits enough to read each value back.
+ * model's outputs for new inputs as CSV, with digits enough to read each value back,
+ * written so that a failed write never leaves a truncated file.
  */
 #include "nnr.h"
 #include "trainer.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define CONFUSION_MAX  50           /* larger confusion matrices are not printed */
 
@@ -113,33 +117,71 @@ static void csv_rows(const nnr_model_info *info, const evaluator *ev, int nb, FI
     }
 }
 
+/* predict's output.  A regular FILE (or a new one) is written as FILE.tmp.<pid> beside it
+ * and renamed over it once every byte is written, flushed and fsynced, so a full disk or
+ * a file size limit leaves the old FILE (or none), never a truncated one; a device or a
+ * pipe (/dev/stdout, /dev/full) is written in place.  Errors name FILE and the cause. */
+typedef struct out_file {
+    FILE       *f;
+    const char *path;               /* NULL: stdout */
+    char       *tmp;                /* the temporary, NULL when written in place */
+} out_file;
+
+static int out_open(out_file *o, const char *path) {
+    *o = (out_file){stdout, path, NULL};
+    if (!path) return 0;
+    struct stat st;
+    int in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+    size_t cap = strlen(path) + 32;
+    if (!in_place) {
+        if (!(o->tmp = malloc(cap))) return oom();
+        snprintf(o->tmp, cap, "%s.tmp.%ld", path, (long)getpid());
+    }
+    if (!(o->f = fopen(in_place ? path : o->tmp, "w"))) {
+        nnr_set_error("%s: cannot create %s: %s", path, in_place ? path : o->tmp, strerror(errno));
+        free(o->tmp);
+        o->tmp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Flushes, fsyncs, closes and renames the output into place; on any failure removes the
+ * temporary.  Returns 0, or -1 with a message naming the file and the cause. */
+static int out_close(out_file *o) {
+    const char *name = o->path ? o->path : "stdout";
+    int err = fflush(o->f) || ferror(o->f) ? (errno ? errno : EIO) : 0;
+    if (!err && o->tmp && fsync(fileno(o->f))) err = errno;
+    if (o->f != stdout && fclose(o->f) && !err) err = errno;
+    if (err) nnr_set_error("%s: write failed: %s", name, strerror(err));
+    if (!err && o->tmp && rename(o->tmp, o->path)) {
+        err = errno;
+        nnr_set_error("%s: cannot rename %s over it: %s", name, o->tmp, strerror(err));
+    }
+    if (o->tmp && err) remove(o->tmp);
+    free(o->tmp);
+    *o = (out_file){0};
+    return err ? -1 : 0;
+}
+
 int nnr_cmd_predict(const nnr_model_info *info, const options *o) {
     if (!o->load) return nnr_trainer_usage_error(o->cmd, "predict needs --load CKPT");
     if (!o->input.n) return nnr_trainer_usage_error(o->cmd, "predict needs --input NAME=FILE");
-    const char *path = o->out ? o->out : "stdout";
     session s = {0};
+    out_file out = {0};
     int rc = nnr_session_open_model(info, &s, o->load, 0) ||
              nnr_session_load_data(info, o, "--input", &o->input, 1u << NNR_IO_INPUT, &s.data) ||
              nnr_session_apply_standardize(info, &s, o->load) ||
-             nnr_session_evaluator_alloc(info, &s.ev);
-    if (!rc && !(s.file = o->out ? fopen(o->out, "w") : stdout)) {
-        nnr_set_error("%s: %s", path, strerror(errno));
-        rc = -1;
-    }
+             nnr_session_evaluator_alloc(info, &s.ev) || out_open(&out, o->out);
     if (!rc) {
-        csv_header(info, s.file);
-        for (int64_t at = 0; at < s.data.n; at += info->batch) {
+        csv_header(info, out.f);
+        for (int64_t at = 0; at < s.data.n && !ferror(out.f); at += info->batch) {
             int nb = (int)(s.data.n - at < info->batch ? s.data.n - at : info->batch);
             nnr_session_point_at(info, &s.data, at, &s.ev);
             info->predict(s.m, nb, s.ev.inputs, s.ev.out);
-            csv_rows(info, &s.ev, nb, s.file);
+            csv_rows(info, &s.ev, nb, out.f);
         }
-        int bad = ferror(s.file) | (s.file == stdout ? fflush(s.file) : fclose(s.file));
-        s.file = NULL;
-        if (bad) {
-            nnr_set_error("%s: write failed: %s", path, strerror(errno));
-            rc = -1;
-        }
+        rc = out_close(&out);
     }
     nnr_session_free(info, &s);
     return rc ? nnr_trainer_fail() : 0;

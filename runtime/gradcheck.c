@@ -2,16 +2,15 @@
  * pass from outside: the analytic gradient of the mean loss over a batch, for every
  * parameter and grad input, written as safetensors beside the loss to be compared
  * elsewhere (grads), or compared here with central differences of the loss at sampled
- * elements (gradcheck).
+ * elements (gradcheck), with a pass/fail verdict per tensor and overall (exit 1 on a fail).
  */
 #include "nnr.h"
 #include "trainer.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TINY           1e-30
 
 static void put(const nnr_model_info *info, void *p, int64_t i, double v) {
     if (info->dtype == NNR_F64) ((double *)p)[i] = v;
@@ -129,57 +128,132 @@ static int random_batch(const nnr_model_info *info, int64_t n, uint64_t seed, nn
     return 0;
 }
 
+/* The verdict's tolerance: element i of a tensor passes when
+ *     |analytic - numeric| <= ATOL_K u (S / step + G) + rtol |numeric|
+ * where u is the dtype's unit roundoff, S the mean magnitude of the per-example losses
+ * (a loss evaluated in the model's dtype is off by some u S, and the central difference
+ * divides that by the step actually taken), G the tensor's largest analytic gradient (its
+ * elements are sums whose rounding is relative to the largest terms, so a gradient that
+ * is zero in theory comes out as some u G), and rtol covers the truncation error of the
+ * difference, h^2 f'''/6: 1e-6 in F64 (h 1e-6), 1e-3 in F32 (h 1e-3); --tol sets rtol.
+ * ATOL_K is a safety factor, several times the rounding seen on tests/gradcheck's models.  An element over its tolerance whose analytic gradient is the slope on
+ * one side of x0 is counted as a kink (at_kink), not a failure. */
+#define ATOL_K         64
+#define RTOL_F64       1e-6
+#define RTOL_F32       1e-3
+
 typedef struct checker {
     const nnr_model_info *info;
     void       *m;
     int         n;
     void *const *in;                /* the batch; probes perturb its grad inputs in place */
-    double      h, floor;           /* relative step; 1e-3 x the largest analytic gradient */
+    double      h;                  /* relative step */
+    double      u, rtol;            /* unit roundoff of the dtype; relative tolerance */
+    double      scale;              /* S: mean |per-example loss| */
+    double      loss0;              /* the loss at the unperturbed point */
     int64_t     samples;            /* per tensor; 0: all */
     int64_t    *pick;               /* scratch for choosing elements */
     nnr_rng     rng;
     int         name_w, shape_w;    /* column widths of the report */
 } checker;
 
-/* Central difference at element i of x.  The step actually taken is measured after
- * rounding to the model's dtype, which matters in F32. */
-static double central_difference(checker *c, void *x, int64_t i) {
-    const nnr_model_info *info = c->info;
-    double x0 = get(info, x, i), h = c->h * fmax(1.0, fabs(x0));
-    put(info, x, i, x0 + h);
-    double xp = get(info, x, i), lp = info->loss(c->m, c->n, (const void *const *)c->in, 1);
-    put(info, x, i, x0 - h);
-    double xm = get(info, x, i), lm = info->loss(c->m, c->n, (const void *const *)c->in, 1);
-    put(info, x, i, x0);
-    return (lp - lm) / (xp - xm);
+/* A tensor's result: the element nearest to (or furthest past) its tolerance. */
+typedef struct verdict {
+    double  ratio;                  /* |analytic - numeric| / tolerance; NAN: a NaN seen */
+    double  err, tol;               /* at that element */
+    int64_t at;
+    int64_t kinks;                  /* mismatches explained by a kink inside the step */
+} verdict;
+
+/* The loss with element i of x set to v (rounded to the dtype: *at is the value taken). */
+static double loss_at(checker *c, void *x, int64_t i, double v, double *at) {
+    put(c->info, x, i, v);
+    *at = get(c->info, x, i);
+    return c->info->loss(c->m, c->n, (const void *const *)c->in, 1);
 }
 
-/* Checks sampled elements of tensor x against its analytic gradient ga, prints the
- * tensor's line and returns its worst relative error. */
-static double check_tensor(checker *c, const char *name, int rank, const int64_t *shape,
-                           void *x, const double *ga, int64_t size) {
+/* The tolerance for a difference quotient whose loss values carry weights summing to
+ * 2 * spread in magnitude (central: 1 / step), for the numeric value fd. */
+static double tolerance(const checker *c, double spread, double most_a, double fd) {
+    return ATOL_K * c->u * (c->scale * spread + most_a) + c->rtol * fabs(fd);
+}
+
+/* Central difference at element i of x.  The step actually taken is measured after
+ * rounding to the model's dtype, which matters in F32. */
+static double central_difference(checker *c, void *x, int64_t i, double *step) {
+    double x0 = get(c->info, x, i), h = c->h * fmax(1.0, fabs(x0)), xp, xm;
+    double lp = loss_at(c, x, i, x0 + h, &xp), lm = loss_at(c, x, i, x0 - h, &xm);
+    put(c->info, x, i, x0);
+    *step = xp - xm;
+    return (lp - lm) / *step;
+}
+
+/* The one-sided derivative at element i of x from x0 and two steps to one side (sign),
+ * exact for quadratics, as the central difference is: the derivative of the parabola
+ * through (x0, l0), (x1, l1), (x2, l2).  *spread: half the sum of its weights. */
+static double one_sided(checker *c, void *x, int64_t i, double sign, double *spread) {
+    double x0 = get(c->info, x, i), h = sign * c->h * fmax(1.0, fabs(x0)), x1, x2;
+    double l1 = loss_at(c, x, i, x0 + h / 2, &x1), l2 = loss_at(c, x, i, x0 + h, &x2);
+    put(c->info, x, i, x0);
+    double d1 = x1 - x0, d2 = x2 - x0;
+    double w0 = -(d1 + d2) / (d1 * d2), w1 = d2 / (d1 * (d2 - d1)), w2 = -d1 / (d2 * (d2 - d1));
+    *spread = (fabs(w0) + fabs(w1) + fabs(w2)) / 2;
+    return w0 * c->loss0 + w1 * l1 + w2 * l2;
+}
+
+/* Whether a mismatch err at element i (over its tolerance) is a kink inside the step
+ * (relu at 0, a max changing hands), not a wrong gradient: the slope on one side of x0,
+ * where the loss is smooth, matches the analytic gradient a within its own tolerance and
+ * at least 4 times better than the central difference does.  A wrong gradient of a
+ * smooth loss is off by as much on either side as in the middle. */
+static int at_kink(checker *c, void *x, int64_t i, double a, double most_a, double err) {
+    double sp, sm, dp = one_sided(c, x, i, 1, &sp), dm = one_sided(c, x, i, -1, &sm);
+    double rp = fabs(a - dp), rm = fabs(a - dm);
+    double near = fmin(rp, rm);
+    double near_tol = rp <= rm ? tolerance(c, sp, most_a, dp) : tolerance(c, sm, most_a, dm);
+    return near <= near_tol && 4 * near <= err;
+}
+
+/* Picks the elements to check into c->pick[0..k), a partial Fisher-Yates shuffle. */
+static int64_t pick_elements(checker *c, int64_t size) {
     int64_t k = c->samples == 0 || c->samples >= size ? size : c->samples;
     for (int64_t i = 0; i < size; i++) c->pick[i] = i;
-    for (int64_t i = 0; k < size && i < k; i++) {  /* a partial Fisher-Yates shuffle */
+    for (int64_t i = 0; k < size && i < k; i++) {
         int64_t j = i + (int64_t)nnr_rng_below(&c->rng, (uint64_t)(size - i));
         int64_t t = c->pick[i];
         c->pick[i] = c->pick[j];
         c->pick[j] = t;
     }
-    double worst_abs = 0, most_fd = 0;
-    int nan_seen = 0;
-    for (int64_t i = 0; i < k; i++) {
-        double fd = central_difference(c, x, c->pick[i]), a = ga[c->pick[i]];
-        nan_seen |= isnan(fd) || isnan(a);
-        worst_abs = fmax(worst_abs, fabs(a - fd));
-        most_fd = fmax(most_fd, fabs(fd));
+    return k;
+}
+
+/* Checks sampled elements of tensor x against its analytic gradient ga and prints the
+ * tensor's line with its verdict. */
+static verdict check_tensor(checker *c, const char *name, int rank, const int64_t *shape,
+                            void *x, const double *ga, int64_t size) {
+    double most_a = 0;
+    for (int64_t i = 0; i < size; i++) most_a = fmax(most_a, fabs(ga[i]));
+    int64_t k = pick_elements(c, size);
+    verdict v = {0, 0, 0, -1, 0};
+    for (int64_t j = 0; j < k; j++) {
+        int64_t i = c->pick[j];
+        double step, fd = central_difference(c, x, i, &step), a = ga[i];
+        double err = fabs(a - fd), tol = tolerance(c, 1 / step, most_a, fd);
+        double ratio = err == 0 ? 0 : err / tol;       /* NaN when either side is NaN */
+        if (ratio > 1 && at_kink(c, x, i, a, most_a, err)) {
+            v.kinks++;
+            continue;
+        }
+        if (!isnan(v.ratio) && (isnan(ratio) || ratio > v.ratio || v.at < 0))
+            v = (verdict){ratio, err, tol, i, v.kinks};
     }
-    double err = nan_seen ? NAN : worst_abs / fmax(fmax(most_fd, c->floor), TINY);
-    char buf[256];
-    printf("  %-*s  %-*s  checked %lld  worst rel err %.2g\n", c->name_w, name, c->shape_w,
-           nnr_shape_str(buf, sizeof buf, rank, shape), (long long)k, err);
+    char buf[256], kinks[64] = "";
+    if (v.kinks) snprintf(kinks, sizeof kinks, "  (%lld at kinks)", (long long)v.kinks);
+    printf("  %-*s  %-*s  checked %-6lld  worst err %-8.2g  tolerance %-8.2g  %s%s\n",
+           c->name_w, name, c->shape_w, nnr_shape_str(buf, sizeof buf, rank, shape),
+           (long long)k, v.err, v.tol, v.ratio <= 1 ? "pass" : "FAIL", kinks);
     fflush(stdout);
-    return err;
+    return v;
 }
 
 static void widen(checker *c, const char *name, int rank, const int64_t *shape) {
@@ -207,16 +281,37 @@ static int64_t layout(const nnr_model_info *info, checker *c) {
     return biggest;
 }
 
-static double check_all(const nnr_model_info *info, session *s, checker *c) {
-    double worst = 0;
+/* What the tensors' verdicts add up to: the worst ratio, and the failed tensors' names. */
+typedef struct tally {
+    verdict     worst;
+    const char *worst_name;
+    int         checked, failed;
+    int64_t     kinks;
+    char        names[512];
+} tally;
+
+static void count(tally *t, const char *name, verdict v) {
+    t->kinks += v.kinks;
+    if (t->checked++ == 0 || isnan(v.ratio) || (!isnan(t->worst.ratio) && v.ratio > t->worst.ratio)) {
+        t->worst = v;
+        t->worst_name = name;
+    }
+    if (v.ratio <= 1) return;
+    size_t len = strlen(t->names);
+    if (len + 1 < sizeof t->names)
+        snprintf(t->names + len, sizeof t->names - len, "%s%s", t->failed ? ", " : "", name);
+    t->failed++;
+}
+
+static void check_all(const nnr_model_info *info, session *s, checker *c, tally *t) {
     char *params = info->params(s->m);
     size_t es = nnr_dtype_size(info->dtype);
     for (int i = 0; i < info->nparam; i++) {
         const nnr_param *p = &info->param[i];
         if (p->buffer) continue;
-        double err = check_tensor(c, p->name, p->rank, p->shape, params + (size_t)p->offset * es,
-                                  s->acc + p->offset, p->size);
-        worst = isnan(err) || err > worst ? err : worst;
+        count(t, p->name, check_tensor(c, p->name, p->rank, p->shape,
+                                       params + (size_t)p->offset * es, s->acc + p->offset,
+                                       p->size));
     }
     const double *ga = s->acc + info->param_size;
     int64_t shape[NNR_MAXRANK + 1] = {c->n};
@@ -224,11 +319,38 @@ static double check_all(const nnr_model_info *info, session *s, checker *c) {
         const nnr_io *io = &info->io[k];
         if (!io->grad) continue;
         memcpy(shape + 1, io->shape, (size_t)io->rank * sizeof(int64_t));
-        double err = check_tensor(c, io->name, io->rank + 1, shape, c->in[k], ga, c->n * io->size);
-        worst = isnan(err) || err > worst ? err : worst;
+        count(t, io->name, check_tensor(c, io->name, io->rank + 1, shape, c->in[k], ga,
+                                        c->n * io->size));
         ga += c->n * io->size;
     }
-    return worst;
+}
+
+/* S of the tolerance: the mean over the batch of |loss of one example|, each evaluated
+ * alone (a mean of mixed signs would understate the rounding of its terms). */
+static double loss_scale(const nnr_model_info *info, checker *c, double mean) {
+    const void **in = calloc((size_t)info->nio + 1, sizeof *in);
+    if (!in) return fabs(mean);
+    double sum = 0;
+    for (int i = 0; i < c->n; i++) {
+        for (int k = 0; k < info->nio; k++)
+            in[k] = (const char *)c->in[k] +
+                    (size_t)(i * info->io[k].size) * col_elem_size(info, &info->io[k]);
+        sum += fabs(info->loss(c->m, 1, in, 1));
+    }
+    free(in);
+    return isfinite(sum) ? fmax(sum / c->n, fabs(mean)) : fabs(mean);
+}
+
+static void print_verdict(const nnr_model_info *info, const checker *c, const tally *t) {
+    const verdict *w = &t->worst;
+    printf("gradcheck: %s: %d of %d tensors within tolerance; worst err %.2g against "
+           "tolerance %.2g in %s (%s, step %g, rtol %g, %lld elements at kinks)\n",
+           t->failed ? "FAIL" : "PASS", t->checked - t->failed, t->checked, w->err, w->tol,
+           t->worst_name ? t->worst_name : "-", info->dtype == NNR_F64 ? "f64" : "f32", c->h,
+           c->rtol, (long long)t->kinks);
+    if (t->failed)
+        fprintf(stderr, "%s: gradcheck: the analytic gradient of %s differs from the finite "
+                "differences beyond tolerance\n", nnr_trainer_prog, t->names);
 }
 
 int nnr_cmd_gradcheck(const nnr_model_info *info, const options *o) {
@@ -244,26 +366,24 @@ int nnr_cmd_gradcheck(const nnr_model_info *info, const options *o) {
                       info->batch);
         rc = -1;
     }
-    checker c = {info, s.m, (int)s.data.n, s.data.col, 0, 0, o->samples < 0 ? 64 : o->samples,
-                 NULL, {{0}}, 0, 0};
+    int f64 = info->dtype == NNR_F64;
+    checker c = {.info = info, .m = s.m, .n = (int)s.data.n, .in = s.data.col,
+                 .h = !isnan(o->eps) ? o->eps : f64 ? 1e-6 : 1e-3,
+                 .u = f64 ? DBL_EPSILON / 2 : FLT_EPSILON / 2,
+                 .rtol = !isnan(o->tol) ? o->tol : f64 ? RTOL_F64 : RTOL_F32,
+                 .samples = o->samples < 0 ? 64 : o->samples};
     if (!rc && (!(s.acc = calloc((size_t)grad_elements(info, s.data.n), sizeof(double))) ||
                 !(s.order = malloc((size_t)layout(info, &c) * sizeof(int64_t)))))
         rc = oom();
-    int over = 0;
+    tally t = {.worst = {0, 0, 0, -1, 0}};
     if (!rc) {
-        full_gradient(info, &s, &s.data);
-        double most = 0;
-        for (int64_t i = 0; i < grad_elements(info, s.data.n); i++) most = fmax(most, fabs(s.acc[i]));
-        c.floor = 1e-3 * most;
-        c.h = !isnan(o->eps) ? o->eps : info->dtype == NNR_F64 ? 1e-6 : 1e-3;
+        c.scale = loss_scale(info, &c, full_gradient(info, &s, &s.data));
+        c.loss0 = info->loss(s.m, c.n, (const void *const *)c.in, 1);
         c.pick = s.order;
         nnr_rng_seed(&c.rng, seed ^ SAMPLE_STREAM);
-        double worst = check_all(info, &s, &c);
-        printf("gradcheck: worst rel err %.2g\n", worst);
-        if ((over = !isnan(o->tol) && !(worst <= o->tol)))
-            fprintf(stderr, "%s: gradcheck: worst rel err %.2g exceeds --tol %g\n",
-                    nnr_trainer_prog, worst, o->tol);
+        check_all(info, &s, &c, &t);
+        print_verdict(info, &c, &t);
     }
     nnr_session_free(info, &s);
-    return rc ? nnr_trainer_fail() : over;
+    return rc ? nnr_trainer_fail() : t.failed > 0;
 }

@@ -146,6 +146,9 @@ static int read_data(const char *path, gzFile g, nnr_tensor *t) {
 
 int nnr_idx_read(const char *path, nnr_tensor *out) {
     memset(out, 0, sizeof *out);
+    FILE *f = nnr_open_input(path);      /* refuses a directory by name */
+    if (!f) return -1;
+    fclose(f);
     errno = 0;
     gzFile g = gzopen(path, "rb");
     if (!g) {

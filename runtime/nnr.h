@@ -83,9 +83,19 @@ int nnr_st_write(const char *path, const nnr_tensor *ts, int n,
  * the file's element type (U8, I8, I16, I32, F32, F64), shape as in the file. */
 int nnr_idx_read(const char *path, nnr_tensor *out);
 
-/* CSV: numeric rows, one example a row; a first row with any non-numeric field is a
- * header and skipped.  Gives F32 [rows, cols]; every row must have the same count. */
+/* CSV: numeric rows, one example a row; a first row with no field that reads as a number
+ * is a header and skipped (one that mixes numbers and text is an error).  Gives F32
+ * [rows, cols]; every row must have the same count, every value a finite decimal number.
+ * nnr_csv_read_named also gives the header's fields as a NULL-terminated array freed with
+ * one free(), or NULL when the file has no header. */
 int nnr_csv_read(const char *path, nnr_tensor *out);
+int nnr_csv_read_named(const char *path, nnr_tensor *out, char ***names);
+
+/* The whole of PATH (pipes too) into *buf, *len bytes plus a NUL after them; the caller
+ * frees *buf.  A directory is refused by name.  nnr_open_input is fopen(PATH, "rb") with
+ * the same check; both record a message naming PATH on failure. */
+int   nnr_read_file(const char *path, unsigned char **buf, int64_t *len);
+FILE *nnr_open_input(const char *path);
 
 /* ---- initializers (SPEC §1), fan-in / fan-out as PyTorch computes them --------------
  * rank >= 2: fan_in = shape[1] * prod(shape[2:]), fan_out = shape[0] * prod(shape[2:]);

@@ -457,6 +457,63 @@ static void test_csv_errors(void) {
     ASSERT_FAILS(nnr_csv_read(tpath("absent.csv"), &t), "absent.csv", "cannot open");
 }
 
+/* Hostile CSV files (issue 22): each case was silently misread or misreported before. */
+static void test_csv_hostile(void) {
+    nnr_tensor t;
+    const char *p = tpath("hostile.csv");
+    /* a corrupted first row is not a header */
+    write_text(p, "1,2,x3,4\n1,2,3,4\n");
+    ASSERT_FAILS(nnr_csv_read(p, &t), p, "hostile.csv:1: field 3 'x3' is not a number, but "
+                 "field 1 '1' is: a first row is a header only when none of its fields is a number");
+    write_text(p, "\"a\",,c\n1,2,3\n");            /* names and empty names: a header */
+    CU_ASSERT_EQUAL_FATAL(nnr_csv_read(p, &t), 0);
+    CU_ASSERT(t.shape[0] == 1 && t.shape[1] == 3);
+    nnr_tensor_free(&t);
+    char **names;
+    CU_ASSERT_EQUAL_FATAL(nnr_csv_read_named(p, &t, &names), 0);
+    CU_ASSERT(names && strcmp(names[0], "a") == 0 && strcmp(names[1], "") == 0 &&
+              strcmp(names[2], "c") == 0 && names[3] == NULL);
+    free(names);
+    nnr_tensor_free(&t);
+    /* CR-only line ends, as pandas reads them */
+    write_text(p, "x,y\r1,2\r3,4\r");
+    CU_ASSERT_EQUAL_FATAL(nnr_csv_read(p, &t), 0);
+    CU_ASSERT(t.shape[0] == 2 && t.shape[1] == 2 && ((float *)t.data)[3] == 4);
+    nnr_tensor_free(&t);
+    write_text(p, "1,2\r3,oops\r");
+    ASSERT_FAILS(nnr_csv_read(p, &t), p, "hostile.csv:2: field 2 'oops' is not a number");
+    /* UTF-16, with and without a byte order mark */
+    write_bytes(p, "\xFF\xFE" "1\0,\0" "2\0\n\0", 10);
+    ASSERT_FAILS(nnr_csv_read(p, &t), p, "hostile.csv: the file is UTF-16 text (byte order mark "
+                 "FF FE); save it as UTF-8");
+    write_bytes(p, "\xFE\xFF" "\0" "1", 4);
+    ASSERT_FAILS(nnr_csv_read(p, &t), p, "(byte order mark FE FF)");
+    write_bytes(p, "1,2\n3\0,\0", 9);
+    ASSERT_FAILS(nnr_csv_read(p, &t), p, "hostile.csv:2: a NUL byte (offset 5): the file looks "
+                 "like UTF-16");
+    /* only finite decimal numbers */
+    write_text(p, "1,0x10\n");
+    ASSERT_FAILS(nnr_csv_read(p, &t), p, "hostile.csv:1: field 2 '0x10' is hexadecimal; only "
+                 "decimal numbers are read");
+    write_text(p, "a,b\n1,inf\n");
+    ASSERT_FAILS(nnr_csv_read(p, &t), p, "hostile.csv:2: field 2 'inf' is not finite");
+    write_text(p, "a,b\n-NaN,1\n");
+    ASSERT_FAILS(nnr_csv_read(p, &t), p, "hostile.csv:2: field 1 '-NaN' is not finite");
+    write_text(p, "a,b\n1,-1e999\n");
+    ASSERT_FAILS(nnr_csv_read(p, &t), p, "hostile.csv:2: field 2 '-1e999' is out of range for F32");
+    write_text(p, "a,b\n1, \n");
+    ASSERT_FAILS(nnr_csv_read(p, &t), p, "hostile.csv:2: field 2 '' is empty");
+    write_text(p, "a,b\n1,1e\n");
+    ASSERT_FAILS(nnr_csv_read(p, &t), p, "hostile.csv:2: field 2 '1e' is not a number");
+    write_text(p, "a,b\n.5,-7.\n");
+    CU_ASSERT_EQUAL_FATAL(nnr_csv_read(p, &t), 0);
+    CU_ASSERT(((float *)t.data)[0] == 0.5f && ((float *)t.data)[1] == -7);
+    nnr_tensor_free(&t);
+    /* a directory */
+    ASSERT_FAILS(nnr_csv_read(tpath(""), &t), "", "is a directory; a data file is needed");
+    ASSERT_FAILS(nnr_idx_read(tpath(""), &t), "", "is a directory; a data file is needed");
+}
+
 /* ---- random numbers ----------------------------------------------------------------------- */
 
 static void test_rng_determinism(void) {
@@ -920,7 +977,7 @@ static const struct suite { const char *name; test tests[8]; } suites[] = {
                      {"atomic write", test_st_atomic}, {"corrupt files", test_st_corrupt}}},
     {"idx", {{"round trip", test_idx_roundtrip}, {"errors", test_idx_errors},
              {"fashion-mnist labels", test_idx_fashion}}},
-    {"csv", {{"read", test_csv_read}, {"errors", test_csv_errors}}},
+    {"csv", {{"read", test_csv_read}, {"errors", test_csv_errors}, {"hostile", test_csv_hostile}}},
     {"rng", {{"determinism", test_rng_determinism}, {"distributions", test_rng_distributions},
              {"shuffle", test_rng_shuffle}}},
     {"init", {{"bounds", test_init_bounds}, {"constants", test_init_constants},
