@@ -351,7 +351,7 @@ int nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
     ck->best_loss = NAN;
     file_meta fm;
     size_t bytes = (size_t)info->param_size * nnr_dtype_size(info->dtype);
-    void *staged = malloc(bytes ? bytes : 1);
+    void *staged = calloc(1, bytes ? bytes : 1);   /* the padding between parameters stays 0 */
     const nnr_tensor *state = NULL;
     int rc = meta_open(path, &ts, &fm);
     if (!staged && !rc) {
