@@ -8,7 +8,8 @@
 #     while its loss stays finite.  With --checkpoint-every 1 the run must stop with the
 #     parameter and the gradient named, a non-zero status, the last good checkpoint in
 #     place (it loads, one step before the bad one) and no --save written; without
-#     checkpoints, at the epoch's end, the same.
+#     checkpoints, at the epoch's end, the same.  `tl` adds sqrt(k) alone: a test set with
+#     a k of -1 gives a NaN test loss, which stops the run unsaved too.
 #   - `mlp` trains one good epoch; resumed with --lr 3e38 (parameters near FLT_MAX) or
 #     --lr 10 (a loss that climbs) it must stop before touching its checkpoint (compared
 #     byte for byte), the second with the divergence guard's message; --lr 1e10 warns of
@@ -40,6 +41,7 @@ NN
 }
 model mlp "" "h"
 model sq "input  k: [32]" "h + sqrt(h * k)"
+model tl "input  k: [32]" "h + sqrt(k)"
 
 # st.py: the data, and the checkpoint surgery of the checks below
 cat >st.py <<'PY'
@@ -52,10 +54,10 @@ def write(path, head, data):
     h = json.dumps(head, separators=(',', ':')).encode()
     h += b' ' * (-len(h) % 8)
     open(path, 'wb').write(struct.pack('<Q', len(h)) + h + data)
-def data(path, n, bad):   # x [n, 64], k [n, 32] (0 only for example `bad`), y [n]
+def data(path, n, bad, kbad):   # x [n, 64], k [n, 32] (1, kbad for example `bad`), y [n]
     r = random.Random(1)
     x = struct.pack('<%df' % (n * 64), *[r.uniform(-1, 1) for _ in range(n * 64)])
-    k = struct.pack('<%df' % (n * 32), *[0.0 if i // 32 == bad else 1.0 for i in range(n * 32)])
+    k = struct.pack('<%df' % (n * 32), *[kbad if i // 32 == bad else 1.0 for i in range(n * 32)])
     y = struct.pack('<%dq' % n, *[r.randrange(10) for _ in range(n)])
     head, at = {}, 0
     for name, blob, dt, shape in (('x', x, 'F32', [n, 64]), ('k', k, 'F32', [n, 32]), ('y', y, 'I64', [n])):
@@ -78,14 +80,16 @@ def scale(src, dst, factor):   # x times factor
 def get(src, key):
     print(read(src)[0]['__metadata__'][key])
 cmd = sys.argv[1]
-if cmd == 'data': data(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+if cmd == 'data': data(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
 elif cmd == 'state': state(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
 elif cmd == 'meta': meta(*sys.argv[2:6])
 elif cmd == 'get': get(sys.argv[2], sys.argv[3])
 elif cmd == 'scale': scale(sys.argv[2], sys.argv[3], float(sys.argv[4]))
 PY
-python3 st.py data data.safetensors 800 700
-for m in mlp sq; do
+python3 st.py data data.safetensors 800 700 0
+python3 st.py data ones.safetensors 800 -1 0
+python3 st.py data negative.safetensors 800 5 -1
+for m in mlp sq tl; do
     check "compile $m" "$NNC" "$m.nn" --exe -o "$m"
 done
 
@@ -123,6 +127,11 @@ verdict sqck "--save is not written" test ! -e sq.save
 run sqend ./sq train "${TRAIN[@]}" --test data.safetensors --save sq.save
 verdict sqend "without checkpoints the epoch's end stops it, and --save is not written" \
     bash -c "failed_with sqend \"parameter 'h.weight' holds\" 'training stopped without saving it' && [ ! -e sq.save ]"
+
+# a test example whose k is -1: a NaN test loss from finite parameters
+run tl ./tl train --train ones.safetensors --test negative.safetensors --save tl.save
+verdict tl "a NaN test loss stops the run, and --save is not written" \
+    bash -c "failed_with tl 'the test loss is nan after epoch 1' && [ ! -e tl.save ]"
 
 # ---- divergence -----------------------------------------------------------------------
 check "one good epoch" ./mlp train "${TRAIN[@]}" --checkpoint good.ck --checkpoint-every 1
