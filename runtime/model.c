@@ -40,15 +40,14 @@ void nnr_model_init(const nnr_model_info *info, void *m, uint64_t seed) {
 
 /* The tensors of a parameter file, borrowing the names and the parameter block; ts has
  * room for nparam + extra entries.  Returns the count filled. */
-static int param_tensors(const nnr_model_info *info, void *m, nnr_tensor *ts) {
-    void *params = info->params(m);
+static int param_tensors(const nnr_model_info *info, const void *params, nnr_tensor *ts) {
     for (int i = 0; i < info->nparam; i++) {
         const nnr_param *p = &info->param[i];
         ts[i].name = (char *)p->name;
         ts[i].dtype = info->dtype;
         ts[i].rank = p->rank;
         memcpy(ts[i].shape, p->shape, sizeof p->shape);
-        ts[i].data = param_at(info, params, p);
+        ts[i].data = param_at(info, (void *)params, p);
     }
     return info->nparam;
 }
@@ -58,13 +57,143 @@ static const char *schema_str(char *buf, size_t cap, uint64_t hash) {
     return buf;
 }
 
+/* ---- finite checks ------------------------------------------------------------------- */
+
+int64_t nnr_first_nonfinite(nnr_dtype dt, const void *p, int64_t n) {
+    int bad = 0;   /* x - x is 0 for every finite x, NaN for NaN and the infinities */
+    if (dt == NNR_F64)
+        for (int64_t i = 0; i < n; i++) bad |= !(((const double *)p)[i] - ((const double *)p)[i] == 0);
+    else
+        for (int64_t i = 0; i < n; i++) bad |= !(((const float *)p)[i] - ((const float *)p)[i] == 0);
+    for (int64_t i = 0; bad && i < n; i++)
+        if (!isfinite(dt == NNR_F64 ? ((const double *)p)[i] : ((const float *)p)[i])) return i;
+    return -1;
+}
+
+static double value_at(nnr_dtype dt, const void *p, int64_t i) {
+    return dt == NNR_F64 ? ((const double *)p)[i] : ((const float *)p)[i];
+}
+
+/* The optimizer state block as the generated update lays it out (codegen/plan.c): `slots`
+ * vectors of `per` elements, one per trained element of the parameter block (trained
+ * parameters come first, buffers after), then nadam's running product, a double kept in
+ * two elements. */
+typedef struct state_layout { int slots; int64_t per, tail; } state_layout;
+
+static state_layout layout_of(const nnr_model_info *info) {
+    static const int slots[] = {0, 1, 1, 1, 1, 2, 2, 2, 2};   /* by nnr_opt_kind */
+    state_layout l = {slots[info->train.opt], 0, info->train.opt == NNR_OPT_NADAM ? 2 : 0};
+    if (l.slots && info->state_size >= l.tail) l.per = (info->state_size - l.tail) / l.slots;
+    if (l.per * l.slots + l.tail != info->state_size) l = (state_layout){0, 0, 0};   /* unknown */
+    return l;
+}
+
+/* Whether slot k of the optimizer's state is a sum or average of squares (adagrad's,
+ * rmsprop's, adadelta's accumulators, the Adam family's second moment: never negative). */
+static int squares_slot(nnr_opt_kind opt, int k) {
+    switch (opt) {
+    case NNR_OPT_ADAGRAD: case NNR_OPT_RMSPROP: case NNR_OPT_ADADELTA: return 1;
+    case NNR_OPT_ADAM: case NNR_OPT_ADAMAX: case NNR_OPT_NADAM: return k == 1;
+    default: return 0;
+    }
+}
+
+/* "'h.weight' element 3": the parameter element at offset `off` of the parameter block,
+ * into buf (the state's slots are indexed like the block). */
+static const char *whose(const nnr_model_info *info, char *buf, size_t cap, int64_t off) {
+    buf[0] = '\0';
+    for (int k = 0; k < info->nparam; k++) {
+        const nnr_param *p = &info->param[k];
+        if (off >= p->offset && off < p->offset + p->size)
+            snprintf(buf, cap, "'%s' element %lld", p->name, (long long)(off - p->offset));
+    }
+    if (!buf[0]) snprintf(buf, cap, "padding at offset %lld", (long long)off);
+    return buf;
+}
+
+/* The first non-finite value of the state block (or, with squares, negative value of a
+ * slot of squares), described into buf; 0 when there is none. */
+static int state_fault(const nnr_model_info *info, const void *state, int squares, char *buf,
+                       size_t cap) {
+    state_layout l = layout_of(info);
+    int64_t body = info->state_size - l.tail, i = nnr_first_nonfinite(info->dtype, state, body);
+    const char *what = "holds %g at element %lld";
+    for (int64_t j = 0; squares && i < 0 && j < body; j++)
+        if (l.per && squares_slot(info->train.opt, (int)(j / l.per)) &&
+            value_at(info->dtype, state, j) < 0) {
+            i = j;
+            what = "holds %g at element %lld, a negative sum of squares";
+        }
+    if (i < 0 && l.tail) {   /* nadam's product: a double whatever the dtype */
+        double product;
+        memcpy(&product, (const char *)state + body * (int64_t)nnr_dtype_size(info->dtype), sizeof product);
+        if (!isfinite(product)) {
+            snprintf(buf, cap, "'optimizer.state' holds nadam's momentum product %g", product);
+            return 1;
+        }
+    }
+    if (i < 0) return 0;
+    int n = snprintf(buf, cap, "'optimizer.state' ");
+    n += snprintf(buf + n, cap - (size_t)n, what, value_at(info->dtype, state, i), (long long)i);
+    char of[160];
+    if (l.per) snprintf(buf + n, cap - (size_t)n, " (slot %lld of %s)", (long long)(i / l.per + 1),
+                        whose(info, of, sizeof of, i % l.per));
+    return 1;
+}
+
+/* The first non-finite value of the parameter block, per parameter, into buf. */
+static int params_fault(const nnr_model_info *info, const void *block, const char *kind,
+                        char *buf, size_t cap) {
+    for (int k = 0; k < info->nparam; k++) {
+        const nnr_param *p = &info->param[k];
+        const char *at = (const char *)block + (size_t)p->offset * nnr_dtype_size(info->dtype);
+        int64_t i = nnr_first_nonfinite(info->dtype, at, p->size);
+        if (i >= 0) {
+            snprintf(buf, cap, "%s '%s' holds %g at element %lld", kind, p->name,
+                     value_at(info->dtype, at, i), (long long)i);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Parameters and state finite: 0, else -1 with the error naming the first fault, and with
+ * grads (may be NULL) the first non-finite gradient too. */
+static int check_blocks(const nnr_model_info *info, const void *params, const void *state,
+                        const void *grads) {
+    char what[400], grad[300] = "";
+    if (!params_fault(info, params, "parameter", what, sizeof what) &&
+        !(state && info->state_size > 0 && state_fault(info, state, 0, what, sizeof what)))
+        return 0;
+    if (grads && params_fault(info, grads, "the gradient of", grad + 2, sizeof grad - 2))
+        memcpy(grad, "; ", 2);
+    nnr_set_error("%s%s", what, grad);
+    return -1;
+}
+
+int nnr_model_check_finite(const nnr_model_info *info, void *m, int with_grads) {
+    return check_blocks(info, info->params(m), info->state_size > 0 ? info->state(m) : NULL,
+                        with_grads ? info->grads(m) : NULL);
+}
+
+/* A file is never written from a block that is not finite: loading would refuse it. */
+static int refuse_nonfinite(const nnr_model_info *info, const char *path, const void *params,
+                            const void *state) {
+    if (!check_blocks(info, params, state, NULL)) return 0;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", nnr_error());
+    nnr_set_error("%s: not written: %s", path, why);
+    return -1;
+}
+
 int nnr_model_save(const nnr_model_info *info, void *m, const char *path) {
+    if (refuse_nonfinite(info, path, info->params(m), NULL)) return -1;
     nnr_tensor *ts = calloc((size_t)info->nparam + 1, sizeof *ts);
     if (!ts) {
         nnr_set_error("%s: out of memory", path);
         return -1;
     }
-    int n = param_tensors(info, m, ts);
+    int n = param_tensors(info, info->params(m), ts);
     char hash[17];
     const char *meta[] = {"nnc_model", info->name, "nnc_schema",
                           schema_str(hash, sizeof hash, info->schema_hash)};
@@ -109,22 +238,30 @@ static int ckpt_meta(const nnr_model_info *info, const nnr_checkpoint *ck, int64
 
 int nnr_checkpoint_save(const nnr_model_info *info, void *m, const char *path,
                         const nnr_checkpoint *ck) {
+    return nnr_checkpoint_write(info, info->params(m),
+                                info->state_size > 0 ? info->state(m) : NULL, *info->step(m),
+                                path, ck);
+}
+
+int nnr_checkpoint_write(const nnr_model_info *info, const void *params, const void *state,
+                         int64_t step, const char *path, const nnr_checkpoint *ck) {
+    if (refuse_nonfinite(info, path, params, state)) return -1;
     nnr_tensor *ts = calloc((size_t)info->nparam + 4, sizeof *ts);
     if (!ts) {
         nnr_set_error("%s: out of memory", path);
         return -1;
     }
-    int n = param_tensors(info, m, ts);
+    int n = param_tensors(info, params, ts);
     if (info->state_size > 0)
         ts[n++] = (nnr_tensor){(char *)"optimizer.state", info->dtype, 1, {info->state_size},
-                               info->state(m)};
+                               (void *)state};
     if (ck->nstd > 0) {
         ts[n++] = (nnr_tensor){(char *)"standardize.mean", NNR_F64, 1, {ck->nstd}, ck->mean};
         ts[n++] = (nnr_tensor){(char *)"standardize.std", NNR_F64, 1, {ck->nstd}, ck->std};
     }
     meta_text mt;
     const char *meta[2 * META_PAIRS];
-    int npairs = ckpt_meta(info, ck, *info->step(m), &mt, meta);
+    int npairs = ckpt_meta(info, ck, step, &mt, meta);
     int rc = nnr_st_write(path, ts, n, meta, npairs);
     free(ts);
     return rc;
@@ -338,7 +475,25 @@ static int check_whole(const nnr_model_info *info, const char *path, const file_
     if (read_position(path, fm, ck)) return -1;
     *state = NULL;
     if (info->state_size > 0 && !(*state = find_state(info, path, ts))) return -1;
+    char why[400];
+    if (*state && state_fault(info, (*state)->data, 1, why, sizeof why)) {
+        nnr_set_error("%s: %s; training cannot resume from this optimizer state (the file is "
+                      "damaged)", path, why);
+        return -1;
+    }
     return 0;
+}
+
+/* The optimizer state of a file loaded for its parameters alone is not used, but a
+ * non-finite one says the file is damaged: refused as a non-finite parameter is. */
+static int check_any_state(const char *path, const nnr_tensors *ts) {
+    const nnr_tensor *t = nnr_tensors_find(ts, "optimizer.state");
+    if (!t || (t->dtype != NNR_F32 && t->dtype != NNR_F64) || t->rank != 1) return 0;
+    int64_t i = nnr_first_nonfinite(t->dtype, t->data, t->shape[0]);
+    if (i < 0) return 0;
+    nnr_set_error("%s: 'optimizer.state' holds %g at element %lld; a checkpoint's optimizer "
+                  "state must be finite", path, value_at(t->dtype, t->data, i), (long long)i);
+    return -1;
 }
 
 int nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
@@ -351,7 +506,7 @@ int nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
     ck->best_loss = NAN;
     file_meta fm;
     size_t bytes = (size_t)info->param_size * nnr_dtype_size(info->dtype);
-    void *staged = malloc(bytes ? bytes : 1);
+    void *staged = calloc(1, bytes ? bytes : 1);   /* the padding between parameters stays 0 */
     const nnr_tensor *state = NULL;
     int rc = meta_open(path, &ts, &fm);
     if (!staged && !rc) {
@@ -362,6 +517,7 @@ int nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
         rc = load_param(info, path, &ts, &info->param[i], param_at(info, staged, &info->param[i]));
     if (fm.model && strcmp(fm.model, info->name)) rc = other_model(info, path, &fm, rc == 0);
     if (rc == 0 && resume) rc = check_whole(info, path, &fm, &ts, ck, &state);
+    if (rc == 0 && !resume) rc = check_any_state(path, &ts);
     if (rc == 0) rc = read_standardize(path, &ts, ck);
     if (rc == 0) {
         ck->full = meta_get(&fm, "nnc_checkpoint") != NULL;

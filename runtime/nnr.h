@@ -271,12 +271,27 @@ typedef struct nnr_checkpoint {
 /* Writes m and ck to PATH atomically (ck->step is taken from the model). */
 int  nnr_checkpoint_save(const nnr_model_info *info, void *m, const char *path,
                          const nnr_checkpoint *ck);
+/* The same from blocks laid out as m's (a snapshot of them taken `step` steps in). */
+int  nnr_checkpoint_write(const nnr_model_info *info, const void *params, const void *state,
+                          int64_t step, const char *path, const nnr_checkpoint *ck);
+/* Before any of the writers above replaces a file it checks that the parameters and the
+ * optimizer state are finite, and refuses ("PATH: not written: parameter 'h.weight' holds
+ * nan at element 12"): the loaders refuse such files, so writing one would only replace a
+ * usable file with an unusable one.  nnr_model_check_finite does the same check on m,
+ * recording which value is at fault (and with with_grads, the first non-finite gradient
+ * too: "; the gradient of 'h.weight' holds nan at element 3"), and returns -1 when one is
+ * not finite.  The optimizer state's faults name the parameter element they belong to. */
+int  nnr_model_check_finite(const nnr_model_info *info, void *m, int with_grads);
+/* The index of the first NaN or infinity among n values of dt (F32 or F64), or -1. */
+int64_t nnr_first_nonfinite(nnr_dtype dt, const void *p, int64_t n);
 /* Reads PATH into m.  resume = 0: what nnr_model_load does (plain parameter files are
  * accepted), and ck (may be NULL) receives whatever metadata and standardization the file
  * has.  resume = 1: the file must be a whole checkpoint of this model (same name and schema
  * hash); the optimizer state and step are restored too.  Either way a file written for
  * another model is refused with a message naming what differs, and a failure leaves m
- * untouched. */
+ * untouched.  Parameters and the optimizer state (when the file has one) must be finite;
+ * when resuming, the state's sums of squares (adagrad, rmsprop, adadelta, the Adam family's
+ * second moment) must also be non-negative. */
 int  nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
                          nnr_checkpoint *ck, int resume);
 void nnr_checkpoint_free(nnr_checkpoint *ck);  /* frees mean and std */

@@ -8,16 +8,20 @@
  * The reader trusts nothing in the file: every length, dtype, shape and offset is checked
  * against the file's real size before any data is read, and a failure names the file,
  * the tensor and the problem.  The writer never leaves a half-written file at PATH: it
- * writes PATH.tmp.<pid>, fsyncs it, renames it over PATH and fsyncs the directory.
+ * writes PATH.tmp.<pid>, fsyncs it, renames it over PATH and fsyncs the directory; the
+ * temporary files of writers killed before their rename are removed by the next write.
  *
  * Tensor data is stored little-endian; nnr reads and writes it in host order, which the
  * check below pins to little-endian.
  */
 #include "nnr.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -435,8 +439,39 @@ static int sync_dir(const char *path) {
     return rc;
 }
 
+/* PATH.tmp.PID files that writers killed before their rename left behind: removed when
+ * process PID no longer exists (kill(PID, 0) fails with ESRCH).  A live process's file,
+ * or one of a process this user may not signal (EPERM), may be a write in progress and
+ * stays.  Failures here cost only disk space, so they are ignored. */
+static void remove_stale(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dlen = slash ? (size_t)(slash - path) : 0, blen = strlen(base);
+    char *dir = strndup(slash ? path : ".", slash ? (dlen ? dlen : 1) : 1);
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *tail = e->d_name + blen;
+        if (strncmp(e->d_name, base, blen) || strncmp(tail, ".tmp.", 5) || !tail[5]) continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(tail + 5, &end, 10);
+        if (*end || errno || pid <= 0 || pid == (long)getpid() || pid > INT_MAX) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char *stale = malloc(strlen(dir) + strlen(e->d_name) + 2);
+        if (stale) {
+            sprintf(stale, "%s/%s", dir, e->d_name);
+            unlink(stale);
+        }
+        free(stale);
+    }
+    if (d) closedir(d);
+    free(dir);
+}
+
 int nnr_st_write(const char *path, const nnr_tensor *ts, int n, const char *const *meta,
                  int nmeta_pairs) {
+    remove_stale(path);
     size_t hlen;
     char *header = build_header(path, ts, n, meta, nmeta_pairs, &hlen);
     if (!header) return -1;

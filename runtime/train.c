@@ -131,8 +131,135 @@ static void epoch_order(int64_t *order, int64_t n, uint64_t seed, int e) {
     nnr_rng_shuffle(&rng, order, n);
 }
 
+/* The divergence guard (--diverge-factor): the per-step training loss smoothed by an
+ * exponential moving average over about 1/GUARD_ALPHA steps, and its minimum so far in the
+ * run.  Training stops when the average rises past `factor` times that minimum (0: never).
+ * A single batch's loss is too noisy to compare (near zero, one hard batch is many times
+ * the mean), an epoch's mean too late (periodic checkpoints replace the file within it). */
+#define GUARD_ALPHA     NNR_DIVERGE_ALPHA
+#define ABSURD_LOSS     1e15        /* a finite loss past this gets a warning */
+
+typedef struct guard { double factor, ema, min; int64_t steps; int warned; } guard;
+
+/* A periodic checkpoint is written one step late: the parameters after step k are only
+ * known to be good once step k+1 has measured their loss, so they wait here (a copy of the
+ * blocks and the position) until it has, and are dropped when that loss is not finite or
+ * is past the guard's limit. */
+typedef struct snapshot { void *params, *state; int64_t step; nnr_checkpoint ck; int due; } snapshot;
+
 /* Where periodic checkpoints go: every `every` optimizer steps (0: only at epochs' ends). */
-typedef struct saver { const char *path; int64_t every; } saver;
+typedef struct saver {
+    const char *path;
+    int64_t     every;
+    guard       g;
+    snapshot    snap;
+    int         numerics;           /* --check-numerics, for the guard's message */
+} saver;
+
+static int snapshot_alloc(const nnr_model_info *info, saver *sv) {
+    if (!sv->path || sv->every <= 0) return 0;
+    size_t es = nnr_dtype_size(info->dtype);
+    if (!(sv->snap.params = malloc((size_t)info->param_size * es + 1)) ||
+        !(sv->snap.state = malloc((size_t)info->state_size * es + 1)))
+        return oom();
+    return 0;
+}
+
+static void snapshot_take(const nnr_model_info *info, void *m, const nnr_checkpoint *ck, snapshot *sn) {
+    size_t es = nnr_dtype_size(info->dtype);
+    memcpy(sn->params, info->params(m), (size_t)info->param_size * es);
+    if (info->state_size > 0) memcpy(sn->state, info->state(m), (size_t)info->state_size * es);
+    sn->step = *info->step(m);
+    sn->ck = *ck;
+    sn->due = 1;
+}
+
+/* Writes the snapshot the step of `loss` has measured, unless that loss is past the
+ * guard's limit: the average takes a few steps to rise past it, one step's loss does not,
+ * and a noisy batch only skips one checkpoint. */
+static int snapshot_flush(const nnr_model_info *info, saver *sv, double loss) {
+    snapshot *sn = &sv->snap;
+    const guard *g = &sv->g;
+    if (!sn->due) return 0;
+    sn->due = 0;
+    if (g->factor > 0 && g->min > 0 && loss > g->factor * g->min) return 0;
+    return nnr_checkpoint_write(info, sn->params, info->state_size > 0 ? sn->state : NULL,
+                                sn->step, sv->path, &sn->ck);
+}
+
+/* "; CKPT is left as it was" when there is one, for the messages of a stop. */
+static const char *kept(char *buf, size_t cap, const char *path) {
+    buf[0] = '\0';
+    if (path && access(path, F_OK) == 0)
+        snprintf(buf, cap, "; %s is left as it was", path);
+    return buf;
+}
+
+/* Feeds one step's finite loss to the guard: -1 (after recording why) when it trips. */
+static int guard_step(guard *g, double loss, const char *ckpt, int e, int64_t step, int numerics) {
+    g->ema = g->steps++ ? g->ema + GUARD_ALPHA * (loss - g->ema) : loss;
+    if (g->steps == 1 || g->ema < g->min) g->min = g->ema;
+    if (!g->warned && fabs(loss) > ABSURD_LOSS) {
+        g->warned = 1;
+        fprintf(stderr, "%s: warning: the training loss is %g at step %lld (epoch %d); a loss "
+                "this large usually means diverging training (a lower --lr) or inputs of a "
+                "large scale (--standardize)\n", nnr_trainer_prog, loss, (long long)step, e);
+    }
+    if (!(g->factor > 0 && g->min > 0 && g->ema > g->factor * g->min)) return 0;
+    char k[1024];
+    nnr_set_error("training diverged: the training loss (averaged over about %d steps) rose "
+                  "from %.6g to %.6g, past %g times its minimum, by step %lld in epoch %d; "
+                  "stopped before saving%s; a lower --lr may help (--diverge-factor F sets the "
+                  "limit, 0 turns this check off%s)", (int)(1 / GUARD_ALPHA), g->min, g->ema,
+                  g->factor, (long long)step, e, kept(k, sizeof k, ckpt),
+                  numerics ? " and lets --check-numerics go on to the first non-finite value" : "");
+    return -1;
+}
+
+/* The largest magnitude among m's parameters. */
+static double largest_param(const nnr_model_info *info, void *m) {
+    const void *p = info->params(m);
+    double big = 0;
+    for (int64_t i = 0; i < info->param_size; i++) big = fmax(big, fabs(get(info, p, i)));
+    return big;
+}
+
+/* Whether training was diverging when the loss stopped being finite (the loss had risen,
+ * or the parameters have grown absurdly large): then a lower --lr is the likely cure, not
+ * a fault of the model's arithmetic. */
+static int was_diverging(const nnr_model_info *info, void *m, const guard *g) {
+    return (g->steps > 0 && (fabs(g->ema) > ABSURD_LOSS || (g->min > 0 && g->ema > 2 * g->min))) ||
+           largest_param(info, m) > ABSURD_LOSS;
+}
+
+/* A step whose loss is not finite: the message names what is known about where. */
+static double loss_failed(const nnr_model_info *info, session *s, const saver *sv, double loss,
+                          int e, int64_t step, int64_t at, int nb) {
+    const char *why = info->numerics ? info->numerics(s->m) : NULL;
+    char k[1024], fault[1024] = "";
+    kept(k, sizeof k, sv->path);
+    if (why) {  /* --check-numerics: the step stopped before its update */
+        nnr_set_error("%s: %s, in epoch %d (examples %lld-%lld of the shuffled set)%s",
+                      info->source, why, e, (long long)at + 1, (long long)(at + nb), k);
+        return NAN;
+    }
+    if (nnr_model_check_finite(info, s->m, 1)) snprintf(fault, sizeof fault, "; %s", nnr_error());
+    nnr_set_error("the training loss became %g at step %lld in epoch %d (examples %lld-%lld of "
+                  "the shuffled set)%s%s; %s(--check-numerics finds where)", loss, (long long)step,
+                  e, (long long)at + 1, (long long)(at + nb), fault, k,
+                  was_diverging(info, s->m, &sv->g) ? "a lower --lr may help " : "");
+    return NAN;
+}
+
+/* Parameters or optimizer state that stopped being finite: the run stops unsaved. */
+static int state_failed(const nnr_model_info *info, session *s, int e, const char *ckpt) {
+    char fault[1024], k[1024];
+    snprintf(fault, sizeof fault, "%s", nnr_error());
+    nnr_set_error("after step %lld (epoch %d): %s; training stopped without saving it%s "
+                  "(--check-numerics finds the first tensor that is not finite)",
+                  (long long)*info->step(s->m), e, fault, kept(k, sizeof k, ckpt));
+    return -1;
+}
 
 static int64_t batches_in(const nnr_model_info *info, int64_t n) {
     return (n + info->batch - 1) / info->batch;
@@ -141,7 +268,7 @@ static int64_t batches_in(const nnr_model_info *info, int64_t n) {
 /* Epoch e over the shuffled training set from batch s->ck.batch on (0 unless resumed),
  * continuing the loss sum s->ck.loss_sum; returns the epoch's mean loss, or NAN after
  * recording why training cannot go on.  *secs: the time its steps took. */
-static double train_epoch(const nnr_model_info *info, session *s, const saver *sv, int e,
+static double train_epoch(const nnr_model_info *info, session *s, saver *sv, int e,
                           int epochs, double *secs) {
     const int64_t n = s->data.n, last = batches_in(info, n) - 1;
     nnr_checkpoint *ck = &s->ck;
@@ -152,28 +279,30 @@ static double train_epoch(const nnr_model_info *info, session *s, const saver *s
         int64_t at = bi * info->batch;
         int nb = (int)(n - at < info->batch ? n - at : info->batch);
         nnr_data_gather(info, &s->data, s->order + at, nb, s->stage);
+        int64_t step = *info->step(s->m) + 1;     /* this step's number (from 1) */
         double loss = info->train_step(s->m, nb, (const void *const *)s->stage);
         if (!isfinite(loss)) {
             bar_clear(&b);
-            const char *why = info->numerics ? info->numerics(s->m) : NULL;
-            int saved = sv->path && access(sv->path, F_OK) == 0;
-            if (why)   /* --check-numerics: the step stopped before its update */
-                nnr_set_error("%s: %s, in epoch %d (examples %lld-%lld of the shuffled set)%s%s", info->source, why,
-                              e, (long long)at + 1, (long long)(at + nb),
-                              saved ? "; the last checkpoint holds the parameters before it: " : "",
-                              saved ? sv->path : "");
-            else
-                nnr_set_error("the training loss became %g in epoch %d (examples %lld-%lld of the "
-                              "shuffled set); a lower --lr may help (--check-numerics finds where)", loss, e,
-                              (long long)at + 1, (long long)(at + nb));
+            return loss_failed(info, s, sv, loss, e, step, at, nb);
+        }
+        if (guard_step(&sv->g, loss, sv->path, e, step, sv->numerics) ||
+            snapshot_flush(info, sv, loss)) {
+            bar_clear(&b);
             return NAN;
         }
         sum += loss * nb;
         /* the last batch's checkpoint is the end-of-epoch one, written after evaluation */
-        if (sv->path && sv->every > 0 && bi < last && *info->step(s->m) % sv->every == 0) {
+        if (sv->path && sv->every > 0 && bi < last && step % sv->every == 0) {
+            if (nnr_model_check_finite(info, s->m, 1)) {
+                bar_clear(&b);
+                state_failed(info, s, e, sv->path);
+                return NAN;
+            }
             ck->batch = bi + 1;
             ck->loss_sum = sum;
-            if (nnr_checkpoint_save(info, s->m, sv->path, ck)) {
+            snapshot_take(info, s->m, ck, &sv->snap);
+            /* with the guard off, no loss decides: written at once */
+            if (sv->g.factor == 0 && snapshot_flush(info, sv, loss)) {
                 bar_clear(&b);
                 return NAN;
             }
@@ -254,6 +383,9 @@ static int train_usage(const nnr_model_info *info, const options *o, int64_t *ep
         return nnr_trainer_usage_error(o->cmd, "--patience watches the validation loss: give "
                                                "--val-split F or --test NAME=FILE");
     if (o->patience == 0) return nnr_trainer_usage_error(o->cmd, "--patience must be >= 1");
+    if (!isnan(o->diverge) && o->diverge != 0 && !(o->diverge > 1))
+        return nnr_trainer_usage_error(o->cmd, "--diverge-factor %g: give a factor above 1, or "
+                                               "0 to turn the divergence check off", o->diverge);
     return 0;
 }
 
@@ -288,12 +420,40 @@ static int standardize_stats(const nnr_model_info *info, session *s) {
     return 0;
 }
 
-/* A resumed run must see the data the checkpoint was written with. */
-static int check_resume(const options *o, const session *s) {
-    if (s->ck.examples != s->data.n) {
+/* A resumed run must see the data the checkpoint was written with, and the checkpoint's
+ * position must be one a run can reach: a batch within the epoch, a step count that is
+ * the batches of the epochs done plus those of the partial one. */
+static int check_resume(const nnr_model_info *info, const options *o, const session *s) {
+    const nnr_checkpoint *ck = &s->ck;
+    int64_t per = batches_in(info, s->data.n);
+    if (ck->examples != s->data.n) {
         nnr_set_error("%s: written for %lld training examples, --train gives %lld (resume "
                       "with the same data and --val-split)", o->resume,
-                      (long long)s->ck.examples, (long long)s->data.n);
+                      (long long)ck->examples, (long long)s->data.n);
+        return -1;
+    }
+    if (ck->batch >= per) {
+        nnr_set_error("%s: checkpoint metadata 'batch' is %lld, past the end of the epoch (%lld "
+                      "examples in batches of %d make %lld batches)", o->resume,
+                      (long long)ck->batch, (long long)s->data.n, info->batch, (long long)per);
+        return -1;
+    }
+    /* -1 when epoch is too large for any step count */
+    int64_t want = ck->epoch <= (INT64_MAX - ck->batch) / per ? ck->epoch * per + ck->batch : -1;
+    if (ck->step != want) {
+        nnr_set_error("%s: checkpoint metadata 'step' is %lld, but epoch %lld and batch %lld "
+                      "of %lld batches an epoch make step %lld", o->resume, (long long)ck->step,
+                      (long long)ck->epoch, (long long)ck->batch, (long long)per, (long long)want);
+        return -1;
+    }
+    if (ck->best_epoch > ck->epoch) {
+        nnr_set_error("%s: checkpoint metadata 'best_epoch' is %lld, after its epoch %lld",
+                      o->resume, (long long)ck->best_epoch, (long long)ck->epoch);
+        return -1;
+    }
+    if (ck->batch == 0 && ck->loss_sum != 0) {
+        nnr_set_error("%s: checkpoint metadata 'loss_sum' is %g at the start of an epoch (batch "
+                      "0), where it is 0", o->resume, ck->loss_sum);
         return -1;
     }
     return 0;
@@ -317,6 +477,8 @@ static int end_epoch(const nnr_model_info *info, session *s, const options *o, i
                      int epochs, double train_loss, double secs, int has_val, int has_test,
                      scores *val, scores *test) {
     nnr_checkpoint *ck = &s->ck;
+    if (nnr_model_check_finite(info, s->m, 1))
+        return state_failed(info, s, e, o->checkpoint ? o->checkpoint : o->save);
     ck->epoch = e;
     ck->batch = 0;
     ck->loss_sum = 0;
@@ -325,6 +487,14 @@ static int end_epoch(const nnr_model_info *info, session *s, const options *o, i
     print_epoch(e, epochs, train_loss, has_val ? val : NULL, has_test ? test : NULL, secs);
     if (s->file && log_row(s->file, o->log, e, train_loss, has_val ? val : NULL, test, secs))
         return -1;
+    if ((has_val && isnan(val->loss)) || (has_test && isnan(test->loss))) {
+        char k[1024];
+        nnr_set_error("the %s loss is nan after epoch %d although the parameters are finite "
+                      "(a loss that is not finite on some example); training stopped without "
+                      "saving%s", has_val && isnan(val->loss) ? "validation" : "test", e,
+                      kept(k, sizeof k, o->checkpoint ? o->checkpoint : o->save));
+        return -1;
+    }
     if (o->patience > 0 && improved(ck, has_val ? val->loss : test->loss, e) && o->save &&
         nnr_checkpoint_save(info, s->m, o->save, ck))
         return -1;
@@ -370,7 +540,7 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
          (has_val && nnr_data_split(info, &s.data, o->val_split, &s.val)) ||
          (has_test && nnr_session_load_set(info, o, "--test", &o->test, "--test-text",
                                            o->test_text, &s.test)) ||
-         (resumed && check_resume(o, &s)) ||
+         (resumed && check_resume(info, o, &s)) ||
          (o->standardize && !resumed && standardize_stats(info, &s)) ||
          nnr_session_apply_standardize(info, &s,
                                        o->resume ? o->resume : o->load ? o->load : "--standardize") ||
@@ -382,7 +552,9 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
         else rc = (nnr_set_error("this model cannot check its tensors (--check-numerics)"), -1);
     }
     if (!rc) announce(info, &s, epochs, resumed);
-    saver sv = {o->checkpoint, o->checkpoint_every > 0 ? o->checkpoint_every : 0};
+    saver sv = {o->checkpoint, o->checkpoint_every > 0 ? o->checkpoint_every : 0,
+                {isnan(o->diverge) ? NNR_DIVERGE_FACTOR : o->diverge, 0, 0, 0, 0}, {0}, o->check_numerics};
+    if (!rc) rc = snapshot_alloc(info, &sv);
     scores val = {NAN, NAN}, test = {NAN, NAN};
     int stopped = !rc && patience_over(o, &s.ck);
     for (int e = (int)s.ck.epoch + 1; !rc && !stopped && e <= epochs; e++) {
@@ -414,5 +586,7 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
     /* with --patience, --save already holds the best epoch's checkpoint */
     if (!rc && o->save && o->patience < 0) rc = nnr_checkpoint_save(info, s.m, o->save, &s.ck);
     nnr_session_free(info, &s);
+    free(sv.snap.params);
+    free(sv.snap.state);
     return rc ? nnr_trainer_fail() : 0;
 }

@@ -61,6 +61,7 @@ static const option_def option_defs[] = {
     {"--samples",   OPT_COUNT, offsetof(options, samples),   " gradcheck "},
     {"--seed",      OPT_SEED,  offsetof(options, seed),      " train init gradcheck "},
     {"--lr",        OPT_REAL,  offsetof(options, lr),        " train "},
+    {"--diverge-factor", OPT_REAL, offsetof(options, diverge), " train "},
     {"--val-split", OPT_REAL,  offsetof(options, val_split), " train "},
     {"--eps",       OPT_REAL,  offsetof(options, eps),       " gradcheck "},
     {"--tol",       OPT_REAL,  offsetof(options, tol),       " gradcheck "},
@@ -72,7 +73,7 @@ static const command commands[] = {
      "--train NAME=FILE ... [--test NAME=FILE ...] [--epochs N] [--seed S]\n"
      "[--lr X] [--load CKPT] [--save CKPT] [--val-split F] [--log run.csv]\n"
      "[--resume CKPT] [--checkpoint CKPT [--checkpoint-every N]] [--patience N]\n"
-     "[--check-numerics]\n"
+     "[--check-numerics] [--diverge-factor F]\n"
      "[--label-column NAME] [--standardize] [--text FILE] [--test-text FILE]"},
     {"eval", nnr_cmd_eval,
      "--load CKPT --test NAME=FILE ... [--label-column NAME] [--test-text FILE]"},
@@ -129,10 +130,14 @@ static void usage(FILE *f, const nnr_model_info *info) {
                "the label's column, the other columns feed the float input (--standardize:\n"
                "per-feature statistics of the training set, kept in the checkpoint).  --save\n"
                "and --checkpoint write checkpoints (parameters, optimizer state, position);\n"
-               "--resume continues one exactly; export writes the parameters alone.\n"
+               "--resume continues one exactly; export writes the parameters alone.  Only\n"
+               "finite states are saved, and training stops before saving once its loss,\n"
+               "averaged over about %d steps, rises past --diverge-factor F times its\n"
+               "minimum (default %g; 0 turns this off).\n"
                "\n--text FILE (instead of --train) and --test-text FILE (instead of --test) feed a\n"
                "character model, class input [T] and class label: each byte of FILE is an\n"
-               "example, predicted from the T bytes before it ('\\n' before the file's start).\n");
+               "example, predicted from the T bytes before it ('\\n' before the file's start).\n",
+            (int)(1 / NNR_DIVERGE_ALPHA), NNR_DIVERGE_FACTOR);
 }
 
 /* A command line that cannot be understood: the problem, then how the command is used. */
@@ -271,7 +276,7 @@ static int options_init(options *o, const command *cmd, int argc) {
     memset(o, 0, sizeof *o);
     o->cmd = cmd;
     o->epochs = o->samples = o->checkpoint_every = o->patience = -1;
-    o->lr = o->val_split = o->eps = o->tol = NAN;
+    o->lr = o->val_split = o->eps = o->tol = o->diverge = NAN;
     specs *lists[] = {&o->train, &o->test, &o->input, &o->batch};
     for (int i = 0; i < 4; i++)
         if (!(lists[i]->v = malloc((size_t)argc * sizeof(char *)))) return -1;

@@ -16,6 +16,11 @@
 #define BATCH_STREAM   0x4241544348ULL
 #define SAMPLE_STREAM  0x53414d504c45ULL
 
+/* The divergence guard (train.c): the default --diverge-factor, and the weight of a step's
+ * loss in the average it watches (about 1/weight steps); trainer.c's usage says them. */
+#define NNR_DIVERGE_FACTOR 10.0
+#define NNR_DIVERGE_ALPHA  0.05
+
 /* ---- the command line (trainer.c) ---------------------------------------------------- */
 
 typedef struct specs { const char **v; int n; } specs;
@@ -31,6 +36,7 @@ typedef struct options {
     int64_t     epochs, samples, checkpoint_every, patience; /* -1: not given */
     seed_opt    seed;
     double      lr, val_split, eps, tol; /* NAN: not given */
+    double      diverge;            /* --diverge-factor: NAN not given, 0 off */
     int         standardize;
     int         check_numerics;     /* --check-numerics: stop at the first non-finite tensor */
 } options;

@@ -27,6 +27,15 @@ check() {
 # training may differ in
 log_rows() { cut -d, -f1-4,6- "$1"; }
 
+# start_work NNC WORKDIR: what a test script of a trainer does first: NNC made absolute,
+# WORK made afresh and entered, one BLAS thread
+start_work() {
+    NNC=$(realpath "$1")
+    WORK=$2
+    rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
+    export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+}
+
 finish() {
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]

@@ -19,6 +19,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 static char tmpdir[] = "/tmp/nnr_test_XXXXXX";
@@ -208,6 +210,29 @@ static void test_st_atomic(void) {
     ASSERT_FAILS(nnr_st_write(nodir, &a, 1, NULL, 0), nodir, "cannot create");
     free(a.data);
     free(b.data);
+}
+
+/* PATH.tmp.PID files: a dead writer's is removed by the next write to PATH; a live
+ * process's, another PATH's and a name that is no PID stay. */
+static void test_st_stale_temps(void) {
+    const char *path = tpath("st.safetensors");
+    pid_t dead = fork();
+    CU_ASSERT_FATAL(dead >= 0);
+    if (dead == 0) _exit(0);
+    CU_ASSERT_EQUAL_FATAL(waitpid(dead, NULL, 0), dead);
+    char stale[600], live[600], other[600], word[600];
+    snprintf(stale, sizeof stale, "%s.tmp.%ld", path, (long)dead);
+    snprintf(live, sizeof live, "%s.tmp.%ld", path, (long)getppid());
+    snprintf(other, sizeof other, "%s.tmp.%ld", tpath("other.safetensors"), (long)dead);
+    snprintf(word, sizeof word, "%s.tmp.x%ld", path, (long)dead);
+    const char *planted[] = {stale, live, other, word};
+    for (int i = 0; i < 4; i++) write_text(planted[i], "half a file");
+    nnr_tensor a = make_tensor("a", NNR_F32, 1, (int64_t[]){4});
+    CU_ASSERT_EQUAL(nnr_st_write(path, &a, 1, NULL, 0), 0);
+    CU_ASSERT_NOT_EQUAL(access(stale, F_OK), 0);
+    for (int i = 1; i < 4; i++) CU_ASSERT_EQUAL(access(planted[i], F_OK), 0);
+    for (int i = 1; i < 4; i++) remove(planted[i]);
+    free(a.data);
 }
 
 typedef struct corrupt_case {
@@ -863,6 +888,84 @@ static void test_model_load_errors(void) {
     CU_ASSERT_EQUAL(memcmp(&m, &before, sizeof m), 0);
 }
 
+/* Nothing is written from a block that is not finite, and the message says what is not;
+ * a checkpoint whose optimizer state is not finite, or whose sums of squares are negative,
+ * is refused. */
+static void test_model_finite(void) {
+    float f[5] = {1, 2, -INFINITY, NAN, 0};
+    double d[3] = {0, 1e300, NAN};
+    CU_ASSERT_EQUAL(nnr_first_nonfinite(NNR_F32, f, 2), -1);
+    CU_ASSERT_EQUAL(nnr_first_nonfinite(NNR_F32, f, 5), 2);
+    CU_ASSERT_EQUAL(nnr_first_nonfinite(NNR_F64, d, 3), 2);
+    CU_ASSERT_EQUAL(nnr_first_nonfinite(NNR_F64, d, 2), -1);
+
+    const char *path = tpath("finite.safetensors");
+    fake m;
+    nnr_model_init(&fake_info, &m, 3);
+    CU_ASSERT_EQUAL_FATAL(nnr_checkpoint_save(&fake_info, &m, path, &(nnr_checkpoint){.best_loss = NAN}), 0);
+    size_t n0, n1;
+    unsigned char *before = slurp(path, &n0);
+    CU_ASSERT_EQUAL(nnr_model_check_finite(&fake_info, &m, 1), 0);
+
+    m.p[7] = NAN;   /* b element 1 */
+    m.g[4] = INFINITY;   /* w element 4 */
+    CU_ASSERT_EQUAL(nnr_model_check_finite(&fake_info, &m, 1), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(nnr_error(), "parameter 'b' holds nan at element 1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(nnr_error(), "the gradient of 'w' holds inf at element 4"));
+    ASSERT_FAILS(nnr_checkpoint_save(&fake_info, &m, path, &(nnr_checkpoint){.best_loss = NAN}), path,
+                 "not written: parameter 'b' holds nan at element 1");
+    ASSERT_FAILS(nnr_model_save(&fake_info, &m, path), path, "parameter 'b'");
+    m.p[7] = 0;
+    m.s[11] = -INFINITY;
+    ASSERT_FAILS(nnr_checkpoint_save(&fake_info, &m, path, &(nnr_checkpoint){.best_loss = NAN}), path,
+                 "'optimizer.state' holds -inf at element 11");
+    unsigned char *after = slurp(path, &n1);
+    CU_ASSERT(n0 == n1 && memcmp(before, after, n0) == 0);   /* the good file stays */
+    CU_ASSERT_EQUAL(count_files(".tmp."), 0);
+    free(before);
+    free(after);
+
+    /* the same file with its optimizer state damaged */
+    nnr_tensors ts;
+    CU_ASSERT_EQUAL_FATAL(nnr_st_read(path, &ts), 0);
+    nnr_tensor *st = (nnr_tensor *)nnr_tensors_find(&ts, "optimizer.state");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    ((float *)st->data)[5] = NAN;
+    const char *meta[] = {"nnc_model", "fake", "nnc_schema", "00000000deadbeef", "nnc_checkpoint", "1",
+                          "step", "0", "epoch", "0", "batch", "0", "epochs", "1", "examples", "1",
+                          "seed", "0", "lr", "0.1", "loss_sum", "0"};
+    const char *bad = tpath("badstate.safetensors");
+    CU_ASSERT_EQUAL_FATAL(nnr_st_write(bad, ts.t, ts.n, meta, 11), 0);
+    nnr_tensors_free(&ts);
+    nnr_model_init(&fake_info, &m, 3);
+    fake keep = m;
+    nnr_checkpoint ck;
+    ASSERT_FAILS(nnr_checkpoint_load(&fake_info, &m, bad, &ck, 1), bad,
+                 "'optimizer.state' holds nan at element 5");
+    ASSERT_FAILS(nnr_checkpoint_load(&fake_info, &m, bad, &ck, 0), bad,
+                 "'optimizer.state' holds nan at element 5");
+    CU_ASSERT_EQUAL(memcmp(&m, &keep, sizeof m), 0);
+}
+
+/* Adam's second moments (the second half of its state) are sums of squares: a negative
+ * one cannot come from training. */
+static void test_model_state_squares(void) {
+    nnr_model_info adam = fake_info;
+    adam.train.opt = NNR_OPT_ADAM;
+    const char *path = tpath("adam.safetensors");
+    fake m, r;
+    nnr_model_init(&adam, &m, 3);
+    m.s[2] = -1;   /* a first moment may be negative */
+    nnr_checkpoint ck = {.best_loss = NAN, .epochs = 1};
+    CU_ASSERT_EQUAL_FATAL(nnr_checkpoint_save(&adam, &m, path, &ck), 0);
+    CU_ASSERT_EQUAL(nnr_checkpoint_load(&adam, &r, path, &ck, 1), 0);
+    m.s[9 + 4] = -0.5f;
+    CU_ASSERT_EQUAL_FATAL(nnr_checkpoint_save(&adam, &m, path, &ck), 0);
+    ASSERT_FAILS(nnr_checkpoint_load(&adam, &r, path, &ck, 1), path,
+                 "'optimizer.state' holds -0.5 at element 13, a negative sum of squares (slot 2 "
+                 "of 'w' element 4)");
+}
+
 /* ---- data memory ---------------------------------------------------------------------------- */
 
 /* Batches and columns start on a cache line whatever their size: glibc's malloc gives
@@ -974,7 +1077,8 @@ typedef struct test { const char *name; void (*fn)(void); } test;
 
 static const struct suite { const char *name; test tests[8]; } suites[] = {
     {"safetensors", {{"round trip", test_st_roundtrip}, {"python layout", test_st_python_layout},
-                     {"atomic write", test_st_atomic}, {"corrupt files", test_st_corrupt}}},
+                     {"atomic write", test_st_atomic}, {"stale temporary files", test_st_stale_temps},
+                     {"corrupt files", test_st_corrupt}}},
     {"idx", {{"round trip", test_idx_roundtrip}, {"errors", test_idx_errors},
              {"fashion-mnist labels", test_idx_fashion}}},
     {"csv", {{"read", test_csv_read}, {"errors", test_csv_errors}, {"hostile", test_csv_hostile}}},
@@ -987,7 +1091,8 @@ static const struct suite { const char *name; test tests[8]; } suites[] = {
     {"sparse products", {{"limit", test_sparse_limit}}},
     {"products in blocks", {{"same bits at 1-3 threads", test_gemm_blocks}}},
     {"model", {{"init", test_model_init}, {"save and load", test_model_roundtrip},
-               {"load errors", test_model_load_errors}}},
+               {"load errors", test_model_load_errors}, {"finite checks", test_model_finite},
+               {"sums of squares", test_model_state_squares}}},
 };
 
 int main(void) {

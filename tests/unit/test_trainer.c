@@ -817,6 +817,31 @@ static void test_resume(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "written for 48 training examples, --train gives 60"));
 }
 
+/* A run whose loss climbs stops before it saves (the divergence guard), whatever its
+ * checkpoints; --diverge-factor 0 lets it go on. */
+static void test_divergence(void) {
+    write_blobs(at("dtrain.safetensors"), 240, 7);
+    int rc = RUN(&toy_cls_info, "train", "--train", at("dtrain.safetensors"), "--epochs", "2",
+                 "--lr", "0.2", "--save", at("dgood.ckpt"));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL_FATAL(RUN(&toy_cls_info, "train", "--train", at("dtrain.safetensors"),
+                              "--epochs", "2", "--lr", "0.2", "--save", at("dck.ckpt")), 0);
+    rc = RUN(&toy_cls_info, "train", "--train", at("dtrain.safetensors"), "--resume",
+             at("dck.ckpt"), "--lr", "1e4", "--epochs", "6", "--checkpoint", at("dck.ckpt"),
+             "--checkpoint-every", "1", "--save", at("dsave.ckpt"));
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "training diverged: the training loss"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "dck.ckpt is left as it was"));
+    CU_ASSERT(same_file(at("dck.ckpt"), at("dgood.ckpt")));
+    CU_ASSERT_EQUAL(access(at("dsave.ckpt"), F_OK), -1);
+    rc = RUN(&toy_cls_info, "train", "--train", at("dtrain.safetensors"), "--resume",
+             at("dck.ckpt"), "--lr", "1e4", "--epochs", "6", "--diverge-factor", "0");
+    CU_ASSERT_PTR_NULL(strstr(err_text, "diverged"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "epoch 6/6"));
+    CU_ASSERT_EQUAL(RUN(&toy_cls_info, "train", "--train", at("dtrain.safetensors"),
+                        "--diverge-factor", "0.5"), 2);
+}
+
 static void test_refuse_other_model(void) {
     /* toy_cls's checkpoint into toy_reg: name, schema and the first parameter that differs */
     int rc = RUN(&toy_reg_info, "export", "--load", at("ck.safetensors"), "--out", at("x.params"));
@@ -1370,6 +1395,7 @@ int main(void) {
     CU_add_test(s, "command line", test_command_line);
     CU_add_test(s, "checkpoint contents, export", test_checkpoint_contents);
     CU_add_test(s, "resume gives the uninterrupted run", test_resume);
+    CU_add_test(s, "a diverging run stops before it saves", test_divergence);
     CU_add_test(s, "another model's checkpoint is refused", test_refuse_other_model);
     CU_add_test(s, "early stopping", test_patience);
     CU_add_test(s, "precision and recall of a known confusion", test_precision_recall);
