@@ -38,6 +38,12 @@ void  names_assign(ir_graph *g);
 const char *names_mangle(arena *a, const char *user);   /* "h1.weight" -> "h1_weight" */
 int   names_reserved(const char *id);                   /* keyword, libc, BLAS, macro */
 const char *names_unreserved(arena *a, const char *id); /* id, id_ or u_id: usable in C */
+/* A hashed set of identifiers; {a} is an empty one.  add returns how often id was added before. */
+typedef struct names_set { arena *a; const char **slot; int *count; size_t cap, n; } names_set;
+int   names_set_has(const names_set *s, const char *id);
+int   names_set_add(names_set *s, const char *id);
+const char **names_owners(ir_graph *g);   /* per .nn line: the binding it makes, for temporaries' names */
+const char *names_base(ir_graph *g, const char **owners, const ir_node *n);   /* h1, dh1, h1_relu */
 
 /* emit_api.c: write the model's C file and header (emit.h lists the emitter's files).
  * `which` selects --emit: NULL for the whole file, or "forward", "backward", "update",

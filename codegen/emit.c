@@ -35,6 +35,11 @@ void emit_setup(emitter *e, ir_graph *g, FILE *out, const emit_opts *o) {
     for (char *c = pu; *c; c++) *c = (char)toupper((unsigned char)*c);
     e->PU = pu;
     e->used = arena_alloc(g->a, (size_t)g->nodes.n + 1);
+    e->let_of = arena_alloc(g->a, sizeof *e->let_of * ((size_t)g->nodes.n + 1));
+    e->cnames = (names_set){g->a, NULL, NULL, 0, 0};
+    for (int i = 0; i < g->nodes.n; i++)
+        if (ir_at(g, i)->cname) names_set_add(&e->cnames, ir_at(g, i)->cname);
+    e->owners = names_owners(g);
 }
 
 /* ---- text helpers -------------------------------------------------------------- */
@@ -258,50 +263,125 @@ const char *emit_read_at(emitter *e, const ir_node *x, const ictx *c) {
     return arena_printf(e->a, "%s[%s]", emit_mark(e, x), emit_index_of(e, x, c));
 }
 
+/* ---- expressions: an inlined node's value computed inside its consumer's loop ---- */
+
+/* Inlined nodes nest at most this deep in one expression; a deeper one is split at a
+ * local.  Without a bound, a chain of N inlined nodes (x + x + ... + x) nests N deep and
+ * building it copies each level's text into the next: N^2 time and memory. */
+enum { EMIT_NEST_MAX = 16 };
+
+void emit_stmt_open(emitter *e) {
+    e->in_stmt = 1;
+    e->lets.n = 0;
+    e->locals = e->bases = (names_set){e->a, NULL, NULL, 0, 0};
+}
+
+/* The body of the innermost loop: the statement, after the locals it reads in braces. */
+void emit_stmt_close(emitter *e, FILE *o, const char *ind, const char *stmt) {
+    e->in_stmt = 0;
+    for (int i = 0; i < e->let_nodes.n; i++) e->let_of[((ir_node *)e->let_nodes.v[i])->id] = NULL;
+    e->let_nodes.n = 0;
+    if (!e->lets.n) {
+        emit_body(o, ind, stmt);
+        return;
+    }
+    fputs(" {\n", o);
+    for (int i = 0; i < e->lets.n; i++) fprintf(o, "%s%s\n", ind, (const char *)e->lets.v[i]);
+    fprintf(o, "%s%s\n%.*s}\n", ind, stmt, (int)strlen(ind) - 4, ind);
+}
+
+/* x's local: named after the tensor, then _2, _3 after another local or a tensor (each
+ * base counts its own suffixes: a statement may hold hundreds of locals of one line). */
+static const char *local_name(emitter *e, const ir_node *x) {
+    const char *base = names_unreserved(e->a, names_base(e->g, e->owners, x)), *id = base;
+    int k = names_set_add(&e->bases, base) + 1;
+    for (k = k < 2 ? 2 : k; names_set_has(&e->cnames, id) || names_set_has(&e->locals, id); k++)
+        id = arena_printf(e->a, "%s_%d", base, k);
+    names_set_add(&e->locals, id);
+    return id;
+}
+
+/* Input x of an expression that names it `uses` times.  An inlined input named more than
+ * once (relu's template names its input twice) is computed once, into a local of the
+ * statement, named after the tensor: copying its text to every place instead doubles the
+ * output per level of nesting.  So is one that nests too deep. */
+static const char *operand(emitter *e, const ir_node *x, const ictx *c, int uses) {
+    if (e->let_of[x->id]) return e->let_of[x->id];
+    int siblings = e->depth;
+    e->depth = 0;
+    const char *v = emit_read_at(e, x, c);   /* an inlined x's emit_expr sets e->depth */
+    int depth = e->depth;
+    if (e->in_stmt && depth > 0 && (uses > 1 || depth >= EMIT_NEST_MAX)) {
+        const char *name = local_name(e, x);
+        ptrvec_push(e->a, &e->lets, (void *)arena_printf(e->a, "const %s %s = %s;", e->T, name, v));
+        ptrvec_push(e->a, &e->let_nodes, (void *)x);
+        e->let_of[x->id] = name;
+        v = name;
+        depth = 0;
+    }
+    e->depth = siblings > depth ? siblings : depth;
+    return v;
+}
+
+static int count_of(const char *t, const char *what) {
+    int n = 0;
+    for (const char *p = t; (p = strstr(p, what)) != NULL; p += strlen(what)) n++;
+    return n;
+}
+
 /* Fills in a template of ir_maps (see ir.h) for node x at the loop index.  A forward
  * node's inputs are its arguments; a gradient node's are the upstream gradient, then
- * those of $a $b $y its template reads, in that order. */
+ * those of $a $b $y its template reads, in that order.  The text is written once into
+ * a buffer: appending each piece to a copy of the whole costs the square of its length. */
 static const char *expand_map(emitter *e, const char *t, const ir_node *x, const ictx *c) {
     const char *slot[4] = {NULL};      /* $a $b $y $g */
+    static const char *const names[3] = {"$a", "$b", "$y"};
     if (x->op == OP_MAP) {
-        for (int k = 0; k < x->nin; k++) slot[k] = emit_read_at(e, x->in[k], c);
+        for (int k = 0; k < x->nin; k++) slot[k] = operand(e, x->in[k], c, count_of(t, names[k]));
     } else {
         int k = 0;
-        slot[3] = emit_read_at(e, x->in[k++], c);
-        if (strstr(t, "$a")) slot[0] = emit_read_at(e, x->in[k++], c);
-        if (strstr(t, "$b")) slot[1] = emit_read_at(e, x->in[k++], c);
-        if (strstr(t, "$y")) slot[2] = emit_read_at(e, x->in[k++], c);
+        slot[3] = operand(e, x->in[k++], c, count_of(t, "$g"));
+        for (int s = 0; s < 3; s++)
+            if (strstr(t, names[s])) slot[s] = operand(e, x->in[k++], c, count_of(t, names[s]));
     }
-    char *out = "";
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
     for (const char *p = t; *p;) {
         if (*p == '$') {
             char v = p[1];
             const char *s = v == 'a' ? slot[0] : v == 'b' ? slot[1] : v == 'y' ? slot[2] : v == 'g' ? slot[3]
                           : v == 'p' ? emit_lit(e, x->attr[0]) : emit_lit(e, x->attr[1]);
-            out = arena_printf(e->a, "%s%s", out, s ? s : "0");
+            fputs(s ? s : "0", out);
             p += 2;
         } else if (*p == '#') {
             char *end;
-            double v = strtod(p + 1, &end);
-            out = arena_printf(e->a, "%s%s", out, emit_lit(e, v));
+            fputs(emit_lit(e, strtod(p + 1, &end)), out);
             p = end;
         } else if (*p == '@') {
-            size_t len = strcspn(p + 1, "(");
-            out = arena_printf(e->a, "%s%s", out, emit_fn(e, arena_strndup(e->a, p + 1, len)));
-            p += 1 + len;
+            size_t n = strcspn(p + 1, "(");
+            fputs(emit_fn(e, arena_strndup(e->a, p + 1, n)), out);
+            p += 1 + n;
         } else {
-            size_t len = strcspn(p, "$#@");
-            out = arena_printf(e->a, "%s%.*s", out, (int)len, p);
-            p += len;
+            size_t n = strcspn(p, "$#@");
+            fwrite(p, 1, n, out);
+            p += n;
         }
     }
-    return out;
+    fclose(out);
+    const char *r = arena_strndup(e->a, text, len);
+    free(text);
+    return r;
 }
 
-/* The C expression computing elementwise node x at the loop index. */
-const char *emit_expr(emitter *e, const ir_node *x, const ictx *c) {
-    const char *a = x->nin > 0 ? emit_read_at(e, x->in[0], c) : "", *b = x->nin > 1 ? emit_read_at(e, x->in[1], c) : "";
+/* The C expression computing elementwise node x at the loop index.  Each input is read
+ * only where the op uses it: reading it builds its whole expression. */
+static const char *expr_of(emitter *e, const ir_node *x, const ictx *c) {
     double k = x->attr[0];
+    const char *a = "", *b = "";
+    if (x->nin > 0 && x->op != OP_MAP && x->op != OP_MAP_GRAD && x->op != OP_DROPOUT_MASK)
+        a = operand(e, x->in[0], c, x->op == OP_POWC && k == 2 ? 2 : 1);
+    if (x->nin > 1 && x->op != OP_MAP && x->op != OP_MAP_GRAD) b = operand(e, x->in[1], c, 1);
     switch (x->op) {
     case OP_ADD: return arena_printf(e->a, "(%s + %s)", a, b);
     case OP_SUB: return arena_printf(e->a, "(%s - %s)", a, b);
@@ -325,10 +405,20 @@ const char *emit_expr(emitter *e, const ir_node *x, const ictx *c) {
                             emit_index_of(e, x, c), emit_lit(e, x->attr[0]), emit_lit(e, 1 / (1 - x->attr[0])),
                             emit_lit(e, 0));
     case OP_REDUCE_MAX_GRAD:   /* the gradient goes to the extreme elements (grad.c divides it among ties) */
-        return arena_printf(e->a, "(%s == %s ? %s : %s)", b, emit_read_at(e, x->in[2], c), a, emit_lit(e, 0));
+        return arena_printf(e->a, "(%s == %s ? %s : %s)", b, operand(e, x->in[2], c, 1), a, emit_lit(e, 0));
     case OP_MAP_GRAD: return expand_map(e, ir_maps[x->fn].grad[x->arg], x, c);
     default: return "0 /* not elementwise */";
     }
+}
+
+const char *emit_expr(emitter *e, const ir_node *x, const ictx *c) {
+    e->depth = 0;
+    const char *v = expr_of(e, x, c);
+    /* one more than its deepest inlined input, unless x is that input's value unchanged
+     * (a broadcast, u^1): a local would only rename it */
+    int same = x->op == OP_COPY || x->op == OP_EXPAND || ((x->op == OP_POWC || x->op == OP_POWC_GRAD) && x->attr[0] == 1);
+    e->depth += !same;
+    return v;
 }
 
 /* Local derivatives, written in math in the backward pass's comments. */

@@ -33,6 +33,16 @@ typedef struct emitter {
     const char *subst_value;
     const ir_node *subst2;  /* a second one: a pooled convolution's epilogue, read as its window's maximum */
     const char *subst2_value;
+    /* the statement being built (emit_stmt_open): the locals its expression shares */
+    int         in_stmt;    /* 0: none open, every operand is written where it is read */
+    ptrvec      lets;       /* "const float h_relu = ...;", in the order they are computed */
+    const char **let_of;    /* per node: its local in the open statement, or NULL */
+    ptrvec      let_nodes;  /* the nodes that have one, to forget them at the close */
+    names_set   cnames;     /* every tensor's identifier: no local may hide one */
+    names_set   locals;     /* the open statement's locals */
+    names_set   bases;      /* ... and the names they were made from, with how many each */
+    const char **owners;    /* names.c's bindings per line, for the locals' names */
+    int         depth;      /* how deep the expression last built nests inlined nodes */
 } emitter;
 
 typedef enum { LOOP_FLAT, LOOP_EXAMPLE, LOOP_NESTED } loop_mode;
@@ -83,6 +93,8 @@ const char *emit_label(emitter *e, const ir_node *x);  /* the same for a tensor 
 const char *emit_index_of(emitter *e, const ir_node *x, const ictx *c);
 const char *emit_read_at(emitter *e, const ir_node *x, const ictx *c);   /* x's value at c's index */
 const char *emit_expr(emitter *e, const ir_node *x, const ictx *c);      /* elementwise x's expression */
+void        emit_stmt_open(emitter *e);   /* expressions built until the close may share operands */
+void        emit_stmt_close(emitter *e, FILE *o, const char *ind, const char *stmt);   /* the body */
 void        emit_collect_math(const ir_node *x, char *buf, size_t cap, int top);   /* local derivatives */
 
 /* ---- emit.c: loops ---- */

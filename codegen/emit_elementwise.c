@@ -3,7 +3,8 @@
  * An elementwise node (and every inlined node it reads: fuse.c) is one loop, flat, per
  * example or nested per axis, whichever reads every operand correctly (emit.c's
  * emit_choose_mode); its comment gives the local derivatives in math and the slices it
- * reads in place.  Reductions: a sum over an example with a register accumulator, and
+ * reads in place; a value its expression reads twice is a local of the loop body (emit.c's
+ * operand).  Reductions: a sum over an example with a register accumulator, and
  * sum_to / max / min over axes.  Last-axis ops, a loop over rows: softmax, log_softmax
  * and cross_entropy with the log-sum-exp shift, a class's pick, their gradients.  And
  * batchnorm's running statistics, updated by each training step. */
@@ -34,8 +35,9 @@ void emit_elementwise(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    /* %s %s%s%s%s%s */\n", n->cname, emit_shape_of(e, n), *math ? ": " : "", math,
             *views ? (*math ? "; reads in place " : ", reading in place ") : "", views);
     const char *ind = emit_open_loops(e, o, &c, "    ", 1);
-    emit_body(o, ind,
-              arena_printf(e->a, "%s[%s] = %s;", emit_mark(e, n), emit_index_of(e, n, &c), emit_expr(e, n, &c)));
+    emit_stmt_open(e);
+    const char *v = emit_expr(e, n, &c);
+    emit_stmt_close(e, o, ind, arena_printf(e->a, "%s[%s] = %s;", emit_mark(e, n), emit_index_of(e, n, &c), v));
 }
 
 void emit_sum(emitter *e, FILE *o, ir_node *n) {
@@ -66,7 +68,8 @@ void emit_sum(emitter *e, FILE *o, ir_node *n) {
     } else {
         ind2 = emit_open_loops(e, o, &inner, ind, 0);
     }
-    emit_body(o, ind2, arena_printf(e->a, "acc += %s;", emit_read_at(e, x, &c)));
+    emit_stmt_open(e);
+    emit_stmt_close(e, o, ind2, arena_printf(e->a, "acc += %s;", emit_read_at(e, x, &c)));
     if (scale == 1) fprintf(o, "%s%s[%s] = acc;\n", ind, emit_mark(e, n), x->batched ? "b" : "0");
     else fprintf(o, "%s%s[%s] = acc * %s;\n", ind, emit_mark(e, n), x->batched ? "b" : "0", emit_lit(e, scale));
     fprintf(o, "    }\n");
@@ -110,18 +113,20 @@ void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
         outer.rank--;
         const char *ind = emit_open_loops(e, o, &outer, "    ", 0);
         fprintf(o, " {\n%s%s acc = 0;\n%s#pragma omp simd reduction(+:acc)\n", ind, e->T, ind);
-        fprintf(o, "%sfor (int %s = 0; %s < %lld; %s++)\n", ind, c.v[last], c.v[last], (long long)x->shape.dim[last], c.v[last]);
-        fprintf(o, "%s    acc += %s;\n", ind, emit_read_at(e, x, &c));
+        fprintf(o, "%sfor (int %s = 0; %s < %lld; %s++)", ind, c.v[last], c.v[last], (long long)x->shape.dim[last], c.v[last]);
+        emit_stmt_open(e);
+        emit_stmt_close(e, o, arena_printf(e->a, "%s    ", ind), arena_printf(e->a, "acc += %s;", emit_read_at(e, x, &c)));
         c.v[last] = "0";
         fprintf(o, "%s%s[%s] += acc;\n", ind, n->cname, emit_index_of(e, n, &c));
         fprintf(o, "%.*s}\n", (int)strlen(ind) - 4, ind);
     } else {
         const char *ind = emit_open_loops(e, o, &c, "    ", 0);
+        emit_stmt_open(e);
         const char *at = arena_printf(e->a, "%s[%s]", n->cname, emit_index_of(e, n, &c)), *v = emit_read_at(e, x, &c);
         if (is_max)
-            emit_body(o, ind, arena_printf(e->a, "%s = %s(%s, %s);", at, emit_fn(e, hi ? "fmax" : "fmin"), at, v));
+            emit_stmt_close(e, o, ind, arena_printf(e->a, "%s = %s(%s, %s);", at, emit_fn(e, hi ? "fmax" : "fmin"), at, v));
         else
-            emit_body(o, ind, arena_printf(e->a, "%s += %s;", at, v));
+            emit_stmt_close(e, o, ind, arena_printf(e->a, "%s += %s;", at, v));
     }
     if (scale != 1) fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] *= %s;\n", it, count, n->cname, emit_lit(e, scale));
 }

@@ -21,10 +21,11 @@
 #include "codegen.h"
 
 /* Marks what `root` needs; `mode` picks the side of a select: 0 training, 1 inference.
- * An explicit stack: graphs may be deep chains. */
-static void mark_mode(ir_graph *g, ir_node *root, char *mark, int mode) {
+ * An explicit stack: graphs may be deep chains.  It holds IR_MAXIN entries per node,
+ * since each node pushes its inputs once, and is allocated once per plan: a model with
+ * thousands of parameters marks from each one's gradient. */
+static void mark_mode(ir_node **stack, ir_node *root, char *mark, int mode) {
     if (!root) return;
-    ir_node **stack = arena_alloc(g->a, sizeof(ir_node *) * (size_t)(g->nodes.n + 1));
     int top = 0;
     stack[top++] = root;
     while (top) {
@@ -36,7 +37,7 @@ static void mark_mode(ir_graph *g, ir_node *root, char *mark, int mode) {
     }
 }
 
-static void mark_ancestors(ir_graph *g, ir_node *root, char *mark) { mark_mode(g, root, mark, 0); }
+static void mark_ancestors(ir_node **stack, ir_node *root, char *mark) { mark_mode(stack, root, mark, 0); }
 
 static int reads_expressions(const ir_node *consumer) {
     ir_family f = ir_ops[consumer->op].fam;
@@ -346,14 +347,15 @@ void fuse_plan(ir_graph *g) {
          *infer = arena_alloc(g->a, (size_t)nn);
 
     /* what each pass computes */
-    mark_ancestors(g, g->loss, train);
-    for (int i = 0; i < g->params.n; i++) mark_ancestors(g, ((ir_node *)g->params.v[i])->grad, live);
-    for (int i = 0; i < g->io.n; i++) mark_ancestors(g, ((ir_node *)g->io.v[i])->grad, live);
+    ir_node **stack = arena_alloc(g->a, sizeof(ir_node *) * ((size_t)nn * IR_MAXIN + 1));
+    mark_ancestors(stack, g->loss, train);
+    for (int i = 0; i < g->params.n; i++) mark_ancestors(stack, ((ir_node *)g->params.v[i])->grad, live);
+    for (int i = 0; i < g->io.n; i++) mark_ancestors(stack, ((ir_node *)g->io.v[i])->grad, live);
     for (int i = 0; i < nn; i++) train[i] |= live[i] && ir_at(g, i)->pass == IR_FWD;
-    for (int i = 0; i < g->effects.n; i++) mark_ancestors(g, g->effects.v[i], train);
-    for (int i = 0; i < g->outputs.n; i++) mark_mode(g, ((ir_output *)g->outputs.v[i])->node, infer, 1);
+    for (int i = 0; i < g->effects.n; i++) mark_ancestors(stack, g->effects.v[i], train);
+    for (int i = 0; i < g->outputs.n; i++) mark_mode(stack, ((ir_output *)g->outputs.v[i])->node, infer, 1);
     char *eval = arena_alloc(g->a, (size_t)nn);
-    mark_mode(g, g->loss, eval, 1);
+    mark_mode(stack, g->loss, eval, 1);
     for (int i = 0; i < nn; i++) {
         ir_node *n = ir_at(g, i);
         n->in_train = train[i] || (live[i] && n->pass == IR_BWD);

@@ -10,6 +10,7 @@
  * except through here or the string/comment escapers of emit.c. */
 #include "codegen.h"
 #include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 
 static const char *const reserved[] = {
@@ -83,55 +84,95 @@ const char *names_mangle(arena *a, const char *user) {
     return s;
 }
 
-typedef struct supply { arena *a; ptrvec used; } supply;
-
-static int taken(supply *s, const char *id) {
-    if (names_reserved(id)) return 1;
-    for (int i = 0; i < s->used.n; i++)
-        if (!strcmp(s->used.v[i], id)) return 1;
-    return 0;
+/* A set of identifiers, hashed: a model with thousands of tensors must not compare every
+ * new name with every name before it. */
+static uint64_t hash_of(const char *id) {
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 1099511628211ull;
+    return h;
 }
 
-static const char *fresh(supply *s, const char *base) {
-    if (reserved_prefix(base)) base = arena_printf(s->a, "u_%s", base);   /* suffixes cannot help */
+/* The slot holding id, or the empty slot where it belongs. */
+static size_t slot_of(const names_set *s, const char *id) {
+    size_t i = hash_of(id) & (s->cap - 1);
+    while (s->slot[i] && strcmp(s->slot[i], id)) i = (i + 1) & (s->cap - 1);
+    return i;
+}
+
+int names_set_has(const names_set *s, const char *id) { return s->cap && s->slot[slot_of(s, id)]; }
+
+int names_set_add(names_set *s, const char *id) {
+    if (2 * (s->n + 1) > s->cap) {   /* grow: at most half full */
+        names_set bigger = {s->a, NULL, NULL, s->cap ? 2 * s->cap : 64, 0};
+        bigger.slot = arena_alloc(s->a, bigger.cap * sizeof *bigger.slot);
+        bigger.count = arena_alloc(s->a, bigger.cap * sizeof *bigger.count);
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slot[i]) {
+                size_t j = slot_of(&bigger, s->slot[i]);
+                bigger.slot[j] = s->slot[i];
+                bigger.count[j] = s->count[i];
+                bigger.n++;
+            }
+        *s = bigger;
+    }
+    size_t i = slot_of(s, id);
+    if (!s->slot[i]) {
+        s->slot[i] = id;
+        s->n++;
+    }
+    return s->count[i]++;
+}
+
+static int taken(const names_set *used, const char *id) { return names_reserved(id) || names_set_has(used, id); }
+
+static const char *fresh(names_set *used, const char *base) {
+    arena *a = used->a;
+    if (reserved_prefix(base)) base = arena_printf(a, "u_%s", base);   /* suffixes cannot help */
     const char *id = base;
-    if (taken(s, id)) id = arena_printf(s->a, "%s_", base);
-    for (int k = 2; taken(s, id); k++) id = arena_printf(s->a, "%s_%d", base, k);
-    ptrvec_push(s->a, &s->used, (void *)id);
+    if (taken(used, id)) id = arena_printf(a, "%s_", base);
+    for (int k = 2; taken(used, id); k++) id = arena_printf(a, "%s_%d", base, k);
+    names_set_add(used, id);
     return id;
 }
 
-/* The name of the binding on each source line, for naming the temporaries it makes. */
-static const char *owner_of(ir_graph *g, int line) {
-    for (int i = g->fwd_count - 1; i >= 0; i--) {
+/* The name of the binding on each source line, for naming the temporaries it makes: the
+ * last named forward node of the line (one walk over the graph, not one per node). */
+const char **names_owners(ir_graph *g) {
+    int lines = 0;
+    for (int i = 0; i < g->fwd_count; i++)
+        if (ir_at(g, i)->stmt_line > lines) lines = ir_at(g, i)->stmt_line;
+    for (int i = g->fwd_count; i < g->nodes.n; i++)
+        if (ir_at(g, i)->stmt_line > lines) lines = ir_at(g, i)->stmt_line;
+    const char **owner = arena_alloc(g->a, sizeof *owner * (size_t)(lines + 1));
+    for (int i = 0; i < g->fwd_count; i++) {
         ir_node *n = ir_at(g, i);
-        if (n->stmt_line == line && n->name && n->op != OP_PARAM) return n->name;
+        if (n->stmt_line > 0 && n->name && n->op != OP_PARAM) owner[n->stmt_line] = n->name;
     }
-    return NULL;
+    return owner;
 }
 
-static const char *base_name(ir_graph *g, ir_node *n) {
+const char *names_base(ir_graph *g, const char **owners, const ir_node *n) {
     arena *a = g->a;
+    const char *owner = n->stmt_line > 0 ? owners[n->stmt_line] : NULL;
     if (n->pass == IR_FWD) {
         if (n->name) return names_mangle(a, n->name);
-        const char *owner = owner_of(g, n->stmt_line);
         return owner ? arena_printf(a, "%s_%s", names_mangle(a, owner), ir_op_name(n))
                      : arena_printf(a, "t%d", n->id);
     }
-    if (n->grad_of) return arena_printf(a, "d%s", base_name(g, n->grad_of));
-    const char *owner = owner_of(g, n->stmt_line);
+    if (n->grad_of) return arena_printf(a, "d%s", names_base(g, owners, n->grad_of));
     return owner ? arena_printf(a, "d%s_%s", names_mangle(a, owner), ir_op_name(n))
                  : arena_printf(a, "dt%d", n->id);
 }
 
 void names_assign(ir_graph *g) {
-    supply s = {g->a, {0}};
+    names_set used = {g->a, NULL, NULL, 0, 0};
+    const char **owners = names_owners(g);
     /* user-declared names first, so they keep their spelling when something must yield */
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < g->nodes.n; i++) {
             ir_node *n = ir_at(g, i);
             if (n->mem == MEM_NONE || n->cname) continue;
             int user = n->pass == IR_FWD && n->name;
-            if (user == (pass == 0)) n->cname = fresh(&s, base_name(g, n));
+            if (user == (pass == 0)) n->cname = fresh(&used, names_base(g, owners, n));
         }
 }
