@@ -616,6 +616,16 @@ void emit_check_function(emitter *e, FILE *o) {
     fprintf(o, "            m->check = 2;\n            return;\n        }\n}\n");
 }
 
+int emit_names_id(const char *s, const char *id) {
+    size_t n = strlen(id);
+    for (const char *p = strstr(s, id); p; p = strstr(p + 1, id)) {
+        int before = p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        int after = isalnum((unsigned char)p[n]) || p[n] == '_';
+        if (!before && !after) return 1;
+    }
+    return 0;
+}
+
 void emit_pass(emitter *e, FILE *o, fn_kind k) {
     ir_graph *g = e->g;
     memset(e->used, 0, (size_t)g->nodes.n);
@@ -661,6 +671,8 @@ void emit_pass(emitter *e, FILE *o, fn_kind k) {
     if (inv_n) fprintf(o, "    const %s inv_n = %s / n;   /* %s */\n", e->T, emit_lit(e, 1),
                        k == FN_BACKWARD ? "d mean(loss) / d loss[b]" : "1 / the batch, for batch statistics");
     if (!any && !strstr(text, "m->loss")) fprintf(o, "    (void)m; (void)n;\n");
+    else if (!inv_n && !emit_names_id(text, "n"))   /* -Wunused-parameter */
+        fprintf(o, "    (void)n;   /* no tensor of this pass has a batch axis */\n");
     fputs(text, o);
     fputs("}\n", o);
     free(text);

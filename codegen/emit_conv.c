@@ -9,7 +9,6 @@
  * layout of every buffer it uses. */
 #include "emit.h"
 
-#include <ctype.h>
 #include <string.h>
 
 /* ---- im2col and col2im --------------------------------------------------------- */
@@ -513,17 +512,6 @@ static void wino_at_m(emitter *e, FILE *o, long long stride, const char *ind) {
     fprintf(o, "%s}\n", ind);
 }
 
-/* Whether C text s names the identifier id (not as part of a longer name). */
-static int names_id(const char *s, const char *id) {
-    size_t n = strlen(id);
-    for (const char *p = strstr(s, id); p; p = strstr(p + 1, id)) {
-        int before = p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
-        int after = isalnum((unsigned char)p[n]) || p[n] == '_';
-        if (!before && !after) return 1;
-    }
-    return 0;
-}
-
 /* A tile's outputs written through the epilogue R into yv (one filter's): oi, oj name the
  * output for R's index, declared where R reads another tensor there (-Wunused). */
 static void wino_outputs(emitter *e, FILE *o, const ir_node *n, const ictx *c, long long stride, const char *ind) {
@@ -534,7 +522,7 @@ static void wino_outputs(emitter *e, FILE *o, const ir_node *n, const ictx *c, l
         e->subst_value = arena_printf(e->a, "(%s)", wino_y[k]);
         const char *v = emit_expr(e, n->epi, c);
         e->subst = NULL;
-        int oi = names_id(v, "oi"), oj = names_id(v, "oj");
+        int oi = emit_names_id(v, "oi"), oj = emit_names_id(v, "oj");
         if (!oi && !oj) {
             fprintf(o, "%syv[%d] = %s;\n", ind, k, v);
             continue;
