@@ -381,7 +381,9 @@ static const char *expr_of(emitter *e, const ir_node *x, const ictx *c) {
     const char *a = "", *b = "";
     if (x->nin > 0 && x->op != OP_MAP && x->op != OP_MAP_GRAD && x->op != OP_DROPOUT_MASK)
         a = operand(e, x->in[0], c, x->op == OP_POWC && k == 2 ? 2 : 1);
-    if (x->nin > 1 && x->op != OP_MAP && x->op != OP_MAP_GRAD) b = operand(e, x->in[1], c, 1);
+    /* u^1's gradient never reads u: declaring it would leave an unused variable */
+    int reads_b = x->op != OP_MAP && x->op != OP_MAP_GRAD && !(x->op == OP_POWC_GRAD && k == 1);
+    if (x->nin > 1 && reads_b) b = operand(e, x->in[1], c, 1);
     switch (x->op) {
     case OP_ADD: return arena_printf(e->a, "(%s + %s)", a, b);
     case OP_SUB: return arena_printf(e->a, "(%s - %s)", a, b);

@@ -187,9 +187,11 @@ check "embed_mlp learns and its checkpoint reloads" bash -c "./embed_mlp $DATA 3
 # every example in both dtypes, as C99 under gcc and C11 under clang (the Winograd
 # epilogue's unused oi/oj and C11's aligned_alloc once broke -std=c99 -Werror; fuzz/cc_check.sh
 # does the same for fuzzed models)
-# and fuzz/cc_check.sh's finds: a loss of parameters only (no pass reads n)
+# and fuzz/cc_check.sh's finds: a loss of parameters only (no pass reads n), u ^ 1 (whose
+# gradient never reads u)
 printf 'model nobatch\ninput x: [3, 4]\nparam b: [3]\nloss = sum(b)\n' >nobatch.nn
-for f in "$SRC"/examples/*.nn "$SRC"/examples/*/*.nn nobatch.nn; do
+printf 'model pow1\ninput x: [4] grad\ntarget t: [3]\nh = dense(x, 3)\nloss = sum(h ^ 1 * t)\n' >pow1.nn
+for f in "$SRC"/examples/*.nn "$SRC"/examples/*/*.nn nobatch.nn pow1.nn; do
     for dtype in f32 f64; do
         m=$(basename "$f" .nn)
         check "$m ($dtype) compiles with gcc -std=c99 and clang -std=c11, -Wall -Wextra -Werror" bash -c \
