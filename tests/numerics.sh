@@ -12,7 +12,7 @@ WORK=$2
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(dirname "$NNC")
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
-CFLAGS=(-std=c11 -O2 -fopenmp -Wall -Wextra -Werror -I. -I"$SRC/runtime")
+CFLAGS=(-std=c11 -O2 -fopenmp -Wall -Wextra -Werror ${NNC_CFLAGS:-} -I. -I"$SRC/runtime")   # the sanitizers' flags in --sanitize
 LIBS=("$BUILD/libnnr.a" -lopenblas -ljansson -lz -lm)
 
 # bce of sigmoid(z) on three examples given on the command line: the loss, then dloss/dz
