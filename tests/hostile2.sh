@@ -9,10 +9,7 @@
 # safetensors FILE without the label's tensor names the FILE and its tensors.
 set -u
 . "$(dirname "$0")/lib.sh"
-NNC=$(realpath "$1")
-WORK=$2
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+start_work "$1" "$2"
 
 cat >m.nn <<'NN'
 model m
