@@ -533,6 +533,10 @@ void emit_body(FILE *o, const char *ind, const char *stmt) { fprintf(o, "\n%s%s\
 
 static void emit_node(emitter *e, FILE *o, ir_node *n) {
     quote_line(e, o, n, "    ");
+    if (ir_ops[n->op].fam == FAM_SCAN) {
+        emit_scan_op(e, o, n);
+        return;
+    }
     switch (ir_ops[n->op].fam) {
     case FAM_ELEMWISE: emit_elementwise(e, o, n); break;
     case FAM_REDUCE: if (n->op == OP_SUM) emit_sum(e, o, n); else emit_sum_to(e, o, n); break;
@@ -547,13 +551,14 @@ static void emit_node(emitter *e, FILE *o, ir_node *n) {
     case FAM_ROW: emit_row(e, o, n); break;
     case FAM_MATMUL: emit_matmul(e, o, n); break;
     case FAM_DENSE: emit_dense(e, o, n); break;
-    case FAM_LEAF: break;
+    case FAM_LEAF: case FAM_SCAN: break;
     }
 }
 
 /* ---- the pass functions -------------------------------------------------------- */
 
 static void declare(emitter *e, FILE *o, const ir_node *x, int writes) {
+    if (x->per_step) return;   /* declared at each step of its loop (emit_scan.c) */
     const char *T = x->dtype == DT_CLASS ? "int32_t" : e->T;
     const char *what = x->name ? arena_printf(e->a, "  %s", emit_comment_text(e, x->name, strlen(x->name))) : "";
     switch (x->mem) {
@@ -577,7 +582,7 @@ static void declare(emitter *e, FILE *o, const ir_node *x, int writes) {
     }
 }
 
-static int in_fn(const ir_node *n, fn_kind k) {
+int emit_in_fn(const ir_node *n, fn_kind k) {
     if (n->mem != MEM_ACT && n->mem != MEM_GRAD && !(n->op == OP_PAD_ADD && n->mem == MEM_NONE) && !n->epi) return 0;
     if (k == FN_FORWARD) return n->pass == IR_FWD && n->in_train;
     if (k == FN_BACKWARD) return n->pass == IR_BWD && n->in_train;
@@ -618,6 +623,14 @@ void emit_check_function(emitter *e, FILE *o) {
     fprintf(o, "            m->check = 2;\n            return;\n        }\n}\n");
 }
 
+/* One node's block of pass function k, and its --check-numerics line. */
+void emit_block(emitter *e, FILE *o, ir_node *n, fn_kind k) {
+    emit_node(e, o, n);
+    if (k == FN_FORWARD || k == FN_BACKWARD)
+        emit_check(e, o, n->pooled ? n->pooled : n->epi ? n->epi : n, names_of_pass[k]);
+    if (n->also && (k == FN_FORWARD || k == FN_BACKWARD)) emit_check(e, o, n->also, names_of_pass[k]);
+}
+
 int emit_names_id(const char *s, const char *id) {
     size_t n = strlen(id);
     for (const char *p = strstr(s, id); p; p = strstr(p + 1, id)) {
@@ -639,12 +652,10 @@ void emit_pass(emitter *e, FILE *o, fn_kind k) {
     int any = 0, inv_n = 0;
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
-        if (!in_fn(n, k)) continue;
+        if (!emit_in_fn(n, k)) continue;
         if (n->folded) continue;   /* computed by another node's code (a convolution's gradients) */
-        emit_node(e, b, n);
-        if (k == FN_FORWARD || k == FN_BACKWARD)
-            emit_check(e, b, n->pooled ? n->pooled : n->epi ? n->epi : n, names_of_pass[k]);
-        if (n->also && (k == FN_FORWARD || k == FN_BACKWARD)) emit_check(e, b, n->also, names_of_pass[k]);
+        if (n->loop) i = emit_loop(e, b, n->loop, k);   /* the loop's nodes, inside it */
+        else emit_block(e, b, n, k);
         any = 1;
     }
     if ((k == FN_FORWARD || k == FN_EVAL) && g->loss->mem != MEM_NONE) {

@@ -8,6 +8,7 @@
  *   emit_products.c    GEMMs over the batch, dense, the sparse backward products
  *   emit_conv.c        im2col, direct and Winograd convolutions, their gradients,
  *                      epilogues, pooling
+ *   emit_scan.c        a scan's loops over its steps, forward and in reverse
  *   emit_optimizer.c   NAME_update
  *   emit_api.c         the whole file and header: struct, API, model tables (emit_c, emit_h)
  *
@@ -107,6 +108,8 @@ void        emit_body(FILE *o, const char *ind, const char *stmt);
 
 /* ---- emit.c: the pass functions ---- */
 int         emit_has_modes(const ir_graph *g);   /* training and inference differ */
+int         emit_in_fn(const ir_node *n, fn_kind k);   /* pass function k computes n */
+void        emit_block(emitter *e, FILE *o, ir_node *n, fn_kind k);   /* n's block and its check */
 void        emit_check_function(emitter *e, FILE *o);
 void        emit_pass(emitter *e, FILE *o, fn_kind k);
 
@@ -128,4 +131,6 @@ void emit_conv_direct(emitter *e, FILE *o, ir_node *n);
 void emit_conv_weight_grad(emitter *e, FILE *o, ir_node *n);
 void emit_pool(emitter *e, FILE *o, ir_node *n);
 void emit_update(emitter *e, FILE *o);                    /* emit_optimizer.c */
+void emit_scan_op(emitter *e, FILE *o, ir_node *n);       /* emit_scan.c: a scan's copies */
+int  emit_loop(emitter *e, FILE *o, ir_loop *l, fn_kind k);   /* a scan's loop; returns its last node */
 #endif

@@ -41,7 +41,8 @@ static void mark_ancestors(ir_node **stack, ir_node *root, char *mark) { mark_mo
 
 static int reads_expressions(const ir_node *consumer) {
     ir_family f = ir_ops[consumer->op].fam;
-    return f == FAM_ELEMWISE || f == FAM_REDUCE;
+    return f == FAM_ELEMWISE || f == FAM_REDUCE || consumer->op == OP_SCAN_STATE || consumer->op == OP_SCAN_DX ||
+           consumer->op == OP_SCAN_ACC;
 }
 
 /* Input k of n is one value per row, which emit_elementwise.c's row_value() reads as an expression
@@ -51,7 +52,7 @@ static int reads_row_value(const ir_node *n, int k) {
 }
 
 static int is_root(const ir_graph *g, const ir_node *n) {
-    if (n == g->loss || n->op == OP_BN_UPDATE) return 1;
+    if (n == g->loss || n->op == OP_BN_UPDATE || n->keep) return 1;
     for (int i = 0; i < g->outputs.n; i++)
         if (((ir_output *)g->outputs.v[i])->node == n) return 1;
     return n->grad_of && (n->grad_of->op == OP_PARAM || n->grad_of->op == OP_INPUT) && n->grad_of->grad == n;
@@ -328,7 +329,7 @@ static void plan_epilogues(ir_graph *g) {
         int pool = p->op == OP_POOL_GRAD && p->attr[0] != 0 && fuse_pool_tiled(&p->conv);
         if (p->mem != MEM_ACT || (!p->direct && !pool) || is_root(g, p)) continue;
         ir_node *r = sole_reader(g, p);
-        if (!r || r->mem != MEM_ACT || !ir_is_elementwise(r) || r->folded || r->pass != p->pass ||
+        if (!r || r->mem != MEM_ACT || !ir_is_elementwise(r) || r->folded || r->pass != p->pass || r->loop != p->loop ||
             r->in_train != p->in_train || r->in_infer != p->in_infer || r->in_eval != p->in_eval ||
             r->dtype == DT_CLASS || !epilogue_layout(p, r) || reads_of(r, p, 1) != 1 || (pool && !flat_tree(r, r, p)))
             continue;
@@ -351,6 +352,10 @@ void fuse_plan(ir_graph *g) {
     mark_ancestors(stack, g->loss, train);
     for (int i = 0; i < g->params.n; i++) mark_ancestors(stack, ((ir_node *)g->params.v[i])->grad, live);
     for (int i = 0; i < g->io.n; i++) mark_ancestors(stack, ((ir_node *)g->io.v[i])->grad, live);
+    /* a backward loop's carries: read by the next step's seed, not through an input */
+    for (int i = 0; i < nn; i++)
+        if (ir_at(g, i)->op == OP_SCAN_SEED && live[i])
+            for (int k = 0; k < ir_at(g, i)->loop->nstate; k++) mark_ancestors(stack, ir_at(g, i)->loop->carry[k], live);
     for (int i = 0; i < nn; i++) train[i] |= live[i] && ir_at(g, i)->pass == IR_FWD;
     for (int i = 0; i < g->effects.n; i++) mark_ancestors(stack, g->effects.v[i], train);
     for (int i = 0; i < g->outputs.n; i++) mark_mode(stack, ((ir_output *)g->outputs.v[i])->node, infer, 1);
@@ -391,12 +396,12 @@ void fuse_plan(ir_graph *g) {
         int inline_ok;
         if (n->op == OP_PAD_ADD) continue;   /* always in its first input's memory (grad.c's own() copies a root) */
         if (n->op == OP_RESHAPE || n->op == OP_SELECT)   /* views of their inputs' memory */
-            inline_ok = 1;
+            inline_ok = !n->in[0]->per_step || n->in[0]->loop == n->loop;
         else if (ir_index_free(n))      /* a literal can be read by any loop, not by code that indexes memory */
             inline_ok = by_index[i] == 0;
         else
             inline_ok = ir_is_elementwise(n) && n->uses == 1 && by_memory[i] == 0 &&
-                        consumer[i]->pass == n->pass &&
+                        consumer[i]->pass == n->pass && consumer[i]->loop == n->loop &&
                         (ir_ops[consumer[i]->op].fam == FAM_REDUCE || ir_same_layout(consumer[i], n));
         if (is_root(g, n)) inline_ok = 0;
         n->mem = inline_ok ? MEM_NONE : MEM_ACT;
@@ -410,7 +415,7 @@ void fuse_plan(ir_graph *g) {
  * readers, elementwise and of that layout too, ends in such a stored tensor. */
 static int plain_loop_reads(ir_graph *g, const ir_node *c, const ir_node *x) {
     for (int depth = 0; depth < 64; depth++) {
-        if (ir_ops[c->op].fam != FAM_ELEMWISE || c->folded || !ir_same_layout(c, x)) return 0;
+        if (ir_ops[c->op].fam != FAM_ELEMWISE || c->folded || !ir_same_layout(c, x) || c->loop != x->loop) return 0;
         if (c->mem == MEM_ACT) return 1;
         if (c->mem != MEM_NONE || c->uses != 1 || !(c = first_reader(g, c))) return 0;
     }

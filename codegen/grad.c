@@ -19,6 +19,11 @@ typedef struct gradctx {
     ptrvec   *contrib;       /* per forward node id: gradient contributions */
     char     *needs;         /* per forward node id: on a path from a param / grad input */
     int       failed;
+    /* while a scan's body is differentiated: its loop, and the contributions its steps make
+     * to tensors outside the loop (parameters, ...), kept apart to be summed over the steps */
+    ir_loop  *inside;
+    ptrvec   *outer;         /* per forward node id, allocated with the first scan */
+    ptrvec    touched;       /* the nodes that have some */
 } gradctx;
 
 static ir_node *finish(gradctx *c, ir_node *n) {
@@ -81,6 +86,11 @@ static ir_node *matmul(gradctx *c, ir_node *a, int64_t ar, int64_t ac, int ta, i
 
 static void contribute(gradctx *c, ir_node *x, ir_node *gr) {
     if (!c->needs[x->id] || !gr) return;
+    if (c->inside && x->loop != c->inside) {
+        if (!c->outer[x->id].n) ptrvec_push(c->g->a, &c->touched, x);
+        ptrvec_push(c->g->a, &c->outer[x->id], gr);
+        return;
+    }
     ptrvec_push(c->g->a, &c->contrib[x->id], gr);
 }
 
@@ -248,6 +258,82 @@ static ir_node *total(gradctx *c, ir_node *n) {
     return sum;
 }
 
+/* ---- scans: backpropagation through time ---------------------------------------- */
+
+static ir_node *scan_node(gradctx *c, ir_op op, ir_node *in, const ir_node *like) {
+    ir_node *n = ir_node_new(c->g, op, in ? 1 : 0, &in, c->fwd->at);
+    n->shape = like->shape;
+    n->batched = like->batched;
+    n->keep = 1;
+    return finish(c, n);
+}
+
+/* The backward loop of scan l, once the gradients of its stacked outputs are known (some
+ * may have none): step t's state gradient is the output's gradient at t plus what step
+ * t+1 sent back through its state (the carry); the body's own rules turn it into the
+ * gradients of the step's tensors, of its slice of xs (copied into d xs at t), of the
+ * state it started from (the next carry) and of the tensors outside the loop, which are
+ * added up over the steps (OP_SCAN_ACC).  After the loop the carry is d init. */
+static void grad_scan(gradctx *c, ir_loop *l) {
+    ir_graph *g = c->g;
+    int start = g->nodes.n;
+    ir_loop *bl = arena_alloc(g->a, sizeof *bl);
+    *bl = (ir_loop){.steps = l->steps, .backward = 1, .fwd = l, .nstate = l->nstate, .batched = l->batched,
+                    .what = l->what, .line = l->line, .call_line = l->call_line};
+    if (!c->outer) c->outer = arena_alloc(g->a, sizeof(ptrvec) * (size_t)g->fwd_count);
+    c->inside = l;
+    c->touched.n = 0;
+    for (int k = 0; k < l->nstate; k++) {
+        c->fwd = l->out[k];
+        ir_node *seed = ir_node_new(g, OP_SCAN_SEED, l->out[k]->grad ? 1 : 0, &l->out[k]->grad, c->fwd->at);
+        seed->shape = l->result[k]->shape;
+        seed->batched = l->result[k]->batched;
+        seed->attr[0] = k;
+        seed->keep = 1;
+        seed->grad_of = l->result[k];
+        contribute(c, l->result[k], finish(c, seed));
+    }
+    ir_node *dx = NULL;
+    for (int i = l->last; i >= l->first && !c->failed; i--) {
+        ir_node *n = ir_at(g, i);
+        if (n->op == OP_SCAN_OUT || !c->needs[i] || !c->contrib[i].n) continue;
+        c->fwd = n;
+        ir_node *gr = total(c, n);
+        if (!gr->grad_of && gr->pass == IR_BWD) gr->grad_of = n;
+        n->grad = gr;
+        if (n->op == OP_SCAN_STATE) {
+            ir_node *carry = scan_node(c, OP_COPY, gr, n);
+            carry->grad_of = n;
+            l->carry[(int)n->attr[0]] = bl->carry[(int)n->attr[0]] = carry;
+        } else if (n->op == OP_SCAN_X) {
+            dx = scan_node(c, OP_SCAN_DX, gr, n->in[0]);
+            dx->grad_of = n->in[0];
+        } else if (ir_ops[n->op].fam != FAM_LEAF) {
+            grad_node(c, n, gr);
+        }
+    }
+    /* the steps' contributions to each outer tensor, added up over the steps */
+    ir_node **acc = arena_alloc(g->a, sizeof(ir_node *) * (size_t)(c->touched.n + 1));
+    for (int i = 0; i < c->touched.n; i++) {
+        ir_node *x = c->touched.v[i];
+        ptrvec mine = c->contrib[x->id];
+        c->contrib[x->id] = c->outer[x->id];
+        c->fwd = x;
+        acc[i] = scan_node(c, OP_SCAN_ACC, total(c, x), x);
+        c->contrib[x->id] = mine;
+        c->outer[x->id].n = 0;
+    }
+    ir_loop_mark(g, bl, start);
+    c->inside = NULL;
+    for (int i = 0; i < c->touched.n; i++) contribute(c, c->touched.v[i], acc[i]);
+    for (int k = 0; k < l->nstate; k++) {
+        ir_node *init = l->state[k]->in[0];
+        c->fwd = l->state[k];
+        if (l->carry[k]) contribute(c, init, sum_to(c, l->carry[k], init));
+    }
+    if (dx) contribute(c, l->x->in[0], dx);
+}
+
 /* Parameter and input gradients are stored where users and optimizers find them, so each
  * must be a tensor of its own: copy one that is shared, trivial or a forward value. */
 static ir_node *own(gradctx *c, ir_node *x, ir_node *gr) {
@@ -261,11 +347,14 @@ static ir_node *own(gradctx *c, ir_node *x, ir_node *gr) {
 int grad_build(ir_graph *g, diag *d) {
     int nf = g->nodes.n;
     g->fwd_count = nf;
-    gradctx c = {g, d, NULL, arena_alloc(g->a, sizeof(ptrvec) * (size_t)nf), arena_alloc(g->a, (size_t)nf), 0};
+    gradctx c = {.g = g, .d = d, .contrib = arena_alloc(g->a, sizeof(ptrvec) * (size_t)nf),
+                 .needs = arena_alloc(g->a, (size_t)nf)};
     for (int i = 0; i < nf; i++) {
         ir_node *n = ir_at(g, i);
         c.needs[i] = (n->op == OP_PARAM && !n->param.buffer) || (n->op == OP_INPUT && n->wants_grad);
         for (int k = 0; k < n->nin; k++) c.needs[i] |= c.needs[n->in[k]->id];
+        /* a step's state depends on the parameters through the steps before it */
+        if (n->op == OP_SCAN_STATE) c.needs[i] = 1;
     }
     ir_node *loss = g->loss;
     c.fwd = loss;
@@ -275,6 +364,12 @@ int grad_build(ir_graph *g, diag *d) {
         ir_node *n = ir_at(g, i);
         if (!c.needs[i]) continue;
         c.fwd = n;
+        if (n->loop) {   /* a scan's body: differentiated as a whole, at its first output */
+            if (n->op != OP_SCAN_OUT) continue;
+            if (c.contrib[i].n) n->grad = total(&c, n);
+            if (n == n->loop->out[0]) grad_scan(&c, n->loop);
+            continue;
+        }
         if (c.contrib[i].n == 0) {
             /* A `grad` input the loss never reads: its gradient is zero, and users and the
              * trainer still find it where every input gradient lives. */

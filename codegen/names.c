@@ -47,7 +47,7 @@ static const char *const reserved[] = {
     "col_b", "xr", "wr", "xv", "qi", "fb", "kk", "fil", "gv", "count", "dyf", "dr", "wf", "take",
     "nz_at", "nz_val", "nz_cnt", "q0", "zi", "vb", "lane", "av", "brow", "wu", "wv", "wm", "ti", "tj0", "tq",
     "xi", "di", "dj", "dt", "ta", "tr", "ym", "r0", "r1", "mf", "ux", "vx", "first", "pick", "gz", "bsum",
-    "picks", "pv", "yv", "pm", "pk", NULL};
+    "picks", "pv", "yv", "pm", "pk", "t", NULL};
 
 static const char *const reserved_prefixes[] = {"cblas_", "Cblas", "CBLAS", "openblas", "nnr_", "NNR_",
                                                 "__", "_Z", "LAPACK", "lapack", "goto_", NULL};

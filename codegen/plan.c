@@ -8,7 +8,8 @@
  * tensor, if it has one.
  * Offsets are aligned to 64 bytes.  The optimizer's state is a fourth block, its size
  * given here for the emitter and --summary alike.
- * (No buffer is reused yet: the activation block is the sum of the tensors.)
+ * (No buffer is reused yet: the activation block is the sum of the tensors.)  A tensor of
+ * a scan's forward body is stored once per step, step_stride elements apart.
  * Sizes are 64-bit and saturate at INT64_MAX instead of wrapping, so a plan too large
  * for any machine is refused (plan_check_memory) rather than printed small. */
 #include "codegen.h"
@@ -45,8 +46,11 @@ void plan_memory(ir_graph *g) {
         ir_node *n = ir_at(g, i);
         if (n->mem != MEM_ACT && !n->scratch) continue;
         if (n->mem == MEM_ACT) {
+            int64_t size = align_up(sat_mul(ir_numel(&n->shape), n->batched ? g->train.batch : 1));
             n->offset = off;
-            off = align_up(sat_add(off, sat_mul(ir_numel(&n->shape), n->batched ? g->train.batch : 1)));
+            /* a scan body's tensor: one per step, the backward loop reads each step's */
+            n->step_stride = n->per_step ? size : 0;
+            off = sat_add(off, n->per_step ? sat_mul(size, n->loop->steps) : size);
         }
         n->scratch_offset = off;
         off = align_up(sat_add(off, n->scratch));
@@ -148,6 +152,7 @@ static void note_largest(ir_graph *g, diag *d, int64_t eb, int count) {
         ir_node *n = ir_at(g, i);
         if (n->mem != MEM_ACT && !n->scratch) continue;
         int64_t el = n->mem == MEM_ACT ? sat_mul(ir_numel(&n->shape), n->batched ? g->train.batch : 1) : 0;
+        if (n->per_step) el = sat_mul(el, n->loop->steps);
         rows[nrows][0] = sat_mul(sat_add(el, n->scratch), eb);
         rows[nrows++][1] = i;
     }
@@ -158,8 +163,9 @@ static void note_largest(ir_graph *g, diag *d, int64_t eb, int count) {
                           : n->grad_of && n->grad_of->name ? arena_printf(g->a, "the gradient of '%s'", n->grad_of->name)
                           : arena_printf(g->a, "a '%s'", ir_op_name(n));
         if (n->mem == MEM_ACT)
-            diag_note(d, n->at, "%s %s takes %s of the activations%s", who, ir_node_shape_str(g->a, n),
-                      plan_human_bytes(g->a, rows[r][0]), n->scratch ? " (with its working memory)" : "");
+            diag_note(d, n->at, "%s %s takes %s of the activations%s%s", who, ir_node_shape_str(g->a, n),
+                      plan_human_bytes(g->a, rows[r][0]), n->per_step ? ", one per step of its scan" : "",
+                      n->scratch ? " (with its working memory)" : "");
         else
             diag_note(d, n->at, "%s %s needs %s of working memory in the activations", who,
                       ir_node_shape_str(g->a, n), plan_human_bytes(g->a, rows[r][0]));

@@ -50,7 +50,7 @@ static int64_t matmul_flops(const ir_node *n) {
 static int64_t node_flops(const ir_node *n) {
     int64_t out = ir_numel(&n->shape);
     switch (ir_ops[n->op].fam) {
-    case FAM_LEAF: case FAM_VIEW: case FAM_COPY: case FAM_EFFECT: return 0;   /* no arithmetic */
+    case FAM_LEAF: case FAM_VIEW: case FAM_COPY: case FAM_EFFECT: case FAM_SCAN: return 0;   /* no arithmetic */
     case FAM_ELEMWISE: return n->op == OP_EXPAND || n->op == OP_COPY ? 0 : out; /* moves only */
     case FAM_REDUCE:   return in_numel(n, 0);
     case FAM_ROW: {
@@ -64,10 +64,10 @@ static int64_t node_flops(const ir_node *n) {
     return 0;
 }
 
-/* A node without the batch dimension (computed from parameters only, such as an l2
+/* A scan's body runs once per step.  A node without the batch dimension (computed from parameters only, such as an l2
  * term) runs once per batch, so one example's share is a batch-th of it. */
 static int64_t example_flops(const ir_graph *g, const ir_node *n) {
-    int64_t f = node_flops(n), batch = g->train.batch > 0 ? g->train.batch : 1;
+    int64_t f = node_flops(n) * (n->loop ? n->loop->steps : 1), batch = g->train.batch > 0 ? g->train.batch : 1;
     return n->batched ? f : (f + batch - 1) / batch;
 }
 

@@ -67,10 +67,15 @@ const builtin builtins[] = {
      "each feature of [F] or channel of [C, ...] normalized by batch statistics in training, running ones after"},
     {"embedding", BK_LAYER, "ids, vocab, dim", call_embedding, 0,
      "rows of a [vocab, dim] table (initialized N(0, 1)) looked up by class indices ids"},
-    {"rnn", BK_LAYER, "xs, hidden", call_recurrent, 0,
-     "a tanh RNN over a sequence [T, d]: every step's state, [T, hidden]"},
-    {"lstm", BK_LAYER, "xs, hidden", call_recurrent, 1,
-     "an LSTM (PyTorch's gates i, f, g, o) over a sequence [T, d]: every step's state, [T, hidden]"},
+    {"rnn", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros)", call_recurrent, 0,
+     "a tanh RNN over a sequence [T, d], a scan: every step's state of the last layer, [T, hidden]; "
+     "h0 is [hidden] or [layers, hidden]"},
+    {"lstm", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros), c0=(zeros)", call_recurrent, 1,
+     "an LSTM (PyTorch's gates i, f, g, o) over a sequence [T, d], a scan: every step's h of the last layer, "
+     "[T, hidden]"},
+    {"gru", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros)", call_recurrent, 2,
+     "a GRU (PyTorch's gates r, z, n) over a sequence [T, d], a scan: every step's state of the last layer, "
+     "[T, hidden]"},
 
     /* the elementwise functions of ir_maps, in its order; max(x) and min(x) reduce */
     {"relu", BK_ELEMENTWISE, "x", call_map, 0, "max(x, 0)"},

@@ -33,6 +33,9 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_BN_UPDATE] = {"bn_update", 4, FAM_EFFECT},
     [OP_GATHER] = {"gather", 2, FAM_COPY},        [OP_SCATTER_ADD] = {"scatter_add", 2, FAM_COPY},
     [OP_MATMUL] = {"matmul", 2, FAM_MATMUL},      [OP_DENSE] = {"dense", -1, FAM_DENSE},
+    [OP_SCAN_STATE] = {"scan_state", 1, FAM_SCAN}, [OP_SCAN_X] = {"scan_x", 1, FAM_SCAN},
+    [OP_SCAN_OUT] = {"scan_out", 1, FAM_SCAN},    [OP_SCAN_SEED] = {"scan_seed", -1, FAM_SCAN},
+    [OP_SCAN_DX] = {"scan_dx", 1, FAM_SCAN},      [OP_SCAN_ACC] = {"scan_acc", 1, FAM_SCAN},
 };
 
 /* PyTorch's conventions at kinks: relu'(0) = 0, abs'(0) = 0, min/max split a tie evenly,
@@ -116,6 +119,80 @@ ir_node *ir_const(ir_graph *g, double v, loc at) {
     return n;
 }
 
+/* ---- scans ---- */
+
+ir_loop *ir_loop_begin(ir_graph *g, const ir_node *xs, const char *what, loc at) {
+    ir_loop *l = arena_alloc(g->a, sizeof *l);
+    l->steps = xs->shape.rank ? xs->shape.dim[0] : 1;
+    l->batched = xs->batched;
+    l->what = what;
+    l->line = at.line;
+    l->first = g->nodes.n;
+    return l;
+}
+
+ir_node *ir_loop_state(ir_graph *g, ir_loop *l, ir_node *init, ir_shape shape, loc at) {
+    ir_node *s = ir_unary(g, OP_SCAN_STATE, init, at);
+    s->shape = shape;
+    s->batched = l->batched || init->batched;
+    s->loop = l;
+    s->attr[0] = l->nstate;
+    l->state[l->nstate++] = s;
+    return s;
+}
+
+ir_node *ir_loop_x(ir_graph *g, ir_loop *l, ir_node *xs, loc at) {
+    ir_node *x = ir_unary(g, OP_SCAN_X, xs, at);
+    x->shape.rank = xs->shape.rank - 1;
+    for (int d = 1; d < xs->shape.rank; d++) x->shape.dim[d - 1] = xs->shape.dim[d];
+    x->batched = xs->batched;
+    x->loop = l;
+    l->x = x;
+    return x;
+}
+
+void ir_loop_mark(ir_graph *g, ir_loop *l, int first) {
+    l->first = first;
+    l->last = g->nodes.n - 1;
+    for (int i = first; i < g->nodes.n; i++) ir_at(g, i)->loop = l;
+}
+
+/* A result the body did not compute in the step (a state passed through, an outer
+ * tensor) or that has no memory of its own (a view) is copied, so that every state a
+ * step ends with is a tensor of the step. */
+static ir_node *own_result(ir_graph *g, ir_loop *l, ir_node *r, loc at) {
+    int view = r->op == OP_RESHAPE || r->op == OP_SELECT || r->op == OP_SLICE;
+    if (r->id >= l->first && !view && r->op != OP_SCAN_STATE && r->op != OP_SCAN_X) return r;
+    ir_node *c = ir_unary(g, OP_COPY, r, at);
+    c->shape = r->shape;
+    c->batched = r->batched;
+    c->shaped = 1;
+    return c;
+}
+
+void ir_loop_end(ir_graph *g, ir_loop *l, ir_node *const *results, loc at) {
+    for (int k = 0; k < l->nstate; k++) {
+        ir_node *r = own_result(g, l, results[k], at);
+        r->keep = 1;
+        l->result[k] = r;
+    }
+    for (int k = 0; k < l->nstate; k++) {
+        ir_node *r = l->result[k], *o = ir_unary(g, OP_SCAN_OUT, r, at);
+        o->shape.rank = r->shape.rank + 1;
+        o->shape.dim[0] = l->steps;
+        for (int d = 0; d < r->shape.rank; d++) o->shape.dim[d + 1] = r->shape.dim[d];
+        o->batched = r->batched;
+        o->attr[0] = k;
+        o->shaped = 1;
+        l->out[k] = o;
+    }
+    ir_loop_mark(g, l, l->first);
+    for (int i = l->first; i <= l->last; i++) {
+        ir_node *n = ir_at(g, i);
+        n->per_step = n->op != OP_SCAN_OUT;
+    }
+}
+
 int64_t ir_numel(const ir_shape *s) {
     int64_t n = 1;
     for (int i = 0; i < s->rank; i++) n *= s->dim[i];
@@ -186,6 +263,9 @@ void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
                 n->dtype == DT_CLASS ? " class" : "");
         if (n->name) fprintf(out, " '%s'", n->name);
         if (n->grad_of) fprintf(out, " d%%%d", n->grad_of->id);
+        if (n->loop)
+            fprintf(out, " {%s loop %%%d..%%%d%s}", n->loop->backward ? "reverse" : "step", n->loop->first,
+                    n->loop->last, n->per_step ? ", per step" : "");
         fprintf(out, " %s line %d", n->pass == IR_BWD ? "bwd" : "fwd", n->stmt_line);
         if (n->mem != MEM_NONE || n->cname) fprintf(out, " [%s", mem_names[n->mem]);
         if (n->mem == MEM_PARAM || n->mem == MEM_GRAD || n->mem == MEM_ACT)

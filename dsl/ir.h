@@ -55,11 +55,18 @@ typedef enum {
     /* products */
     OP_MATMUL,              /* op(A) · op(B) on 2-D views of the operands (see ir_mm) */
     OP_DENSE,               /* x · Wᵀ + b over the last axis of x */
+    /* scans (ir_loop): a loop over the first axis of a sequence, its body nodes in the graph */
+    OP_SCAN_STATE,          /* the state a step starts from: in[0] (init) at step 0, the last result after */
+    OP_SCAN_X,              /* a step's slice xs[t] of in[0] */
+    OP_SCAN_OUT,            /* the results of every step stacked [T, ...]: in[0] (the result) copied at t */
+    OP_SCAN_SEED,           /* backward: the result's gradient at t, in[0][t] (if any) plus the carry */
+    OP_SCAN_DX,             /* backward: in[0] (d x_t) copied into the gradient of xs at t */
+    OP_SCAN_ACC,            /* backward: in[0] added up over the steps (an outer tensor's gradient) */
     OP__COUNT
 } ir_op;
 
 typedef enum { FAM_LEAF, FAM_ELEMWISE, FAM_REDUCE, FAM_ROW, FAM_MATMUL, FAM_DENSE, FAM_VIEW, FAM_COPY,
-               FAM_EFFECT } ir_family;
+               FAM_EFFECT, FAM_SCAN } ir_family;
 
 typedef struct ir_opinfo {
     const char *name;       /* as in --dump-ir */
@@ -117,6 +124,33 @@ typedef struct ir_param_info {
 } ir_param_info;
 
 typedef struct ir_node ir_node;
+
+/* A scan's loop (SPEC §1 "scans").  Its body is ordinary nodes of the graph, contiguous
+ * in it and marked with the loop: the states a step starts from (OP_SCAN_STATE), the
+ * step's slice of the sequence (OP_SCAN_X), the body's ops, the states it ends with
+ * (result) and their copies into the stacked outputs (OP_SCAN_OUT).  The forward body's
+ * tensors are stored once per step (per_step), so the backward loop, which autodiff
+ * appends as a second loop over the steps in reverse, reads each step's values; the
+ * backward body's own tensors are stored once and rewritten every step.  The generated
+ * C is one `for` over t per loop: its size does not depend on the number of steps. */
+#define IR_MAXSTATE 4
+typedef struct ir_loop ir_loop;
+struct ir_loop {
+    int64_t  steps;
+    int      backward;              /* the reverse loop of the backward pass */
+    ir_loop *fwd;                   /* backward: its forward loop */
+    int      nstate;
+    ir_node *state[IR_MAXSTATE];    /* OP_SCAN_STATE */
+    ir_node *result[IR_MAXSTATE];   /* the body's value of each state at the step's end */
+    ir_node *out[IR_MAXSTATE];      /* OP_SCAN_OUT */
+    ir_node *carry[IR_MAXSTATE];    /* backward: d state, sent back to the step before */
+    ir_node *x;                     /* OP_SCAN_X, or NULL */
+    int      batched;               /* the sequence has the batch axis, so every state has */
+    const char *what;               /* "scan", "lstm", ... for comments */
+    int      line, call_line;       /* the .nn line of the scan; of the function's call, if any */
+    int      first, last;           /* its nodes are [first, last] of the graph */
+};
+
 struct ir_node {
     int         id;
     ir_op       op;
@@ -166,6 +200,10 @@ struct ir_node {
                                block; that pooling's folded gradient: the same pooling, whose code
                                recorded each window's pick (fuse.c) */
     const char *cname;      /* C identifier (names.c) */
+    ir_loop    *loop;       /* the scan loop whose body computes it, or NULL */
+    int         per_step;   /* stored once per step of its loop (plan.c: step_stride apart) */
+    int         keep;       /* always stored (a loop's result, carry, accumulator) */
+    int64_t     step_stride;
 };
 
 typedef struct ir_output { const char *name; ir_node *node; loc at; } ir_output;
@@ -204,6 +242,16 @@ ir_node  *ir_node_new(ir_graph *g, ir_op op, int nin, ir_node *const *in, loc at
 ir_node  *ir_unary(ir_graph *g, ir_op op, ir_node *x, loc at);
 ir_node  *ir_binary(ir_graph *g, ir_op op, ir_node *x, ir_node *y, loc at);
 ir_node  *ir_const(ir_graph *g, double v, loc at);
+/* A scan: ir_loop_begin opens the body, whose first nodes are its states (ir_loop_state,
+ * one per state, init broadcast to the state's shape) and the step's slice of xs
+ * (ir_loop_x); the body is then built as usual; ir_loop_end takes the results, makes the
+ * stacked outputs and marks every node since the begin as the loop's. */
+ir_loop  *ir_loop_begin(ir_graph *g, const ir_node *xs, const char *what, loc at);
+ir_node  *ir_loop_state(ir_graph *g, ir_loop *l, ir_node *init, ir_shape shape, loc at);
+ir_node  *ir_loop_x(ir_graph *g, ir_loop *l, ir_node *xs, loc at);
+void      ir_loop_end(ir_graph *g, ir_loop *l, ir_node *const *results, loc at);
+/* Marks nodes [first, g->nodes.n) as loop l's and closes it. */
+void      ir_loop_mark(ir_graph *g, ir_loop *l, int first);
 static inline ir_node *ir_at(const ir_graph *g, int i) { return (ir_node *)g->nodes.v[i]; }
 
 int64_t ir_numel(const ir_shape *s);

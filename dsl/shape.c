@@ -330,6 +330,7 @@ int shape_infer(ir_graph *g, ir_node *n, diag *d) {
         case OP_EXPAND: case OP_INPUT: case OP_LABEL: case OP_TARGET: case OP_PARAM:
         case OP_IM2COL: case OP_COL2IM: case OP_POOL: case OP_POOL_GRAD: case OP_BN_UPDATE:
         case OP_GATHER: case OP_SCATTER_ADD: case OP_PAD_ADD:
+        case OP_SCAN_STATE: case OP_SCAN_X: case OP_SCAN_OUT: case OP_SCAN_SEED: case OP_SCAN_DX: case OP_SCAN_ACC:
             break;   /* shape given by whoever built the node */
         case OP_SELECT: case OP_DROPOUT_MASK:
             n->shape = n->in[0]->shape;
