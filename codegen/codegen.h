@@ -36,6 +36,7 @@ const char *plan_human_bytes(arena *a, int64_t bytes);   /* "16.0 GiB" */
 /* names.c: give every tensor a C identifier that clashes with nothing. */
 void  names_assign(ir_graph *g);
 const char *names_mangle(arena *a, const char *user);   /* "h1.weight" -> "h1_weight" */
+int   names_has_loops(const ir_graph *g);                /* some scan's loop: t is its step */
 int   names_reserved(const char *id);                   /* keyword, libc, BLAS, macro */
 const char *names_unreserved(arena *a, const char *id); /* id, id_ or u_id: usable in C */
 /* A hashed set of identifiers; {a} is an empty one.  add returns how often id was added before. */

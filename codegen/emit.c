@@ -39,6 +39,7 @@ void emit_setup(emitter *e, ir_graph *g, FILE *out, const emit_opts *o) {
     e->cnames = (names_set){g->a, NULL, NULL, 0, 0};
     for (int i = 0; i < g->nodes.n; i++)
         if (ir_at(g, i)->cname) names_set_add(&e->cnames, ir_at(g, i)->cname);
+    if (names_has_loops(g)) names_set_add(&e->cnames, "t");   /* no local hides a loop's step */
     e->owners = names_owners(g);
 }
 
@@ -583,7 +584,8 @@ static void declare(emitter *e, FILE *o, const ir_node *x, int writes) {
 }
 
 int emit_in_fn(const ir_node *n, fn_kind k) {
-    if (n->mem != MEM_ACT && n->mem != MEM_GRAD && !(n->op == OP_PAD_ADD && n->mem == MEM_NONE) && !n->epi) return 0;
+    if (n->mem != MEM_ACT && n->mem != MEM_GRAD && !(n->op == OP_PAD_ADD && n->mem == MEM_NONE) && !n->epi && !n->into)
+        return 0;
     if (k == FN_FORWARD) return n->pass == IR_FWD && n->in_train;
     if (k == FN_BACKWARD) return n->pass == IR_BWD && n->in_train;
     if (k == FN_EVAL) return n->pass == IR_FWD && n->in_eval && n->op != OP_BN_UPDATE;
@@ -627,7 +629,7 @@ void emit_check_function(emitter *e, FILE *o) {
 void emit_block(emitter *e, FILE *o, ir_node *n, fn_kind k) {
     emit_node(e, o, n);
     if (k == FN_FORWARD || k == FN_BACKWARD)
-        emit_check(e, o, n->pooled ? n->pooled : n->epi ? n->epi : n, names_of_pass[k]);
+        emit_check(e, o, n->pooled ? n->pooled : n->epi ? n->epi : n->into ? n->into : n, names_of_pass[k]);
     if (n->also && (k == FN_FORWARD || k == FN_BACKWARD)) emit_check(e, o, n->also, names_of_pass[k]);
 }
 

@@ -47,12 +47,14 @@ void emit_matmul(emitter *e, FILE *o, ir_node *n) {
     ir_mm m = n->mm;
     gop A = {n->in[0], n->in[0]->batched, m.ar, m.ac, m.ta}, B = {n->in[1], n->in[1]->batched, m.br, m.bc, m.tb};
     int64_t p = m.ta ? m.ac : m.ar, k = m.ta ? m.ar : m.ac, q = m.tb ? m.br : m.bc;
-    const char *a = emit_mark(e, A.x), *b = emit_mark(e, B.x), *c = emit_mark(e, n);
+    /* a product summed over a scan's steps is added into the sum (beta = 1) */
+    const ir_node *dst = n->into ? n->into : n;
+    const char *a = emit_mark(e, A.x), *b = emit_mark(e, B.x), *c = emit_mark(e, dst);
     int ob = n->batched;
-    fprintf(o, "    /* %s %s = %s%s %s @ %s%s %s%s */\n", n->cname, emit_shape_of(e, n), a, A.t ? "^T" : "",
-            emit_shape_of(e, A.x), b, B.t ? "^T" : "", emit_shape_of(e, B.x),
+    fprintf(o, "    /* %s %s %s %s%s %s @ %s%s %s%s */\n", c, emit_shape_of(e, n), n->into ? "+=" : "=", a,
+            A.t ? "^T" : "", emit_shape_of(e, A.x), b, B.t ? "^T" : "", emit_shape_of(e, B.x),
             !ob && (A.batched || B.batched) ? ", summed over the batch" : "");
-    const char *zero = emit_lit(e, 0);
+    const char *zero = emit_lit(e, n->into ? 1 : 0);   /* beta */
     if (!A.batched && !B.batched) {
         emit_gemm(e, o, "    ", A.t, B.t, arena_printf(e->a, "%lld", (long long)p),
                   arena_printf(e->a, "%lld", (long long)q), arena_printf(e->a, "%lld", (long long)k), a, A.c, b, B.c,
@@ -74,7 +76,7 @@ void emit_matmul(emitter *e, FILE *o, ir_node *n) {
         const char *ap = A.batched ? arena_printf(e->a, "%s + %s", a, emit_times(e, "b", A.r * A.c)) : a;
         const char *bp = B.batched ? arena_printf(e->a, "%s + %s", b, emit_times(e, "b", B.r * B.c)) : b;
         const char *cp = ob ? arena_printf(e->a, "%s + %s", c, emit_times(e, "b", p * q)) : c;
-        const char *beta = ob ? zero : arena_printf(e->a, "b ? %s : %s", emit_lit(e, 1), zero);
+        const char *beta = ob || n->into ? zero : arena_printf(e->a, "b ? %s : %s", emit_lit(e, 1), zero);
         emit_gemm(e, o, "        ", A.t, B.t, arena_printf(e->a, "%lld", (long long)p), arena_printf(e->a, "%lld", (long long)q),
                   arena_printf(e->a, "%lld", (long long)k), ap, A.c, bp, B.c, beta, cp, q);
     }

@@ -176,6 +176,7 @@ static void plan_pooled_conv_grads(ir_graph *g);
 static void plan_pooled_convs(ir_graph *g);
 static void plan_slice_views(ir_graph *g);
 static void plan_sparse_products(ir_graph *g);
+static void plan_step_sums(ir_graph *g);
 
 static void plan_conv_grads(ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++) {
@@ -408,6 +409,22 @@ void fuse_plan(ir_graph *g) {
     }
     plan_conv_grads(g);
     plan_slice_views(g);
+    plan_step_sums(g);
+}
+
+/* A product a scan's backward loop sums over the steps (a recurrent weight's gradient)
+ * is added straight into the sum by its GEMM (beta = 1): no tensor for one step's part,
+ * no pass adding it up. */
+static void plan_step_sums(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i), *x = n->op == OP_SCAN_ACC ? n->in[0] : NULL;
+        if (!x || !n->in_train || x->op != OP_MATMUL || x->mem != MEM_ACT || x->uses != 1 || x->loop != n->loop ||
+            x->direct || x->sparse_a || x->scratch || x->epi || x->folded || !ir_same_layout(x, n))
+            continue;
+        x->into = n;
+        x->mem = MEM_NONE;
+        n->folded = 1;
+    }
 }
 
 /* Whether reader c of slice x computes in a plain elementwise loop over x's layout: c is

@@ -302,7 +302,12 @@ static void grad_scan(gradctx *c, ir_loop *l) {
         if (!gr->grad_of && gr->pass == IR_BWD) gr->grad_of = n;
         n->grad = gr;
         if (n->op == OP_SCAN_STATE) {
-            ir_node *carry = scan_node(c, OP_COPY, gr, n);
+            /* the state's gradient, stored, is what the step before reads: a copy only
+             * when it is a view or a tensor of the forward pass */
+            int own = gr->id >= start && gr->pass == IR_BWD && gr->op != OP_RESHAPE && gr->op != OP_SELECT &&
+                      gr->op != OP_PAD_ADD && gr->op != OP_SLICE && gr->op != OP_SCAN_SEED;
+            ir_node *carry = own ? gr : scan_node(c, OP_COPY, gr, n);
+            carry->keep = 1;
             carry->grad_of = n;
             l->carry[(int)n->attr[0]] = bl->carry[(int)n->attr[0]] = carry;
         } else if (n->op == OP_SCAN_X) {

@@ -47,7 +47,7 @@ static const char *const reserved[] = {
     "col_b", "xr", "wr", "xv", "qi", "fb", "kk", "fil", "gv", "count", "dyf", "dr", "wf", "take",
     "nz_at", "nz_val", "nz_cnt", "q0", "zi", "vb", "lane", "av", "brow", "wu", "wv", "wm", "ti", "tj0", "tq",
     "xi", "di", "dj", "dt", "ta", "tr", "ym", "r0", "r1", "mf", "ux", "vx", "first", "pick", "gz", "bsum",
-    "picks", "pv", "yv", "pm", "pk", "t", NULL};
+    "picks", "pv", "yv", "pm", "pk", NULL};
 
 static const char *const reserved_prefixes[] = {"cblas_", "Cblas", "CBLAS", "openblas", "nnr_", "NNR_",
                                                 "__", "_Z", "LAPACK", "lapack", "goto_", NULL};
@@ -151,9 +151,34 @@ const char **names_owners(ir_graph *g) {
     return owner;
 }
 
+/* A scan's own tensors, after its binding (h1): the state a step starts from h1_prev
+ * (h1_c_prev for an lstm's second state), the step's input h1_x_t; backward, the state's
+ * gradient at step t dh1_t and the one sent back to step t-1 dh1_next (min-char-rnn's
+ * dhnext).  NULL for other nodes. */
+static const char *loop_name(ir_graph *g, const char *owner, const ir_node *n) {
+    arena *a = g->a;
+    const ir_loop *l = n->loop;
+    if (!l || !owner) return NULL;
+    const ir_loop *f = l->backward ? l->fwd : l;   /* the states' names */
+    owner = names_mangle(a, owner);
+    int k = n->op == OP_SCAN_STATE || n->op == OP_SCAN_SEED ? (int)n->attr[0] : -1;
+    for (int j = 0; j < l->nstate && k < 0; j++)
+        if (l->carry[j] == n) k = j;
+    if (k < 0 && n->op != OP_SCAN_X) return NULL;
+    const char *state = k <= 0 ? owner : arena_printf(a, "%s_%s", owner, f->state_name[k] ? f->state_name[k] : "s");
+    switch (n->op) {
+    case OP_SCAN_STATE: return arena_printf(a, "%s_prev", state);
+    case OP_SCAN_X: return arena_printf(a, "%s_x_t", owner);
+    case OP_SCAN_SEED: return arena_printf(a, "d%s_t", state);
+    default: return arena_printf(a, "d%s_next", state);
+    }
+}
+
 const char *names_base(ir_graph *g, const char **owners, const ir_node *n) {
     arena *a = g->a;
     const char *owner = n->stmt_line > 0 ? owners[n->stmt_line] : NULL;
+    const char *in_loop = loop_name(g, owner, n);
+    if (in_loop) return in_loop;
     if (n->pass == IR_FWD) {
         if (n->name) return names_mangle(a, n->name);
         return owner ? arena_printf(a, "%s_%s", names_mangle(a, owner), ir_op_name(n))
@@ -164,8 +189,15 @@ const char *names_base(ir_graph *g, const char **owners, const ir_node *n) {
                  : arena_printf(a, "dt%d", n->id);
 }
 
+int names_has_loops(const ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++)
+        if (ir_at(g, i)->loop) return 1;
+    return 0;
+}
+
 void names_assign(ir_graph *g) {
     names_set used = {g->a, NULL, NULL, 0, 0};
+    if (names_has_loops(g)) names_set_add(&used, "t");   /* a scan's step (emit_scan.c); only then, so a target t stays t */
     const char **owners = names_owners(g);
     /* user-declared names first, so they keep their spelling when something must yield */
     for (int pass = 0; pass < 2; pass++)

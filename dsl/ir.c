@@ -151,10 +151,15 @@ ir_node *ir_loop_x(ir_graph *g, ir_loop *l, ir_node *xs, loc at) {
     return x;
 }
 
+/* Parameters and literals made while the body was built (a function's layers) are the
+ * same at every step: they stay outside the loop. */
 void ir_loop_mark(ir_graph *g, ir_loop *l, int first) {
     l->first = first;
     l->last = g->nodes.n - 1;
-    for (int i = first; i < g->nodes.n; i++) ir_at(g, i)->loop = l;
+    for (int i = first; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (n->op != OP_PARAM && n->op != OP_CONST && n->op != OP_INV_N) n->loop = l;
+    }
 }
 
 /* A result the body did not compute in the step (a state passed through, an outer
@@ -189,7 +194,7 @@ void ir_loop_end(ir_graph *g, ir_loop *l, ir_node *const *results, loc at) {
     ir_loop_mark(g, l, l->first);
     for (int i = l->first; i <= l->last; i++) {
         ir_node *n = ir_at(g, i);
-        n->per_step = n->op != OP_SCAN_OUT;
+        n->per_step = n->loop == l && n->op != OP_SCAN_OUT;
     }
 }
 

@@ -145,6 +145,7 @@ struct ir_loop {
     ir_node *out[IR_MAXSTATE];      /* OP_SCAN_OUT */
     ir_node *carry[IR_MAXSTATE];    /* backward: d state, sent back to the step before */
     ir_node *x;                     /* OP_SCAN_X, or NULL */
+    const char *state_name[IR_MAXSTATE];   /* "c" for an lstm's second state, for C names */
     int      batched;               /* the sequence has the batch axis, so every state has */
     const char *what;               /* "scan", "lstm", ... for comments */
     int      line, call_line;       /* the .nn line of the scan; of the function's call, if any */
@@ -203,6 +204,7 @@ struct ir_node {
     ir_loop    *loop;       /* the scan loop whose body computes it, or NULL */
     int         per_step;   /* stored once per step of its loop (plan.c: step_stride apart) */
     int         keep;       /* always stored (a loop's result, carry, accumulator) */
+    ir_node    *into;       /* OP_MATMUL: adds its product into this OP_SCAN_ACC instead (fuse.c) */
     int64_t     step_stride;
 };
 

@@ -144,6 +144,7 @@ ir_node *call_recurrent(lower *L, const ast_expr *e, const callargs *ca) {
         ir_node *s[2], *res[2];
         s[0] = ir_loop_state(g, loop, init_h, (ir_shape){1, {hidden}}, at);
         if (kind == 1) s[1] = ir_loop_state(g, loop, init_c, (ir_shape){1, {hidden}}, at);
+        loop->state_name[1] = "c";
         ir_node *xt = ir_loop_x(g, loop, xw, at);
         cell c = {kind, hidden, w_hh, b_hh, at};
         cell_step(L, &c, xt, s, res);
