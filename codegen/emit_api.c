@@ -255,9 +255,11 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "    .train = {.batch = %d, .epochs = %d, .seed = %lluu, .opt = %d, .lr = %.17g, .beta1 = %.17g,\n"
                "              .beta2 = %.17g, .eps = %.17g, .mu = %.17g, .rho = %.17g, .sched = %d,\n"
                "              .sched_a = %.17g, .sched_b = %.17g, .sched_c = %.17g,\n"
-               "              .weight_decay = %.17g, .clip_norm = %.17g},\n",
+               "              .weight_decay = %.17g, .clip_norm = %.17g",
             t->batch, t->epochs, (unsigned long long)t->seed, t->opt, t->lr, t->beta1, t->beta2, t->eps, t->mu,
             t->rho, t->sched, t->sched_a, t->sched_b, t->sched_c, t->weight_decay, t->clip_norm);
+    if (t->clip_value) fprintf(o, ", .clip_value = %.17g", t->clip_value);   /* only when set: */
+    fprintf(o, "},\n");                    /* other models' generated C stays as it was */
     fprintf(o, "    .summary = %s_summary_text,\n", P);
     fprintf(o, "    .schema_hash = 0x%016llxull,\n", (unsigned long long)schema_hash(g));
     fprintf(o, "    .create = %s_create_, .destroy = %s_destroy_, .params = %s_params_, .grads = %s_grads_,\n", P, P, P, P);

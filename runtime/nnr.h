@@ -150,6 +150,8 @@ typedef struct nnr_train_config {
     double         sched_a, sched_b, sched_c;       /* step(a=every, b=gamma); exponential(a=gamma);
                                                        polynomial(a=alpha, b=beta, c=gamma); cosine(a=t_max) */
     double         weight_decay, clip_norm;         /* 0: off */
+    double         clip_value;                      /* 0: off; else each gradient element is
+                                                       clipped to [-c, c] before clip_norm */
 } nnr_train_config;
 
 /* The learning rate of epoch t (from 0) under cfg's schedule, starting from base_lr. */
