@@ -149,6 +149,27 @@ static void emit_api(emitter *e, FILE *o) {
     }
 }
 
+/* Accuracy compares argmax(out[acc_out]) with io[acc_label]: the first label, in declaration
+ * order, with an output of its shape and one more axis of its K classes (a label
+ * class(K) [T] and logits or probabilities [T, K]: accuracy over every position). */
+static void accuracy_pair(const ir_graph *g, int *acc_out, int *acc_label) {
+    *acc_out = *acc_label = -1;
+    for (int i = 0; i < g->io.n; i++) {
+        const ir_node *y = g->io.v[i];
+        if (y->role != ROLE_LABEL || y->classes <= 0) continue;
+        for (int j = 0; j < g->outputs.n; j++) {
+            const ir_shape *s = &((const ir_output *)g->outputs.v[j])->node->shape;
+            if (s->rank != y->shape.rank + 1 || s->dim[s->rank - 1] != y->classes) continue;
+            int same = 1;
+            for (int a = 0; a < y->shape.rank; a++) same &= s->dim[a] == y->shape.dim[a];
+            if (!same) continue;
+            *acc_out = j;
+            *acc_label = i;
+            return;
+        }
+    }
+}
+
 static void emit_info(emitter *e, FILE *o) {
     ir_graph *g = e->g;
     const char *P = e->P, *T = e->T;
@@ -169,7 +190,6 @@ static void emit_info(emitter *e, FILE *o) {
     for (int i = 0; i < g->io.n; i++) {
         ir_node *x = g->io.v[i];
         int kind = x->role == ROLE_LABEL ? 1 : x->role == ROLE_TARGET ? 2 : 0;
-        if (kind == 1 && acc_label < 0 && x->shape.rank == 0) acc_label = i;
         fprintf(o, "    {%s, %s, ", emit_cstring(e, x->name), kinds[kind]);
         emit_shape_init(o, &x->shape);
         fprintf(o, ", %lld, %d, %d},\n", (long long)io_size(x), x->classes, x->wants_grad);
@@ -178,16 +198,13 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "static const nnr_io %s_out_table[] = {\n", P);
     for (int i = 0; i < g->outputs.n; i++) {
         ir_output *out = g->outputs.v[i];
-        if (acc_label >= 0 && acc_out < 0 && out->node->shape.rank == 1 &&
-            out->node->shape.dim[0] == ((ir_node *)g->io.v[acc_label])->classes)
-            acc_out = i;
         fprintf(o, "    {%s, NNR_IO_OUTPUT, ", emit_cstring(e, out->name));
         emit_shape_init(o, &out->node->shape);
         fprintf(o, ", %lld, 0, 0},\n", (long long)ir_numel(&out->node->shape));
     }
     if (!g->outputs.n) fprintf(o, "    {0}\n");
     fprintf(o, "};\n\n");
-    if (acc_out < 0) acc_label = -1;
+    accuracy_pair(g, &acc_out, &acc_label);
 
     /* entry points through void pointers */
     fprintf(o, "static void *%s_create_(void) { return %s_new(); }\n", P, P);
@@ -255,9 +272,11 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "    .train = {.batch = %d, .epochs = %d, .seed = %lluu, .opt = %d, .lr = %.17g, .beta1 = %.17g,\n"
                "              .beta2 = %.17g, .eps = %.17g, .mu = %.17g, .rho = %.17g, .sched = %d,\n"
                "              .sched_a = %.17g, .sched_b = %.17g, .sched_c = %.17g,\n"
-               "              .weight_decay = %.17g, .clip_norm = %.17g},\n",
+               "              .weight_decay = %.17g, .clip_norm = %.17g",
             t->batch, t->epochs, (unsigned long long)t->seed, t->opt, t->lr, t->beta1, t->beta2, t->eps, t->mu,
             t->rho, t->sched, t->sched_a, t->sched_b, t->sched_c, t->weight_decay, t->clip_norm);
+    if (t->clip_value) fprintf(o, ", .clip_value = %.17g", t->clip_value);   /* only when set: */
+    fprintf(o, "},\n");                    /* other models' generated C stays as it was */
     fprintf(o, "    .summary = %s_summary_text,\n", P);
     fprintf(o, "    .schema_hash = 0x%016llxull,\n", (unsigned long long)schema_hash(g));
     fprintf(o, "    .create = %s_create_, .destroy = %s_destroy_, .params = %s_params_, .grads = %s_grads_,\n", P, P, P, P);

@@ -1,8 +1,9 @@
 /* emit_optimizer.c — NAME_update: the optimizer step as one loop over the parameter
  * block, with PyTorch's update rule for each optimizer of SPEC §1 (sgd, momentum,
  * nesterov, adagrad, rmsprop, adadelta, adam, adamax, nadam), weight_decay added to the
- * gradient and clip_norm's global L2 norm.  The state block's size is plan.c's
- * (plan_state_slots). */
+ * gradient, clip_value's elementwise clipping and clip_norm's global L2 norm, in
+ * PyTorch's order: clip_grad_value_, then clip_grad_norm_ of the clipped gradients, then
+ * step() adding weight decay.  The state block's size is plan.c's (plan_state_slots). */
 #include "emit.h"
 
 static const char *const opt_names[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
@@ -22,9 +23,13 @@ void emit_update(emitter *e, FILE *o) {
     case 5: fprintf(o, "(rho=%g, eps=%g)", t->rho, t->eps); break;
     default: fprintf(o, "(beta1=%g, beta2=%g, eps=%g)", t->beta1, t->beta2, t->eps);
     }
-    fprintf(o, " with PyTorch's update rule,\n   one loop over the %lld elements of the parameter block%s%s. */\n", N,
+    fprintf(o, " with PyTorch's update rule,\n   one loop over the %lld elements of the parameter block%s%s", N,
             t->weight_decay ? " (weight_decay adds wd * theta to the gradient)" : "",
             t->clip_norm ? ", gradients first clipped to a global L2 norm" : "");
+    if (t->clip_value)
+        fprintf(o, ";\n   each gradient element is first clipped to [%g, %g] (clip_grad_value_)%s", -t->clip_value,
+                t->clip_value, t->clip_norm ? ", and the global norm is that of the clipped gradients" : "");
+    fprintf(o, ". */\n");
     fprintf(o, "static void %s_update(%s *m) {\n", e->P, e->P);
     fprintf(o, "    %s *restrict p = m->params;\n    const %s *restrict g = m->grads;\n", T, T);
     int slots = plan_state_slots(t->opt);
@@ -32,13 +37,24 @@ void emit_update(emitter *e, FILE *o) {
     if (slots >= 2) fprintf(o, "    %s *restrict s2 = m->state + %lld;\n", T, N);
     fprintf(o, "    const %s lr = m->lr;\n", T);
     fprintf(o, "    m->step++;\n");
+    /* clip_grad_value_ is clamp(g, -c, c): a NaN stays NaN, as in PyTorch */
+    const char *gv = "g[i]";
+    if (t->clip_value) {
+        fprintf(o, "    const %s cval = %s;   /* clip_grad_value_ */\n", T, emit_lit(e, t->clip_value));
+        gv = "(g[i] < -cval ? -cval : g[i] > cval ? cval : g[i])";
+    }
     if (t->clip_norm) {
         fprintf(o, "    double norm2 = 0;   /* clip_grad_norm_: one norm over every gradient */\n");
-        fprintf(o, "    for (int64_t i = 0; i < %lld; i++) norm2 += (double)g[i] * g[i];\n", N);
+        if (t->clip_value) {
+            fprintf(o, "    for (int64_t i = 0; i < %lld; i++) {\n        const %s gv = %s;\n", N, T, gv);
+            fprintf(o, "        norm2 += (double)gv * gv;\n    }\n");
+        } else {
+            fprintf(o, "    for (int64_t i = 0; i < %lld; i++) norm2 += (double)g[i] * g[i];\n", N);
+        }
         fprintf(o, "    const double coef = %s / (sqrt(norm2) + 1e-6);\n", emit_lit(e, t->clip_norm));
         fprintf(o, "    const %s clip = coef < 1 ? (%s)coef : %s;\n", T, T, emit_lit(e, 1));
     }
-    const char *gi = t->clip_norm ? "g[i] * clip" : "g[i]";
+    const char *gi = t->clip_norm ? arena_printf(e->a, "%s * clip", gv) : gv;
     const char *wd = t->weight_decay ? arena_printf(e->a, " + %s * p[i]", emit_lit(e, t->weight_decay)) : "";
     const char *b1 = emit_lit(e, t->beta1), *b2 = emit_lit(e, t->beta2), *eps = emit_lit(e, t->eps);
     switch (t->opt) {

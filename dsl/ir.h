@@ -218,6 +218,7 @@ typedef struct ir_train {
     int      sched;         /* nnr_sched_kind */
     double   sched_a, sched_b, sched_c;
     double   weight_decay, clip_norm;
+    double   clip_value;    /* 0: off; else every gradient element clipped to [-c, c] */
 } ir_train;
 
 typedef struct ir_graph {

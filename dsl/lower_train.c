@@ -1,10 +1,11 @@
-/* lower_train.c — the train { } block: batch, epochs, seed, weight_decay, clip_norm, the
- * optimizer with its hyperparameters and the learning-rate schedule, read into the
- * graph's training configuration (ir_train) with PyTorch's defaults where it has them.
- * Optimizers and schedules are called like functions but are not built-in functions of
- * expressions: their own tables below list them, and gather_args checks their
- * arguments as it checks a built-in's. */
+/* lower_train.c — the train { } block: batch, epochs, seed, weight_decay, clip_value,
+ * clip_norm, the optimizer with its hyperparameters and the learning-rate schedule, read
+ * into the graph's training configuration (ir_train) with PyTorch's defaults where it has
+ * them.  Optimizers and schedules are called like functions but are not built-in
+ * functions of expressions: their own tables below list them, and gather_args checks
+ * their arguments as it checks a built-in's. */
 #include "lower_internal.h"
+#include <math.h>
 #include <string.h>
 
 /* nnr_opt_kind and nnr_sched_kind values, as in runtime/nnr.h */
@@ -137,9 +138,18 @@ void lower_train(lower *L, const ast_stmt *s) {
                 if (x < 0) diag_error(L->d, it->value->at, "%s must be >= 0", it->key);
                 else *(it->key[0] == 'w' ? &t->weight_decay : &t->clip_norm) = x;
             }
+        } else if (!strcmp(it->key, "clip_value")) {
+            /* 0 would zero every gradient and stop training, so unlike clip_norm there is no
+             * 0 = off: leaving the key out is off */
+            if (lower_number_arg(L, it, it->key, &x) == 0) {
+                if (!(x > 0 && isfinite(x)))
+                    diag_error(L->d, it->value->at, "clip_value must be a positive finite number (every "
+                               "gradient element is clipped to [-c, c]), not %g", x);
+                else t->clip_value = x;
+            }
         } else {
             diag_error(L->d, it->at, "unknown train setting '%s'; expected batch, epochs, optimizer, schedule, "
-                       "weight_decay, clip_norm or seed", it->key);
+                       "weight_decay, clip_value, clip_norm or seed", it->key);
         }
     }
 }

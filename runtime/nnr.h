@@ -150,6 +150,8 @@ typedef struct nnr_train_config {
     double         sched_a, sched_b, sched_c;       /* step(a=every, b=gamma); exponential(a=gamma);
                                                        polynomial(a=alpha, b=beta, c=gamma); cosine(a=t_max) */
     double         weight_decay, clip_norm;         /* 0: off */
+    double         clip_value;                      /* 0: off; else each gradient element is
+                                                       clipped to [-c, c] before clip_norm */
 } nnr_train_config;
 
 /* The learning rate of epoch t (from 0) under cfg's schedule, starting from base_lr. */
@@ -166,7 +168,8 @@ typedef struct nnr_model_info {
     int64_t            param_size;       /* elements in the parameter (and gradient) block */
     int64_t            state_size;       /* elements of optimizer state (block of that size) */
     int64_t            act_size;         /* elements of the activation block (0: not given) */
-    int                acc_out, acc_label; /* accuracy = argmax(out[acc_out]) == io[acc_label]; -1: none */
+    int                acc_out, acc_label; /* accuracy = argmax(out[acc_out]) == io[acc_label]; -1: none;
+                                            a label [T] and an output [T, K]: at every position */
     nnr_train_config   train;            /* the model's train { } block, defaults filled */
     const char        *summary;          /* the table `nnc --summary` prints */
     uint64_t           schema_hash;      /* hash of names, shapes and dtype of params and io */

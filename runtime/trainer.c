@@ -136,7 +136,9 @@ static void usage(FILE *f, const nnr_model_info *info) {
                "minimum (default %g; 0 turns this off).\n"
                "\n--text FILE (instead of --train) and --test-text FILE (instead of --test) feed a\n"
                "character model, class input [T] and class label: each byte of FILE is an\n"
-               "example, predicted from the T bytes before it ('\\n' before the file's start).\n",
+               "example, predicted from the T bytes before it ('\\n' before the file's start).\n"
+               "With a label class(K) [T], FILE is cut into windows of T bytes, each labelled\n"
+               "with the window shifted by one byte (the next byte at every position).\n",
             (int)(1 / NNR_DIVERGE_ALPHA), NNR_DIVERGE_FACTOR);
 }
 

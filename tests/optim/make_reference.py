@@ -25,7 +25,8 @@ mapped onto torch.optim as SPEC §1 says:
   (NAdam as PyTorch >= 2.0 computes it: see NAdam2 below for torch 1.x's double-counted mu)
 Arguments a case leaves out are left out of the torch.optim call too, so the *_default cases
 check nnc's defaults against PyTorch's own.  weight_decay = w is the optimizer's
-weight_decay; clip_norm = c is torch.nn.utils.clip_grad_norm_(params, c) before step().
+weight_decay; clip_value = v is torch.nn.utils.clip_grad_value_(params, v), then clip_norm = c
+is torch.nn.utils.clip_grad_norm_(params, c), both before step() (SPEC §1's order).
 Schedules, stepped once per epoch after the optimizer step (t = epoch from 0):
   step(every, gamma) StepLR; exponential(gamma) ExponentialLR; cosine(t_max)
   CosineAnnealingLR(eta_min=0); polynomial(alpha, beta, gamma): lr = alpha / (beta + t)^gamma
@@ -89,7 +90,8 @@ def parse_cases():
             if not line:
                 continue
             name, body = line.split(None, 1)
-            case = {"name": name, "schedule": ("constant", {}), "weight_decay": 0.0, "clip_norm": None}
+            case = {"name": name, "schedule": ("constant", {}), "weight_decay": 0.0, "clip_norm": None,
+                    "clip_value": None}
             for stmt in body.split(";"):
                 k, v = (s.strip() for s in stmt.split("=", 1))
                 if k == "optimizer":
@@ -98,8 +100,8 @@ def parse_cases():
                     case["schedule"] = parse_call(v, SCHED_ARGS)
                 elif k == "weight_decay":
                     case["weight_decay"] = float(v)
-                elif k == "clip_norm":
-                    case["clip_norm"] = float(v)
+                elif k in ("clip_norm", "clip_value"):
+                    case[k] = float(v)
                 else:
                     sys.exit("%s: unknown key %r" % (name, k))
             cases.append(case)
@@ -245,7 +247,7 @@ def main():
         opt = make_optimizer(params, *case["optimizer"], case["weight_decay"])
         sname, sargs = case["schedule"]
         sched = make_scheduler(opt, sname, sargs)
-        norms, lrs = [], []
+        norms, lrs, clipped = [], [], []
         for epoch in range(EPOCHS):
             if sname == "polynomial":
                 a = dict(SCHED_DEFAULTS["polynomial"], **sargs)
@@ -255,6 +257,10 @@ def main():
             opt.zero_grad()
             loss = F.mse_loss(o(torch.tanh(h(x))), t)
             loss.backward()
+            if case["clip_value"] is not None:   # how many elements it clips: the case tests something
+                c = case["clip_value"]
+                clipped.append(sum(int((p.grad.abs() > c).sum()) for p in params))
+                torch.nn.utils.clip_grad_value_(params, c)
             if case["clip_norm"] is not None:
                 norms.append(float(torch.nn.utils.clip_grad_norm_(params, case["clip_norm"])))
             opt.step()
@@ -265,6 +271,8 @@ def main():
                            ("out.weight", o.weight), ("out.bias", o.bias)])
         known.add(case["name"] + ".safetensors")
         extra = "  grad norms " + " ".join("%.3f" % v for v in norms) if norms else ""
+        if clipped:
+            extra += "  elements clipped " + " ".join("%d" % v for v in clipped)
         print("%-20s %s  lr %s%s" % (case["name"], type(opt).__name__,
                                      " ".join("%.4g" % v for v in lrs), extra))
     for f in os.listdir(REF):   # cases dropped from cases.txt

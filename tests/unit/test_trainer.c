@@ -1306,9 +1306,77 @@ static void test_text_errors(void) {
     const nnr_io tiny[] = {{"ids", NNR_IO_INPUT, 1, {CHR_T}, CHR_T, 10, 0}, chr_io[1]};
     info = chr_with(tiny, 2);
     EXPECT_ERROR(nnr_data_load_text(&info, at("ascii.txt"), &d), "class(10)", "padding byte");
-    const nnr_io seq[] = {chr_io[0], {"y", NNR_IO_LABEL, 1, {3}, 3, 256, 0}};
+    /* a label with a shape must be the input's [T]: the next byte at every position */
+    const nnr_io seq[] = {chr_io[0], {"y", NNR_IO_LABEL, 1, {4}, 4, 256, 0}};
     info = chr_with(seq, 2);
-    EXPECT_ERROR(nnr_data_load_text(&info, at("ascii.txt"), &d), "label 'y' must be one class");
+    EXPECT_ERROR(nnr_data_load_text(&info, at("ascii.txt"), &d), "label 'y' must be one class",
+                 "or class(K) [3] like the input", "not [4]");
+    const nnr_io seq3[] = {chr_io[0], {"y", NNR_IO_LABEL, 1, {3}, 3, 256, 0}};
+    info = chr_with(seq3, 2);
+    write_text(at("three.txt"), "abc");            /* a window of 3 and the byte after: 4 */
+    EXPECT_ERROR(nnr_data_load_text(&info, at("three.txt"), &d), "three.txt: 3 bytes, too short",
+                 "label 'y'", "window of 3 bytes");
+    /* the first byte is only context there: the label's vocabulary does not hold it */
+    const nnr_io seq_small[] = {chr_io[0], {"y", NNR_IO_LABEL, 1, {3}, 3, 100, 0}};
+    info = chr_with(seq_small, 2);
+    write_text(at("first.txt"), "pab\n");
+    CU_ASSERT_EQUAL(nnr_data_load_text(&info, at("first.txt"), &d), 0);
+    nnr_data_free(&d);
+    write_text(at("second.txt"), "apb\n");
+    EXPECT_ERROR(nnr_data_load_text(&info, at("second.txt"), &d), "second.txt: byte 112 at offset 1",
+                 "label 'y', class(100)");
+}
+
+/* A label [T] like the input: windows of T bytes one after another, each labelled with the
+ * window shifted by one byte; the last window ends at the file's end. */
+static void test_text_sequences(void) {
+    const nnr_io seq[] = {chr_io[0], {"y", NNR_IO_LABEL, 1, {CHR_T}, CHR_T, 256, 0}};
+    nnr_model_info info = chr_with(seq, 2);
+    nnr_dataset d;
+    write_text(at("seq.txt"), "abcdefghij");       /* 10 bytes: 9 to predict, 3 windows of 3 */
+    CU_ASSERT_EQUAL_FATAL(nnr_data_load_text(&info, at("seq.txt"), &d), 0);
+    CU_ASSERT_EQUAL_FATAL(d.n, 3);
+    const char *want_ids[] = {"abc", "def", "ghi"}, *want_y[] = {"bcd", "efg", "hij"};
+    const int32_t *ids = d.col[0], *y = d.col[1];
+    for (int e = 0; e < 3; e++)
+        for (int j = 0; j < CHR_T; j++) {
+            CU_ASSERT_EQUAL(ids[e * CHR_T + j], want_ids[e][j]);
+            CU_ASSERT_EQUAL(y[e * CHR_T + j], want_y[e][j]);
+        }
+    nnr_data_free(&d);
+
+    write_text(at("seq2.txt"), "abcdefgh");        /* 7 to predict: 2 windows, then one at the end */
+    CU_ASSERT_EQUAL_FATAL(nnr_data_load_text(&info, at("seq2.txt"), &d), 0);
+    CU_ASSERT_EQUAL_FATAL(d.n, 3);
+    ids = d.col[0];
+    y = d.col[1];
+    CU_ASSERT_EQUAL(ids[6], 'e');                  /* e f g -> f g h */
+    CU_ASSERT_EQUAL(ids[8], 'g');
+    CU_ASSERT_EQUAL(y[6], 'f');
+    CU_ASSERT_EQUAL(y[8], 'h');
+    CU_ASSERT_EQUAL(ids[3], 'd');                  /* d e f -> e f g */
+    CU_ASSERT_EQUAL(y[5], 'g');
+    nnr_data_free(&d);
+
+    write_text(at("seq3.txt"), "wxyz");            /* exactly one window and its next byte */
+    CU_ASSERT_EQUAL_FATAL(nnr_data_load_text(&info, at("seq3.txt"), &d), 0);
+    CU_ASSERT_EQUAL(d.n, 1);
+    CU_ASSERT_EQUAL(((int32_t *)d.col[0])[0], 'w');
+    CU_ASSERT_EQUAL(((int32_t *)d.col[1])[2], 'z');
+    nnr_data_free(&d);
+
+    /* no padding byte is needed, so a vocabulary without '\n' is fine */
+    const nnr_io tiny[] = {{"ids", NNR_IO_INPUT, 1, {CHR_T}, CHR_T, 10, 0},
+                           {"y", NNR_IO_LABEL, 1, {CHR_T}, CHR_T, 10, 0}};
+    info = chr_with(tiny, 2);
+    FILE *f = fopen(at("digits.bin"), "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    for (int i = 0; i < 7; i++) fputc(i, f);
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(nnr_data_load_text(&info, at("digits.bin"), &d), 0);
+    CU_ASSERT_EQUAL(d.n, 2);
+    CU_ASSERT_EQUAL(((int32_t *)d.col[1])[5], 6);
+    nnr_data_free(&d);
 }
 
 /* A repetitive text: a bigram model learns it well below the uniform ln 256. */
@@ -1403,6 +1471,7 @@ int main(void) {
     CU_add_test(s, "plot writes a well-formed SVG", test_plot);
     CU_add_test(s, "text files: windows, padding, labels", test_text_windows);
     CU_add_test(s, "text files: vocabulary, file and model errors", test_text_errors);
+    CU_add_test(s, "text files: a label per position, the window shifted by one", test_text_sequences);
     CU_add_test(s, "text files: train, eval, validation split, resume", test_text_train);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
