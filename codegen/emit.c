@@ -89,7 +89,7 @@ const char *emit_cstring(emitter *e, const char *s) {
     return out;
 }
 
-static const char *source_line_text(emitter *e, int line) {
+const char *emit_source_line(emitter *e, int line) {
     int len;
     const char *p = source_line(e->g->src, line, &len);
     while (len > 0 && isspace((unsigned char)*p)) p++, len--;
@@ -102,7 +102,7 @@ const char *emit_shape_of(emitter *e, const ir_node *n) { return ir_node_shape_s
 static void quote_line(emitter *e, FILE *o, const ir_node *n, const char *ind) {
     if (n->stmt_line == e->last_line || n->stmt_line <= 0) return;
     e->last_line = n->stmt_line;
-    fprintf(o, "\n%s/* line %d: %s */\n", ind, n->stmt_line, source_line_text(e, n->stmt_line));
+    fprintf(o, "\n%s/* line %d: %s */\n", ind, n->stmt_line, emit_source_line(e, n->stmt_line));
 }
 
 /* ---- reading tensors at a loop index ------------------------------------------- */

@@ -76,6 +76,7 @@ const char *emit_fn(emitter *e, const char *name);             /* libm's name fo
 const char *emit_comment_text(emitter *e, const char *s, size_t len);   /* user text in a comment */
 const char *emit_cstring(emitter *e, const char *s);           /* user text as a string literal */
 const char *emit_shape_of(emitter *e, const ir_node *n);       /* "[B, 128]" */
+const char *emit_source_line(emitter *e, int line);           /* the .nn line, for a comment */
 
 /* ---- emit.c: offsets and counters over the batch ---- */
 #ifndef EMIT_INDEX32_MAX

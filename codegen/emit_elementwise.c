@@ -80,31 +80,33 @@ void emit_sum(emitter *e, FILE *o, ir_node *n) {
  * into the output element it reduces to. */
 void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
     ir_node *x = n->in[0];
+    const ir_node *dst = n->into ? n->into : n;   /* a sum over a scan's steps: added into it */
+    const char *name = emit_mark(e, dst), *is = n->into ? "+=" : "=";
     ictx c = emit_layout_ctx(x);
     c.mode = LOOP_NESTED;
     int is_max = n->op == OP_REDUCE_MAX, hi = n->attr[0] > 0;
     double scale = !is_max && n->attr[0] != 0 ? n->attr[0] : 1;
     const char *src = emit_is_inline(x) ? "the gradient" : emit_who(e, x);
     if (is_max)
-        fprintf(o, "    /* %s %s = %s of %s %s over the reduced axes */\n", n->cname, emit_shape_of(e, n),
+        fprintf(o, "    /* %s %s = %s of %s %s over the reduced axes */\n", name, emit_shape_of(e, n),
                 hi ? "max" : "min", src, emit_shape_of(e, x));
     else if (n->axis != IR_NOAXIS)
-        fprintf(o, "    /* %s %s = %s of %s %s over axis %d */\n", n->cname, emit_shape_of(e, n),
+        fprintf(o, "    /* %s %s %s %s of %s %s over axis %d */\n", name, emit_shape_of(e, n), is,
                 scale == 1 ? "sum" : "mean", src, emit_shape_of(e, x), n->axis);
     else if (x->op == OP_REDUCE_MAX_GRAD && x->in[0]->op == OP_CONST)   /* grad.c's tie count */
-        fprintf(o, "    /* %s %s = how many elements of %s %s tie at the %s (their gradient is shared) */\n", n->cname,
+        fprintf(o, "    /* %s %s = how many elements of %s %s tie at the %s (their gradient is shared) */\n", name,
                 emit_shape_of(e, n), emit_who(e, x->in[1]), emit_shape_of(e, x),
                 x->in[2]->attr[0] > 0 ? "maximum" : "minimum");
     else
-        fprintf(o, "    /* %s %s = %s %s summed over the axes it was broadcast along%s */\n", n->cname,
-                emit_shape_of(e, n), src, emit_shape_of(e, x), n->batched ? "" : " (the batch too)");
+        fprintf(o, "    /* %s %s %s %s %s summed over the axes it was broadcast along%s */\n", name,
+                emit_shape_of(e, n), is, src, emit_shape_of(e, x), n->batched ? "" : " (the batch too)");
     long long numel = (long long)ir_numel(&n->shape);
     const char *count = n->batched ? emit_times(e, "n", numel) : arena_printf(e->a, "%lld", numel);
     const char *it = emit_count_type(e, n->batched ? numel : 1);
     if (is_max)
-        fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] = %sINFINITY;\n", it, count, emit_mark(e, n), hi ? "-" : "");
-    else
-        fprintf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(%s));\n", emit_mark(e, n), count, e->T);
+        fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] = %sINFINITY;\n", it, count, name, hi ? "-" : "");
+    else if (!n->into)
+        fprintf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(%s));\n", name, count, e->T);
     int last = x->shape.rank - 1, off = x->shape.rank - n->shape.rank;
     int inner_reduced = last >= 0 && x->shape.dim[last] > 1 && (last - off < 0 || n->shape.dim[last - off] == 1);
     if (inner_reduced && !is_max) {
@@ -117,18 +119,18 @@ void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
         emit_stmt_open(e);
         emit_stmt_close(e, o, arena_printf(e->a, "%s    ", ind), arena_printf(e->a, "acc += %s;", emit_read_at(e, x, &c)));
         c.v[last] = "0";
-        fprintf(o, "%s%s[%s] += acc;\n", ind, n->cname, emit_index_of(e, n, &c));
+        fprintf(o, "%s%s[%s] += acc;\n", ind, name, emit_index_of(e, n, &c));
         fprintf(o, "%.*s}\n", (int)strlen(ind) - 4, ind);
     } else {
         const char *ind = emit_open_loops(e, o, &c, "    ", 0);
         emit_stmt_open(e);
-        const char *at = arena_printf(e->a, "%s[%s]", n->cname, emit_index_of(e, n, &c)), *v = emit_read_at(e, x, &c);
+        const char *at = arena_printf(e->a, "%s[%s]", name, emit_index_of(e, n, &c)), *v = emit_read_at(e, x, &c);
         if (is_max)
             emit_stmt_close(e, o, ind, arena_printf(e->a, "%s = %s(%s, %s);", at, emit_fn(e, hi ? "fmax" : "fmin"), at, v));
         else
             emit_stmt_close(e, o, ind, arena_printf(e->a, "%s += %s;", at, v));
     }
-    if (scale != 1) fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] *= %s;\n", it, count, n->cname, emit_lit(e, scale));
+    if (scale != 1) fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] *= %s;\n", it, count, name, emit_lit(e, scale));
 }
 
 /* Rows of a last-axis op: every example's leading axes, times the batch. */

@@ -134,16 +134,21 @@ int emit_loop(emitter *e, FILE *o, ir_loop *l, fn_kind k) {
     ir_graph *g = e->g;
     const ir_loop *f = l->backward ? l->fwd : l;
     int line = l->line;
-    fprintf(o, "\n    /* line %d: %s: %s over the %lld steps, with one set of parameters%s */\n", line,
+    fprintf(o, "\n    /* line %d: %s\n     * %s%s: %s */\n", line, emit_source_line(e, line),
             emit_comment_text(e, l->what, strlen(l->what)),
-            l->backward ? "backpropagation through time, a loop" : "a loop", (long long)l->steps,
-            l->call_line ? arena_printf(e->a, " (called at line %d)", l->call_line) : "");
+            l->call_line ? arena_printf(e->a, " (called at line %d)", l->call_line) : "",
+            l->backward ? arena_printf(e->a, "backpropagation through time, the %lld steps in reverse: step t's "
+                                       "gradients, and what it sends back to step t-1", (long long)l->steps)
+                        : arena_printf(e->a, "a loop over the %lld steps, one set of parameters for every step",
+                                       (long long)l->steps));
     e->last_line = line;
     for (int i = l->first; i <= l->last; i++) {   /* the sums over the steps start at zero */
         ir_node *n = ir_at(g, i);
         if (n->op == OP_SCAN_ACC && emit_in_fn(n, k))
-            fprintf(o, "    memset(%s, 0, (size_t)%s * %lld * sizeof *%s);\n", emit_mark(e, n), examples(n),
-                    (long long)ir_numel(&n->shape), emit_mark(e, n));
+            fprintf(o, "    memset(%s, 0, %s * sizeof *%s);\n", emit_mark(e, n),
+                    n->batched ? emit_times(e, "(size_t)n", ir_numel(&n->shape))
+                               : arena_printf(e->a, "%lld", (long long)ir_numel(&n->shape)),
+                    emit_mark(e, n));
     }
     char *text = NULL;
     size_t len = 0;

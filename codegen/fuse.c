@@ -413,13 +413,15 @@ void fuse_plan(ir_graph *g) {
 }
 
 /* A product a scan's backward loop sums over the steps (a recurrent weight's gradient)
- * is added straight into the sum by its GEMM (beta = 1): no tensor for one step's part,
- * no pass adding it up. */
+ * is added straight into the sum by its GEMM (beta = 1), and so is a sum over the batch
+ * (a bias's): no tensor for one step's part, no pass adding it up. */
 static void plan_step_sums(ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i), *x = n->op == OP_SCAN_ACC ? n->in[0] : NULL;
-        if (!x || !n->in_train || x->op != OP_MATMUL || x->mem != MEM_ACT || x->uses != 1 || x->loop != n->loop ||
-            x->direct || x->sparse_a || x->scratch || x->epi || x->folded || !ir_same_layout(x, n))
+        int sum = x && x->op == OP_SUM_TO && x->attr[0] == 0;   /* a bias's gradient: unscaled */
+        if (!x || !n->in_train || (x->op != OP_MATMUL && !sum) || x->mem != MEM_ACT || x->uses != 1 ||
+            x->loop != n->loop || x->direct || x->sparse_a || x->scratch || x->epi || x->folded ||
+            !ir_same_layout(x, n))
             continue;
         x->into = n;
         x->mem = MEM_NONE;

@@ -204,7 +204,7 @@ struct ir_node {
     ir_loop    *loop;       /* the scan loop whose body computes it, or NULL */
     int         per_step;   /* stored once per step of its loop (plan.c: step_stride apart) */
     int         keep;       /* always stored (a loop's result, carry, accumulator) */
-    ir_node    *into;       /* OP_MATMUL: adds its product into this OP_SCAN_ACC instead (fuse.c) */
+    ir_node    *into;       /* OP_MATMUL, OP_SUM_TO: adds into this OP_SCAN_ACC instead (fuse.c) */
     int64_t     step_stride;
 };
 
