@@ -316,6 +316,17 @@ static const char *closest_function(const char *f) {
     return best;
 }
 
+/* ... or of the functions made with def in scope. */
+static const char *closest_def(lower *L, const char *f, const char *best) {
+    int bestd = best ? edit_distance(f, best) : ((int)strlen(f) / 3 > 1 ? (int)strlen(f) / 3 : 1);
+    binding **tables[2] = {L->scope, L->table};
+    for (int t = 0; t < 2; t++)
+        for (int h = 0; tables[t] && h < 256; h++)
+            for (binding *b = tables[t][h]; b; b = b->next)
+                if (b->v.kind == LV_FUNC) consider(f, b->name, &best, &bestd);
+    return best;
+}
+
 /* A call: its row of the built-in table, its arguments checked against the row, then the
  * row's function. */
 ir_node *lower_call_builtin(lower *L, const ast_expr *e) {
@@ -325,7 +336,7 @@ ir_node *lower_call_builtin(lower *L, const ast_expr *e) {
     builtin_sig sig;
     const builtin *b = builtin_find(f, npos, &sig);
     if (!b) {
-        const char *near = closest_function(f);
+        const char *near = closest_def(L, f, closest_function(f));
         diag_error(L->d, e->at, "unknown function '%s'%s%s%s", f, near ? "; did you mean '" : "", near ? near : "",
                    near ? "'?" : "");
         return lower_bad_node(L, e->at);

@@ -47,8 +47,8 @@ static int reserved_call(const char *name) { return !strcmp(name, "repeat") || !
 int lower_is_user_call(lower *L, const ast_expr *e) {
     if (e->kind != AST_CALL) return 0;
     if (reserved_call(e->name)) return 1;
-    binding *b = lower_lookup(L, e->name);
-    return b && b->v.kind == LV_FUNC;
+    binding *b = lower_lookup(L, e->name);   /* a def with errors is bound bad: its calls are skipped */
+    return b && (b->v.kind == LV_FUNC || (b->v.kind == LV_BAD && b->v.fn));
 }
 
 /* ---- def ------------------------------------------------------------------------------ */
@@ -96,8 +96,7 @@ void lower_def(lower *L, const ast_stmt *s) {
         diag_error(L->d, s->name_at, "'%s' has no 'return'; a function's body ends with `return EXPR`", s->name);
         bad = 1;
     }
-    lower_bind(L, s->name, bad ? bad_value(s->name_at) : (lvalue){.kind = LV_FUNC, .fn = s, .at = s->name_at},
-               s->name_at);
+    lower_bind(L, s->name, (lvalue){.kind = bad ? LV_BAD : LV_FUNC, .fn = s, .at = s->name_at}, s->name_at);
 }
 
 /* ---- binding values ------------------------------------------------------------------- */
@@ -157,16 +156,14 @@ static void no_such_param(lower *L, const char *share, const char *full, loc at)
 ir_node *lower_shared_param(lower *L, const char *name, ir_shape shape, loc at) {
     const char *full = arena_printf(L->g->a, "%s.%s", L->share, name);
     ir_node *q = find_param(L, full);
-    if (!q) {
-        no_such_param(L, L->share, full, L->share_at);
-        return lower_bad_node(L, at);
-    }
-    if (!q->bad && shape.rank && q->shape.rank && !ir_shape_eq(&shape, &q->shape)) {
+    if (!q) no_such_param(L, L->share, full, L->share_at);
+    else if (!q->bad && shape.rank && q->shape.rank && !ir_shape_eq(&shape, &q->shape))
         diag_error(L->d, L->share_at, "share=%s: '%s' is %s, but this layer needs %s", L->share, full,
                    ir_shape_str(L->g->a, &q->shape), ir_shape_str(L->g->a, &shape));
-        return lower_bad_node(L, at);
-    }
-    return q;
+    else
+        return q;
+    L->share_depth = -1;   /* one message per call: its other parameters are made anew */
+    return lower_bad_node(L, at);
 }
 
 /* After a call with share=: each new parameter replaced in the call's nodes (from nstart)
