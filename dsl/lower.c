@@ -6,7 +6,9 @@
  * placeholder node marked bad, so the rest of the file is still checked.  A call is
  * looked up in the built-in table (builtins.c), which gives its arguments and the
  * function that lowers it; the layers, losses and regularizers are in layer_*.c and
- * losses.c, the train { } block in lower_train.c. */
+ * losses.c, the train { } block in lower_train.c.  Names are bound to values (a tensor, a
+ * number, a function, a tuple); functions, their calls, repeat and share= of a function
+ * are in lower_func.c, which the expressions here hand every call of a def. */
 #include "lower_internal.h"
 #include <math.h>
 #include <string.h>

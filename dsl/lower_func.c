@@ -286,7 +286,7 @@ static lvalue body_stmt(lower *L, const ast_stmt *st, ptrvec *made, lower_named 
     }
     for (int i = first; i < L->g->nodes.n; i++) {
         ir_node *n = ir_at(L->g, i);
-        if (!n->in_fn) n->stmt_line = st->at.line, n->in_fn = L->frame->fn->name;
+        if (!n->in_fn) n->stmt_line = st->at.line, n->in_fn = L->frame->fn->name, n->call_id = L->frame->id;
     }
     return v;
 }
@@ -296,8 +296,9 @@ lvalue lower_apply(lower *L, const lvalue *f, const lvalue *args, int nargs, con
     if (check_call(L, f, args, nargs, at)) return bad_value(at);
     const ast_stmt *fn = f->fn;
     int pstart = L->g->params.n, nstart = L->g->nodes.n;
+    shape_upto(L->g, L->d);   /* the arguments' errors are the caller's: before the call is noted */
     saved_state saved = enter(L);
-    lower_frame frame = {fn, at, L->frame};
+    lower_frame frame = {fn, at, ++L->calls, L->frame};
     L->frame = &frame;
     int i = 0;
     for (const ast_arg *p = fn->params; p; p = p->next, i++) lower_bind(L, p->key, args[i], p->at);

@@ -33,6 +33,7 @@ typedef struct lower_named { ir_node *n; int layer; struct lower_named *next; } 
 typedef struct lower_frame {
     const ast_stmt     *fn;
     loc                 at;
+    int                 id;       /* the calls' count when it began: its nodes' call_id */
     struct lower_frame *up;
 } lower_frame;
 
@@ -47,6 +48,7 @@ typedef struct lower {
     lower_named *named;           /* nodes named by the current statement (in a function) */
     int         layers;           /* layers created for the current statement */
     int         call_depth;       /* built-in calls being lowered, nested */
+    int         calls;            /* calls of functions lowered so far */
     const char *share;            /* share=NAME of the built-in call at share_depth */
     int         share_depth;
     loc         share_at;
