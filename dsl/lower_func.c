@@ -347,9 +347,9 @@ static int call_share(lower *L, const ast_expr *e, const char **share) {
     return 0;
 }
 
-/* The positional arguments of e from the first-th on, as values; -1 if too many. */
-static int call_values(lower *L, const ast_expr *e, int first, lvalue *out, const ast_arg **pos) {
-    int n = 0, i = 0;
+/* The positional arguments of e as values (and pos, their syntax); their count, or -1. */
+static int call_values(lower *L, const ast_expr *e, lvalue *out, const ast_arg **pos) {
+    int n = 0;
     for (const ast_arg *a = e->args; a; a = a->next) {
         if (a->key) continue;
         if (n == MAX_CALL_ARGS) {
@@ -357,17 +357,16 @@ static int call_values(lower *L, const ast_expr *e, int first, lvalue *out, cons
             return -1;
         }
         if (pos) pos[n] = a;
-        if (i++ >= first) out[n - first] = lower_value_of(L, a->value);
-        n++;
+        out[n++] = lower_value_of(L, a->value);
     }
-    return n - first;
+    return n;
 }
 
 static lvalue call_user(lower *L, const ast_expr *e, const lvalue *f) {
     const char *share;
     lvalue args[MAX_CALL_ARGS];
     if (call_share(L, e, &share)) return bad_value(e->at);
-    int n = call_values(L, e, 0, args, NULL);
+    int n = call_values(L, e, args, NULL);
     if (n < 0) return bad_value(e->at);
     return lower_apply(L, f, args, n, NULL, share, e->at);
 }
@@ -379,7 +378,7 @@ static lvalue call_repeat(lower *L, const ast_expr *e) {
     const ast_arg *pos[MAX_CALL_ARGS];
     lvalue vals[MAX_CALL_ARGS], args[MAX_CALL_ARGS];
     if (call_share(L, e, &share)) return bad_value(e->at);
-    int n = call_values(L, e, 0, vals, pos);
+    int n = call_values(L, e, vals, pos);
     if (n < 0) return bad_value(e->at);
     if (n < 3) {
         diag_error(L->d, e->at, "repeat takes at least 3 arguments (repeat(f, n, x, ARGS...)), got %d", n);
