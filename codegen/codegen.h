@@ -43,7 +43,7 @@ const char *names_unreserved(arena *a, const char *id); /* id, id_ or u_id: usab
 typedef struct names_set { arena *a; const char **slot; int *count; size_t cap, n; } names_set;
 int   names_set_has(const names_set *s, const char *id);
 int   names_set_add(names_set *s, const char *id);
-const char **names_owners(ir_graph *g);   /* per .nn line: the binding it makes, for temporaries' names */
+const char **names_owners(ir_graph *g);   /* per node: the binding its line makes, for temporaries' names */
 const char *names_base(ir_graph *g, const char **owners, const ir_node *n);   /* h1, dh1, h1_relu */
 
 /* emit_api.c: write the model's C file and header (emit.h lists the emitter's files).

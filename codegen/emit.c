@@ -98,11 +98,17 @@ const char *emit_source_line(emitter *e, int line) {
 
 const char *emit_shape_of(emitter *e, const ir_node *n) { return ir_node_shape_str(e->a, n); }
 
-/* Quotes the .nn statement a block comes from, once per run of blocks from one line. */
+/* Quotes the .nn statement a block comes from, once per run of blocks from one line (and
+ * one call: a function's line says which function and where the model calls it). */
 static void quote_line(emitter *e, FILE *o, const ir_node *n, const char *ind) {
-    if (n->stmt_line == e->last_line || n->stmt_line <= 0) return;
+    if ((n->stmt_line == e->last_line && n->call_line == e->last_call) || n->stmt_line <= 0) return;
     e->last_line = n->stmt_line;
-    fprintf(o, "\n%s/* line %d: %s */\n", ind, n->stmt_line, emit_source_line(e, n->stmt_line));
+    e->last_call = n->call_line;
+    if (n->in_fn)
+        fprintf(o, "\n%s/* line %d, in %s() called at line %d: %s */\n", ind, n->stmt_line, n->in_fn, n->call_line,
+                emit_source_line(e, n->stmt_line));
+    else
+        fprintf(o, "\n%s/* line %d: %s */\n", ind, n->stmt_line, emit_source_line(e, n->stmt_line));
 }
 
 /* ---- reading tensors at a loop index ------------------------------------------- */
@@ -647,6 +653,7 @@ void emit_pass(emitter *e, FILE *o, fn_kind k) {
     ir_graph *g = e->g;
     memset(e->used, 0, (size_t)g->nodes.n);
     e->last_line = 0;
+    e->last_call = 0;
     e->infer_mode = k == FN_INFER || k == FN_EVAL;
     char *text = NULL;
     size_t len = 0;

@@ -30,6 +30,7 @@ typedef struct emitter {
     char       *used;       /* per node: referenced by the function being written */
     int         infer_mode; /* the function being written runs in inference mode */
     int         last_line;  /* the .nn line last quoted in a comment */
+    int         last_call;  /* ... and the line of the call it was in (a function's body) */
     const ir_node *subst;   /* an epilogue's producer, read as subst_value (see fuse.c) */
     const char *subst_value;
     const ir_node *subst2;  /* a second one: a pooled convolution's epilogue, read as its window's maximum */
@@ -42,7 +43,7 @@ typedef struct emitter {
     names_set   cnames;     /* every tensor's identifier: no local may hide one */
     names_set   locals;     /* the open statement's locals */
     names_set   bases;      /* ... and the names they were made from, with how many each */
-    const char **owners;    /* names.c's bindings per line, for the locals' names */
+    const char **owners;    /* names.c's bindings per node's line, for the locals' names */
     int         depth;      /* how deep the expression last built nests inlined nodes */
 } emitter;
 

@@ -29,6 +29,9 @@ typedef struct gradctx {
 static ir_node *finish(gradctx *c, ir_node *n) {
     n->pass = IR_BWD;
     n->stmt_line = c->fwd->stmt_line;
+    n->in_fn = c->fwd->in_fn;
+    n->call_line = c->fwd->call_line;
+    n->call_id = c->fwd->call_id;
     if (shape_infer(c->g, n, c->d)) {
         diag_error(c->d, c->fwd->at, "internal error: no shape for the gradient op '%s'", ir_ops[n->op].name);
         c->failed = 1;

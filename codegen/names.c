@@ -135,18 +135,42 @@ static const char *fresh(names_set *used, const char *base) {
     return id;
 }
 
-/* The name of the binding on each source line, for naming the temporaries it makes: the
- * last named forward node of the line (one walk over the graph, not one per node). */
+/* The binding a line of a function's body makes in one call of it. */
+typedef struct call_owner { int call_id, line; const char *name; } call_owner;
+
+static const char **call_owner_of(call_owner *co, int n, int call_id, int line) {
+    for (int i = n - 1; i >= 0; i--)   /* the latest calls are the likeliest */
+        if (co[i].call_id == call_id && co[i].line == line) return &co[i].name;
+    return NULL;
+}
+
+/* Per node, the name of the binding its source line makes, for naming the temporaries
+ * there: the last named forward node of the line, or, in a function's body, of the line
+ * in that call (one walk over the graph, not one per node). */
 const char **names_owners(ir_graph *g) {
     int lines = 0;
-    for (int i = 0; i < g->fwd_count; i++)
+    for (int i = 0; i < g->nodes.n; i++)
         if (ir_at(g, i)->stmt_line > lines) lines = ir_at(g, i)->stmt_line;
-    for (int i = g->fwd_count; i < g->nodes.n; i++)
-        if (ir_at(g, i)->stmt_line > lines) lines = ir_at(g, i)->stmt_line;
-    const char **owner = arena_alloc(g->a, sizeof *owner * (size_t)(lines + 1));
+    const char **by_line = arena_alloc(g->a, sizeof *by_line * (size_t)(lines + 1));
+    call_owner *co = arena_alloc(g->a, sizeof *co * (size_t)(g->fwd_count + 1));
+    int nco = 0;
     for (int i = 0; i < g->fwd_count; i++) {
         ir_node *n = ir_at(g, i);
-        if (n->stmt_line > 0 && n->name && n->op != OP_PARAM) owner[n->stmt_line] = n->name;
+        if (n->stmt_line <= 0 || !n->name || n->op == OP_PARAM) continue;
+        if (!n->call_id) {
+            by_line[n->stmt_line] = n->name;
+            continue;
+        }
+        const char **slot = call_owner_of(co, nco, n->call_id, n->stmt_line);
+        if (slot) *slot = n->name;
+        else co[nco++] = (call_owner){n->call_id, n->stmt_line, n->name};
+    }
+    const char **owner = arena_alloc(g->a, sizeof *owner * (size_t)(g->nodes.n + 1));
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (n->stmt_line <= 0) continue;
+        const char **slot = n->call_id ? call_owner_of(co, nco, n->call_id, n->stmt_line) : NULL;
+        owner[i] = n->call_id ? (slot ? *slot : NULL) : by_line[n->stmt_line];
     }
     return owner;
 }
@@ -176,7 +200,7 @@ static const char *loop_name(ir_graph *g, const char *owner, const ir_node *n) {
 
 const char *names_base(ir_graph *g, const char **owners, const ir_node *n) {
     arena *a = g->a;
-    const char *owner = n->stmt_line > 0 ? owners[n->stmt_line] : NULL;
+    const char *owner = owners[n->id];
     const char *in_loop = loop_name(g, owner, n);
     if (in_loop) return in_loop;
     if (n->pass == IR_FWD) {

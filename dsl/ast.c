@@ -67,12 +67,28 @@ ast_arg *ast_arg_append(ast_arg *list, ast_arg *arg) {
     return list;
 }
 
-static ast_stmt *stmt_new(parse_ctx *c, ast_stmt_kind kind, loc at, const char *name, loc name_at) {
+/* A tuple (a, b, ...): first and the rest of the elements. */
+ast_expr *ast_tuple(parse_ctx *c, loc at, ast_expr *first, ast_arg *rest) {
+    ast_expr *e = expr_new(c, AST_TUPLE, at);
+    e->args = ast_arg_append(ast_arg_new(c, first->at, NULL, first), rest);
+    return e;
+}
+
+ast_arg *ast_name_item(parse_ctx *c, loc at, const char *name) {
+    return ast_arg_new(c, at, name, NULL);
+}
+
+static ast_stmt *stmt_make(parse_ctx *c, ast_stmt_kind kind, loc at, const char *name, loc name_at) {
     ast_stmt *s = arena_alloc(c->a, sizeof *s);
     s->kind = kind;
     s->at = at;
     s->name = name;
     s->name_at = name_at;
+    return s;
+}
+
+static ast_stmt *stmt_new(parse_ctx *c, ast_stmt_kind kind, loc at, const char *name, loc name_at) {
+    ast_stmt *s = stmt_make(c, kind, at, name, name_at);
     if (c->prog.last) c->prog.last->next = s;
     else c->prog.first = s;
     c->prog.last = s;
@@ -123,4 +139,39 @@ void ast_output(parse_ctx *c, loc at, const char *name, loc name_at, ast_expr *v
 
 void ast_train(parse_ctx *c, loc at, ast_arg *items) {
     stmt_new(c, ST_TRAIN, at, "train", at)->items = items;
+}
+
+/* `a, b = EXPR`: the statement is named after its first name (its layers are too). */
+ast_stmt *ast_body_bind(parse_ctx *c, ast_arg *names, ast_expr *value) {
+    ast_stmt *s = stmt_make(c, ST_BIND, names->at, names->key, names->at);
+    s->names = names->next ? names : NULL;
+    s->value = value;
+    return s;
+}
+
+ast_stmt *ast_body_return(parse_ctx *c, loc at, ast_expr *value) {
+    ast_stmt *s = stmt_make(c, ST_RETURN, at, "return", at);
+    s->value = value;
+    return s;
+}
+
+ast_stmt *ast_stmt_append(ast_stmt *list, ast_stmt *s) {
+    if (!s) return list;
+    if (!list) return s;
+    ast_stmt *p = list;
+    while (p->next) p = p->next;
+    p->next = s;
+    return list;
+}
+
+void ast_unpack(parse_ctx *c, ast_arg *names, ast_expr *value) {
+    ast_stmt *s = stmt_new(c, ST_BIND, names->at, names->key, names->at);
+    s->names = names;
+    s->value = value;
+}
+
+void ast_def(parse_ctx *c, loc at, const char *name, loc name_at, ast_arg *params, ast_stmt *body) {
+    ast_stmt *s = stmt_new(c, ST_DEF, at, name, name_at);
+    s->params = params;
+    s->body = body;
 }

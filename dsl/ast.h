@@ -8,7 +8,7 @@
 #include "arena.h"
 #include "diag.h"
 
-typedef enum { AST_NUM, AST_NAME, AST_CALL, AST_BINARY, AST_NEG, AST_LIST } ast_kind;
+typedef enum { AST_NUM, AST_NAME, AST_CALL, AST_BINARY, AST_NEG, AST_LIST, AST_TUPLE } ast_kind;
 
 typedef struct ast_arg ast_arg;
 typedef struct ast_expr ast_expr;
@@ -20,7 +20,7 @@ struct ast_expr {
     const char *name;      /* AST_NAME (possibly dotted), AST_CALL callee */
     int         op;        /* AST_BINARY: '+', '-', '*', '/', '@', '^' */
     ast_expr   *lhs, *rhs; /* AST_BINARY; AST_NEG uses lhs */
-    ast_arg    *args;      /* AST_CALL arguments, AST_LIST elements (key NULL) */
+    ast_arg    *args;      /* AST_CALL arguments, AST_LIST and AST_TUPLE elements (key NULL) */
 };
 
 struct ast_arg {
@@ -31,7 +31,8 @@ struct ast_arg {
 };
 
 typedef enum {
-    ST_MODEL, ST_INPUT, ST_LABEL, ST_TARGET, ST_PARAM, ST_BIND, ST_LOSS, ST_OUTPUT, ST_TRAIN
+    ST_MODEL, ST_INPUT, ST_LABEL, ST_TARGET, ST_PARAM, ST_BIND, ST_LOSS, ST_OUTPUT, ST_TRAIN,
+    ST_DEF, ST_RETURN
 } ast_stmt_kind;
 
 typedef struct ast_stmt ast_stmt;
@@ -45,6 +46,9 @@ struct ast_stmt {
     int         grad;       /* input ... grad */
     ast_expr   *value;      /* binding, loss, output; param initializer (NULL: default) */
     ast_arg    *items;      /* train { key = value ... } */
+    ast_arg    *names;      /* ST_BIND `a, b = EXPR`: the names (key, at), NULL for one name */
+    ast_arg    *params;     /* ST_DEF: the parameters (key, at) */
+    ast_stmt   *body;       /* ST_DEF: the statements of the body (ST_BIND, ST_RETURN) */
     ast_stmt   *next;
 };
 
@@ -67,6 +71,8 @@ ast_expr *ast_neg(parse_ctx *c, loc at, ast_expr *operand);
 ast_expr *ast_list(parse_ctx *c, loc at, ast_arg *elems);
 ast_arg  *ast_arg_new(parse_ctx *c, loc at, const char *key, ast_expr *value);
 ast_arg  *ast_arg_append(ast_arg *list, ast_arg *arg);
+ast_expr *ast_tuple(parse_ctx *c, loc at, ast_expr *first, ast_arg *rest);
+ast_arg  *ast_name_item(parse_ctx *c, loc at, const char *name);   /* a name of a list of names */
 
 void ast_model(parse_ctx *c, loc at, const char *name, loc name_at);
 void ast_input(parse_ctx *c, loc at, const char *name, loc name_at, ast_expr *classes,
@@ -80,6 +86,12 @@ void ast_bind(parse_ctx *c, loc at, const char *name, ast_expr *value);
 void ast_loss(parse_ctx *c, loc at, ast_expr *value);
 void ast_output(parse_ctx *c, loc at, const char *name, loc name_at, ast_expr *value);
 void ast_train(parse_ctx *c, loc at, ast_arg *items);
+void ast_unpack(parse_ctx *c, ast_arg *names, ast_expr *value);
+void ast_def(parse_ctx *c, loc at, const char *name, loc name_at, ast_arg *params, ast_stmt *body);
+/* The statements of a def's body: built without joining the program, then chained. */
+ast_stmt *ast_body_bind(parse_ctx *c, ast_arg *names, ast_expr *value);
+ast_stmt *ast_body_return(parse_ctx *c, loc at, ast_expr *value);
+ast_stmt *ast_stmt_append(ast_stmt *list, ast_stmt *s);
 
 /* Parses SRC into c->prog, reporting syntax errors to c->d; returns the error count. */
 int parse_source(parse_ctx *c, const source *src);

@@ -30,7 +30,7 @@ const builtin builtins[] = {
      "-log softmax(z)[y]: scores z [..., K], class labels y [...]"},
     {"mse", BK_LOSS, "p, t", call_squared_error, 1, "mean((p - t)^2)"},
     {"sse", BK_LOSS, "p, t", call_squared_error, 0, "1/2 sum((p - t)^2)"},
-    {"dense", BK_LAYER, "x, units, *, bias=true, init=glorot_uniform", call_dense, 0,
+    {"dense", BK_LAYER, "x, units, *, bias=true, init=glorot_uniform, share=(none)", call_dense, 0,
      "x @ weight^T + bias over the last axis of x: weight [units, in], bias [units] (zeros)"},
     {"nll", BK_LOSS, "logp, y", call_loss, 0, "-logp[y]: log-probabilities, class labels y"},
     {"l1_loss", BK_LOSS, "p, t", call_loss, 0, "mean |p - t|"},
@@ -53,9 +53,9 @@ const builtin builtins[] = {
     {"concat", BK_LAYOUT, "a, b, *, axis=-1", call_concat, 0, "a and b joined along axis"},
     {"slice", BK_LAYOUT, "x, *, axis, start, end=(the end of the axis)", call_slice, 0,
      "positions start to end - 1 of axis; negative positions count from the end"},
-    {"conv1d", BK_LAYER, "x, filters, *, kernel, stride=1, pad=valid, bias=true, init=glorot_uniform",
+    {"conv1d", BK_LAYER, "x, filters, *, kernel, stride=1, pad=valid, bias=true, init=glorot_uniform, share=(none)",
      call_conv, 1, "a convolution of [C, L]; pad is valid, same (as Keras) or a number"},
-    {"conv2d", BK_LAYER, "x, filters, *, kernel, stride=1, pad=valid, bias=true, init=glorot_uniform",
+    {"conv2d", BK_LAYER, "x, filters, *, kernel, stride=1, pad=valid, bias=true, init=glorot_uniform, share=(none)",
      call_conv, 2, "a convolution of [C, H, W]; kernel and stride k or [kh, kw], pad as conv1d's"},
     {"maxpool2d", BK_LAYER, "x, k, *, stride=(k)", call_pool, 1,
      "the maximum of each window k or [kh, kw] of [C, H, W], without padding"},
@@ -63,19 +63,23 @@ const builtin builtins[] = {
      "the mean of each window k or [kh, kw] of [C, H, W], without padding"},
     {"dropout", BK_LAYER, "x, p", call_dropout, 0,
      "in training each element zeroed with probability p, the others scaled by 1/(1 - p); x in inference"},
-    {"batchnorm", BK_LAYER, "x, *, momentum=0.1, eps=1e-5", call_batchnorm, 0,
+    {"batchnorm", BK_LAYER, "x, *, momentum=0.1, eps=1e-5, share=(none)", call_batchnorm, 0,
      "each feature of [F] or channel of [C, ...] normalized by batch statistics in training, running ones after"},
-    {"embedding", BK_LAYER, "ids, vocab, dim", call_embedding, 0,
+    {"embedding", BK_LAYER, "ids, vocab, dim, *, share=(none)", call_embedding, 0,
      "rows of a [vocab, dim] table (initialized N(0, 1)) looked up by class indices ids"},
-    {"rnn", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros)", call_recurrent, 0,
+    {"rnn", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros), share=(none)", call_recurrent, 0,
      "a tanh RNN over a sequence [T, d], a scan: every step's state of the last layer, [T, hidden]; "
      "h0 is [hidden] or [layers, hidden]"},
-    {"lstm", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros), c0=(zeros)", call_recurrent, 1,
+    {"lstm", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros), c0=(zeros), share=(none)", call_recurrent, 1,
      "an LSTM (PyTorch's gates i, f, g, o) over a sequence [T, d], a scan: every step's h of the last layer, "
      "[T, hidden]"},
-    {"gru", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros)", call_recurrent, 2,
+    {"gru", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros), share=(none)", call_recurrent, 2,
      "a GRU (PyTorch's gates r, z, n) over a sequence [T, d], a scan: every step's state of the last layer, "
      "[T, hidden]"},
+    {"one_hot", BK_TENSOR, "ids, k", call_one_hot, 0,
+     "class indices ids [...] as floats [..., k]: 1 at each index, 0 elsewhere (no gradient to ids)"},
+    {"zeros", BK_TENSOR, "shape", call_filled, 0, "a tensor of zeros of shape (a list such as [100]), without a batch"},
+    {"ones", BK_TENSOR, "shape", call_filled, 1, "a tensor of ones of shape (a list such as [100]), without a batch"},
 
     /* the elementwise functions of ir_maps, in its order; max(x) and min(x) reduce */
     {"relu", BK_ELEMENTWISE, "x", call_map, 0, "max(x, 0)"},
@@ -143,7 +147,7 @@ const builtin *builtin_find(const char *name, int npos, builtin_sig *sig) {
 
 static const char *const kind_names[BK__COUNT] = {
     [BK_ELEMENTWISE] = "elementwise", [BK_REDUCTION] = "reduction", [BK_LAST_AXIS] = "last axis",
-    [BK_LAYOUT] = "layout",           [BK_LAYER] = "layer",         [BK_LOSS] = "loss",
+    [BK_LAYOUT] = "layout",           [BK_TENSOR] = "tensor",       [BK_LAYER] = "layer",         [BK_LOSS] = "loss",
     [BK_REGULARIZER] = "regularizer",
 };
 

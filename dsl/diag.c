@@ -9,6 +9,8 @@ void diag_init(diag *d, const source *src, FILE *out) {
     d->out = out ? out : stderr;
     d->errors = d->warnings = 0;
     d->max_errors = 20;
+    d->context = NULL;
+    d->context_arg = NULL;
 }
 
 int diag_too_many(const diag *d) { return d->errors >= d->max_errors; }
@@ -72,6 +74,7 @@ void diag_error(diag *d, loc at, const char *fmt, ...) {
     va_start(ap, fmt);
     report(d, "error", at, fmt, ap);
     va_end(ap);
+    if (d->context) d->context(d->context_arg);
     if (d->errors == d->max_errors) fprintf(d->out, "%s: too many errors; stopping\n", d->src->path);
 }
 

@@ -13,6 +13,10 @@ typedef struct diag {
     FILE *out;             /* stderr unless a test captures it */
     int errors, warnings;
     int max_errors;        /* stop reporting (and compiling) past this many */
+    /* called after each error to add notes of the context (the calls of functions being
+     * lowered), NULL for none */
+    void (*context)(void *arg);
+    void *context_arg;
 } diag;
 
 void diag_init(diag *d, const source *src, FILE *out);

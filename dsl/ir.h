@@ -175,6 +175,9 @@ struct ir_node {
     int         view;       /* OP_RESHAPE: VIEW_GIVEN (shape set), VIEW_FLATTEN, VIEW_SQUEEZE (drop axis) */
     loc         at;         /* where in the source */
     int         stmt_line;  /* the .nn line of the statement it comes from */
+    const char *in_fn;      /* made by a call of this function (def): stmt_line is in its body, */
+    int         call_line;  /* ... and this the line of the model's statement making the call */
+    int         call_id;    /* that call of the function, numbered from 1 (0: not in a function) */
     ir_node    *grad_of;    /* backward: the node whose gradient this is (when whole) */
     ir_node    *grad;       /* forward: its gradient, once computed */
     ir_param_info param;    /* OP_PARAM */

@@ -6,12 +6,12 @@
  * placeholder node marked bad, so the rest of the file is still checked.  A call is
  * looked up in the built-in table (builtins.c), which gives its arguments and the
  * function that lowers it; the layers, losses and regularizers are in layer_*.c and
- * losses.c, the train { } block in lower_train.c. */
+ * losses.c, the train { } block in lower_train.c.  Names are bound to values (a tensor, a
+ * number, a function, a tuple); functions, their calls, repeat and share= of a function
+ * are in lower_func.c, which the expressions here hand every call of a def. */
 #include "lower_internal.h"
 #include <math.h>
 #include <string.h>
-
-struct binding { const char *name; ir_node *node; loc at; struct binding *next; };
 
 /* ---- names ------------------------------------------------------------------------- */
 
@@ -21,10 +21,17 @@ static unsigned hash(const char *s) {
     return h & 255;
 }
 
-static binding *lookup(lower *L, const char *name) {
-    for (binding *b = L->table[hash(name)]; b; b = b->next)
+static binding *lookup_in(binding *const *table, const char *name) {
+    for (binding *b = table[hash(name)]; b; b = b->next)
         if (strcmp(b->name, name) == 0) return b;
     return NULL;
+}
+
+/* A function call sees its own locals, then the model's names bound so far (Python's rule
+ * for globals: those bound before the call, not those bound before the def). */
+binding *lower_lookup(lower *L, const char *name) {
+    binding *b = L->scope ? lookup_in(L->scope, name) : NULL;
+    return b ? b : lookup_in(L->table, name);
 }
 
 static int edit_distance(const char *a, const char *b) {
@@ -44,19 +51,26 @@ static int edit_distance(const char *a, const char *b) {
     return prev[lb];
 }
 
+static void closest_in(binding *const *table, const char *name, const char **best, int *bestd) {
+    for (int h = 0; h < 256; h++)
+        for (binding *b = table[h]; b; b = b->next) {
+            int dist = edit_distance(name, b->name);
+            if (dist <= *bestd && (!*best || dist < *bestd)) *best = b->name, *bestd = dist;
+        }
+}
+
 static const char *closest_name(lower *L, const char *name) {
     const char *best = NULL;
     int bestd = (int)strlen(name) / 3 > 1 ? (int)strlen(name) / 3 : 1;   /* a typo, not another name */
-    for (int h = 0; h < 256; h++)
-        for (binding *b = L->table[h]; b; b = b->next) {
-            int dist = edit_distance(name, b->name);
-            if (dist <= bestd && (!best || dist < bestd)) best = b->name, bestd = dist;
-        }
+    if (L->scope) closest_in(L->scope, name, &best, &bestd);
+    closest_in(L->table, name, &best, &bestd);
     return best;
 }
 
-static void bind(lower *L, const char *name, ir_node *n, loc at) {
-    binding *old = lookup(L, name);
+/* Binds name in the current scope: a function's locals may hide the model's names. */
+void lower_bind(lower *L, const char *name, lvalue v, loc at) {
+    binding **table = L->scope ? L->scope : L->table;
+    binding *old = lookup_in(table, name);
     if (old) {
         diag_error(L->d, at, "'%s' is already bound (each name is bound once)", name);
         diag_note(L->d, old->at, "'%s' was bound here", name);
@@ -64,11 +78,15 @@ static void bind(lower *L, const char *name, ir_node *n, loc at) {
     }
     binding *b = arena_alloc(L->g->a, sizeof *b);
     b->name = name;
-    b->node = n;
+    b->v = v;
     b->at = at;
     unsigned h = hash(name);
-    b->next = L->table[h];
-    L->table[h] = b;
+    b->next = table[h];
+    table[h] = b;
+}
+
+static void bind(lower *L, const char *name, ir_node *n, loc at) {
+    lower_bind(L, name, (lvalue){.kind = LV_TENSOR, .node = n, .at = at}, at);
 }
 
 static int check_plain_name(lower *L, const char *name, loc at) {
@@ -129,17 +147,10 @@ static int lower_classes(lower *L, const ast_expr *e, int *k) {
 
 /* ---- expressions ------------------------------------------------------------------ */
 
-static ir_node *lower_name(lower *L, const ast_expr *e) {
-    binding *b = lookup(L, e->name);
-    if (b) return b->node;
-    const char *near = closest_name(L, e->name);
-    if (strchr(e->name, '.'))
-        diag_error(L->d, e->at, "unknown parameter '%s'%s%s%s", e->name, near ? "; did you mean '" : "",
-                   near ? near : "", near ? "'?" : "");
-    else
-        diag_error(L->d, e->at, "unknown name '%s'%s%s%s", e->name, near ? "; did you mean '" : "",
-                   near ? near : "", near ? "'?" : "");
-    return lower_bad_node(L, e->at);
+void lower_unknown_name(lower *L, const char *name, loc at) {
+    const char *near = closest_name(L, name);
+    diag_error(L->d, at, "unknown %s '%s'%s%s%s", strchr(name, '.') ? "parameter" : "name", name,
+               near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
 }
 
 /* fn of ir_maps applied to x, for the functions built from them (losses, rnn and lstm cells). */
@@ -307,16 +318,27 @@ static const char *closest_function(const char *f) {
     return best;
 }
 
+/* ... or of the functions made with def in scope. */
+static const char *closest_def(lower *L, const char *f, const char *best) {
+    int bestd = best ? edit_distance(f, best) : ((int)strlen(f) / 3 > 1 ? (int)strlen(f) / 3 : 1);
+    binding **tables[2] = {L->scope, L->table};
+    for (int t = 0; t < 2; t++)
+        for (int h = 0; tables[t] && h < 256; h++)
+            for (binding *b = tables[t][h]; b; b = b->next)
+                if (b->v.kind == LV_FUNC) consider(f, b->name, &best, &bestd);
+    return best;
+}
+
 /* A call: its row of the built-in table, its arguments checked against the row, then the
  * row's function. */
-static ir_node *lower_call(lower *L, const ast_expr *e) {
+ir_node *lower_call_builtin(lower *L, const ast_expr *e) {
     const char *f = e->name;
     int npos = 0;
     for (const ast_arg *a = e->args; a; a = a->next) npos += !a->key;
     builtin_sig sig;
     const builtin *b = builtin_find(f, npos, &sig);
     if (!b) {
-        const char *near = closest_function(f);
+        const char *near = closest_def(L, f, closest_function(f));
         diag_error(L->d, e->at, "unknown function '%s'%s%s%s", f, near ? "; did you mean '" : "", near ? near : "",
                    near ? "'?" : "");
         return lower_bad_node(L, e->at);
@@ -325,13 +347,31 @@ static ir_node *lower_call(lower *L, const ast_expr *e) {
     if (lower_gather_args(L, e, sig.required, sig.positional, sig.no_keywords ? NULL : sig.name, &ca))
         return lower_bad_node(L, e->at);
     ca.how = b->how;
-    return b->lower(L, e, &ca);
+    /* share=NAME: the layer params of this call (not of calls in its arguments, which are
+     * deeper) are NAME's */
+    const char *share = L->share;
+    int share_depth = L->share_depth;
+    loc share_at = L->share_at;
+    for (int k = 0; k < sig.nargs; k++)
+        if (ca.kw[k] && !strcmp(sig.name[k], "share")) {
+            const ast_expr *v = ca.kw[k]->value;
+            if (v->kind != AST_NAME) {
+                diag_error(L->d, v->at, "share= takes the name of an earlier binding, such as share=h1");
+                return lower_bad_node(L, e->at);
+            }
+            L->share = v->name, L->share_depth = L->call_depth + 1, L->share_at = v->at;
+        }
+    L->call_depth++;
+    ir_node *n = b->lower(L, e, &ca);
+    L->call_depth--;
+    L->share = share, L->share_depth = share_depth, L->share_at = share_at;
+    return n;
 }
 
 static ir_node *lower_power(lower *L, const ast_expr *e) {
     double c;
     ir_node *x = lower_expr(L, e->lhs);
-    if (lower_const_number(e->rhs, &c) || !isfinite(c)) {
+    if (lower_const_number(L, e->rhs, &c) || !isfinite(c)) {
         diag_error(L->d, e->rhs->at, "the exponent of '^' must be a constant number");
         return lower_bad_node(L, e->at);
     }
@@ -343,11 +383,13 @@ static ir_node *lower_power(lower *L, const ast_expr *e) {
 ir_node *lower_expr(lower *L, const ast_expr *e) {
     switch (e->kind) {
     case AST_NUM: return ir_const(L->g, e->num, e->at);
-    case AST_NAME: return lower_name(L, e);
-    case AST_CALL: return lower_call(L, e);
+    case AST_NAME: case AST_TUPLE: return lower_as_tensor(L, lower_value_of(L, e), e->at);
+    case AST_CALL:
+        if (lower_is_user_call(L, e)) return lower_as_tensor(L, lower_value_of(L, e), e->at);
+        return lower_call_builtin(L, e);
     case AST_NEG: {
         double v;
-        if (lower_const_number(e, &v) == 0) return ir_const(L->g, v, e->at);
+        if (lower_is_literal(e) && lower_const_number(L, e, &v) == 0) return ir_const(L->g, v, e->at);
         return ir_unary(L->g, OP_NEG, lower_expr(L, e->lhs), e->at);
     }
     case AST_LIST:
@@ -390,15 +432,27 @@ static ir_node *leaf(lower *L, const ast_stmt *s, ir_op op, ir_role role) {
     return n;
 }
 
-/* Layers inside one binding are named after it: h.weight, or h.0.weight, h.1.weight. */
-static void name_layer_params(lower *L, const char *owner) {
+static const char *layer_name(lower *L, const char *owner, int layer, const char *name) {
+    if (L->layers > 1) return owner ? arena_printf(L->g->a, "%s.%d.%s", owner, layer, name)
+                                    : arena_printf(L->g->a, "%d.%s", layer, name);
+    return owner ? arena_printf(L->g->a, "%s.%s", owner, name) : name;
+}
+
+/* Layers inside one binding are named after it: h.weight, or h.0.weight, h.1.weight.  The
+ * caller empties the lists (a function's call keeps them for its own caller). */
+void lower_name_layers(lower *L, const char *owner) {
     for (int i = 0; i < L->layer_params.n; i++) {
         ir_node *p = L->layer_params.v[i];
-        p->name = L->layers > 1 ? arena_printf(L->g->a, "%s.%d.%s", owner, (int)p->attr[1], p->name)
-                                : arena_printf(L->g->a, "%s.%s", owner, p->name);
+        p->name = layer_name(L, owner, (int)p->attr[1], p->name);
         bind(L, p->name, p, p->at);
     }
+    for (lower_named *m = L->named; m; m = m->next) m->n->name = layer_name(L, owner, m->layer, m->n->name);
+}
+
+static void name_layer_params(lower *L, const char *owner) {
+    lower_name_layers(L, owner);
     L->layer_params.n = 0;
+    L->named = NULL;
     L->layers = 0;
 }
 
@@ -414,11 +468,17 @@ static ir_node *lower_value(lower *L, const ast_stmt *s, const char *owner) {
     return n;
 }
 
-static void lower_bind(lower *L, const ast_stmt *s) {
+/* NAME = EXPR, or a, b = EXPR of a tuple.  A number is bound as a constant tensor, as it
+ * always was at the top level (it is still a number where one is wanted). */
+static void lower_bind_stmt(lower *L, const ast_stmt *s) {
+    for (const ast_arg *a = s->names; a; a = a->next)
+        if (check_plain_name(L, a->key, a->at)) return;
     if (check_plain_name(L, s->name, s->name_at)) return;
-    ir_node *n = lower_value(L, s, s->name);
-    if (!n->name && n->role == ROLE_NONE) n->name = s->name;
-    bind(L, s->name, n, s->name_at);
+    L->owner = s->name;
+    lvalue v = lower_value_of(L, s->value);
+    name_layer_params(L, layer_prefix(L));
+    L->owner = NULL;
+    lower_bind_values(L, s, v);
 }
 
 static void lower_loss(lower *L, const ast_stmt *s) {
@@ -470,7 +530,9 @@ static void lower_stmt(lower *L, const ast_stmt *s) {
     case ST_LABEL: leaf(L, s, OP_LABEL, ROLE_LABEL); break;
     case ST_TARGET: leaf(L, s, OP_TARGET, ROLE_TARGET); break;
     case ST_PARAM: lower_param(L, s); break;
-    case ST_BIND: lower_bind(L, s); break;
+    case ST_BIND: lower_bind_stmt(L, s); break;
+    case ST_DEF: lower_def(L, s); break;
+    case ST_RETURN: break;   /* only in a def's body (the grammar) */
     case ST_LOSS: lower_loss(L, s); break;
     case ST_OUTPUT: lower_output(L, s); break;
     case ST_TRAIN: lower_train(L, s); break;
@@ -479,6 +541,8 @@ static void lower_stmt(lower *L, const ast_stmt *s) {
 
 void lower_program(ir_graph *g, const ast_program *prog, diag *d) {
     lower L = {.g = g, .d = d};
+    d->context = lower_call_notes;
+    d->context_arg = &L;
     lower_train_defaults(&g->train);
     if (!prog->first || prog->first->kind != ST_MODEL)
         diag_error(d, prog->first ? prog->first->at : (loc){0, 0, 0, 0},
@@ -486,8 +550,13 @@ void lower_program(ir_graph *g, const ast_program *prog, diag *d) {
     for (const ast_stmt *s = prog->first; s && !diag_too_many(d); s = s->next) {
         int first = g->nodes.n;
         lower_stmt(&L, s);
-        for (int i = first; i < g->nodes.n; i++) ir_at(g, i)->stmt_line = s->at.line;
+        for (int i = first; i < g->nodes.n; i++) {   /* a function's nodes keep its line and note the call's */
+            ir_node *n = ir_at(g, i);
+            if (n->in_fn) n->call_line = s->at.line;
+            else n->stmt_line = s->at.line;
+        }
     }
+    d->context = NULL;
     if (!g->model) g->model = "model";
     if (!g->loss && d->errors == 0)
         diag_error(d, (loc){0, 0, 0, 0}, "the model has no 'loss = ...' statement");

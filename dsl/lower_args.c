@@ -70,21 +70,43 @@ const ast_arg *lower_arg_at(const callargs *ca, int i) {
     return i < 8 ? ca->kw[i] : NULL;
 }
 
-int lower_const_number(const ast_expr *e, double *v) {
-    if (e->kind == AST_NUM) { *v = e->num; return 0; }
-    if (e->kind == AST_NEG && lower_const_number(e->lhs, v) == 0) { *v = -*v; return 0; }
-    return -1;
+/* A constant: a literal, a name bound to a number (a function's parameter) or to a
+ * constant, or + - * / of constants. */
+int lower_const_number(lower *L, const ast_expr *e, double *v) {
+    double a, b;
+    switch (e->kind) {
+    case AST_NUM: *v = e->num; return 0;
+    case AST_NEG:
+        if (lower_const_number(L, e->lhs, v)) return -1;
+        *v = -*v;
+        return 0;
+    case AST_NAME: {
+        binding *bd = lower_lookup(L, e->name);
+        if (bd && bd->v.kind == LV_NUMBER) { *v = bd->v.num; return 0; }
+        if (bd && bd->v.kind == LV_TENSOR && bd->v.node->op == OP_CONST && !bd->v.node->bad) {
+            *v = bd->v.node->attr[0];
+            return 0;
+        }
+        return -1;
+    }
+    case AST_BINARY:
+        if (e->op == '@' || e->op == '^' || lower_const_number(L, e->lhs, &a) || lower_const_number(L, e->rhs, &b))
+            return -1;
+        *v = e->op == '+' ? a + b : e->op == '-' ? a - b : e->op == '*' ? a * b : a / b;
+        return 0;
+    default: return -1;
+    }
 }
 
 int lower_number_arg(lower *L, const ast_arg *a, const char *what, double *v) {
-    if (lower_const_number(a->value, v) == 0 && isfinite(*v)) return 0;
+    if (lower_const_number(L, a->value, v) == 0 && isfinite(*v)) return 0;
     diag_error(L->d, a->value->at, "%s must be a number", what);
     return -1;
 }
 
 int lower_int_arg(lower *L, const ast_arg *a, const char *what, int64_t lo, int64_t hi, int64_t *v) {
     double x;
-    if (lower_const_number(a->value, &x) || x != floor(x) || x < (double)lo || x > (double)hi) {
+    if (lower_const_number(L, a->value, &x) || x != floor(x) || x < (double)lo || x > (double)hi) {
         diag_error(L->d, a->value->at, "%s must be an integer in [%lld, %lld]", what, (long long)lo, (long long)hi);
         return -1;
     }
@@ -99,7 +121,7 @@ int lower_bool_arg(lower *L, const ast_arg *a, const char *what, int *v) {
         return 0;
     }
     double x;
-    if (lower_const_number(e, &x) == 0 && (x == 0 || x == 1)) { *v = x == 1; return 0; }
+    if (lower_const_number(L, e, &x) == 0 && (x == 0 || x == 1)) { *v = x == 1; return 0; }
     diag_error(L->d, e->at, "%s must be true or false", what);
     return -1;
 }

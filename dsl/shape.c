@@ -177,8 +177,18 @@ static int infer_dense(ir_graph *g, ir_node *n, diag *d) {
         return -1;
     }
     int64_t units = (int64_t)n->attr[0], in = x->shape.dim[x->shape.rank - 1];
-    if (w->op == OP_PARAM) w->shape = (ir_shape){2, {units, in}};   /* conv passes a view of its own */
-    if (n->nin == 3) n->in[2]->shape = (ir_shape){1, {units}};
+    ir_shape ws = {2, {units, in}}, bs = {1, {units}};
+    /* a parameter sized by an earlier dense is shared (share=): it must fit this one */
+    for (int i = 1; i < n->nin; i++) {
+        ir_node *p = n->in[i];
+        const ir_shape *want = i == 1 ? &ws : &bs;
+        if (p->op != OP_PARAM || p->shape.rank == 0 || ir_shape_eq(&p->shape, want)) continue;
+        diag_error(d, n->at, "dense shares '%s', which is %s, but this dense needs %s", p->name ? p->name : "?",
+                   ir_shape_str(g->a, &p->shape), ir_shape_str(g->a, want));
+        return -1;
+    }
+    if (w->op == OP_PARAM) w->shape = ws;   /* conv passes a view of its own */
+    if (n->nin == 3) n->in[2]->shape = bs;
     if (w->op == OP_PARAM && check_size(g, w, n->at, d)) return -1;
     n->shape = x->shape;
     n->shape.dim[n->shape.rank - 1] = units;

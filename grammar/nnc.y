@@ -52,16 +52,19 @@ static void yyerror(loc *at, void *scanner, parse_ctx *ctx, const char *msg);
     const char *str;
     ast_expr   *expr;
     ast_arg    *arg;
+    ast_stmt   *stmt;
     int         flag;
 }
 
 %token MODEL "'model'" INPUT "'input'" LABEL "'label'" TARGET "'target'" PARAM "'param'"
 %token OUTPUT "'output'" LOSS "'loss'" TRAIN "'train'" GRAD "'grad'" CLASS "'class'"
+%token DEF "'def'" RETURN "'return'"
 %token NEWLINE "end of line"
 %token <str> IDENT "identifier" NUMBER "number"
 
 %type <expr> expr primary shape opt_shape opt_init class_spec
-%type <arg>  args arglist arg elems elemlist train_body train_item
+%type <arg>  args arglist arg elems elemlist train_body train_item names more_names params
+%type <stmt> body body_item
 %type <flag> opt_grad
 
 %left '+' '-'
@@ -93,6 +96,35 @@ stmt
     | LOSS '=' expr                          { ast_loss(ctx, @1, $3); }
     | OUTPUT IDENT '=' expr                  { ast_output(ctx, @1, $2, @2, $4); }
     | TRAIN '{' train_body '}'               { ast_train(ctx, @1, $3); }
+    | IDENT ',' more_names '=' expr          { ast_unpack(ctx, ast_arg_append(ast_name_item(ctx, @1, $1), $3), $5); }
+    | DEF IDENT '(' params ')' '{' body '}'  { ast_def(ctx, @1, $2, @2, $4, $7); }
+    ;
+
+/* a def's body: statements separated by newlines or ';' */
+body
+    : body_item
+    | body NEWLINE body_item                 { $$ = ast_stmt_append($1, $3); }
+    ;
+
+body_item
+    : %empty                                 { $$ = NULL; }
+    | names '=' expr                         { $$ = ast_body_bind(ctx, $1, $3); }
+    | RETURN expr                            { $$ = ast_body_return(ctx, @1, $2); }
+    ;
+
+names
+    : IDENT                                  { $$ = ast_name_item(ctx, @1, $1); }
+    | IDENT ',' more_names                   { $$ = ast_arg_append(ast_name_item(ctx, @1, $1), $3); }
+    ;
+
+more_names
+    : IDENT                                  { $$ = ast_name_item(ctx, @1, $1); }
+    | more_names ',' IDENT                   { $$ = ast_arg_append($1, ast_name_item(ctx, @3, $3)); }
+    ;
+
+params
+    : %empty                                 { $$ = NULL; }
+    | more_names
     ;
 
 class_spec
@@ -144,6 +176,7 @@ primary
     | IDENT                                  { $$ = ast_name(ctx, @1, $1); }
     | IDENT '(' args ')'                     { $$ = ast_call(ctx, @1, $1, $3); }
     | '(' expr ')'                           { $$ = $2; }
+    | '(' expr ',' elemlist ')'              { $$ = ast_tuple(ctx, @1, $2, $4); }
     | '[' elems ']'                          { $$ = ast_list(ctx, @1, $2); }
     ;
 

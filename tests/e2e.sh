@@ -109,6 +109,20 @@ check "fashion_cnn trains" bash -c "'$NNC' '$SRC/examples/fashion_cnn.nn' --exe 
        --val-split 0.2 --log cnn.csv >/dev/null && \
      awk -F, 'NR == 2 { exit !(\$7 > 0.7) }' cnn.csv"
 
+# ---- functions: repeat's blocks learn; share= makes one set of weights; one_hot's values ----
+check "residual_mlp (repeat) trains" bash -c "'$NNC' '$SRC/examples/residual_mlp.nn' --exe -o rmlp && \
+     ./rmlp train --train x=$DATA/t10k-images-idx3-ubyte.gz --train y=$DATA/t10k-labels-idx1-ubyte.gz --epochs 1 \
+       --val-split 0.2 --log rmlp.csv >/dev/null && \
+     awk -F, 'NR == 2 { exit !(\$7 > 0.7) }' rmlp.csv"
+check "siamese: three uses of embed, one set of parameters" bash -c \
+    "'$NNC' '$SRC/examples/siamese.nn' --summary | grep -q 'total params: *56,064 '"
+printf 'model oh\ninput ids: class(4) [3]\ntarget t: [3, 4]\no = one_hot(ids, 4) + zeros([4]) * 5 + ones([3, 4]) * 0.5\noutput p = o\nloss = sum(o * t)\n' >oh.nn
+printf 'ids0,ids1,ids2\n2,0,3\n1,1,1\n' >oh_ids.csv
+check "one_hot, zeros and ones compute their values" bash -c "'$NNC' oh.nn --exe -o oh && \
+     ./oh init --save oh.safetensors && ./oh predict --load oh.safetensors --input ids=oh_ids.csv --out oh.csv && \
+     sed -n 2p oh.csv | grep -qx '0.5,0.5,1.5,0.5,1.5,0.5,0.5,0.5,0.5,0.5,0.5,1.5' && \
+     sed -n 3p oh.csv | grep -qx '0.5,1.5,0.5,0.5,0.5,1.5,0.5,0.5,0.5,1.5,0.5,0.5'"
+
 # ---- examples are independent: an example's prediction does not depend on its neighbours
 # (a convolution reading past its image would read the next example; padding after, too) ----
 cat >indep.nn <<'EOF'

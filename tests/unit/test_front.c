@@ -171,6 +171,88 @@ static void test_lower_errors(void) {
     unit_free(&u);
 }
 
+/* ---- functions (lower_func.c) ------------------------------------------------------ */
+
+static const char *BLOCKS =
+    "model m\ninput x: [6]\ntarget t: [6]\n"
+    "def block(h, units) {\n"
+    "    a = relu(dense(h, units))\n"
+    "    return h + dense(a, 6)\n"
+    "}\n"
+    "b1 = block(x, 5)\n"
+    "h = repeat(block, 4, b1, 3)\n"
+    "e = block(h, 5, share=b1)\n"
+    "loss = mse(e, t)\n";
+
+static void test_func_param_names(void) {
+    unit u;
+    CU_ASSERT_EQUAL_FATAL(compile_upto(&u, BLOCKS, "shapes"), 0);
+    static const char *const want[] = {"b1.a.weight", "b1.a.bias", "b1.weight", "b1.bias", "h.0.a.weight",
+                                       "h.3.a.bias", "h.3.weight", "h.2.bias"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        ir_node *p = named(&u, want[i]);
+        CU_ASSERT_PTR_NOT_NULL(p);
+        if (p) CU_ASSERT_EQUAL(p->op, OP_PARAM);
+    }
+    CU_ASSERT_EQUAL(named(&u, "b1.a.weight")->shape.dim[0], 5);   /* the number argument as units */
+    CU_ASSERT_EQUAL(named(&u, "h.1.a.weight")->shape.dim[0], 3);
+    CU_ASSERT_EQUAL(u.g->params.n, 4 * 5);                        /* e made none: it shares b1's */
+    CU_ASSERT_PTR_NULL(named(&u, "e.weight"));
+    CU_ASSERT_PTR_NOT_NULL(named(&u, "e.a"));                      /* locals named under the call */
+    CU_ASSERT_PTR_NOT_NULL(named(&u, "h.2"));                      /* a step of repeat */
+    /* e's second dense reads b1's weight: one parameter, two consumers */
+    ir_node *w = named(&u, "b1.weight");
+    int users = 0;
+    for (int i = 0; i < u.g->nodes.n; i++)
+        for (int k = 0; k < ir_at(u.g, i)->nin; k++) users += ir_at(u.g, i)->in[k] == w;
+    CU_ASSERT_EQUAL(users, 2);
+    unit_free(&u);
+}
+
+static void test_func_lines_and_scope(void) {
+    unit u;
+    CU_ASSERT_EQUAL_FATAL(compile_upto(&u, BLOCKS, "lower"), 0);
+    ir_node *a = named(&u, "b1.a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_EQUAL(a->stmt_line, 5);
+    CU_ASSERT_EQUAL(a->call_line, 8);
+    CU_ASSERT_STRING_EQUAL(a->in_fn, "block");
+    CU_ASSERT_EQUAL(named(&u, "b1")->stmt_line, 6);   /* the return value, named by the caller */
+    unit_free(&u);
+    /* a local is not seen outside; a global bound after the call is not seen inside */
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [4]\ndef f(h) { a = relu(h); return a * k }\n"
+                                     "y = f(x)\nk = 2\nloss = sum(a + y)\n", "lower"), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "unknown name 'k'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "note: in this call of 'f'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "unknown name 'a'"));
+    unit_free(&u);
+    /* a local may hide a global; tuples come apart */
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [4]\nk = 3\ndef f(h, k) { return (dense(h, k), h * k) }\n"
+                                     "p, q = f(x, 2)\nloss = sum(p) + sum(q)\n", "shapes"), 0);
+    CU_ASSERT_EQUAL(named(&u, "p.weight")->shape.dim[0], 2);
+    CU_ASSERT_PTR_NOT_NULL(named(&u, "q"));
+    unit_free(&u);
+}
+
+static void test_parse_def(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ndef f(h) { return h }\ndef g(a, b) {\n  c = a; d = b\n\n"
+                                     "  return (c, d)\n}\ndef z() { return 1 }\nx, y = g(1, 2)\n", "parse"), 0);
+    int defs = 0;
+    for (ast_stmt *s = u.p.prog.first; s; s = s->next)
+        if (s->kind == ST_DEF) {
+            defs++;
+            int n = 0;
+            for (ast_stmt *b = s->body; b; b = b->next) n++;
+            CU_ASSERT_EQUAL(n, s->name[0] == 'g' ? 3 : 1);
+        } else if (s->kind == ST_BIND) {
+            CU_ASSERT_PTR_NOT_NULL(s->names);
+            CU_ASSERT_EQUAL(s->value->kind, AST_CALL);
+        }
+    CU_ASSERT_EQUAL(defs, 3);
+    unit_free(&u);
+}
+
 /* Every row of the built-in table parses whole into what gather_args checks calls
  * against, and the rows lowered by call_map are exactly the functions of ir_maps (which
  * gives their code), with the arguments call_map reads. */
@@ -256,6 +338,9 @@ static void test_lower_builtin_defaults(void) {
         {"conv2d", "[2, 6, 6]", "conv2d(x, 3, kernel=3%s)"},
         {"batchnorm", "[2, 4, 4]", "batchnorm(x%s)"},
         {"leaky_relu", "[6]", "leaky_relu(x%s)"},
+        {"rnn", "[5, 3]", "rnn(x, 4%s)"},
+        {"lstm", "[5, 3]", "lstm(x, 4%s)"},
+        {"gru", "[5, 3]", "gru(x, 4%s)"},
     };
     for (const builtin *b = builtins; b->name; b++) {
         builtin_sig s;
@@ -458,6 +543,9 @@ int main(void) {
         {"lower", "built-in table", test_lower_builtin_table},
         {"lower", "built-in defaults", test_lower_builtin_defaults},
         {"lower", "train errors", test_lower_train_errors},
+        {"parser", "def", test_parse_def},
+        {"lower", "function parameter names", test_func_param_names},
+        {"lower", "function lines and scopes", test_func_lines_and_scope},
         {"shapes", "broadcast", test_shape_broadcast},
         {"shapes", "matmul forms", test_shape_matmul_forms},
         {"shapes", "errors", test_shape_errors},
