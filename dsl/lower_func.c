@@ -328,8 +328,8 @@ lvalue lower_apply(lower *L, const lvalue *f, const lvalue *args, int nargs, con
     return result;
 }
 
-/* The keyword share=NAME of a user function call or repeat; the others are refused. */
-static int call_share(lower *L, const ast_expr *e, const char **share) {
+/* The keyword share=NAME of a user function call, repeat or scan; the others are refused. */
+int lower_call_share(lower *L, const ast_expr *e, const char **share) {
     *share = NULL;
     for (const ast_arg *a = e->args; a; a = a->next) {
         if (!a->key) continue;
@@ -365,7 +365,7 @@ static int call_values(lower *L, const ast_expr *e, lvalue *out, const ast_arg *
 static lvalue call_user(lower *L, const ast_expr *e, const lvalue *f) {
     const char *share;
     lvalue args[MAX_CALL_ARGS];
-    if (call_share(L, e, &share)) return bad_value(e->at);
+    if (lower_call_share(L, e, &share)) return bad_value(e->at);
     int n = call_values(L, e, args, NULL);
     if (n < 0) return bad_value(e->at);
     return lower_apply(L, f, args, n, NULL, share, e->at);
@@ -377,7 +377,7 @@ static lvalue call_repeat(lower *L, const ast_expr *e) {
     const char *share;
     const ast_arg *pos[MAX_CALL_ARGS];
     lvalue vals[MAX_CALL_ARGS], args[MAX_CALL_ARGS];
-    if (call_share(L, e, &share)) return bad_value(e->at);
+    if (lower_call_share(L, e, &share)) return bad_value(e->at);
     int n = call_values(L, e, vals, pos);
     if (n < 0) return bad_value(e->at);
     if (n < 3) {

@@ -113,6 +113,10 @@ ir_node *lower_shared_param(lower *L, const char *name, ir_shape shape, loc at);
 /* Prints the calls being lowered as notes after an error (diag's context hook). */
 void     lower_call_notes(void *L);
 
+/* The keyword share=NAME of a call of a function, repeat or scan (NULL when absent); -1
+ * after refusing another keyword. */
+int      lower_call_share(lower *L, const ast_expr *e, const char **share);
+
 /* ---- lower_scan.c: scan(f, xs, init) */
 lvalue   call_scan(lower *L, const ast_expr *e);
 

@@ -72,12 +72,11 @@ static int check_results(lower *L, const ast_expr *e, lvalue r, ir_node *const *
 
 lvalue call_scan(lower *L, const ast_expr *e) {
     const ast_arg *a[3] = {0};
+    const char *share;
     int npos = 0;
+    if (lower_call_share(L, e, &share)) return bad_value(e->at);
     for (const ast_arg *x = e->args; x; x = x->next) {
-        if (x->key) {
-            diag_error(L->d, x->at, "scan takes no argument '%s'; it is scan(f, xs, init)", x->key);
-            return bad_value(e->at);
-        }
+        if (x->key) continue;
         if (npos < 3) a[npos] = x;
         npos++;
     }
@@ -114,7 +113,7 @@ lvalue call_scan(lower *L, const ast_expr *e) {
     lvalue args[2] = {state_value(L, s, count, iv.kind == LV_TUPLE, a[2]->value->at),
                       tensor_value(ir_loop_x(g, loop, xs, a[1]->value->at), a[1]->value->at)};
     L->scan_depth++;
-    lvalue r = lower_apply(L, &f, args, 2, NULL, NULL, e->at);
+    lvalue r = lower_apply(L, &f, args, 2, NULL, share, e->at);
     L->scan_depth--;
     if (check_results(L, e, r, s, count, iv.kind == LV_TUPLE, res)) {
         ir_loop_mark(g, loop, loop->first);   /* what was built stays a loop's, never emitted */
