@@ -185,6 +185,18 @@ check "--check-numerics names the tensor, its line, the pass and the step" bash 
      grep -q 'non-finite value .* in h\[[0-9]*\] (line 4) in the forward pass at step [0-9]' bl.err && \
      ./blowup export --load bl.safetensors --out bl_params.safetensors"
 
+# ---- recurrent models are scans: min-char-rnn carries its state; a GRU predicts every byte ----
+head -c 60000 /usr/share/dict/american-english >text.txt
+check "min_char_rnn's loss falls, its state carried chunk to chunk by train.c" bash -c \
+    "'$NNC' '$SRC/examples/min_char_rnn/min_char_rnn.nn' -o min_char_rnn.c && \
+     cc -std=c11 -O2 -fopenmp -Wall -Wextra -Werror ${NNC_CFLAGS:-} -I. -I'$SRC/runtime' \
+        '$SRC/examples/min_char_rnn/train.c' min_char_rnn.c '$BUILD/libnnr.a' -lopenblas -ljansson -lz -lm -o mcr && \
+     OMP_NUM_THREADS=1 ./mcr text.txt 1500 >mcr.txt && cat mcr.txt && grep -q 'for (int t = 24; t >= 0; t--)' min_char_rnn.c"
+check "char_gru learns the next byte at every position (--text, per-token accuracy)" bash -c \
+    "'$NNC' '$SRC/examples/char_gru/char_gru.nn' --exe -o char_gru && \
+     ./char_gru train --text text.txt --epochs 3 --val-split 0.1 --log gru.csv >/dev/null && \
+     awk -F, 'NR == 4 { exit !(\$2 < 2.6 && \$7 > 0.2) }' gru.csv"
+
 # ---- double precision ----
 check "compile --dtype f64 and train" bash -c "'$NNC' '$SRC/examples/fashion_mlp.nn' --dtype f64 --exe -o fm64 && grep -q nnr_dgemm fm64.c \
      && ./fm64 train ${TRAIN[*]} --epochs 1 | grep -q 'epoch 1/1'"
