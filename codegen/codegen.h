@@ -43,8 +43,16 @@ const char *names_unreserved(arena *a, const char *id); /* id, id_ or u_id: usab
 typedef struct names_set { arena *a; const char **slot; int *count; size_t cap, n; } names_set;
 int   names_set_has(const names_set *s, const char *id);
 int   names_set_add(names_set *s, const char *id);
-const char **names_owners(ir_graph *g);   /* per node: the binding its line makes, for temporaries' names */
-const char *names_base(ir_graph *g, const char **owners, const ir_node *n);   /* h1, dh1, h1_relu */
+/* What names.c names temporaries and gradients after: per node the binding its line makes
+ * (h1_relu; in a function's body, in that call), per backward tensor the forward node
+ * whose gradient it holds (ds4 for the product whose view is s4's gradient). */
+typedef struct names_owner {
+    const char    **node;     /* per node id below count */
+    const ir_node **holder;   /* per node id below count */
+    int             count;
+} names_owner;
+names_owner *names_owners(ir_graph *g);
+const char *names_base(ir_graph *g, const names_owner *o, const ir_node *n);   /* h1, dh1, h1_relu */
 
 /* emit_api.c: write the model's C file and header (emit.h lists the emitter's files).
  * `which` selects --emit: NULL for the whole file, or "forward", "backward", "update",

@@ -43,7 +43,7 @@ typedef struct emitter {
     names_set   cnames;     /* every tensor's identifier: no local may hide one */
     names_set   locals;     /* the open statement's locals */
     names_set   bases;      /* ... and the names they were made from, with how many each */
-    const char **owners;    /* names.c's bindings per node's line, for the locals' names */
+    const names_owner *owners;   /* names.c's bindings per node and gradients' owners, for the locals' names */
     int         depth;      /* how deep the expression last built nests inlined nodes */
 } emitter;
 

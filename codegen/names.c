@@ -147,7 +147,7 @@ static const char **call_owner_of(call_owner *co, int n, int call_id, int line) 
 /* Per node, the name of the binding its source line makes, for naming the temporaries
  * there: the last named forward node of the line, or, in a function's body, of the line
  * in that call (one walk over the graph, not one per node). */
-const char **names_owners(ir_graph *g) {
+static const char **node_owners(ir_graph *g) {
     int lines = 0;
     for (int i = 0; i < g->nodes.n; i++)
         if (ir_at(g, i)->stmt_line > lines) lines = ir_at(g, i)->stmt_line;
@@ -198,17 +198,69 @@ static const char *loop_name(ir_graph *g, const char *owner, const ir_node *n) {
     }
 }
 
-const char *names_base(ir_graph *g, const char **owners, const ir_node *n) {
+/* The tensor whose memory x is: through reshapes, selects and in-place pad-adds that have
+ * none of their own (emit.c reads them the same way). */
+static const ir_node *names_storage(const ir_node *x) {
+    while (x->mem == MEM_NONE && (x->op == OP_RESHAPE || x->op == OP_SELECT || x->op == OP_PAD_ADD)) x = x->in[0];
+    return x;
+}
+
+/* Which forward node's gradient each backward tensor holds.  A gradient is often not the
+ * node grad.c made for it: the gradient of s4 in `dense(flatten(s4), 120)` is a view of
+ * the product that made flatten's, and a gradient summed in place (an unrolled sequence's
+ * pad-adds) lives in its first slice's memory; naming that memory after the grad_of of
+ * the node that made it would call the gradient of s4 df5_reshape.  A named forward node
+ * wins over an unnamed one; among named ones, the nearest the loss. */
+static const ir_node **gradient_holders(ir_graph *g) {
+    const ir_node **holder = arena_alloc(g->a, sizeof *holder * (size_t)g->nodes.n);
+    for (int i = 0; i < g->fwd_count; i++) {
+        const ir_node *f = ir_at(g, i);
+        if (!f->grad) continue;
+        const ir_node *s = names_storage(f->grad);
+        if (s->pass != IR_BWD || s->id >= g->nodes.n) continue;
+        if (!holder[s->id] || f->name || !holder[s->id]->name) holder[s->id] = f;
+    }
+    return holder;
+}
+
+names_owner *names_owners(ir_graph *g) {
+    names_owner *o = arena_alloc(g->a, sizeof *o);
+    o->node = node_owners(g);
+    o->holder = gradient_holders(g);
+    o->count = g->nodes.n;
+    return o;
+}
+
+/* The forward node whose gradient n is, for its name: its own grad_of when that has a
+ * user name, else a named node whose gradient lives in n, else grad_of, else any. */
+static const ir_node *gradient_of(const names_owner *o, const ir_node *n) {
+    const ir_node *h = n->id < o->count ? o->holder[n->id] : NULL;
+    if (n->grad_of && (n->grad_of->name || !h || !h->name)) return n->grad_of;
+    return h;
+}
+
+/* A view without memory of a named tensor (a parameter reshaped for a product or a
+ * broadcast), named after that tensor: the gradient of c3.bias seen as [16, 1, 1] is
+ * dc3_bias_reshape, not dc3_reshape (which reads as the gradient of c3's reshape). */
+static const char *viewed_name(const ir_node *n) {
+    while (!n->name && n->op == OP_RESHAPE && n->mem == MEM_NONE) n = n->in[0];
+    return n->name;
+}
+
+const char *names_base(ir_graph *g, const names_owner *o, const ir_node *n) {
     arena *a = g->a;
-    const char *owner = owners[n->id];
+    const char *owner = n->id < o->count ? o->node[n->id] : NULL;
     const char *in_loop = loop_name(g, owner, n);
     if (in_loop) return in_loop;
     if (n->pass == IR_FWD) {
         if (n->name) return names_mangle(a, n->name);
+        const char *viewed = n->op == OP_RESHAPE ? viewed_name(n) : NULL;
+        if (viewed) owner = viewed;
         return owner ? arena_printf(a, "%s_%s", names_mangle(a, owner), ir_op_name(n))
                      : arena_printf(a, "t%d", n->id);
     }
-    if (n->grad_of) return arena_printf(a, "d%s", names_base(g, owners, n->grad_of));
+    const ir_node *f = gradient_of(o, n);
+    if (f) return arena_printf(a, "d%s", names_base(g, o, f));
     return owner ? arena_printf(a, "d%s_%s", names_mangle(a, owner), ir_op_name(n))
                  : arena_printf(a, "dt%d", n->id);
 }
@@ -222,7 +274,7 @@ int names_has_loops(const ir_graph *g) {
 void names_assign(ir_graph *g) {
     names_set used = {g->a, NULL, NULL, 0, 0};
     if (names_has_loops(g)) names_set_add(&used, "t");   /* a scan's step (emit_scan.c); only then, so a target t stays t */
-    const char **owners = names_owners(g);
+    const names_owner *owners = names_owners(g);
     /* user-declared names first, so they keep their spelling when something must yield */
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < g->nodes.n; i++) {

@@ -505,6 +505,47 @@ static void test_names_hostile(void) {
     unit_free(&u);
 }
 
+/* The memory a tensor's gradient lives in: through views and in-place pad-adds. */
+static const ir_node *grad_storage(const ir_node *n) {
+    const ir_node *x = n->grad;
+    while (x->mem == MEM_NONE && (x->op == OP_RESHAPE || x->op == OP_PAD_ADD)) x = x->in[0];
+    return x;
+}
+
+static int cname_count(unit *u, const char *id) {
+    int k = 0;
+    for (int i = 0; i < u->g->nodes.n; i++) k += ir_at(u->g, i)->cname && !strcmp(ir_at(u->g, i)->cname, id);
+    return k;
+}
+
+/* Gradients are named after the user's bindings even where the node holding one was made
+ * for another (flatten(s2)'s product is s2's gradient; an unrolled sequence's slices add
+ * in place into the first one's memory), parameters seen through a view after the
+ * parameter; every identifier once. */
+static void test_names_gradients(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model lenet\ninput x: [1, 12, 12]\nlabel y: class(10)\n"
+                                     "c1 = tanh(conv2d(x, 2, kernel=3))\ns2 = avgpool2d(c1, 2)\n"
+                                     "f3 = tanh(dense(flatten(s2), 8))\nlogits = dense(f3, 10)\n"
+                                     "loss = cross_entropy(logits, y)\n", "names"), 0);
+    CU_ASSERT_STRING_EQUAL(grad_storage(named(&u, "s2"))->cname, "ds2");
+    CU_ASSERT_STRING_EQUAL(named(&u, "c1.bias")->grad->cname, "dc1_bias");
+    CU_ASSERT_STRING_EQUAL(named(&u, "c1.weight")->grad->cname, "dc1_weight");
+    CU_ASSERT_EQUAL(cname_count(&u, "dc1_bias_reshape"), 1);     /* the bias as [2, 1, 1] */
+    CU_ASSERT_EQUAL(cname_count(&u, "dc1_weight_reshape"), 1);   /* the weight as [2, 9] */
+    CU_ASSERT_EQUAL(cname_count(&u, "df3_reshape"), 0);
+    CU_ASSERT_EQUAL(cname_count(&u, "dc1_add"), 1);              /* a temporary: binding and op */
+    for (int i = 0; i < u.g->nodes.n; i++)
+        if (ir_at(u.g, i)->cname) CU_ASSERT_EQUAL(cname_count(&u, ir_at(u.g, i)->cname), 1);
+    unit_free(&u);
+    CU_ASSERT_EQUAL(compile_upto(&u, "model padadd\ninput x: [4, 3]\ntarget t: [2, 3]\nh = tanh(dense(x, 3))\n"
+                                     "u = slice(h, axis=0, start=0, end=2)\nv = slice(h, axis=0, start=2)\n"
+                                     "loss = mse(u * v, t)\n", "names"), 0);
+    CU_ASSERT_EQUAL(named(&u, "h")->grad->op, OP_PAD_ADD);
+    CU_ASSERT_STRING_EQUAL(grad_storage(named(&u, "h"))->cname, "dh");
+    unit_free(&u);
+}
+
 static void test_emit_readable(void) {
     unit u;
     CU_ASSERT_EQUAL(compile_upto(&u, MLP, "names"), 0);
@@ -555,6 +596,7 @@ int main(void) {
         {"fuse", "elementwise chain", test_fuse_chain},
         {"plan", "layout", test_plan_layout},
         {"names", "hostile names", test_names_hostile},
+        {"names", "gradients after bindings", test_names_gradients},
         {"emit", "readable C", test_emit_readable},
     };
     CU_pSuite suite = NULL;
