@@ -610,7 +610,8 @@ static const char *const names_of_pass[] = {"forward", "backward", "infer", "for
 
 /* --check-numerics: one line after each block of the training step; costs a branch when off. */
 static void emit_check(emitter *e, FILE *o, ir_node *n, const char *pass) {
-    if (n->op == OP_BN_UPDATE) return;
+    /* a scan's stacked tensors are written a step at a time, copies of checked ones */
+    if (n->op == OP_BN_UPDATE || n->op == OP_SCAN_OUT || n->op == OP_SCAN_DX) return;
     long long numel = (long long)ir_numel(&n->shape);
     const char *what = n->pass == IR_BWD && n->grad_of && n->grad_of->name
                            ? arena_printf(e->a, "d%s", n->grad_of->name) : n->name ? n->name : emit_mark(e, n);
