@@ -459,6 +459,41 @@ static void test_grad_dense_products(void) {
     unit_free(&u);
 }
 
+/* A scan's backward pass is a second loop, in reverse: the state's gradient reaches the
+ * step before through a carry, the recurrent weight's gradient is one tensor summed over
+ * the steps, and the forward body's tensors are stored once per step. */
+static void test_grad_scan_loop(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput xs: [7, 3]\ntarget t: [7, 4]\nh = rnn(xs, 4)\n"
+                                     "loss = sum(h * t)\n", "plan"), 0);
+    ir_node *w = named(&u, "h.weight_hh_l0"), *out = named(&u, "h");
+    CU_ASSERT_EQUAL(out->op, OP_SCAN_OUT);
+    ir_loop *l = out->loop;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_EQUAL(l->steps, 7);
+    CU_ASSERT_FALSE(l->backward);
+    CU_ASSERT_EQUAL(w->grad->op, OP_SCAN_ACC);          /* the steps' parts, summed */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w->grad->loop);
+    CU_ASSERT_TRUE(w->grad->loop->backward);
+    CU_ASSERT_PTR_EQUAL(w->grad->loop->fwd, l);
+    CU_ASSERT_PTR_NOT_NULL(l->carry[0]);                /* dh_next */
+    CU_ASSERT_EQUAL(w->grad->in[0]->op, OP_MATMUL);
+    CU_ASSERT_PTR_EQUAL(w->grad->in[0]->into, w->grad);  /* its GEMM adds into the sum */
+    int per_step = 0, outside = 0;
+    for (int i = l->first; i <= l->last; i++) {
+        ir_node *n = ir_at(u.g, i);
+        if (n->loop != l) continue;
+        if (n->mem == MEM_ACT && n->per_step) {
+            per_step++;
+            CU_ASSERT(n->step_stride >= ir_numel(&n->shape));   /* a step apart */
+        }
+        outside += n->mem == MEM_ACT && !n->per_step && n->op != OP_SCAN_OUT;
+    }
+    CU_ASSERT(per_step >= 2);                           /* the state and tanh, at least */
+    CU_ASSERT_EQUAL(outside, 0);
+    unit_free(&u);
+}
+
 /* ---- fusion, plan, names --------------------------------------------------------- */
 
 static void test_fuse_chain(void) {
@@ -593,6 +628,7 @@ int main(void) {
         {"shapes", "scalar loss", test_shape_loss_scalar},
         {"grad", "shared tensor sums", test_grad_sums_shared_tensor},
         {"grad", "dense products", test_grad_dense_products},
+        {"grad", "scan loops", test_grad_scan_loop},
         {"fuse", "elementwise chain", test_fuse_chain},
         {"plan", "layout", test_plan_layout},
         {"names", "hostile names", test_names_hostile},
