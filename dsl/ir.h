@@ -238,6 +238,7 @@ typedef struct ir_graph {
     loc          loss_at;   /* the value of the `loss = ...` statement */
     ir_train     train;
     int          fwd_count; /* nodes [0, fwd_count) are the forward graph */
+    int          shaped_upto; /* nodes [0, shaped_upto) were all given to shape inference */
     int          f64;       /* --dtype f64 */
     int64_t      param_size, act_size;
     int64_t      train_size;   /* the trainable head of the parameter block; buffers follow */

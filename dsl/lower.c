@@ -21,8 +21,14 @@ static unsigned hash(const char *s) {
     return h & 255;
 }
 
-static binding *lookup_in(binding *const *table, const char *name) {
-    for (binding *b = table[hash(name)]; b; b = b->next)
+/* The model's names hash into 256 buckets; a call's few locals are one list (a table per
+ * call would cost more than its names: repeat and nested calls make many calls). */
+static unsigned bucket(const lower *L, binding *const *table, const char *name) {
+    return table == L->scope ? 0 : hash(name);
+}
+
+static binding *lookup_in(const lower *L, binding *const *table, const char *name) {
+    for (binding *b = table[bucket(L, table, name)]; b; b = b->next)
         if (strcmp(b->name, name) == 0) return b;
     return NULL;
 }
@@ -30,8 +36,8 @@ static binding *lookup_in(binding *const *table, const char *name) {
 /* A function call sees its own locals, then the model's names bound so far (Python's rule
  * for globals: those bound before the call, not those bound before the def). */
 binding *lower_lookup(lower *L, const char *name) {
-    binding *b = L->scope ? lookup_in(L->scope, name) : NULL;
-    return b ? b : lookup_in(L->table, name);
+    binding *b = L->scope ? lookup_in(L, L->scope, name) : NULL;
+    return b ? b : lookup_in(L, L->table, name);
 }
 
 static int edit_distance(const char *a, const char *b) {
@@ -51,8 +57,8 @@ static int edit_distance(const char *a, const char *b) {
     return prev[lb];
 }
 
-static void closest_in(binding *const *table, const char *name, const char **best, int *bestd) {
-    for (int h = 0; h < 256; h++)
+static void closest_in(binding *const *table, int buckets, const char *name, const char **best, int *bestd) {
+    for (int h = 0; h < buckets; h++)
         for (binding *b = table[h]; b; b = b->next) {
             int dist = edit_distance(name, b->name);
             if (dist <= *bestd && (!*best || dist < *bestd)) *best = b->name, *bestd = dist;
@@ -62,15 +68,15 @@ static void closest_in(binding *const *table, const char *name, const char **bes
 static const char *closest_name(lower *L, const char *name) {
     const char *best = NULL;
     int bestd = (int)strlen(name) / 3 > 1 ? (int)strlen(name) / 3 : 1;   /* a typo, not another name */
-    if (L->scope) closest_in(L->scope, name, &best, &bestd);
-    closest_in(L->table, name, &best, &bestd);
+    if (L->scope) closest_in(L->scope, 1, name, &best, &bestd);
+    closest_in(L->table, 256, name, &best, &bestd);
     return best;
 }
 
 /* Binds name in the current scope: a function's locals may hide the model's names. */
 void lower_bind(lower *L, const char *name, lvalue v, loc at) {
     binding **table = L->scope ? L->scope : L->table;
-    binding *old = lookup_in(table, name);
+    binding *old = lookup_in(L, table, name);
     if (old) {
         diag_error(L->d, at, "'%s' is already bound (each name is bound once)", name);
         diag_note(L->d, old->at, "'%s' was bound here", name);
@@ -80,7 +86,7 @@ void lower_bind(lower *L, const char *name, lvalue v, loc at) {
     b->name = name;
     b->v = v;
     b->at = at;
-    unsigned h = hash(name);
+    unsigned h = bucket(L, table, name);
     b->next = table[h];
     table[h] = b;
 }
@@ -323,7 +329,7 @@ static const char *closest_def(lower *L, const char *f, const char *best) {
     int bestd = best ? edit_distance(f, best) : ((int)strlen(f) / 3 > 1 ? (int)strlen(f) / 3 : 1);
     binding **tables[2] = {L->scope, L->table};
     for (int t = 0; t < 2; t++)
-        for (int h = 0; tables[t] && h < 256; h++)
+        for (int h = 0; tables[t] && h < (t ? 256 : 1); h++)
             for (binding *b = tables[t][h]; b; b = b->next)
                 if (b->v.kind == LV_FUNC) consider(f, b->name, &best, &bestd);
     return best;

@@ -17,6 +17,8 @@
 #include <string.h>
 
 #define MAX_CALL_ARGS 16
+#define MAX_CALL_DEPTH 200          /* calls in calls: the C stack of lowering */
+#define MAX_NODES (1 << 19)         /* a model expanding to more ops is a mistake (or a fuzzer's) */
 
 static lvalue bad_value(loc at) { return (lvalue){.kind = LV_BAD, .at = at}; }
 
@@ -209,9 +211,16 @@ static void share_params(lower *L, const ptrvec *made, int pstart, int nstart, c
 
 /* ---- calls ------------------------------------------------------------------------------ */
 
+/* The calls being lowered, innermost first: the first few, then the outermost. */
 void lower_call_notes(void *arg) {
     lower *L = arg;
-    for (const lower_frame *f = L->frame; f; f = f->up) diag_note(L->d, f->at, "in this call of '%s'", f->fn->name);
+    int shown = 0, left = 0;
+    const lower_frame *last = NULL;
+    for (const lower_frame *f = L->frame; f; f = f->up) {
+        if (shown < 6) diag_note(L->d, f->at, "in this call of '%s'", f->fn->name), shown++;
+        else left++, last = f;
+    }
+    if (last) diag_note(L->d, last->at, "in this call of '%s', the outermost, %d calls further out", last->fn->name, left);
 }
 
 static int check_call(lower *L, const lvalue *f, const lvalue *args, int nargs, loc at) {
@@ -227,6 +236,16 @@ static int check_call(lower *L, const lvalue *f, const lvalue *args, int nargs, 
     if (np != nargs) {
         diag_error(L->d, at, "'%s' takes %d argument%s, got %d", fn->name, np, np == 1 ? "" : "s", nargs);
         diag_note(L->d, fn->name_at, "'%s' is defined here", fn->name);
+        return -1;
+    }
+    int depth = 0;
+    for (const lower_frame *fr = L->frame; fr; fr = fr->up) depth++;
+    if (L->too_big) return -1;   /* said once: every call after it is too big too */
+    if (depth >= MAX_CALL_DEPTH || L->g->nodes.n > MAX_NODES) {
+        diag_error(L->d, at, depth >= MAX_CALL_DEPTH ? "calls of functions nested more than %d deep"
+                                                     : "the model expands to more than %d operations at this call",
+                   depth >= MAX_CALL_DEPTH ? MAX_CALL_DEPTH : MAX_NODES);
+        L->too_big = 1;
         return -1;
     }
     for (const lower_frame *fr = L->frame; fr; fr = fr->up)
@@ -254,7 +273,7 @@ typedef struct saved_state {
 static saved_state enter(lower *L) {
     saved_state s = {L->scope, L->frame, L->owner, L->share, L->layer_params, L->named, L->layers,
                      L->call_depth, L->share_depth, L->share_at};
-    L->scope = arena_alloc(L->g->a, sizeof(binding *) * 256);
+    L->scope = arena_alloc(L->g->a, sizeof(binding *));   /* one list: lower.c's bucket() */
     L->share = NULL;
     L->call_depth = 0;
     return s;

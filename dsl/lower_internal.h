@@ -41,7 +41,7 @@ typedef struct lower {
     ir_graph   *g;
     diag       *d;
     binding    *table[256];       /* names in scope: io, params, bindings */
-    binding   **scope;            /* a function call's local names (256 buckets), NULL at top level */
+    binding   **scope;            /* a function call's local names (one list), NULL at top level */
     lower_frame *frame;           /* the innermost call being lowered, NULL at top level */
     const char *owner;            /* the binding whose layers are being built */
     ptrvec      layer_params;     /* params created for the current statement */
@@ -50,6 +50,7 @@ typedef struct lower {
     int         call_depth;       /* built-in calls being lowered, nested */
     int         calls;            /* calls of functions lowered so far */
     int         scan_depth;       /* scans whose function is being lowered (lower_scan.c) */
+    int         too_big;          /* calls went too deep or made too many nodes: no more are lowered */
     const char *share;            /* share=NAME of the built-in call at share_depth */
     int         share_depth;
     loc         share_at;

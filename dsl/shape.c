@@ -392,12 +392,15 @@ static char *reads_labels(ir_graph *g) {
 }
 
 void shape_upto(ir_graph *g, diag *d) {
-    for (int i = 0; i < g->nodes.n; i++) {
+    /* nodes are only appended: those before the mark were all seen (a function's every call
+     * asks, so a walk from 0 would be quadratic) */
+    for (int i = g->shaped_upto; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
         if (n->shaped) continue;
         n->shaped = 1;
         if (!n->bad) shape_infer(g, n, d);
     }
+    g->shaped_upto = g->nodes.n;
 }
 
 void shape_pass(ir_graph *g, diag *d) {

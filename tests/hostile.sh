@@ -66,7 +66,7 @@ sqrt   = free @ cblas_dgemm_
 if     = sqrt + NAN
 while  = square(if - malloc)
 loss   = sum(while)
-output return = if
+output goto = if
 train { batch = 4; epochs = 1; optimizer = adam(lr=0.01) }
 NN
 cat >free.nn <<'NN'
