@@ -5,9 +5,12 @@
  * or BLAS symbol, a macro of the headers the generated code includes (cblas.h defines I),
  * the runtime, the generator's own locals or another tensor gets a trailing '_' (then a
  * number) instead, consistently across the file.  Temporaries are named after the
- * binding they belong to and their op (h1_dense).  A name in a reserved namespace
- * (cblas_..., nnr_..., __x) gets a leading "u_" instead, since no suffix frees it.  No user text reaches the generated C
- * except through here or the string/comment escapers of emit.c. */
+ * binding they belong to and their op (h1_dense).  A gradient is named after the forward
+ * tensor whose gradient its memory holds, a user's binding first (ds4, even where the
+ * code computed it as flatten(s4)'s), a parameter seen through a view after the
+ * parameter (dc3_bias_reshape).  A name in a reserved namespace (cblas_..., nnr_...,
+ * __x) gets a leading "u_" instead, since no suffix frees it.  No user text reaches the
+ * generated C except through here or the string/comment escapers of emit.c. */
 #include "codegen.h"
 #include <ctype.h>
 #include <stdint.h>
