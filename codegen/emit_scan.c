@@ -23,6 +23,17 @@ static const char *at_step(emitter *e, const ir_node *x) {
     return arena_printf(e->a, "%s + t * %lld", emit_times(e, "b", per), (long long)step);
 }
 
+/* A loop over n's elements, n[i] `op` x at i, x read as any expression (broadcast, inlined). */
+static void emit_loop_of(emitter *e, FILE *o, ir_node *n, ir_node *x, const char *ind, const char *op) {
+    ictx c = emit_layout_ctx(n);
+    const ir_node *roots[1] = {x};
+    emit_choose_mode(&c, roots, 1, 1);
+    const char *body = emit_open_loops(e, o, &c, ind, 1);
+    emit_stmt_open(e);
+    const char *v = emit_read_at(e, x, &c);
+    emit_stmt_close(e, o, body, arena_printf(e->a, "%s[%s] %s %s;", emit_mark(e, n), emit_index_of(e, n, &c), op, v));
+}
+
 /* A step's state: the initial state at t = 0 (broadcast), then the state step t-1 ended
  * with, which is the result's copy of the step before. */
 static void emit_state(emitter *e, FILE *o, ir_node *n) {
@@ -35,48 +46,23 @@ static void emit_state(emitter *e, FILE *o, ir_node *n) {
             emit_mark(e, n), emit_mark(e, res), (long long)res->step_stride, examples(n), numel, emit_mark(e, n),
             emit_mark(e, res));
     fprintf(o, "    } else {\n");
-    ictx c = emit_layout_ctx(n);
-    const ir_node *roots[1] = {init};
-    emit_choose_mode(&c, roots, 1, 1);
-    const char *ind = emit_open_loops(e, o, &c, "        ", 1);
-    emit_stmt_open(e);
-    const char *v = emit_read_at(e, init, &c);
-    emit_stmt_close(e, o, ind, arena_printf(e->a, "%s[%s] = %s;", emit_mark(e, n), emit_index_of(e, n, &c), v));
+    emit_loop_of(e, o, n, init, "        ", "=");
     fprintf(o, "    }\n");
 }
 
-/* Copies one example's run of `per` elements at a time, between a step tensor and its
- * step of a stacked one. */
-static void copy_rows(emitter *e, FILE *o, const ir_node *rows, const char *dst, const char *src, long long per) {
-    fprintf(o, "    for (int b = 0; b < %s; b++)\n        memcpy(%s, %s, %lld * sizeof(%s));\n", examples(rows), dst,
-            src, per, e->T);
-}
-
-static const char *step_row(emitter *e, const ir_node *x) { return emit_times(e, "b", ir_numel(&x->shape)); }
-
-static void emit_x(emitter *e, FILE *o, ir_node *n) {
-    ir_node *xs = n->in[0];
-    long long per = (long long)ir_numel(&n->shape);
-    fprintf(o, "    /* %s %s = %s[t], the step's slice of the sequence */\n", emit_mark(e, n), emit_shape_of(e, n),
-            emit_who(e, xs));
-    copy_rows(e, o, n, arena_printf(e->a, "%s + %s", emit_mark(e, n), step_row(e, n)),
-              arena_printf(e->a, "%s + %s", emit_mark(e, xs), at_step(e, xs)), per);
-}
-
-static void emit_out(emitter *e, FILE *o, ir_node *n) {
-    ir_node *r = n->in[0];
-    long long per = (long long)ir_numel(&r->shape);
-    fprintf(o, "    /* %s %s: step t's state, stacked */\n", emit_mark(e, n), emit_shape_of(e, n));
-    copy_rows(e, o, r, arena_printf(e->a, "%s + %s", emit_mark(e, n), at_step(e, n)),
-              arena_printf(e->a, "%s + %s", emit_mark(e, r), step_row(e, r)), per);
-}
-
-static void emit_dx(emitter *e, FILE *o, ir_node *n) {
-    ir_node *g = n->in[0];
-    long long per = (long long)ir_numel(&g->shape);
-    fprintf(o, "    /* %s %s at step t: the gradient of the step's slice */\n", emit_mark(e, n), emit_shape_of(e, n));
-    copy_rows(e, o, g, arena_printf(e->a, "%s + %s", emit_mark(e, n), at_step(e, n)),
-              arena_printf(e->a, "%s + %s", emit_mark(e, g), step_row(e, g)), per);
+/* The copies between a step's tensor and step t of a stacked [T, ...] one, one example's
+ * run at a time: the step's slice of the sequence (scan_x), the state the step ends with
+ * into the stacked output (scan_out), the slice's gradient into the sequence's (scan_dx). */
+static void emit_step_copy(emitter *e, FILE *o, ir_node *n) {
+    int into_stack = n->op != OP_SCAN_X;
+    ir_node *in = n->in[0], *step = into_stack ? in : n, *stack = into_stack ? n : in;
+    const char *step_at = arena_printf(e->a, "%s + %s", emit_mark(e, step), emit_times(e, "b", ir_numel(&step->shape)));
+    const char *stack_at = arena_printf(e->a, "%s + %s", emit_mark(e, stack), at_step(e, stack));
+    const char *what = n->op == OP_SCAN_X ? arena_printf(e->a, " = %s[t], the step's slice of the sequence", emit_who(e, in))
+                       : n->op == OP_SCAN_OUT ? ": step t's state, stacked" : " at step t: the gradient of the step's slice";
+    fprintf(o, "    /* %s %s%s */\n", emit_mark(e, n), emit_shape_of(e, n), what);
+    fprintf(o, "    for (int b = 0; b < %s; b++)\n        memcpy(%s, %s, %lld * sizeof(%s));\n", examples(step),
+            into_stack ? stack_at : step_at, into_stack ? step_at : stack_at, (long long)ir_numel(&step->shape), e->T);
 }
 
 /* The gradient of step t's state: the stacked output's gradient at t, plus what step
@@ -99,22 +85,14 @@ static void emit_seed(emitter *e, FILE *o, ir_node *n) {
 static void emit_acc(emitter *e, FILE *o, ir_node *n) {
     ir_node *x = n->in[0];
     fprintf(o, "    /* %s %s += step t's part */\n", emit_mark(e, n), emit_shape_of(e, n));
-    ictx c = emit_layout_ctx(n);
-    const ir_node *roots[1] = {x};
-    emit_choose_mode(&c, roots, 1, 1);
-    const char *ind = emit_open_loops(e, o, &c, "    ", 1);
-    emit_stmt_open(e);
-    const char *v = emit_read_at(e, x, &c);
-    emit_stmt_close(e, o, ind, arena_printf(e->a, "%s[%s] += %s;", emit_mark(e, n), emit_index_of(e, n, &c), v));
+    emit_loop_of(e, o, n, x, "    ", "+=");
 }
 
 void emit_scan_op(emitter *e, FILE *o, ir_node *n) {
     switch (n->op) {
     case OP_SCAN_STATE: emit_state(e, o, n); break;
-    case OP_SCAN_X: emit_x(e, o, n); break;
-    case OP_SCAN_OUT: emit_out(e, o, n); break;
+    case OP_SCAN_X: case OP_SCAN_OUT: case OP_SCAN_DX: emit_step_copy(e, o, n); break;
     case OP_SCAN_SEED: emit_seed(e, o, n); break;
-    case OP_SCAN_DX: emit_dx(e, o, n); break;
     case OP_SCAN_ACC: emit_acc(e, o, n); break;
     default: break;
     }

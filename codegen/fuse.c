@@ -41,8 +41,9 @@ static void mark_ancestors(ir_node **stack, ir_node *root, char *mark) { mark_mo
 
 static int reads_expressions(const ir_node *consumer) {
     ir_family f = ir_ops[consumer->op].fam;
-    return f == FAM_ELEMWISE || f == FAM_REDUCE || consumer->op == OP_SCAN_STATE || consumer->op == OP_SCAN_DX ||
-           consumer->op == OP_SCAN_ACC;
+    /* a scan's initial state and its sums over the steps are loops reading any expression;
+     * its copies (scan_x, scan_out, scan_dx) read memory */
+    return f == FAM_ELEMWISE || f == FAM_REDUCE || consumer->op == OP_SCAN_STATE || consumer->op == OP_SCAN_ACC;
 }
 
 /* Input k of n is one value per row, which emit_elementwise.c's row_value() reads as an expression
