@@ -23,7 +23,8 @@
 # the first QUICK_TRAIN=6000 / QUICK_TEST=1000 Fashion-MNIST images, CHARLM_WORDS=1500 /
 # CHARLM_TEST=200 words of text), PYTHON (/usr/bin/python3, Debian's python3-torch), DATA
 # (/usr/share/datasets/fashion-mnist), CC (cc, for gemm_bound and peakrss), TORCH_ENV
-# (extra VAR=VALUE settings for the PyTorch runs), WORKDIR (default a new temporary
+# (extra VAR=VALUE settings for the PyTorch runs), NNC_ENV (the same for nnc's trainers,
+# e.g. OMP_WAIT_POLICY=active on a machine of your own), WORKDIR (default a new temporary
 # directory: trainers, logs, table.md), SKIP_BUILD (1: use build/nnc as it is).
 set -eu -o pipefail
 
@@ -40,6 +41,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 CC=${CC:-cc}
 TORCH_ENV=${TORCH_ENV:-}
+NNC_ENV=${NNC_ENV:-}
 DICT=/usr/share/dict/american-english
 [ $# -gt 0 ] || set -- 1 2
 NNC=$ROOT/build/nnc
@@ -130,12 +132,15 @@ script_of() { case $1 in mlp) echo fashion_mlp.py ;; cnn) echo fashion_cnn.py ;;
                          wide) echo wide_mlp.py ;; lstm) echo charlm_lstm.py ;; esac; }
 epochs_of() { case $1 in mlp) echo "$EPOCHS_MLP" ;; cnn) echo "$EPOCHS_CNN" ;;
                          wide) echo "$EPOCHS_WIDE" ;; lstm) echo "$EPOCHS_LSTM" ;; esac; }
-bound_of() { case $1 in mlp) echo "784,256,128,10 64" ;; wide) echo "784,2048,2048,10 256" ;; esac; }
+bound_of() { case $1 in mlp) echo "--layers 784,256,128,10 --batch 64" ;;
+                         wide) echo "--layers 784,2048,2048,10 --batch 256" ;;
+                         lstm) echo "--lstm 16,32,128,256 --batch 64" ;; esac; }
 
 meta threads "$*"
 meta models "$MODELS"
 meta quick "${q:-0}"
 meta seed "$SEED"
+meta nnc_env "${NNC_ENV:-none}"
 meta date "$(date -u +%Y-%m-%d)"
 meta cpu "$(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)"
 
@@ -192,6 +197,9 @@ for n in "$@"; do
     [ "$n" -gt 1 ] && torch_env+=(OMP_WAIT_POLICY=passive)
     # shellcheck disable=SC2206  # TORCH_ENV is a list of VAR=VALUE words
     torch_env+=($TORCH_ENV)
+    nnc_env=("${blas[@]}")
+    # shellcheck disable=SC2206  # NNC_ENV is a list of VAR=VALUE words
+    nnc_env+=($NNC_ENV)
     for m in $MODELS; do
         e=$(epochs_of "$m")
         if [ "$m" = lstm ]; then
@@ -203,7 +211,7 @@ for n in "$@"; do
             torch_data=(--data "$DATA")
         fi
         echo "== $n thread(s), $m, $e epoch(s)"
-        run "$WORKDIR/logs/nnc-$m-t$n.out" env "${blas[@]}" "$PEAKRSS" "$WORKDIR/rss/nnc-$m-t$n.kb" \
+        run "$WORKDIR/logs/nnc-$m-t$n.out" env "${nnc_env[@]}" "$PEAKRSS" "$WORKDIR/rss/nnc-$m-t$n.kb" \
             "$WORKDIR/bin/$m" train "${nnc_data[@]}" --epochs "$e" --seed "$SEED" \
             --log "$WORKDIR/logs/nnc-$m-t$n.csv"
         report "nnc" "$WORKDIR/logs/nnc-$m-t$n.csv"
@@ -217,8 +225,11 @@ for n in "$@"; do
             report "PyTorch $name ($loader)" "$WORKDIR/logs/$name-$m-t$n.csv"
         done
         if b=$(bound_of "$m") && [ -n "$b" ]; then
+            examples=$NTRAIN
+            [ "$m" = lstm ] && examples=$(wc -c <"$WORKDIR/charlm/words.txt")
+            # shellcheck disable=SC2086  # the model's options, split into words
             run "$WORKDIR/logs/bound-$m-t$n.out" env "${blas[@]}" "$WORKDIR/bin/gemm_bound" \
-                --layers "${b% *}" --batch "${b#* }" --examples "$NTRAIN" --epochs 1
+                $b --examples "$examples" --epochs 1
             printf '    %-26s %8s s/epoch\n' "GEMM bound" \
                 "$(sed -n 's/^seconds_per_epoch //p' "$WORKDIR/logs/bound-$m-t$n.out")"
         fi

@@ -1,4 +1,4 @@
-/* bench/gemm_bound.c — the GEMM-only bound of one training epoch of a dense model (an MLP),
+/* bench/gemm_bound.c — the GEMM-only bound of one training epoch of an MLP or of the char LSTM,
  * for bench/bench.sh: it times exactly the sgemm calls that backpropagation through the
  * MLP's layers must make, and nothing else (no bias, activation, loss, optimizer or data
  * gathering), with the OpenBLAS the trainers use and its thread count
@@ -16,6 +16,16 @@
  *   weight gradient  dW_l [out, in] = dY_l^T [out, b] @ X_l [b, in]   out*in*b
  * `--passes forward` times the forward products alone (what even a trainer whose backward
  * products cost nothing would take; bench/mlp_step.sh).  FLOPs are 2 per multiply-add.
+ *
+ *   gemm_bound --lstm T,E,H,V --batch B --examples N [--epochs E]
+ *
+ * times instead the products of the char LSTM (examples/charlm: T steps of an embedding of
+ * E, one LSTM layer of H, a dense layer to V classes from the last state), as nnc's
+ * generated code calls them: the input projection of every step [B·T, E] @ W_ihᵀ [E, 4H]
+ * once, the recurrent product [B, H] @ W_hhᵀ [H, 4H] at each of the T steps, the output
+ * [B, H] @ W_outᵀ; backward the output's two products, at each step in reverse
+ * dh_next = dg [B, 4H] @ W_hh and dW_hh += dgᵀ @ h_prev, then the input projection's two
+ * products over all steps at once.
  * One untimed step warms OpenBLAS up (its threads, its buffers); each epoch is then timed
  * with CLOCK_MONOTONIC.  Prints one line per epoch and then `seconds_per_epoch S` (the
  * median), `gflop_per_epoch F` and `gflops G` lines.
@@ -32,7 +42,8 @@
 static void die(const char *msg) {
     fprintf(stderr, "gemm_bound: %s\n"
             "usage: gemm_bound --layers D0,D1,...,DL --batch B --examples N [--epochs E]\n"
-            "                  [--passes forward|all]\n", msg);
+            "                  [--passes forward|all]\n"
+            "       gemm_bound --lstm T,E,H,V --batch B --examples N [--epochs E]\n", msg);
     exit(2);
 }
 
@@ -70,10 +81,46 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* The char LSTM's buffers, sized for a full batch b. */
+typedef struct lstm { int T, E, H, V; float *e, *w_ih, *w_hh, *w_out, *xw, *h, *dg, *last, *logits, *dw_ih, *dw_hh,
+                      *dw_out, *dlast, *dh, *de; } lstm;
+
+static void lstm_alloc(lstm *m, long b, unsigned *seed) {
+    size_t T = (size_t)m->T, E = (size_t)m->E, H = (size_t)m->H, G = 4 * H, V = (size_t)m->V, B = (size_t)b;
+    m->e = buffer(B * T * E, seed), m->de = buffer(B * T * E, seed);
+    m->w_ih = buffer(G * E, seed), m->dw_ih = buffer(G * E, seed);
+    m->w_hh = buffer(G * H, seed), m->dw_hh = buffer(G * H, seed);
+    m->w_out = buffer(V * H, seed), m->dw_out = buffer(V * H, seed);
+    m->xw = buffer(B * T * G, seed), m->dg = buffer(B * T * G, seed);
+    m->h = buffer(B * T * H, seed), m->dh = buffer(B * H, seed);
+    m->last = buffer(B * H, seed), m->dlast = buffer(B * H, seed), m->logits = buffer(B * V, seed);
+}
+
+/* One training step's products on b examples. */
+static void lstm_step(const lstm *m, int b) {
+    int T = m->T, E = m->E, H = m->H, G = 4 * m->H, V = m->V;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b * T, G, E, 1.0f, m->e, E, m->w_ih, E, 1.0f, m->xw, G);
+    for (int t = 0; t < T; t++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, G, H, 1.0f, m->h + (size_t)t * b * H, H, m->w_hh, H,
+                    1.0f, m->xw + (size_t)t * b * G, G);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, V, H, 1.0f, m->last, H, m->w_out, H, 1.0f, m->logits, V);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, H, V, 1.0f, m->logits, V, m->w_out, H, 0.0f, m->dlast, H);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, H, b, 1.0f, m->logits, V, m->last, H, 0.0f, m->dw_out, H);
+    for (int t = T - 1; t >= 0; t--) {
+        const float *dg = m->dg + (size_t)t * b * G;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, H, G, 1.0f, dg, G, m->w_hh, H, 0.0f, m->dh, H);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, b, 1.0f, dg, G, m->h + (size_t)t * b * H, H,
+                    1.0f, m->dw_hh, H);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b * T, E, G, 1.0f, m->dg, G, m->w_ih, E, 0.0f, m->de, E);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, E, b * T, 1.0f, m->dg, G, m->e, E, 0.0f, m->dw_ih, E);
+}
+
 int main(int argc, char **argv) {
     int dims[MAX_LAYERS + 1], nd = 0;
     long batch = 0, examples = 0, epochs = 1;
     int backward = 1;
+    lstm rnn = {0};
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) die("every option needs a value");
         const char *v = argv[++i];
@@ -84,6 +131,15 @@ int main(int argc, char **argv) {
                 dims[nd++] = (int)parse_count(tok, "--layers");
             }
             free(copy);
+        } else if (!strcmp(argv[i - 1], "--lstm")) {
+            int *f[4] = {&rnn.T, &rnn.E, &rnn.H, &rnn.V}, k = 0;
+            char *copy = strdup(v);
+            for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
+                if (k == 4) die("--lstm is T,E,H,V");
+                *f[k++] = (int)parse_count(tok, "--lstm");
+            }
+            free(copy);
+            if (k != 4) die("--lstm is T,E,H,V");
         } else if (!strcmp(argv[i - 1], "--batch")) {
             batch = parse_count(v, "--batch");
         } else if (!strcmp(argv[i - 1], "--examples")) {
@@ -97,9 +153,10 @@ int main(int argc, char **argv) {
             die("unknown option");
         }
     }
-    if (nd < 2) die("--layers needs at least two sizes (input, output)");
+    if (nd < 2 && !rnn.T) die("--layers needs at least two sizes (input, output)");
+    if (nd && rnn.T) die("--layers and --lstm are two models: give one");
     if (!batch || !examples) die("--batch and --examples are required");
-    int nl = nd - 1;
+    int nl = rnn.T ? 0 : nd - 1;
 
     /* act[l]: the input of layer l [B, dims[l]] (act[0] the data batch); dact[l]: its
      * gradient (dact[nl] the loss gradient) */
@@ -116,11 +173,20 @@ int main(int argc, char **argv) {
         dact[l] = buffer((size_t)batch * dims[l], &seed);
     }
 
+    if (rnn.T) {
+        double T = rnn.T, E = rnn.E, H = rnn.H, G = 4.0 * rnn.H, V = rnn.V;
+        lstm_alloc(&rnn, batch, &seed);
+        flop_per_example = 2 * 3 * (T * E * G + T * H * G + H * V);
+    }
     long steps = (examples + batch - 1) / batch;
     double *sec = malloc((size_t)epochs * sizeof *sec);
     if (!sec) die("out of memory");
-    printf("gemm_bound: layers");
-    for (int l = 0; l <= nl; l++) printf("%c%d", l ? '-' : ' ', dims[l]);
+    if (rnn.T) {
+        printf("gemm_bound: char LSTM, %d steps, embedding %d, hidden %d, %d classes", rnn.T, rnn.E, rnn.H, rnn.V);
+    } else {
+        printf("gemm_bound: layers");
+        for (int l = 0; l <= nl; l++) printf("%c%d", l ? '-' : ' ', dims[l]);
+    }
     printf(", batch %ld, %ld examples (%ld steps, last batch %ld), OpenBLAS threads %d%s\n", batch,
            examples, steps, examples - (steps - 1) * batch, openblas_get_num_threads(),
            backward ? "" : ", forward products only");
@@ -129,6 +195,7 @@ int main(int argc, char **argv) {
         double t0 = now();
         for (long s = 0; s < (e < 0 ? 1 : steps); s++) {
             int b = (int)(s == steps - 1 ? examples - s * batch : batch);
+            if (rnn.T) lstm_step(&rnn, b);
             for (int l = 0; l < nl; l++)   /* forward: Y = X W^T */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, dims[l + 1], dims[l], 1.0f,
                             act[l], dims[l], w[l], dims[l], 0.0f, act[l + 1], dims[l + 1]);

@@ -128,7 +128,8 @@ def main():
     out = []
 
     out.append(f"nnc vs PyTorch, {meta.get('date', '?')}, {meta.get('cpu', '?')}, "
-               f"seed {meta.get('seed', '?')}{', QUICK run' if meta.get('quick') == '1' else ''}")
+               f"seed {meta.get('seed', '?')}{', QUICK run' if meta.get('quick') == '1' else ''}"
+               f"{', nnc run with ' + meta['nnc_env'] if meta.get('nnc_env', 'none') != 'none' else ''}")
     out.append("")
     out.append("Epochs and training examples per model: " + ", ".join(
         f"{m} {meta.get('epochs.' + m, '?')} x {meta.get('examples.' + m, '?')}" for m in models))
@@ -217,7 +218,7 @@ def main():
     out.append("")
     out.append("s/epoch: median training time of an epoch (no evaluation, no data loading) over "
                "all epochs; ratios below 1: nnc takes less time.  GEMM bound: "
-               "bench/gemm_bound.c, the dense models' matrix products alone.  GFLOP/s: FLOPs of "
+               "bench/gemm_bound.c, the matrix products alone (MLPs, the char LSTM).  GFLOP/s: FLOPs of "
                "an epoch's matrix products (bench/README.md) / nnc s/epoch.  planned: nnc's "
                "memory plan total + the data sets as the trainer holds them (float32 images, "
                "int32 labels and ids).  acc: final test accuracy.")

@@ -141,8 +141,8 @@ static int layout_is(const ir_node *x, const ictx *c) {
 }
 
 /* A slice without memory: its readers' loops read its input in place (fuse.c,
- * plan_slice_views). */
-int emit_is_slice_view(const ir_node *x) { return x->op == OP_SLICE && x->mem == MEM_NONE; }
+ * plan_slice_views); so does a scan's step of its sequence (step t's rows). */
+int emit_is_slice_view(const ir_node *x) { return (x->op == OP_SLICE || x->op == OP_SCAN_X) && x->mem == MEM_NONE; }
 
 /* Whether each example's part of a slice view is one contiguous run of its input: every
  * axis before the sliced one has length 1 (an LSTM's step of all steps' projections, a
@@ -156,7 +156,8 @@ static int slice_contiguous(const ir_node *x) {
 /* Can every stored tensor of the expression be read with the loop's simple index? */
 static int flat_ok(const ir_node *x, const ictx *c, loop_mode mode) {
     if (ir_index_free(x)) return 1;
-    if (emit_is_slice_view(x)) return mode == LOOP_EXAMPLE && slice_contiguous(x) && layout_is(x, c);
+    if (emit_is_slice_view(x))
+        return mode == LOOP_EXAMPLE && (x->op == OP_SCAN_X || slice_contiguous(x)) && layout_is(x, c);
     if (emit_is_inline(x)) {
         for (int k = 0; k < x->nin; k++)
             if (!flat_ok(x->in[k], c, mode)) return 0;
@@ -238,11 +239,29 @@ const char *emit_index_of(emitter *e, const ir_node *x, const ictx *c) {
     return len ? arena_strdup(e->a, buf) : "0";
 }
 
+/* Step t of a scan's sequence src [T, ...] read in place: one run of each example's. */
+static const char *read_step(emitter *e, const ir_node *x, const ictx *c) {
+    const ir_node *src = x->in[0];
+    long long step = (long long)ir_numel(&x->shape);
+    if (c->mode == LOOP_EXAMPLE) {
+        const char *row = src->batched ? arena_printf(e->a, "%s + ", emit_times(e, "b", ir_numel(&src->shape))) : "";
+        return arena_printf(e->a, "%s[%st * %lld + i]", emit_mark(e, src), row, step);
+    }
+    if (c->mode != LOOP_NESTED || c->rank != x->shape.rank) return "0 /* a step view outside its loop */";
+    ictx in = *c;   /* src's index space: the step axis first, at t */
+    in.rank = c->rank + 1;
+    in.dim[0] = src->shape.dim[0];
+    in.v[0] = "t";
+    for (int d = 0; d < c->rank; d++) in.dim[d + 1] = c->dim[d], in.v[d + 1] = c->v[d];
+    return emit_read_at(e, src, &in);
+}
+
 /* A slice view read by a loop over the slice's own layout (plan_slice_views): per example
  * at an offset when that part is contiguous (flat_ok), else with nested loops, its input
  * at the same indices shifted by the slice's start along its axis. */
 static const char *read_sliced(emitter *e, const ir_node *x, const ictx *c) {
     const ir_node *src = x->in[0];
+    if (x->op == OP_SCAN_X) return read_step(e, x, c);
     long long start = (long long)x->attr[0];
     if (c->mode == LOOP_EXAMPLE) {
         long long inner = 1, off;
@@ -612,6 +631,8 @@ static const char *const names_of_pass[] = {"forward", "backward", "infer", "for
 static void emit_check(emitter *e, FILE *o, ir_node *n, const char *pass) {
     /* a scan's stacked tensors are written a step at a time, copies of checked ones */
     if (n->op == OP_BN_UPDATE || n->op == OP_SCAN_OUT || n->op == OP_SCAN_DX) return;
+    /* a tiled pad's parts are written one by one, each a tensor checked when it was computed */
+    if (n->tiled) return;
     long long numel = (long long)ir_numel(&n->shape);
     const char *what = n->pass == IR_BWD && n->grad_of && n->grad_of->name
                            ? arena_printf(e->a, "d%s", n->grad_of->name) : n->name ? n->name : emit_mark(e, n);

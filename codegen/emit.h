@@ -126,6 +126,7 @@ void emit_view_copy(emitter *e, FILE *o, ir_node *n);
 void emit_gather(emitter *e, FILE *o, ir_node *n);
 void emit_matmul(emitter *e, FILE *o, ir_node *n);        /* emit_products.c */
 void emit_dense(emitter *e, FILE *o, ir_node *n);
+void emit_dense_into(emitter *e, FILE *o, ir_node *d, ir_node *n, ir_node *z);   /* n = z + d: d's GEMM into n */
 void emit_gemm(emitter *e, FILE *o, const char *ind, int ta, int tb, const char *M, const char *N, const char *K,
                const char *A, int64_t lda, const char *B, int64_t ldb, const char *beta, const char *C, int64_t ldc);
 void emit_im2col(emitter *e, FILE *o, ir_node *n);        /* emit_conv.c */

@@ -14,8 +14,9 @@
 /* The slices x's loop reads in place, for its comment: "h_add [256, 384) of axis 1". */
 static void collect_views(emitter *e, const ir_node *x, char *buf, size_t cap, int top) {
     if (emit_is_slice_view(x)) {
-        const char *v = arena_printf(e->a, "%s [%lld, %lld) of axis %d", emit_who(e, x->in[0]), (long long)x->attr[0],
-                                     (long long)x->attr[1], x->axis);
+        const char *v = x->op == OP_SCAN_X ? arena_printf(e->a, "%s[t]", emit_who(e, x->in[0]))
+                        : arena_printf(e->a, "%s [%lld, %lld) of axis %d", emit_who(e, x->in[0]), (long long)x->attr[0],
+                                       (long long)x->attr[1], x->axis);
         if (!strstr(buf, v) && strlen(buf) + strlen(v) + 4 < cap) {
             if (*buf) strcat(buf, ", ");
             strcat(buf, v);
@@ -27,6 +28,11 @@ static void collect_views(emitter *e, const ir_node *x, char *buf, size_t cap, i
 }
 
 void emit_elementwise(emitter *e, FILE *o, ir_node *n) {
+    for (int k = 0; k < n->nin && n->op == OP_ADD; k++)
+        if (n->in[k]->op == OP_DENSE && n->in[k]->into == n) {   /* a dense's GEMM accumulates into the sum */
+            emit_dense_into(e, o, n->in[k], n, n->in[1 - k]);
+            return;
+        }
     ictx c = emit_layout_ctx(n);
     emit_choose_mode(&c, (const ir_node *const *)n->in, n->nin, 1);
     char math[512] = "", views[256] = "";

@@ -32,11 +32,12 @@ void emit_copy(emitter *e, FILE *o, ir_node *n) {
         const ir_node *gr = n->in[1];
         long long inner = (long long)inner_size(n, n->axis), whole = (long long)n->shape.dim[n->axis];
         long long start = (long long)n->attr[0], len = (long long)(n->attr[1] - n->attr[0]);
-        fprintf(o, "    /* %s %s += %s %s into [%lld, %lld) along axis %d (a slice's gradient, in place) */\n", out,
-                emit_shape_of(e, n), emit_mark(e, gr), emit_shape_of(e, gr), start, start + len, n->axis);
+        const char *op = n->tiled ? "=" : "+=";   /* tiled: the part nothing else writes */
+        fprintf(o, "    /* %s %s %s %s %s into [%lld, %lld) along axis %d (a slice's gradient, in place) */\n", out,
+                emit_shape_of(e, n), op, emit_mark(e, gr), emit_shape_of(e, gr), start, start + len, n->axis);
         fprintf(o, "    %s\n", row_loop(e, n, outer_rows(e, n, n->axis)));
         fprintf(o, "        for (int i = 0; i < %lld; i++)\n", len * inner);
-        fprintf(o, "            %s[r * %lld + %lld + i] += %s[r * %lld + i];\n", out, whole * inner, start * inner,
+        fprintf(o, "            %s[r * %lld + %lld + i] %s %s[r * %lld + i];\n", out, whole * inner, start * inner, op,
                 emit_mark(e, gr), len * inner);
         return;
     }
@@ -45,7 +46,8 @@ void emit_copy(emitter *e, FILE *o, ir_node *n) {
     if (n->op == OP_CONCAT) fprintf(o, ", %s %s", emit_who(e, n->in[1]), emit_shape_of(e, n->in[1]));
     if (n->op == OP_TRANSPOSE) fprintf(o, ") */\n");
     else if (n->op == OP_CONCAT) fprintf(o, ", axis=%d) */\n", n->axis);
-    else fprintf(o, ", axis=%d, [%lld, %lld)) */\n", n->axis, (long long)n->attr[0], (long long)n->attr[1]);
+    else fprintf(o, ", axis=%d, [%lld, %lld))%s */\n", n->axis, (long long)n->attr[0], (long long)n->attr[1],
+                 n->tiled ? "; the other slices' gradients fill the rest" : "");
     if (n->op == OP_TRANSPOSE) {
         long long r0 = (long long)x->shape.dim[0], c0 = (long long)x->shape.dim[1];
         const char *base = x->batched ? arena_printf(e->a, "%s + ", emit_times(e, "b", r0 * c0)) : "";
@@ -76,8 +78,9 @@ void emit_copy(emitter *e, FILE *o, ir_node *n) {
                 whole * inner, start * inner, len * inner, T);
         return;
     }
-    fprintf(o, "    memset(%s, 0, (size_t)(%s) * %lld * sizeof(%s));   /* zero outside the slice */\n", out, rows,
-            whole * inner, T);
+    if (!n->tiled)   /* tiled: the other slices' gradients write the rest (fuse.c) */
+        fprintf(o, "    memset(%s, 0, (size_t)(%s) * %lld * sizeof(%s));   /* zero outside the slice */\n", out, rows,
+                whole * inner, T);
     fprintf(o, "    %s\n", row_loop(e, wide, rows));
     fprintf(o, "        memcpy(%s + r * %lld + %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner,
             start * inner, src, len * inner, len * inner, T);

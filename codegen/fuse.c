@@ -15,8 +15,9 @@
  * working memory of each, and which of them compute max pooling's gradient too (or, for
  * a Winograd convolution, the pooling itself); which products of the backward pass get
  * a second path for a mostly-zero gradient; which producers write their elementwise
- * reader as they store (epilogues); and which slices are read in place by their readers'
- * loops instead of copied. */
+ * reader as they store (epilogues); which slices are read in place by their readers'
+ * loops instead of copied; and which dense products accumulate straight into a sum. */
+#include <stdlib.h>
 #include <string.h>
 #include "codegen.h"
 
@@ -178,6 +179,8 @@ static void plan_pooled_convs(ir_graph *g);
 static void plan_slice_views(ir_graph *g);
 static void plan_sparse_products(ir_graph *g);
 static void plan_step_sums(ir_graph *g);
+static void plan_added_products(ir_graph *g);
+static void plan_tiled_pads(ir_graph *g);
 
 static void plan_conv_grads(ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++) {
@@ -411,6 +414,8 @@ void fuse_plan(ir_graph *g) {
     plan_conv_grads(g);
     plan_slice_views(g);
     plan_step_sums(g);
+    plan_added_products(g);
+    plan_tiled_pads(g);
 }
 
 /* A product a scan's backward loop sums over the steps (a recurrent weight's gradient)
@@ -430,6 +435,63 @@ static void plan_step_sums(ir_graph *g) {
     }
 }
 
+/* A dense layer's output added to another tensor z, as in each step of a recurrent layer
+ * (step t's input projection plus h W_hhᵀ + b_hh) or a residual connection: the sum
+ * starts from z plus the bias and the GEMM accumulates the product into it (beta = 1),
+ * in the sum's block (emit_products.c, emit_dense_into).  No tensor for the product, no
+ * pass adding it; z is read where it is, a step of a sequence included. */
+static void plan_added_products(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *a = ir_at(g, i);
+        if (a->op != OP_ADD || a->mem != MEM_ACT || a->folded || a->dtype == DT_CLASS) continue;
+        for (int k = 0; k < 2; k++) {
+            ir_node *d = a->in[k];
+            if (d->op != OP_DENSE || d->mem != MEM_ACT || d->uses != 1 || is_root(g, d) || d->folded || d->into ||
+                d->loop != a->loop || d->pass != a->pass || d->in_train != a->in_train || d->in_infer != a->in_infer ||
+                d->in_eval != a->in_eval || !ir_same_layout(d, a))
+                continue;
+            d->into = a;
+            d->mem = MEM_NONE;
+            d->folded = 1;
+            break;
+        }
+    }
+}
+
+static int by_start(const void *a, const void *b) {
+    double x = (*(ir_node *const *)a)->attr[0], y = (*(ir_node *const *)b)->attr[0];
+    return (x > y) - (x < y);
+}
+
+/* The gradients of slices that tile an axis, each part once (an LSTM's four gates): the
+ * pad their sum starts from (grad.c, total) writes no zeros first, and each slice's
+ * gradient is stored into its part instead of added to it.  Linear: one pass links each
+ * pad to the chain of in-place adds that follows it, one sort checks the parts. */
+static void plan_tiled_pads(ir_graph *g) {
+    int nn = g->nodes.n;
+    ir_node **next = arena_alloc(g->a, sizeof(ir_node *) * (size_t)nn), **parts = NULL;
+    memset(next, 0, sizeof(ir_node *) * (size_t)nn);
+    for (int i = 0; i < nn; i++)
+        if (ir_at(g, i)->op == OP_PAD_ADD) next[ir_at(g, i)->in[0]->id] = ir_at(g, i);
+    for (int i = 0; i < nn; i++) {
+        ir_node *p = ir_at(g, i);
+        if (p->op != OP_PAD || (p->mem != MEM_ACT && p->mem != MEM_GRAD) || !next[i]) continue;
+        if (!parts) parts = arena_alloc(g->a, sizeof(ir_node *) * (size_t)nn);
+        parts[0] = p;
+        int k = 1;
+        for (ir_node *x = next[i]; x; x = next[x->id]) parts[k++] = x;
+        qsort(parts, (size_t)k, sizeof *parts, by_start);
+        double end = 0;
+        int ok = 1;
+        for (int j = 0; j < k && ok; j++) {
+            ok = parts[j]->axis == p->axis && parts[j]->attr[0] == end;
+            end = parts[j]->attr[1];
+        }
+        if (!ok || end != (double)p->shape.dim[p->axis]) continue;
+        for (int j = 0; j < k; j++) parts[j]->tiled = 1;
+    }
+}
+
 /* Whether reader c of slice x computes in a plain elementwise loop over x's layout: c is
  * a stored elementwise tensor of that layout, or an inlined one whose chain of single
  * readers, elementwise and of that layout too, ends in such a stored tensor. */
@@ -445,13 +507,14 @@ static int plain_loop_reads(ir_graph *g, const ir_node *c, const ir_node *x) {
 /* Slices read in place.  A slice whose every reader computes in a plain elementwise loop
  * of the slice's own layout gets no memory: those loops read the sliced tensor at
  * shifted indices instead (emit.c, read_sliced).  An LSTM's four gates are slices of one
- * [B, 4·hidden] tensor; read in place, a step copies none of them.  Decided after every
+ * [B, 4·hidden] tensor; read in place, a step copies none of them.  A scan's step of its
+ * sequence (scan_x) is read in place the same way, at step t.  Decided after every
  * other plan, when it is known which tensors are stored and which loops are plain
  * elementwise loops (an epilogue's, a reduction's are not). */
 static void plan_slice_views(ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
-        if (n->op != OP_SLICE || n->mem != MEM_ACT || n->dtype == DT_CLASS || is_root(g, n) ||
+        if ((n->op != OP_SLICE && n->op != OP_SCAN_X) || n->mem != MEM_ACT || n->dtype == DT_CLASS || is_root(g, n) ||
             n->in[0]->mem == MEM_NONE)
             continue;
         int readers = 0, ok = 1;

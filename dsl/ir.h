@@ -207,8 +207,11 @@ struct ir_node {
     ir_loop    *loop;       /* the scan loop whose body computes it, or NULL */
     int         per_step;   /* stored once per step of its loop (plan.c: step_stride apart) */
     int         keep;       /* always stored (a loop's result, carry, accumulator) */
-    ir_node    *into;       /* OP_MATMUL, OP_SUM_TO: adds into this OP_SCAN_ACC instead (fuse.c) */
+    ir_node    *into;       /* OP_MATMUL, OP_SUM_TO: adds into this OP_SCAN_ACC instead; OP_DENSE:
+                               accumulates into this OP_ADD, which starts from its other term (fuse.c) */
     int64_t     step_stride;
+    int         tiled;      /* OP_PAD, OP_PAD_ADD: the slices' gradients of one sum cover its axis, each
+                               once: the pad writes no zeros, each adds by storing (fuse.c) */
 };
 
 typedef struct ir_output { const char *name; ir_node *node; loc at; } ir_output;

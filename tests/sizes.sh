@@ -70,15 +70,15 @@ refuses() {
     local rc=$?
     cat err.log
     [ $rc -eq 1 ] && [ ! -e refused.c ] &&
-        grep -q "wide.nn:1:7: error: the model's memory plan needs 152.1 GiB (163285053952 bytes), more than the limit of 16.0 GiB (17179869184 bytes, --max-memory 16G)" err.log &&
+        grep -q "wide.nn:1:7: error: the model's memory plan needs 152.1 GiB (163284988416 bytes), more than the limit of 16.0 GiB (17179869184 bytes, --max-memory 16G)" err.log &&
         grep -q "note: 'h' \[B, 3, 1024, 1024\] takes 12.0 GiB of the activations" err.log
 }
 check "--max-memory 16G refuses a 152 GiB plan, naming total, limit and largest tensors" refuses --max-memory 16G
 check "--max-memory 200G accepts it" "$NNC" wide.nn -o ok.c --max-memory 200G
 check "--max-memory 0 turns the limit off" "$NNC" wide.nn -o ok.c --max-memory 0
-check "--max-memory=163285053952 (bytes, the plan's exact size) accepts it" "$NNC" wide.nn -o ok.c --max-memory=163285053952
-check "--max-memory 163285053951 refuses it" sh -c '! "$1" wide.nn -o no.c --max-memory 163285053951' sh "$NNC"
-summary() { "$NNC" wide.nn --summary --max-memory 1M | grep -F "total 163,285,053,952"; }
+check "--max-memory=163284988416 (bytes, the plan's exact size) accepts it" "$NNC" wide.nn -o ok.c --max-memory=163284988416
+check "--max-memory 163284988415 refuses it" sh -c '! "$1" wide.nn -o no.c --max-memory 163284988415' sh "$NNC"
+summary() { "$NNC" wide.nn --summary --max-memory 1M | grep -F "total 163,284,988,416"; }
 check "--summary prints the plan's total even over the limit" summary
 bad_size() {
     "$NNC" wide.nn -o bad.c --max-memory 12X 2>err.log

@@ -511,6 +511,45 @@ static void test_fuse_chain(void) {
     unit_free(&u);
 }
 
+/* An LSTM's step: its slice of the input projections is read in place, the recurrent
+ * dense accumulates into the sum with that slice, and the gates' gradients tile the
+ * pre-activation's gradient (no zeros written first). */
+static void test_fuse_lstm_step(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput xs: [5, 3]\ntarget t: [5, 4]\nh = lstm(xs, 4)\n"
+                                     "loss = sum(h * t)\n", "fuse"), 0);
+    int views = 0, into = 0, tiled = 0, adds = 0;
+    for (int i = 0; i < u.g->nodes.n; i++) {
+        ir_node *n = ir_at(u.g, i);
+        if (n->op == OP_SCAN_X) views += n->mem == MEM_NONE;
+        if (n->op == OP_DENSE && n->into) {
+            into++;
+            CU_ASSERT_EQUAL(n->into->op, OP_ADD);
+            CU_ASSERT_EQUAL(n->mem, MEM_NONE);
+            CU_ASSERT_TRUE(n->folded);
+            CU_ASSERT_EQUAL(n->into->mem, MEM_ACT);
+        }
+        if ((n->op == OP_PAD || n->op == OP_PAD_ADD) && n->in_train) adds++, tiled += n->tiled;
+    }
+    CU_ASSERT_EQUAL(views, 1);
+    CU_ASSERT_EQUAL(into, 1);
+    CU_ASSERT_EQUAL(adds, 4);     /* the four gates */
+    CU_ASSERT_EQUAL(tiled, 4);
+    unit_free(&u);
+    /* two slices that leave a gap: zeros first, adds */
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [6] grad\ntarget t: [6]\n"
+                                     "loss = sum(slice(x, axis=0, start=0, end=2) * slice(t, axis=0, start=0, end=2)) + "
+                                     "sum(slice(x, axis=0, start=3, end=6) * slice(t, axis=0, start=3, end=6))\n", "fuse"), 0);
+    tiled = adds = 0;
+    for (int i = 0; i < u.g->nodes.n; i++) {
+        ir_node *n = ir_at(u.g, i);
+        if ((n->op == OP_PAD || n->op == OP_PAD_ADD) && n->in_train) adds++, tiled += n->tiled;
+    }
+    CU_ASSERT_EQUAL(adds, 2);
+    CU_ASSERT_EQUAL(tiled, 0);
+    unit_free(&u);
+}
+
 static void test_plan_layout(void) {
     unit u;
     CU_ASSERT_EQUAL(compile_upto(&u, MLP, "plan"), 0);
@@ -630,6 +669,7 @@ int main(void) {
         {"grad", "dense products", test_grad_dense_products},
         {"grad", "scan loops", test_grad_scan_loop},
         {"fuse", "elementwise chain", test_fuse_chain},
+        {"fuse", "an LSTM's step", test_fuse_lstm_step},
         {"plan", "layout", test_plan_layout},
         {"names", "hostile names", test_names_hostile},
         {"names", "gradients after bindings", test_names_gradients},
