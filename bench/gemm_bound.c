@@ -168,7 +168,7 @@ int main(int argc, char **argv) {
         dw[l] = buffer((size_t)dims[l + 1] * dims[l], &seed);
         flop_per_example += 2.0 * dims[l] * dims[l + 1] * (!backward ? 1 : l == 0 ? 2 : 3);
     }
-    for (int l = 0; l <= nl; l++) {
+    for (int l = 0; l <= nl && !rnn.T; l++) {
         act[l] = buffer((size_t)batch * dims[l], &seed);
         dact[l] = buffer((size_t)batch * dims[l], &seed);
     }

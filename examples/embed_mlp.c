@@ -45,7 +45,7 @@ static double accuracy(fashion_mlp *m, const float *x, const int32_t *y, int n) 
 }
 
 int main(int argc, char **argv) {
-    nnr_threads_passive(argv);   /* idle threads sleep, not spin: see README, "Threads" */
+    nnr_threads_passive(argv);   /* how idle threads wait: see README, "Threads" */
     const char *dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
     int steps = argc > 2 ? atoi(argv[2]) : 938;   /* one epoch of 64-example batches */
     float *xtr, *xte;

@@ -14,18 +14,26 @@
  * OMP_NUM_THREADS, else one per core), read once; OpenBLAS itself is then set to one
  * thread, so that its threads and nnc's never compete for the cores.
  *
- * Idle threads sleep (OMP_WAIT_POLICY=passive, nnr_threads_passive) rather than spin.
- * libgomp's default spins a worker for about 300,000 iterations after each parallel
- * region; with another process busy on a 2-core machine the spinner takes the core the
- * other thread needs, and every region's barrier then waits for a time slice.  Measured
- * on the character LSTM example, one epoch of 8 KB of text beside one CPU-burning
- * process: 1 thread 1.79 s, 2 threads 9.57 s spinning, 1.74 s passive (README, "Threads").
+ * How idle threads wait is chosen once, at start (nnr_threads_passive).  libgomp's
+ * default spins a worker for about 300,000 iterations after each parallel region; with
+ * another process busy on a 2-core machine the spinner takes the core the other thread
+ * needs, and every region's barrier then waits for a time slice.  Measured on the
+ * character LSTM example, one epoch of 8 KB of text beside one CPU-burning process:
+ * 1 thread 1.79 s, 2 threads 9.57 s spinning, 1.74 s passive.  But a thread that sleeps
+ * at once is woken for each of the LSTM's 48 small products a batch, which on an idle
+ * machine made its 2-thread epoch 1.26x that of a bounded spin (README, "Threads").  So
+ * the threads spin for NNR_SPINCOUNT iterations when the processes already running
+ * leave a core for each of them, and sleep at once otherwise.
  */
 #include "nnr.h"
 
 #include <cblas.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int nnr_nthreads = 1;
@@ -47,11 +55,71 @@ void nnr_set_threads(int n) {
     nnr_nthreads = n > 1 ? n : 1;
 }
 
+/* How long an idle thread spins before it sleeps, in libgomp's iterations: about 0.3 ms
+ * here.  The char LSTM's 2-thread epoch on an idle machine, 4 alternating rounds: 3,000
+ * iterations 0.83x the passive one, 10,000 0.79x, as fast as spinning without end. */
+#define NNR_SPINCOUNT "10000"
+
+int nnr_wait_spins(int threads, int cpus, int others) {
+    return threads > 1 && others >= 0 && (long)others + threads <= cpus;
+}
+
+/* This process's threads that are running or runnable now, or -1 without /proc. */
+static int own_running(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *t; (t = readdir(d));) {
+        if (t->d_name[0] == '.') continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", t->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        const char *state = strrchr(buf, ')');   /* "pid (comm) S ...": comm may hold spaces */
+        n += state && state[1] == ' ' && state[2] == 'R';
+    }
+    closedir(d);
+    return n;
+}
+
+/* The threads of other processes running or runnable, the kernel's procs_running less
+ * this process's own: the median of 7 looks 1 ms apart, so that a blip (a shell, a
+ * daemon waking) does not count and a busy process does; -1 when unknown (no /proc). */
+static int others_running(void) {
+    int seen[7];
+    for (int i = 0; i < 7; i++) {
+        FILE *f = fopen("/proc/stat", "r");
+        if (!f) return -1;
+        char line[256];
+        int all = -1;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "procs_running %d", &all) == 1) break;
+        fclose(f);
+        int own = own_running();
+        if (all < 0 || own < 0) return -1;
+        seen[i] = all - own;
+        for (int j = i; j > 0 && seen[j - 1] > seen[j]; j--) {   /* kept sorted */
+            int t = seen[j];
+            seen[j] = seen[j - 1];
+            seen[j - 1] = t;
+        }
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    return seen[3];
+}
+
 void nnr_threads_passive(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || !argv || !argv[0]) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int spin = nnr_wait_spins(nnr_threads(), cpus > 0 && cpus < 1 << 20 ? (int)cpus : 1, others_running());
+    const char *var = spin ? "GOMP_SPINCOUNT" : "OMP_WAIT_POLICY";
+    if (setenv(var, spin ? NNR_SPINCOUNT : "passive", 1)) return;
     execv("/proc/self/exe", argv);
-    unsetenv("OMP_WAIT_POLICY");   /* no /proc: keep libgomp's default, as loaded */
+    unsetenv(var);   /* no /proc: keep libgomp's default, as loaded */
 }
 
 /* How a product is cut: into blocks of `size` rows of C (rows) or columns (!rows). */

@@ -223,13 +223,18 @@ double nnr_gemm_sparse_limit(double below, int large);
 int  nnr_threads(void);
 void nnr_set_threads(int n);
 
-/* Makes nnc's idle threads sleep instead of spinning, for a program about to train:
- * libgomp reads OMP_WAIT_POLICY only when it is loaded, so unless the environment already
- * says (OMP_WAIT_POLICY or GOMP_SPINCOUNT), this sets OMP_WAIT_POLICY=passive and runs
- * the program again (execv of /proc/self/exe with argv); it returns only when it did not.
- * nnr_main calls it.  Why: a spinning worker on a busy machine made 2 threads 5-30x slower
- * than 1 (gemm.c). */
+/* Chooses how nnc's idle threads wait, for a program about to train: libgomp reads its
+ * wait policy only when it is loaded, so unless the environment already says
+ * (OMP_WAIT_POLICY or GOMP_SPINCOUNT), this sets GOMP_SPINCOUNT=10000 (a bounded spin)
+ * when the threads other processes are running leave a core for each of nnc's, else
+ * OMP_WAIT_POLICY=passive (sleep at once), and runs the program again (execv of
+ * /proc/self/exe with argv); it returns only when it did not.  nnr_main calls it.  Why:
+ * spinning beside a busy process made 2 threads 5-30x slower than 1, sleeping made an
+ * idle machine's small products 1.26x slower (gemm.c). */
 void nnr_threads_passive(char **argv);
+
+/* Its rule: spin when threads > 1 and others + threads <= cpus (others < 0: unknown, sleep). */
+int nnr_wait_spins(int threads, int cpus, int others);
 
 /* cblas_sgemm / cblas_dgemm cut into blocks of rows or columns of C that depend on the
  * product's shape alone, each a single-threaded cblas call, the blocks shared among

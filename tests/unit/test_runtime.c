@@ -1000,6 +1000,18 @@ static void test_sparse_limit(void) {
     nnr_set_threads(threads);
 }
 
+/* How idle threads wait: a bounded spin only when the threads other processes run leave
+ * a core for each of nnc's; sleep when they do not, when it is not known, or with one thread. */
+static void test_wait_policy(void) {
+    CU_ASSERT_TRUE(nnr_wait_spins(2, 2, 0));
+    CU_ASSERT_FALSE(nnr_wait_spins(2, 2, 1));      /* a busy process beside two threads on two cores */
+    CU_ASSERT_TRUE(nnr_wait_spins(4, 8, 4));
+    CU_ASSERT_FALSE(nnr_wait_spins(4, 8, 5));
+    CU_ASSERT_FALSE(nnr_wait_spins(2, 2, -1));     /* no /proc */
+    CU_ASSERT_FALSE(nnr_wait_spins(1, 8, 0));      /* one thread never waits */
+    CU_ASSERT_FALSE(nnr_wait_spins(16, 2, 0));     /* more threads than cores */
+}
+
 /* ---- products cut into blocks ------------------------------------------------------------- */
 
 /* nnr_sgemm against a double-precision product, for each transpose and shapes that are one
@@ -1089,6 +1101,7 @@ static const struct suite { const char *name; test tests[8]; } suites[] = {
     {"schedule", {{"values", test_schedules}}},
     {"data", {{"aligned memory", test_alloc_aligned}}},
     {"sparse products", {{"limit", test_sparse_limit}}},
+    {"threads", {{"wait policy", test_wait_policy}}},
     {"products in blocks", {{"same bits at 1-3 threads", test_gemm_blocks}}},
     {"model", {{"init", test_model_init}, {"save and load", test_model_roundtrip},
                {"load errors", test_model_load_errors}, {"finite checks", test_model_finite},
