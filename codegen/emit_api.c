@@ -42,7 +42,7 @@ static const char *const init_names[] = {"NNR_INIT_ZEROS", "NNR_INIT_ONES", "NNR
 static void emit_shape_init(FILE *o, const ir_shape *s) {
     fprintf(o, "%d, {", s->rank);
     for (int d = 0; d < s->rank; d++) fprintf(o, "%s%lld", d ? ", " : "", (long long)s->dim[d]);
-    fprintf(o, "}");
+    fprintf(o, "%s}", s->rank ? "" : "0");   /* a scalar: {0}, since ISO C has no empty braces */
 }
 
 /* The argument list of the typed step functions: one pointer per input, label, target. */
@@ -334,6 +334,7 @@ int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
     const char *P = e.P, *T = e.T;
     emit_model_comment(&e, out, arena_printf(g->a, "%s.h", P));
     fprintf(out, "#ifndef %s_NNC_H\n#define %s_NNC_H\n\n#include <stdint.h>\n#include \"nnr.h\"\n\n", e.PU, e.PU);
+    fprintf(out, "#ifdef __cplusplus\nextern \"C\" {   /* the .c file is C: compile it as C and link it from C++ */\n#endif\n\n");
     fprintf(out, "#define %s_BATCH %d   /* compiled batch size: n <= BATCH at run time */\n", e.PU, g->train.batch);
     fprintf(out, "#define %s_PARAMS %lld   /* elements of the parameter block */\n\n", e.PU, (long long)g->param_size);
     fprintf(out, "typedef struct %s %s;   /* parameters, gradients, optimizer state, activations */\n\n", P, P);
@@ -356,7 +357,7 @@ int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
                                    T, P, x->cname, P, x->cname);
     }
     fprintf(out, "const nnr_model_info *%s_info(void);   /* for nnr_main and the runtime */\n", P);
-    fprintf(out, "\n#endif\n");
+    fprintf(out, "\n#ifdef __cplusplus\n}\n#endif\n#endif\n");
     return ferror(out) ? -1 : 0;
 }
 
