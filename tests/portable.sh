@@ -80,10 +80,11 @@ int main() {
     return std::isfinite(after) && after < before ? 0 : 1;
 }
 CPP
-cxx_step() {
-    gcc -std=c11 -O1 -fopenmp -D_POSIX_C_SOURCE=200809L -I"$RUNTIME" -c fashion_mlp.c -o fashion_mlp.o &&
-        g++ -std=c++17 -Wall -Wextra -pedantic -Werror -I"$RUNTIME" -c step.cpp -o step.o &&
-        g++ step.o fashion_mlp.o "$LIB" -lopenblas -ljansson -lz -lm -fopenmp -o step &&
+cxx_step() {   # NNC_CFLAGS: the sanitizer run's flags, which its libnnr.a was built with
+    # shellcheck disable=SC2086  # flags, split into words
+    gcc -std=c11 -O1 -fopenmp -D_POSIX_C_SOURCE=200809L ${NNC_CFLAGS:-} -I"$RUNTIME" -c fashion_mlp.c -o fashion_mlp.o &&
+        g++ -std=c++17 -Wall -Wextra -pedantic -Werror ${NNC_CFLAGS:-} -I"$RUNTIME" -c step.cpp -o step.o &&
+        g++ ${NNC_CFLAGS:-} step.o fashion_mlp.o "$LIB" -lopenblas -ljansson -lz -lm -fopenmp -o step &&
         OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 ./step
 }
 check "a C++17 program links the Fashion MLP and 20 steps lower its loss" cxx_step
