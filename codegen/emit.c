@@ -179,8 +179,9 @@ const char *emit_mark(emitter *e, const ir_node *x) {
     return x->cname;
 }
 
-/* A tensor's name for a comment: its own, or that of the memory a view reads. */
+/* A tensor's name for a comment: its own, or that of the memory a view reads ("h_dense[t]"). */
 const char *emit_who(emitter *e, const ir_node *x) {
+    if (x->op == OP_SCAN_X && emit_is_slice_view(x)) return arena_printf(e->a, "%s[t]", emit_who(e, x->in[0]));
     const ir_node *s = storage_in(x, e->infer_mode);
     return s->cname ? s->cname : x->cname ? x->cname : "the expression";
 }

@@ -14,7 +14,7 @@
 /* The slices x's loop reads in place, for its comment: "h_add [256, 384) of axis 1". */
 static void collect_views(emitter *e, const ir_node *x, char *buf, size_t cap, int top) {
     if (emit_is_slice_view(x)) {
-        const char *v = x->op == OP_SCAN_X ? arena_printf(e->a, "%s[t]", emit_who(e, x->in[0]))
+        const char *v = x->op == OP_SCAN_X ? emit_who(e, x)
                         : arena_printf(e->a, "%s [%lld, %lld) of axis %d", emit_who(e, x->in[0]), (long long)x->attr[0],
                                        (long long)x->attr[1], x->axis);
         if (!strstr(buf, v) && strlen(buf) + strlen(v) + 4 < cap) {

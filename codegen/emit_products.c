@@ -5,9 +5,9 @@
  * (cblas_sgemm's arguments; runtime/gemm.c cuts it into blocks for nnc's threads) with
  * the batch stacked into its rows or its inner dimension; between two per-example tensors
  * it is a GEMM per example.  dense starts its output from the bias and accumulates the
- * product into it; a dense added to another tensor starts the sum from both.  A product that fuse.c gave a sparse path (relu's or dropout's
- * gradient on the left) counts that operand's nonzeros and, below a fraction, sums only
- * the rows they select.  A product that is a convolution goes to emit_conv.c. */
+ * product into it; a dense added to another tensor starts the sum from both.  A product
+ * that fuse.c gave a sparse path (relu's or dropout's gradient on the left) counts that
+ * operand's nonzeros and, below a fraction, sums only the rows they select.  A product that is a convolution goes to emit_conv.c. */
 #include "emit.h"
 
 /* A GEMM operand: where it is, whether it has a batch, its stored [rows, cols] and
@@ -190,44 +190,49 @@ static void emit_sparse_product(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "        }\n    }\n");
 }
 
+/* dense d's product x Wᵀ into C, over the batch's rows; beta 1 adds it to what C holds. */
+static void dense_gemm(emitter *e, FILE *o, const ir_node *d, const char *C, int beta) {
+    const ir_node *x = d->in[0], *w = d->in[1];
+    int64_t units = w->shape.dim[0], in = w->shape.dim[1], rows = ir_numel(&x->shape) / in;
+    emit_gemm(e, o, "    ", 0, 1, x->batched ? mul_n(e, rows) : arena_printf(e->a, "%lld", (long long)rows),
+              arena_printf(e->a, "%lld", (long long)units), arena_printf(e->a, "%lld", (long long)in), emit_mark(e, x),
+              in, emit_mark(e, w), in, emit_lit(e, beta), C, units);
+}
+
+/* "x [B, 128] @ w^T [512, 128] + bias": dense d's formula, for a comment. */
+static const char *dense_formula(emitter *e, const ir_node *d) {
+    const ir_node *x = d->in[0], *w = d->in[1], *bias = d->nin == 3 ? d->in[2] : NULL;
+    return arena_printf(e->a, "%s %s @ %s^T [%lld, %lld]%s%s", emit_mark(e, x), emit_shape_of(e, x), emit_mark(e, w),
+                        (long long)w->shape.dim[0], (long long)w->shape.dim[1], bias ? " + " : "",
+                        bias ? emit_mark(e, bias) : "");
+}
+
 void emit_dense(emitter *e, FILE *o, ir_node *n) {
     ir_node *x = n->in[0], *w = n->in[1], *bias = n->nin == 3 ? n->in[2] : NULL;
-    int64_t units = w->shape.dim[0], in = w->shape.dim[1], rows = ir_numel(&x->shape) / in;
-    const char *M = x->batched ? mul_n(e, rows) : arena_printf(e->a, "%lld", (long long)rows);
-    fprintf(o, "    /* %s %s = %s %s @ %s^T [%lld, %lld]%s%s */\n", n->cname, emit_shape_of(e, n), emit_mark(e, x),
-            emit_shape_of(e, x), emit_mark(e, w), (long long)units, (long long)in, bias ? " + " : "",
-            bias ? emit_mark(e, bias) : "");
+    int64_t units = w->shape.dim[0], rows = ir_numel(&x->shape) / w->shape.dim[1];
+    fprintf(o, "    /* %s %s = %s */\n", n->cname, emit_shape_of(e, n), dense_formula(e, n));
     if (bias) {
         fprintf(o, "    for (%s r = 0; r < %s; r++)   /* start from the bias, then accumulate the product */\n",
-                emit_count_type(e, x->batched ? ir_numel(&n->shape) : 1), M);
+                emit_count_type(e, x->batched ? ir_numel(&n->shape) : 1),
+                x->batched ? mul_n(e, rows) : arena_printf(e->a, "%lld", (long long)rows));
         fprintf(o, "        memcpy(%s + r * %lld, %s, %lld * sizeof(%s));\n", emit_mark(e, n), (long long)units,
                 emit_mark(e, bias), (long long)units, e->T);
     }
-    emit_gemm(e, o, "    ", 0, 1, M, arena_printf(e->a, "%lld", (long long)units),
-              arena_printf(e->a, "%lld", (long long)in), emit_mark(e, x), in, emit_mark(e, w), in,
-              bias ? emit_lit(e, 1) : emit_lit(e, 0), emit_mark(e, n), units);
+    dense_gemm(e, o, n, emit_mark(e, n), bias != NULL);
 }
 
 /* A dense product accumulated into the sum n = z + d that reads it (fuse.c,
  * plan_added_products): n starts from z plus the bias, then the GEMM adds x Wᵀ (beta = 1). */
 void emit_dense_into(emitter *e, FILE *o, ir_node *d, ir_node *n, ir_node *z) {
-    ir_node *x = d->in[0], *w = d->in[1], *bias = d->nin == 3 ? d->in[2] : NULL;
-    int64_t units = w->shape.dim[0], in = w->shape.dim[1], rows = ir_numel(&x->shape) / in;
-    const char *M = x->batched ? mul_n(e, rows) : arena_printf(e->a, "%lld", (long long)rows);
-    const char *zs = z->op == OP_CONST ? emit_lit(e, z->attr[0])
-                     : emit_is_slice_view(z) && z->op == OP_SCAN_X ? arena_printf(e->a, "%s[t]", emit_who(e, z->in[0]))
-                     : emit_who(e, z);
-    fprintf(o, "    /* %s %s = %s + %s %s @ %s^T [%lld, %lld]%s%s: the GEMM adds the product to %s%s */\n",
-            emit_mark(e, n), emit_shape_of(e, n), zs, emit_mark(e, x), emit_shape_of(e, x), emit_mark(e, w),
-            (long long)units, (long long)in, bias ? " + " : "", bias ? emit_mark(e, bias) : "", zs,
-            bias ? " plus the bias" : "");
+    ir_node *bias = d->nin == 3 ? d->in[2] : NULL;
+    const char *zs = z->op == OP_CONST ? emit_lit(e, z->attr[0]) : emit_who(e, z);
+    fprintf(o, "    /* %s %s = %s + %s: the sum starts from %s%s, the GEMM adds the product */\n", emit_mark(e, n),
+            emit_shape_of(e, n), zs, dense_formula(e, d), zs, bias ? " plus the bias" : "");
     ictx c = emit_layout_ctx(n);   /* nested: the last axis's variable indexes the bias */
     const char *ind = emit_open_loops(e, o, &c, "    ", 1);
     emit_stmt_open(e);
     const char *v = emit_read_at(e, z, &c);
     const char *b = bias ? arena_printf(e->a, " + %s[%s]", emit_mark(e, bias), c.v[c.rank - 1]) : "";
     emit_stmt_close(e, o, ind, arena_printf(e->a, "%s[%s] = %s%s;", emit_mark(e, n), emit_index_of(e, n, &c), v, b));
-    emit_gemm(e, o, "    ", 0, 1, M, arena_printf(e->a, "%lld", (long long)units),
-              arena_printf(e->a, "%lld", (long long)in), emit_mark(e, x), in, emit_mark(e, w), in, emit_lit(e, 1),
-              emit_mark(e, n), units);
+    dense_gemm(e, o, d, emit_mark(e, n), 1);
 }

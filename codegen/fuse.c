@@ -469,8 +469,7 @@ static int by_start(const void *a, const void *b) {
  * pad to the chain of in-place adds that follows it, one sort checks the parts. */
 static void plan_tiled_pads(ir_graph *g) {
     int nn = g->nodes.n;
-    ir_node **next = arena_alloc(g->a, sizeof(ir_node *) * (size_t)nn), **parts = NULL;
-    memset(next, 0, sizeof(ir_node *) * (size_t)nn);
+    ir_node **next = arena_alloc(g->a, sizeof(ir_node *) * (size_t)nn), **parts = NULL;   /* zeroed */
     for (int i = 0; i < nn; i++)
         if (ir_at(g, i)->op == OP_PAD_ADD) next[ir_at(g, i)->in[0]->id] = ir_at(g, i);
     for (int i = 0; i < nn; i++) {

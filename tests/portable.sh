@@ -36,24 +36,28 @@ for f in "$SRC"/examples/*.nn "$SRC"/examples/*/*.nn "$SRC"/tests/gradcheck/*.nn
         continue
     fi
     models=$((models + 1))
-    bad=""
+    bad="" log=""
+    compile() {   # compile LOG WHAT COMMAND...: notes a failure, and the first one's log
+        local out=$1 what=$2
+        shift 2
+        "$@" >"$out" 2>&1 && return
+        bad="$bad $what"
+        log=${log:-$out}
+    }
     for cc in "${compilers[@]}"; do
         for std in c99 c11; do
-            $cc -std=$std "${flags[@]}" "$name.c" >"$name.$cc.$std.log" 2>&1 || bad="$bad $cc/$std"
+            compile "$name.$cc.$std.log" "$cc/$std" $cc -std=$std "${flags[@]}" "$name.c"
         done
     done
     p=$(prefix "$name.h")
     printf '#include "%s.h"\nint main() { return %s_info() == nullptr; }\n' "$name" "$p" >"$name.cpp"
     for cc in "${cxx[@]}"; do
-        $cc -std=c++17 "${flags[@]}" "$name.cpp" >"$name.$cc.log" 2>&1 || bad="$bad $cc/c++17"
+        compile "$name.$cc.log" "$cc/c++17" $cc -std=c++17 "${flags[@]}" "$name.cpp"
     done
     if [ -z "$bad" ]; then
         pass "$name: C99 and C11 (${compilers[*]}), its header in C++17 (${cxx[*]})"
     else
-        first=${bad# }
-        first=${first%% *}
-        fail "$name: warnings or errors under$bad" "$name.${first%/*}.${first#*/}.log"
-        [ -f "$name.${first%/*}.log" ] && show_failure "$name.${first%/*}.log"
+        fail "$name: warnings or errors under$bad" "$log"
     fi
 done
 check "at least 90 models were compiled (found $models)" [ "$models" -ge 90 ]
