@@ -3,8 +3,11 @@
 # when any is missing.  As root it runs apt-get; otherwise it prints the command to run.
 # Sourced by the other scripts; also runnable alone.
 set -eu
+# g++ and man-db are for the tests: the generated header from C++, the C++ consumer
+# project (tests/portable.sh, tests/consumer.sh), and the installed man pages (man -l)
 NNC_PACKAGES="gcc make cmake pkg-config flex bison libopenblas-dev libcunit1-dev zlib1g-dev
-libjansson-dev dataset-fashion-mnist wamerican python3 clang libclang-rt-dev libomp-dev valgrind"
+libjansson-dev dataset-fashion-mnist wamerican python3 clang libclang-rt-dev libomp-dev valgrind
+g++ man-db"
 missing=""
 for p in $NNC_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
