@@ -4,12 +4,17 @@
  * (one arena, one diagnostics sink, one IR graph): parse, lower to IR, infer shapes,
  * differentiate, fuse, plan memory, name.  `--dump-ir` prints the IR after every pass
  * from `lower` on.  The requested output (C and header, --exe, --summary, --emit,
- * --graph) is written from the final graph.  Exit status: 0 success, 1 errors in the
- * model, 2 usage or I/O errors (SPEC §2). */
+ * --graph) is written from the final graph, to the files -o and --header name, where
+ * `-` is standard input or output; how the options fit together is checked before the
+ * model is read.  Exit status: 0 success, 1 errors in the model, 2 usage or I/O errors
+ * (README.md, "The nnc command"). */
 #include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "ast.h"
 #include "codegen.h"
@@ -21,8 +26,8 @@
 #endif
 
 typedef struct options {
-    const char *input, *output, *emit, *dtype, *max_memory;
-    int exe, summary, graph, dump_ir, verbose;
+    const char *input, *output, *header, *emit, *dtype, *max_memory;
+    int exe, summary, graph, dump_ir, verbose, help, version;
     int64_t memory_limit;  /* bytes; 0: none */
 } options;
 
@@ -93,14 +98,18 @@ static int compile(compilation *c) {
 
 /* ---- outputs ----------------------------------------------------------------------- */
 
-static char *replace_ext(const char *path, const char *ext) {
+/* `-` names standard input (the model) and standard output (-o, --header).  Every output
+ * goes through write_to, so each one treats `-` alike and reports a failed write, a full
+ * disk included, as an I/O error (exit 2). */
+static int is_std(const char *path) { return path && !strcmp(path, "-"); }
+
+static const char *shown(const char *path) { return !path || is_std(path) ? "standard output" : path; }
+
+/* PATH with its extension (if any) replaced by EXT, in the arena. */
+static char *replace_ext(arena *a, const char *path, const char *ext) {
     const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
-    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - path) : strlen(path);
-    char *s = malloc(stem + strlen(ext) + 1);
-    if (!s) return NULL;
-    memcpy(s, path, stem);
-    strcpy(s + stem, ext);
-    return s;
+    int stem = (int)(dot && dot != path && (!slash || dot > slash + 1) ? dot - path : (ptrdiff_t)strlen(path));
+    return arena_printf(a, "%.*s%s", stem, path, ext);
 }
 
 static const char *base_name(const char *path) {
@@ -108,81 +117,179 @@ static const char *base_name(const char *path) {
     return slash ? slash + 1 : path;
 }
 
-static int write_file(compilation *c, const char *path,
-                      int (*emit)(ir_graph *, FILE *, const emit_opts *), const emit_opts *eo) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "nnc: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    int rc = emit(c->g, f, eo);
-    if (fclose(f) != 0 || rc != 0) {
-        fprintf(stderr, "nnc: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+static int has_ext(const char *path, const char *ext) {
+    size_t n = strlen(path), e = strlen(ext);
+    return n > e && !strcmp(path + n - e, ext) && path[n - e - 1] != '/';
 }
 
-/* model.c and model.h (codegen/emit_api.c, the kernels in codegen/emit_*.c); with --exe
- * also the trainer program (codegen/build.c). */
-static int write_outputs(compilation *c) {
-    const options *o = c->opt;
-    char *stem = o->output ? strdup(o->output) : replace_ext(base_name(o->input), "");
-    if (!o->exe && o->output) {
-        free(stem);
-        stem = replace_ext(o->output, "");
-    }
-    char *cpath = malloc(strlen(stem) + 3), *hpath = malloc(strlen(stem) + 3);
-    sprintf(cpath, "%s.c", stem);
-    sprintf(hpath, "%s.h", stem);
-    const char *cfile = o->exe || !o->output ? cpath : o->output;
-    emit_opts eo = {base_name(hpath), o->input, NULL, o->exe};
-    int rc = write_file(c, hpath, emit_h, &eo) || write_file(c, cfile, emit_c, &eo);
-    if (rc == 0 && o->exe && build_exe(cfile, stem, o->verbose) != 0) rc = -1;
-    free(stem);
-    free(cpath);
-    free(hpath);
-    return rc ? -1 : 0;
+/* Whether two paths name one file: the same text, or one existing file reached twice
+ * (./m.nn, a hard link). */
+static int same_file(const char *p, const char *q) {
+    struct stat a, b;
+    if (!p || !q || is_std(p) || is_std(q)) return 0;
+    if (!strcmp(p, q)) return 1;
+    return stat(p, &a) == 0 && stat(q, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-static int write_graph(compilation *c) {
-    const char *path = c->opt->output;
-    FILE *f = path && strcmp(path, "-") ? fopen(path, "w") : stdout;
-    if (!f) {
-        fprintf(stderr, "nnc: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
+typedef int (*writer)(compilation *, FILE *, const emit_opts *);
+
+static int put_c(compilation *c, FILE *f, const emit_opts *eo) { return emit_c(c->g, f, eo); }
+static int put_h(compilation *c, FILE *f, const emit_opts *eo) { return emit_h(c->g, f, eo); }
+static int put_summary(compilation *c, FILE *f, const emit_opts *eo) {
+    (void)eo;
+    return fputs(summary_text(c->g), f) < 0 ? -1 : 0;
+}
+static int put_graph(compilation *c, FILE *f, const emit_opts *eo) {
+    (void)eo;
     graph_dot(c->g, f);
-    if (f != stdout && fclose(f) != 0) {
+    return ferror(f) ? -1 : 0;
+}
+
+/* Writes one output to PATH (NULL or "-": standard output). */
+static int write_to(compilation *c, const char *path, writer put, const emit_opts *eo) {
+    FILE *f = !path || is_std(path) ? stdout : fopen(path, "w");
+    if (!f) {
         fprintf(stderr, "nnc: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
+    errno = 0;
+    int failed = put(c, f, eo) != 0;
+    failed |= f == stdout ? fflush(f) != 0 || ferror(f) : fclose(f) != 0;
+    if (failed) {
+        int err = errno ? errno : EIO;
+        struct stat st;  /* a truncated C file must not look up to date to make; /dev/full stays */
+        if (f != stdout && stat(path, &st) == 0 && S_ISREG(st.st_mode)) remove(path);
+        fprintf(stderr, "nnc: cannot write %s: %s\n", shown(path), strerror(err));
+        return -1;
+    }
     return 0;
+}
+
+/* Where the C file, its header and the --exe program go (README.md, "The nnc command"). */
+typedef struct targets {
+    const char *cfile;     /* "-": standard output */
+    const char *hfile;     /* "-": standard output; NULL: none (-o - without --header) */
+    const char *program;   /* --exe; else NULL */
+} targets;
+
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("nnc: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n", stderr);
+    va_end(ap);
+    return -1;
+}
+
+/* Fills T from -o, --header and --exe, or says why they do not fit together and returns
+ * -1 (a usage error, found before the model is read). */
+static int place_outputs(const options *o, arena *a, targets *t) {
+    int from_stdin = is_std(o->input);
+    *t = (targets){0};
+    if (o->summary || o->graph || o->emit) {  /* one text, -o or standard output */
+        if (o->header) return usage_error("--header goes with the C output: nnc MODEL.nn -o FILE.c --header FILE.h");
+        t->cfile = o->output ? o->output : "-";
+    } else if (o->exe) {
+        if (is_std(o->output))
+            return usage_error("--exe writes a program, which cannot go to standard output; name it with -o PROGRAM");
+        if (o->output && (has_ext(o->output, ".c") || has_ext(o->output, ".h")))
+            return usage_error("with --exe, -o names the program, not its C file: -o %s would make a program "
+                               "named %s beside %s.c; try -o PROGRAM, which writes PROGRAM, PROGRAM.c and PROGRAM.h",
+                               o->output, o->output, o->output);
+        if (o->header)
+            return usage_error("--exe keeps the header beside the program's C file (PROGRAM.h); --header goes with "
+                               "nnc MODEL.nn -o FILE.c");
+        if (!o->output && from_stdin)
+            return usage_error("the model comes from standard input: name the program with -o PROGRAM");
+        const char *stem = o->output ? o->output : replace_ext(a, base_name(o->input), "");
+        /* "./" keeps a name that starts with '-' from reading as an option to the C compiler */
+        if (stem[0] == '-') stem = arena_printf(a, "./%s", stem);
+        t->program = stem;
+        t->cfile = arena_printf(a, "%s.c", stem);
+        t->hfile = arena_printf(a, "%s.h", stem);
+    } else {
+        if (!o->output && from_stdin)
+            return usage_error("the model comes from standard input: name the output with -o FILE, or -o - for "
+                               "standard output");
+        if (is_std(o->output) && is_std(o->header))
+            return usage_error("-o - and --header - would both write to standard output; name the header with "
+                               "--header FILE");
+        t->cfile = o->output ? o->output : replace_ext(a, base_name(o->input), ".c");
+        t->hfile = o->header ? o->header : is_std(t->cfile) ? NULL : replace_ext(a, t->cfile, ".h");
+        if (same_file(t->cfile, t->hfile))
+            return usage_error("the C file and its header would both be %s; name the C file FILE.c, or the "
+                               "header with --header FILE", t->cfile);
+    }
+    const char *outs[] = {t->cfile, t->hfile, t->program};
+    for (int i = 0; i < 3; i++)
+        if (same_file(outs[i], o->input))
+            return usage_error("%s is the model file; nnc does not write over its input", outs[i]);
+    return 0;
+}
+
+/* The header's name as the C file includes it: the header's own name, else the one it
+ * would have beside the C file, beside the model file or, for a model read from
+ * standard input, the model's name. */
+static const char *include_name(compilation *c, const targets *t) {
+    if (t->hfile && !is_std(t->hfile)) return base_name(t->hfile);
+    if (!is_std(t->cfile)) return base_name(replace_ext(&c->a, t->cfile, ".h"));
+    if (!is_std(c->opt->input)) return replace_ext(&c->a, base_name(c->opt->input), ".h");
+    return arena_printf(&c->a, "%s.h", c->g->model);
+}
+
+/* The requested output: the --summary table, the --graph, the --emit function, or the
+ * C file and its header (codegen/emit_api.c, the kernels in codegen/emit_*.c), with
+ * --exe also the trainer program (codegen/build.c).  The header is written first, so a
+ * C file on disk always has its header.  -1 after an I/O error (exit 2). */
+static int write_outputs(compilation *c, const targets *t) {
+    const options *o = c->opt;
+    emit_opts eo = {include_name(c, t), c->src->path, o->emit, o->exe};
+    if (o->summary) return write_to(c, t->cfile, put_summary, &eo);
+    if (o->graph) return write_to(c, t->cfile, put_graph, &eo);
+    if (o->emit) return write_to(c, t->cfile, put_c, &eo);
+    if (t->hfile && write_to(c, t->hfile, put_h, &eo)) return -1;
+    if (write_to(c, t->cfile, put_c, &eo)) return -1;
+    return t->program ? build_exe(t->cfile, t->program, o->verbose) : 0;
 }
 
 /* ---- command line ------------------------------------------------------------------- */
 
 static void usage(FILE *f) {
-    fputs("usage: nnc MODEL.nn [-o FILE] [options]\n"
+    fputs("usage: nnc MODEL.nn [-o FILE] [--header FILE] [options]\n"
           "\n"
           "  nnc MODEL.nn -o model.c        write model.c and model.h (forward, backward, update)\n"
           "  nnc MODEL.nn --exe -o model    also compile and link the trainer program `model`\n"
           "                                 (keeping model.c and model.h beside it)\n"
           "  nnc MODEL.nn --summary         table: name, op, output shape, parameters, FLOPs, bytes\n"
-          "  nnc MODEL.nn --emit PASS       print one generated function: forward, backward, update\n"
+          "  nnc MODEL.nn --emit PASS       print one generated function: forward, backward,\n"
+          "                                 update or infer\n"
           "  nnc MODEL.nn --graph -o g.dot  forward and backward graphs for Graphviz (dot -Tpng)\n"
+          "\n"
+          "files:\n"
+          "  -o FILE           where the output goes; without -o the C goes to MODEL.c and MODEL.h\n"
+          "                    in the current directory, the other outputs to standard output\n"
+          "  --header FILE     where the header goes (default: beside the C file, FILE.h);\n"
+          "                    the C file includes it by its base name\n"
+          "  -                 standard input as MODEL.nn (diagnostics name it <stdin>), standard\n"
+          "                    output as -o or --header FILE.  -o - prints the C and writes no\n"
+          "                    header unless --header names one (-o - --header - is refused)\n"
+          "  --exe -o PROGRAM  names the program: it cannot be -, and a name ending in .c or .h\n"
+          "                    is refused (-o m.c would make a program named m.c)\n"
           "\n"
           "options:\n"
           "  --dtype f32|f64   precision of every float tensor (default f32; f64 uses dgemm)\n"
           "  --max-memory SIZE refuse a model whose memory plan (params, grads, optimizer state,\n"
           "                    activations) is larger: bytes, or with K, M, G or T (powers of 1024);\n"
           "                    0 or none: no limit (default: the machine's physical memory)\n"
-          "  --dump-ir         print the IR after each pass to stderr\n"
+          "  --dump-ir         print the IR after each pass to standard error\n"
           "  -v                print the C compiler command (--exe)\n"
           "  --help, --version\n"
           "\n"
           "environment: NNC_CC (C compiler, default cc), NNC_CFLAGS (extra flags for --exe)\n"
-          "exit status: 0 success, 1 errors in the model, 2 usage or I/O error\n", f);
+          "exit status: 0 success; 1 errors in the model (diagnostics on standard error);\n"
+          "             2 usage error, a file that cannot be read or written, or --exe's C\n"
+          "             compiler failing\n", f);
 }
 
 /* "512M", "16G", "1048576", "none": bytes (K, M, G, T are powers of 1024; a trailing B or
@@ -226,10 +333,12 @@ static int parse_args(int argc, char **argv, options *o) {
         const char *a = argv[i];
         const char **value = NULL;
         if (!strcmp(a, "-o")) value = &o->output;
+        else if (!strcmp(a, "--header")) value = &o->header;
         else if (!strcmp(a, "--emit")) value = &o->emit;
         else if (!strcmp(a, "--dtype")) value = &o->dtype;
         else if (!strcmp(a, "--max-memory")) value = &o->max_memory;
         else if (!strncmp(a, "--max-memory=", 13)) o->max_memory = a + 13;
+        else if (!strncmp(a, "--header=", 9)) o->header = a + 9;
         else if (!strncmp(a, "--emit=", 7)) o->emit = a + 7;
         else if (!strncmp(a, "--dtype=", 8)) o->dtype = a + 8;
         else if (!strcmp(a, "--exe")) o->exe = 1;
@@ -237,6 +346,8 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--graph")) o->graph = 1;
         else if (!strcmp(a, "--dump-ir")) o->dump_ir = 1;
         else if (!strcmp(a, "-v")) o->verbose = 1;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) o->help = 1;
+        else if (!strcmp(a, "--version")) o->version = 1;
         else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "nnc: unknown option '%s' (see nnc --help)\n", a);
             return -1;
@@ -254,8 +365,13 @@ static int parse_args(int argc, char **argv, options *o) {
             *value = argv[i];
         }
     }
+    if (o->help || o->version) return 0;  /* anywhere on the line, as in most commands */
     if (!o->input) {
         fprintf(stderr, "nnc: no model file given (see nnc --help)\n");
+        return -1;
+    }
+    if (o->exe + o->summary + o->graph + (o->emit != NULL) > 1) {
+        fprintf(stderr, "nnc: --exe, --summary, --emit and --graph each make one output; give one of them\n");
         return -1;
     }
     if (o->dtype && strcmp(o->dtype, "f32") && strcmp(o->dtype, "f64")) {
@@ -271,37 +387,31 @@ static int parse_args(int argc, char **argv, options *o) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        usage(stdout);
-        return 0;
-    }
-    if (argc == 2 && !strcmp(argv[1], "--version")) {
-        printf("nnc %s\n", NNC_VERSION);
-        return 0;
-    }
     options opt = {0};
-    if (parse_args(argc, argv, &opt)) return 2;
+    targets out;
     compilation c = {.opt = &opt};
-    c.src = source_read(&c.a, opt.input);
-    if (!c.src) {
-        fprintf(stderr, "nnc: cannot read %s: %s\n", opt.input, strerror(errno));
+    if (parse_args(argc, argv, &opt)) return 2;
+    if (opt.help || opt.version) {
+        if (opt.help) usage(stdout);
+        else printf("nnc %s\n", NNC_VERSION);
+        if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+        fprintf(stderr, "nnc: cannot write standard output: %s\n", strerror(errno ? errno : EIO));
+        return 2;
+    }
+    if (place_outputs(&opt, &c.a, &out)) {
         arena_free(&c.a);
         return 2;
     }
-    diag_init(&c.d, c.src, stderr);
-    int status = 0;
-    if (compile(&c) != 0) {
-        status = 1;
-    } else if (opt.summary) {
-        fputs(summary_text(c.g), stdout);
-    } else if (opt.emit) {
-        emit_opts eo = {"model.h", opt.input, opt.emit, 0};
-        status = emit_c(c.g, stdout, &eo) ? 2 : 0;
-    } else if (opt.graph) {
-        status = write_graph(&c) ? 2 : 0;
-    } else {
-        status = write_outputs(&c) ? 2 : 0;
+    c.src = source_read(&c.a, opt.input);
+    if (!c.src) {
+        fprintf(stderr, "nnc: cannot read %s: %s\n", is_std(opt.input) ? "standard input" : opt.input,
+                strerror(errno));
+        arena_free(&c.a);
+        return 2;
     }
+    if (is_std(opt.input)) c.src->path = "<stdin>";  /* as C compilers name it in diagnostics */
+    diag_init(&c.d, c.src, stderr);
+    int status = compile(&c) != 0 ? 1 : write_outputs(&c, &out) ? 2 : 0;
     if (status == 1 && c.d.errors > 1)
         fprintf(stderr, "%d errors generated.\n", c.d.errors > c.d.max_errors ? c.d.max_errors : c.d.errors);
     arena_free(&c.a);

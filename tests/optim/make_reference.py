@@ -16,7 +16,7 @@ The model is the one run.sh compiles:
     h = tanh(dense(x, 4)); out = dense(h, 3); loss = mse(out, t)
 as two float64 torch.nn.Linear layers; nnc's mse (mean over the 3 outputs, then mean over
 the batch) is F.mse_loss over the whole [8, 3].  Each case's train block (cases.txt) is
-mapped onto torch.optim as SPEC §1 says:
+mapped onto torch.optim as docs/language.md ("Optimizers") says:
   sgd(lr)              SGD(lr)                          (nnc's default lr 0.01)
   momentum(lr, mu)     SGD(lr, momentum=mu)             (dampening 0; nnc's defaults 0.01, 0.9)
   nesterov(lr, mu)     SGD(lr, momentum=mu, nesterov=True)
@@ -26,7 +26,7 @@ mapped onto torch.optim as SPEC §1 says:
 Arguments a case leaves out are left out of the torch.optim call too, so the *_default cases
 check nnc's defaults against PyTorch's own.  weight_decay = w is the optimizer's
 weight_decay; clip_value = v is torch.nn.utils.clip_grad_value_(params, v), then clip_norm = c
-is torch.nn.utils.clip_grad_norm_(params, c), both before step() (SPEC §1's order).
+is torch.nn.utils.clip_grad_norm_(params, c), both before step() (the order docs/language.md gives).
 Schedules, stepped once per epoch after the optimizer step (t = epoch from 0):
   step(every, gamma) StepLR; exponential(gamma) ExponentialLR; cosine(t_max)
   CosineAnnealingLR(eta_min=0); polynomial(alpha, beta, gamma): lr = alpha / (beta + t)^gamma

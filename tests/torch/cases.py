@@ -1,6 +1,6 @@
-"""nnc's own conformance cases against PyTorch, in the format of ../shared/conformance:
-run with  ../shared/conformance/check.py build/nnc tests/torch/cases.py  (scripts/conformance.sh
-runs the shared cases and these).  Models mix ops the way users write them: residual sums,
+"""nnc's own conformance cases against PyTorch, in the case format of tests/torch/check.py:
+run with  /usr/bin/python3 tests/torch/check.py build/nnc tests/torch/cases.py
+(scripts/conformance.sh runs these and the other files here).  Models mix ops the way users write them: residual sums,
 concatenated branches, several losses added, regularizers on named parameters, reductions
 over an axis, layout ops.  Each case is the model in nnc's language and the same model in
 PyTorch (float64), compared on loss and every gradient."""

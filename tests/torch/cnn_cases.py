@@ -1,6 +1,6 @@
 """nnc's conformance cases for convolutions, pooling and batchnorm against PyTorch, in the
-format of ../shared/conformance: run with
-    /usr/bin/python3 ../shared/conformance/check.py build/nnc tests/torch/cnn_cases.py
+case format of tests/torch/check.py: run with
+    /usr/bin/python3 tests/torch/check.py build/nnc tests/torch/cnn_cases.py
 Each case is a model in nnc's language and the same model in PyTorch (float64), compared
 on loss and every gradient.  Inputs are channel-first per example: conv2d/pooling take
 [C, H, W], conv1d takes [C, L] (PyTorch's layouts without the batch).  Covered: conv2d

@@ -5,7 +5,7 @@ or over the whole example, a softmax, a layout op (transpose, flatten, concat, s
 product (`dense`, `@ param`, or `@` between two per-example tensors) or a power.  The loss
 adds every binding's (and input's) weighted sum, so each gradient flows back through
 several readers.  Compared on loss, every parameter's gradient and the inputs' gradients
-by ../shared/conformance/check.py (scripts/conformance.sh runs it).  The graphs come from
+by tests/torch/check.py (scripts/conformance.sh runs it).  The graphs come from
 a fixed seed: every run checks the same ones.  They exercise what the hand-written cases
 combine only a few ways: which loops fusion merges, which tensors it reads in place,
 broadcasting in both directions, gradients summed from several readers, ties at a max or

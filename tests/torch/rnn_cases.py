@@ -2,14 +2,12 @@
 torch.nn.RNN / nn.LSTM / nn.GRU themselves, run on nnc's parameters loaded by name — the
 module's state dict is the parameters under the binding's prefix (`h.weight_ih_l0` is
 the module `h`'s `weight_ih_l0`), with no renaming — through functional_call, so autograd
-sees them; compared on loss and gradients by ../shared/conformance/check.py
-(scripts/conformance.sh runs it).  Initial states are [layers, hidden] per example in
-nnc, [layers, batch, hidden] in PyTorch."""
-import os
+sees them; compared on loss and gradients by tests/torch/check.py (scripts/conformance.sh
+runs it in f32, and in f64 with --tol 1e-6).  Initial states are [layers, hidden] per
+example in nnc, [layers, batch, hidden] in PyTorch."""
 import torch
 import torch.nn.functional as F
 
-TOL = float(os.environ.get("NNC_CONFORMANCE_TOL", "2e-3"))   # scripts/conformance.sh: 1e-6 in f64
 
 MODULES = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 
@@ -60,7 +58,7 @@ train { batch = 8 }
 """,
         params={"e.weight": [10, 4]},
         batch={"ids": ("class", 10, [6]), "t": ("float", [6, 4])},
-        n=5, tol=TOL,
+        n=5,
         torch=lambda p, b: F.mse_loss(torch.tanh(F.embedding(b["ids"], p["e.weight"])), b["t"]),
     ),
     "rnn": dict(
@@ -73,7 +71,7 @@ train { batch = 8 }
 """,
         params=names("h", "rnn", 3, 5),
         batch={"xs": ("float", [7, 3]), "t": ("float", [7, 5])},
-        n=6, input_grads=["xs"], tol=TOL,
+        n=6, input_grads=["xs"],
         torch=lambda p, b: F.mse_loss(rec("rnn", p, "h", b["xs"], 3, 5), b["t"]),
     ),
     "lstm": dict(
@@ -86,7 +84,7 @@ train { batch = 8 }
 """,
         params=names("h", "lstm", 4, 3),
         batch={"xs": ("float", [6, 4]), "t": ("float", [6, 3])},
-        n=5, input_grads=["xs"], tol=TOL,
+        n=5, input_grads=["xs"],
         torch=lambda p, b: F.mse_loss(rec("lstm", p, "h", b["xs"], 4, 3), b["t"]),
     ),
     # a character model in miniature: embedding, lstm, the last step, a classifier
@@ -103,7 +101,7 @@ train { batch = 4 }
 """,
         params={"e.weight": [12, 5], **names("h", "lstm", 5, 6), "logits.weight": [12, 6], "logits.bias": [12]},
         batch={"ids": ("class", 12, [8]), "y": ("class", 12, [])},
-        n=4, tol=TOL,
+        n=4,
         torch=lambda p, b: F.cross_entropy(
             lin(p, "logits", rec("lstm", p, "h", F.embedding(b["ids"], p["e.weight"]), 5, 6)[:, -1]), b["y"]),
     ),
@@ -120,7 +118,7 @@ train { batch = 4 }
 """,
         params=names("h", "lstm", 3, 4),
         batch={"xs": ("float", [7, 3]), "t": ("float", [2, 4])},
-        n=3, input_grads=["xs"], tol=TOL,
+        n=3, input_grads=["xs"],
         torch=lambda p, b: (lambda h: F.mse_loss(h[:, 3:5], b["t"]) + torch.tanh(h[:, 0:1]).sum() / h.shape[0]
                             + 2 * h[:, -1:].sum() / h.shape[0] + (h * h).mean())(rec("lstm", p, "h", b["xs"], 3, 4)),
     ),
@@ -136,7 +134,7 @@ train { batch = 8 }
 """,
         params=names("h", "gru", 3, 4),
         batch={"xs": ("float", [6, 3]), "h0": ("float", [4]), "t": ("float", [6, 4])},
-        n=5, input_grads=["xs", "h0"], tol=TOL,
+        n=5, input_grads=["xs", "h0"],
         torch=lambda p, b: F.mse_loss(rec("gru", p, "h", b["xs"], 3, 4, h0=b["h0"]), b["t"]),
     ),
     # gru, two layers stacked, initial states [layers, hidden]
@@ -151,7 +149,7 @@ train { batch = 8 }
 """,
         params=names("h", "gru", 3, 4, 2),
         batch={"xs": ("float", [5, 3]), "h0": ("float", [2, 4]), "t": ("float", [5, 4])},
-        n=5, input_grads=["xs", "h0"], tol=TOL,
+        n=5, input_grads=["xs", "h0"],
         torch=lambda p, b: F.mse_loss(rec("gru", p, "h", b["xs"], 3, 4, 2, h0=b["h0"]), b["t"]),
     ),
     # lstm, two layers, h0 and c0 given; only the last step is used
@@ -169,7 +167,7 @@ train { batch = 8 }
 """,
         params={**names("h", "lstm", 3, 5, 2), "z.weight": [3, 5], "z.bias": [3]},
         batch={"xs": ("float", [7, 3]), "h0": ("float", [2, 5]), "c0": ("float", [2, 5]), "y": ("class", 3, [])},
-        n=6, input_grads=["xs", "h0", "c0"], tol=TOL,
+        n=6, input_grads=["xs", "h0", "c0"],
         torch=lambda p, b: F.cross_entropy(
             lin(p, "z", rec("lstm", p, "h", b["xs"], 3, 5, 2, h0=b["h0"], c0=b["c0"])[:, -1]), b["y"]),
     ),
@@ -187,7 +185,7 @@ train { batch = 8 }
 """,
         params={"s.weight": [6, 3], "s.bias": [6], **names("h", "rnn", 2, 3, 2)},
         batch={"xs": ("float", [4, 2]), "z": ("float", [3]), "t": ("float", [4, 3])},
-        n=5, input_grads=["xs"], tol=TOL,
+        n=5, input_grads=["xs"],
         torch=lambda p, b: F.mse_loss(rec("rnn", p, "h", b["xs"], 2, 3, 2,
                                           h0=torch.tanh(lin(p, "s", b["z"])).reshape(-1, 2, 3)), b["t"]),
     ),

@@ -1,12 +1,9 @@
 """Functions, repeat, share= and scan against PyTorch (issue 23): the same models written as
 PyTorch code on nnc's parameters, by name, compared on loss and every gradient by
-../shared/conformance/check.py.  scripts/conformance.sh runs these in f32 and again in
-f64 (tests/torch/nnc_f64), where the tolerance is 1e-6 (NNC_CONFORMANCE_TOL)."""
-import os
+tests/torch/check.py.  scripts/conformance.sh runs these in f32 and again in f64
+(check.py --dtype f64 --tol 1e-6), where loss and every gradient must agree to 1e-6."""
 import torch
 import torch.nn.functional as F
-
-TOL = float(os.environ.get("NNC_CONFORMANCE_TOL", "2e-3"))
 
 
 def lin(p, name, x, bias=True):
@@ -65,7 +62,7 @@ train { batch = 8 }
 """,
         params={"hs.0.weight": [5, 3], "hs.0.bias": [5], "hs.1.weight": [5, 5]},
         batch={"xs": ("float", [6, 3]), "t": ("float", [6, 5])},
-        n=5, input_grads=["xs"], tol=TOL,
+        n=5, input_grads=["xs"],
         torch=lambda p, b: F.mse_loss(scan(lambda h, x: cell(p, h, x), b["xs"],
                                            torch.zeros(b["xs"].shape[0], 5, dtype=b["xs"].dtype)), b["t"]),
     ),
@@ -93,7 +90,7 @@ train { batch = 8 }
 """,
         params={**gate_params("hs", 3, 4), "z.weight": [3, 4], "z.bias": [3]},
         batch={"xs": ("float", [5, 3]), "h0": ("float", [4]), "c0": ("float", [4]), "y": ("class", 3, [])},
-        n=5, input_grads=["xs", "h0", "c0"], tol=TOL,
+        n=5, input_grads=["xs", "h0", "c0"],
         torch=lambda p, b: (lambda hc: F.cross_entropy(lin(p, "z", hc[0][:, -1]), b["y"]) + 0.1 * hc[1].mean())(
             scan(lambda s, x: lstm_cell(p, s, x), b["xs"], (b["h0"], b["c0"]))),
     ),
@@ -117,7 +114,7 @@ train { batch = 8 }
                                                          f"h.{i}.weight": [6, 6], f"h.{i}.bias": [6]}.items()},
                 "z.weight": [4, 6], "z.bias": [4]},
         batch={"x": ("float", [5]), "y": ("class", 4, [])},
-        n=6, tol=TOL,
+        n=6,
         torch=lambda p, b: F.cross_entropy(lin(p, "z", block(p, "h.2", block(p, "h.1", block(
             p, "h.0", torch.tanh(lin(p, "h0", b["x"])))))), b["y"]),
     ),
@@ -139,7 +136,7 @@ train { batch = 8 }
 """,
         params={"ea.c.weight": [3, 1, 3, 3], "ea.c.bias": [3], "ea.weight": [4, 48], "ea.bias": [4]},
         batch={"a": ("float", [1, 6, 6]), "p": ("float", [1, 6, 6]), "n": ("float", [1, 6, 6])},
-        n=6, input_grads=["a"], tol=TOL,
+        n=6, input_grads=["a"],
         torch=lambda p, b: F.triplet_margin_loss(conv_embed(p, b["a"]), conv_embed(p, b["p"]), conv_embed(p, b["n"]),
                                                  margin=1),
     ),

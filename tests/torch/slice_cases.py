@@ -1,7 +1,7 @@
 """Random slices against PyTorch: 60 small models, each slicing a tensor of one to three
 axes along a random axis at random bounds and reading the slice with one of six
 expressions (some also sum it directly), compared on loss and the input's gradient by
-../shared/conformance/check.py (scripts/conformance.sh runs it).  Most of these slices
+tests/torch/check.py (scripts/conformance.sh runs it).  Most of these slices
 are read in place by their readers' loops (codegen/fuse.c, plan_slice_views), at an
 offset per example or with a loop per axis; the ones summed directly are copied.  The
 cases are drawn from a fixed seed, so every run checks the same 60."""
