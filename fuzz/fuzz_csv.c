@@ -24,8 +24,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     const unsigned both = 1u << NNR_IO_INPUT | 1u << NNR_IO_LABEL;
     nnr_dataset ds;
-    if (nnr_data_load_csv(&toy_cls_info, path, "y", both, &ds) == 0) nnr_data_free(&ds);
-    if (nnr_data_load_csv(&toy_cls_info, path, "y", 1u << NNR_IO_INPUT, &ds) == 0) nnr_data_free(&ds);
+    nnr_checkpoint names = {0};   /* learned from the first read, checked by the second */
+    if (nnr_data_load_csv(&toy_cls_info, path, "y", both, &names, 1, &ds) == 0) nnr_data_free(&ds);
+    if (nnr_data_load_csv(&toy_cls_info, path, "y", both, &names, 0, &ds) == 0) nnr_data_free(&ds);
+    if (nnr_data_load_csv(&toy_cls_info, path, "y", 1u << NNR_IO_INPUT, &names, 0, &ds) == 0)
+        nnr_data_free(&ds);
+    nnr_checkpoint_free(&names);
     char xs[300], ys[300];
     snprintf(xs, sizeof xs, "x=%s", path);
     snprintf(ys, sizeof ys, "y=%s", path);

@@ -12,6 +12,10 @@
  * [sign] digits [. digits] [e [sign] digits].  Hexadecimal (0x10, which strtod would take
  * as 16), inf, nan, a value beyond F32's range and an empty field are errors, and every
  * row must have as many fields as the first.  Errors give "FILE:LINE: field N 'TEXT' ...".
+ *
+ * One column named in the header may be kept as text as well (nnr_csv_read_text): a label
+ * column of class names ("setosa").  Its fields may be any non-empty text; those that are
+ * not numbers read as NaN, and the caller decides from the text what they mean.
  */
 #include "nnr.h"
 
@@ -37,6 +41,10 @@ typedef struct reader {
     char      **field;                   /* and its fields' text, trimmed */
     int         row_cap;
     char      **names;                   /* the header row's fields; NULL: no header */
+    const char *keep;                    /* the header name of the column kept as text */
+    int         keep_col;                /* its index; -1: none (yet) */
+    char       *text;                    /* its fields, each NUL-terminated, row after row */
+    size_t      text_len, text_cap;
 } reader;
 
 static char *trim(char *s) {
@@ -124,6 +132,41 @@ static int push_row_slot(reader *r, int k) {
     return 0;
 }
 
+/* The kept column's field of the current row, appended to r->text. */
+static int push_text(reader *r, const char *s) {
+    size_t n = strlen(s) + 1;
+    if (r->text_len + n > r->text_cap) {
+        size_t cap = r->text_cap ? 2 * r->text_cap : 4096;
+        while (cap < r->text_len + n) cap *= 2;
+        char *t = realloc(r->text, cap);
+        if (!t) {
+            nnr_set_error("%s:%ld: out of memory", r->path, r->line);
+            return -1;
+        }
+        r->text = t;
+        r->text_cap = cap;
+    }
+    memcpy(r->text + r->text_len, s, n);
+    r->text_len += n;
+    return 0;
+}
+
+/* The kept texts as `rows` pointers and a NULL, followed by the text, in one allocation. */
+static char **kept_texts(reader *r, int64_t rows) {
+    char **v = malloc((size_t)(rows + 1) * sizeof *v + r->text_len);
+    if (!v) {
+        nnr_set_error("%s: out of memory", r->path);
+        return NULL;
+    }
+    char *t = memcpy((char *)(v + rows + 1), r->text, r->text_len);
+    for (int64_t i = 0; i < rows; i++) {
+        v[i] = t;
+        t += strlen(t) + 1;
+    }
+    v[rows] = NULL;
+    return v;
+}
+
 /* One row's fields: how many, and the first of each sort that matters for the header
  * rule and the messages (1-based; 0: none). */
 typedef struct row_scan {
@@ -139,6 +182,10 @@ static int scan_row(reader *r, char *line, row_scan *sc) {
         if (push_row_slot(r, sc->nf)) return -1;
         r->field[sc->nf] = trim(s);
         field_kind k = parse_field(r->field[sc->nf], &r->row[sc->nf]);
+        if (sc->nf == r->keep_col && k != FIELD_NUMBER && k != FIELD_EMPTY) {
+            r->row[sc->nf] = NAN;        /* text, such as a class name: the caller reads it */
+            k = FIELD_NUMBER;
+        }
         sc->nf++;
         if (k == FIELD_TEXT && !sc->first_text) sc->first_text = sc->nf;
         if (k != FIELD_TEXT && k != FIELD_EMPTY && !sc->first_numeric) sc->first_numeric = sc->nf;
@@ -170,7 +217,12 @@ static int keep_header(reader *r, int nf) {
 /* The first row: a header when it has text and nothing that reads as a number. */
 static int first_row(reader *r, const row_scan *sc, int *is_header) {
     *is_header = sc->first_text && !sc->first_numeric;
-    if (*is_header) return keep_header(r, sc->nf);
+    if (*is_header) {
+        if (keep_header(r, sc->nf)) return -1;
+        for (int i = 0; r->keep && i < sc->nf && r->keep_col < 0; i++)
+            if (strcmp(r->names[i], r->keep) == 0) r->keep_col = i;
+        return 0;
+    }
     if (!sc->first_text) return 0;
     nnr_set_error("%s:%ld: field %d '%.40s' is not a number, but field %d '%.40s' is: a first row "
                   "is a header only when none of its fields is a number", r->path, r->line,
@@ -200,7 +252,7 @@ static int parse_line(reader *r, char *line) {
     }
     for (int i = 0; i < sc.nf; i++)
         if (push_value(r, r->row[i])) return -1;
-    return 0;
+    return r->keep_col >= 0 ? push_text(r, r->field[r->keep_col]) : 0;
 }
 
 /* UTF-16 text reads as bytes with a NUL in every other place; it is refused by name,
@@ -252,21 +304,25 @@ static int read_lines(reader *r, char *buf, int64_t len) {
     return 0;
 }
 
-int nnr_csv_read_named(const char *path, nnr_tensor *out, char ***names) {
+int nnr_csv_read_text(const char *path, nnr_tensor *out, char ***names, const char *keep,
+                      char ***texts) {
     memset(out, 0, sizeof *out);
     if (names) *names = NULL;
+    if (texts) *texts = NULL;
     unsigned char *buf;
     int64_t len;
     if (nnr_read_file(path, &buf, &len)) return -1;
-    reader r = {.path = path};
+    reader r = {.path = path, .keep = texts ? keep : NULL, .keep_col = -1};
     int rc = check_encoding(path, buf, len) || read_lines(&r, (char *)buf, len) ? -1 : 0;
     if (rc == 0 && r.n == 0) {
         nnr_set_error("%s: no data rows%s", path, r.names ? " after its header row" : "");
         rc = -1;
     }
+    if (rc == 0 && r.keep_col >= 0 && !(*texts = kept_texts(&r, r.n / r.cols))) rc = -1;
     free(buf);
     free(r.row);
     free(r.field);
+    free(r.text);
     if (rc == 0 && names) *names = r.names;
     else free(r.names);
     if (rc) {
@@ -279,6 +335,10 @@ int nnr_csv_read_named(const char *path, nnr_tensor *out, char ***names) {
     out->shape[1] = r.cols;
     out->data = r.v;
     return 0;
+}
+
+int nnr_csv_read_named(const char *path, nnr_tensor *out, char ***names) {
+    return nnr_csv_read_text(path, out, names, NULL, NULL);
 }
 
 int nnr_csv_read(const char *path, nnr_tensor *out) { return nnr_csv_read_named(path, out, NULL); }

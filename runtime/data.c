@@ -17,12 +17,9 @@
  * A CSV file with a header row can also feed a whole model (nnr_data_load_csv): the
  * column named on the command line (--label-column) gives the label, the others the one
  * float input.  Standardization (--standardize) rescales the float inputs in place, once,
- * with per-feature statistics of the training set.
- *
- * A text file feeds a character model (nnr_data_load_text, --text): each byte of the file
- * is one example, the label, with the bytes before it as the context window; or, for a
- * label with the input's shape [T], windows of T bytes each labelled with the window
- * shifted by one byte (the next byte at every position).
+ * with per-feature statistics of the training set.  The training file's feature names and string labels' class names are learned into a
+ * checkpoint, and later files are matched against them by name.  (Text files for
+ * character models: text.c.)
  */
 #include "nnr.h"
 
@@ -34,7 +31,7 @@
 
 typedef enum { FMT_SAFETENSORS, FMT_IDX, FMT_CSV } file_format;
 
-static const char *kind_name(nnr_io_kind kind) {
+const char *nnr_io_kind_name(nnr_io_kind kind) {
     switch (kind) {
     case NNR_IO_INPUT:  return "input";
     case NNR_IO_LABEL:  return "label";
@@ -232,7 +229,7 @@ static int set_column(loader *ld, int k, const nnr_tensor *t, int scale_u8, cons
     const nnr_io *io = &info->io[k];
     if (t->rank < 1) {
         nnr_set_error("%s: a scalar; %s '%s' needs examples along the first dimension", where,
-                      kind_name(io->kind), io->name);
+                      nnr_io_kind_name(io->kind), io->name);
         return -1;
     }
     int64_t per = 1;
@@ -241,7 +238,7 @@ static int set_column(loader *ld, int k, const nnr_tensor *t, int scale_u8, cons
     if (per != io->size) {
         char buf[128];
         nnr_set_error("%s: %lld elements per example expected for %s '%s', the file has %s",
-                      where, (long long)io->size, kind_name(io->kind), io->name,
+                      where, (long long)io->size, nnr_io_kind_name(io->kind), io->name,
                       per_example_str(buf, sizeof buf, t, per));
         return -1;
     }
@@ -263,6 +260,14 @@ static int set_column(loader *ld, int k, const nnr_tensor *t, int scale_u8, cons
     ld->out->col[k] = col;
     ld->rows[k] = t->shape[0];
     return 0;
+}
+
+/* Whether the data set must provide column k: its kind is asked for and, for predict's
+ * data (NNR_NEED_PREDICT), some output depends on it. */
+static int needed(const loader *ld, int k) {
+    const nnr_io *io = &ld->info->io[k];
+    if (!(ld->need & 1u << io->kind)) return 0;
+    return !(ld->need & NNR_NEED_PREDICT && io->kind == NNR_IO_INPUT && io->predict_unused);
 }
 
 static int find_io(const nnr_model_info *info, const char *name, size_t len) {
@@ -303,7 +308,9 @@ static const char *tensor_names(const nnr_tensors *ts, char *buf, size_t cap) {
 
 static int load_named(loader *ld, int k, const char *spec, const char *file) {
     file_format fmt;
-    if (claim(ld, k, spec) || file_format_of(file, &fmt)) return -1;
+    if (claim(ld, k, spec)) return -1;
+    if (!needed(ld, k)) return 0;   /* accepted and not read: predict's labels, unused inputs */
+    if (file_format_of(file, &fmt)) return -1;
     const char *name = ld->info->io[k].name;
     if (fmt == FMT_SAFETENSORS) {
         nnr_tensors ts = {0};
@@ -349,7 +356,7 @@ static int load_bare(loader *ld, const char *file) {
     int rc = 0;
     for (int k = 0; k < info->nio && rc == 0; k++) {
         const nnr_tensor *t = nnr_tensors_find(&ts, info->io[k].name);
-        if (!t || !(ld->need & 1u << info->io[k].kind)) continue;
+        if (!t || !needed(ld, k)) continue;
         char where[1100];
         snprintf(where, sizeof where, "%s: tensor '%s'", file, t->name);
         rc = claim(ld, k, file) ? -1 : set_column(ld, k, t, 0, where);
@@ -388,12 +395,15 @@ static int check_columns(loader *ld) {
     }
     for (int k = 0; k < info->nio; k++) {
         const nnr_io *io = &info->io[k];
-        if (ld->out->col[k] || !(ld->need & 1u << io->kind)) continue;
+        if (ld->out->col[k] || !needed(ld, k)) continue;
         if (ld->bare[0])   /* a bare FILE gives what it has a tensor of the same name for */
             nnr_set_error("no data for %s '%s': no tensor '%s' in %s; give %s=FILE",
-                          kind_name(io->kind), io->name, io->name, ld->bare, io->name);
+                          nnr_io_kind_name(io->kind), io->name, io->name, ld->bare, io->name);
+        else if (ld->need & NNR_NEED_PREDICT)
+            nnr_set_error("no data for %s '%s', which the model's outputs depend on (give "
+                          "%s=FILE)", nnr_io_kind_name(io->kind), io->name, io->name);
         else
-            nnr_set_error("no data for %s '%s' (give %s=FILE)", kind_name(io->kind), io->name,
+            nnr_set_error("no data for %s '%s' (give %s=FILE)", nnr_io_kind_name(io->kind), io->name,
                           io->name);
         return -1;
     }
@@ -497,21 +507,22 @@ static int header_column(char **names, const char *name) {
     return -1;
 }
 
-/* The one label and the one float input a CSV file feeds. */
+/* The one float input and the one label or target a CSV file feeds. */
 static int csv_roles(const nnr_model_info *info, const char *path, int *label, int *input) {
     *label = *input = -1;
     for (int k = 0; k < info->nio; k++) {
         const nnr_io *io = &info->io[k];
-        int *slot = io->kind == NNR_IO_LABEL ? label
+        int *slot = io->kind == NNR_IO_LABEL || io->kind == NNR_IO_TARGET ? label
                   : io->kind == NNR_IO_INPUT && !io->classes ? input : NULL;
         if (!slot) {
-            nnr_set_error("%s: --label-column feeds models of one float input and one label; "
-                          "%s '%s' cannot be fed from it", path, kind_name(io->kind), io->name);
+            nnr_set_error("%s: --label-column feeds models of one float input and one label or "
+                          "target; %s '%s' cannot be fed from it", path, nnr_io_kind_name(io->kind), io->name);
             return -1;
         }
         if (*slot >= 0) {
-            nnr_set_error("%s: --label-column feeds models of one float input and one label; "
-                          "model %s has more than one %s", path, info->name, kind_name(io->kind));
+            nnr_set_error("%s: --label-column feeds models of one float input and one label or "
+                          "target; model %s has more than one %s", path, info->name,
+                          slot == label ? "label or target" : "float input");
             return -1;
         }
         *slot = k;
@@ -520,18 +531,203 @@ static int csv_roles(const nnr_model_info *info, const char *path, int *label, i
         nnr_set_error("%s: model %s has no float input to feed", path, info->name);
         return -1;
     }
-    if (*label >= 0 && (!info->io[*label].classes || info->io[*label].size != 1)) {
-        nnr_set_error("%s: label '%s' must be one class(K) per example to come from a column",
-                      path, info->io[*label].name);
+    if (*label >= 0 && info->io[*label].size != 1) {
+        const nnr_io *lab = &info->io[*label];
+        nnr_set_error("%s: %s '%s' must be one %s per example to come from a column", path,
+                      nnr_io_kind_name(lab->kind), lab->name, lab->classes ? "class(K)" : "float ([1])");
         return -1;
     }
     return 0;
 }
 
-/* Splits t [rows, cols] into a label column (column lc; -1: none) and the rest. */
-static int split_csv(const nnr_model_info *info, const char *path, const nnr_tensor *t, int lc,
-                     int label, int input, nnr_dataset *out) {
-    int64_t rows = t->shape[0], cols = t->shape[1], feats = cols - (lc >= 0);
+/* Whether s is UTF-8 text, which a checkpoint's JSON metadata can hold. */
+static int utf8_ok(const unsigned char *s) {
+    while (*s) {
+        int extra = *s < 0x80 ? 0 : (*s & 0xE0) == 0xC0 && *s >= 0xC2 ? 1
+                  : (*s & 0xF0) == 0xE0 ? 2 : (*s & 0xF8) == 0xF0 && *s <= 0xF4 ? 3 : -1;
+        if (extra < 0) return 0;
+        for (s++; extra > 0; extra--, s++)
+            if ((*s & 0xC0) != 0x80) return 0;
+    }
+    return 1;
+}
+
+/* "a, b, c": a list of names, for a message. */
+static const char *name_list(char *const *v, int n, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) add_name(buf, cap, &len, v[i]);
+    return buf;
+}
+
+/* Which file column feeds feature j: the file's columns but the label's, in file order; or,
+ * when names stores the training file's feature names and this file has a header, the
+ * column of the j-th stored name, so the same columns in another order still line up. */
+static int feature_order(const char *path, char **header, int64_t cols, int lc,
+                         const nnr_checkpoint *names, int *feat) {
+    int nf = 0;
+    for (int c = 0; c < cols; c++)
+        if (c != lc) feat[nf++] = c;
+    if (!names || !names->columns || !header) return 0;
+    char list[600];
+    name_list(names->columns, names->ncolumns, list, sizeof list);
+    for (int j = 0; j < nf; j++)
+        if (header_column(names->columns, header[feat[j]]) < 0) {
+            nnr_set_error("%s: column '%s' is not one of the %d feature columns the model was "
+                          "trained on (%s)", path, header[feat[j]], names->ncolumns, list);
+            return -1;
+        }
+    for (int j = 0; j < names->ncolumns; j++) {
+        int found = -1;
+        for (int i = 0; i < nf; i++)
+            if (strcmp(header[feat[i]], names->columns[j]) == 0 && found < 0) found = i;
+        if (found < 0) {
+            nnr_set_error("%s: no column '%s', a feature column the model was trained on (%s)",
+                          path, names->columns[j], list);
+            return -1;
+        }
+    }
+    if (nf != names->ncolumns) {   /* the same names, so some name is there twice */
+        nnr_set_error("%s: %d feature columns, but the model was trained on %d (%s); a name is "
+                      "repeated", path, nf, names->ncolumns, list);
+        return -1;
+    }
+    /* the k-th use of a name (a repeated name, such as pandas' empty index name) goes to
+     * the k-th column of that name: positional among equals */
+    int *by_name = malloc((size_t)(nf ? nf : 1) * sizeof *by_name);
+    if (!by_name) {
+        nnr_set_error("%s: out of memory", path);
+        return -1;
+    }
+    char *used = calloc((size_t)nf + 1, 1);
+    for (int j = 0; used && j < nf; j++)
+        for (int i = 0; i < nf; i++)
+            if (!used[i] && strcmp(header[feat[i]], names->columns[j]) == 0) {
+                by_name[j] = feat[i];
+                used[i] = 1;
+                break;
+            }
+    if (used) memcpy(feat, by_name, (size_t)nf * sizeof *feat);
+    free(by_name);
+    free(used);
+    if (!used) nnr_set_error("%s: out of memory", path);
+    return used ? 0 : -1;
+}
+
+/* The header names of the feature columns, stored in names when training learns them;
+ * names that are not UTF-8 (which JSON cannot hold) are not stored, so not checked. */
+static int learn_columns(const char *path, char **header, const int *feat, int nf,
+                         nnr_checkpoint *names) {
+    char **v = malloc((size_t)(nf ? nf : 1) * sizeof *v);
+    if (!v) {
+        nnr_set_error("%s: out of memory", path);
+        return -1;
+    }
+    int ok = 1;
+    for (int j = 0; j < nf; j++) ok &= utf8_ok((const unsigned char *)(v[j] = header[feat[j]]));
+    if (ok && !(names->columns = nnr_strings_copy(v, nf))) ok = -1;
+    if (ok > 0) names->ncolumns = nf;
+    free(v);
+    if (ok < 0) nnr_set_error("%s: out of memory", path);
+    return ok < 0 ? -1 : 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The sorted distinct labels of a training file as class names into names (a scratch
+ * list when names is NULL), at most the label's K of them. */
+static int learn_classes(const char *path, const char *column, char **texts, int64_t rows,
+                         const nnr_io *lab, nnr_checkpoint *names, nnr_checkpoint *scratch) {
+    char **v = malloc((size_t)rows * sizeof *v);
+    if (!v) {
+        nnr_set_error("%s: out of memory", path);
+        return -1;
+    }
+    memcpy(v, texts, (size_t)rows * sizeof *v);
+    qsort(v, (size_t)rows, sizeof *v, cmp_str);
+    int64_t n = 0;
+    for (int64_t i = 0; i < rows; i++)
+        if (n == 0 || strcmp(v[n - 1], v[i])) v[n++] = v[i];
+    int rc = 0;
+    for (int64_t i = 0; i < n && rc == 0; i++)
+        if (!utf8_ok((const unsigned char *)v[i])) {
+            nnr_set_error("%s: label '%.40s' in column '%s' is not UTF-8 text", path, v[i], column);
+            rc = -1;
+        }
+    if (rc == 0 && n > lab->classes) {
+        char list[600];
+        nnr_set_error("%s: column '%s' has %lld distinct labels (%s), but label '%s' is "
+                      "class(%d)", path, column, (long long)n,
+                      name_list(v, n < 20 ? (int)n : 20, list, sizeof list), lab->name, lab->classes);
+        rc = -1;
+    }
+    nnr_checkpoint *into = names ? names : scratch;
+    if (rc == 0 && !(into->classes = nnr_strings_copy(v, (int)n))) {
+        nnr_set_error("%s: out of memory", path);
+        rc = -1;
+    }
+    if (rc == 0) into->nclasses = (int)n;
+    free(v);
+    return rc;
+}
+
+/* The label column as numbers into y: class ids looked up by name among the class names
+ * (learned from this file when training on labels that are not all integers), or the
+ * numbers themselves.  Data row r is line r + 2 (the header is line 1). */
+static int csv_labels(const char *path, const nnr_tensor *t, int lc, const char *column,
+                      char **texts, const nnr_io *lab, nnr_checkpoint *names, int learn,
+                      float *y) {
+    int64_t rows = t->shape[0], cols = t->shape[1], text_row = -1;
+    const float *v = t->data;
+    for (int64_t r = 0; r < rows; r++) {
+        y[r] = v[r * cols + lc];
+        if (isnan(y[r]) && text_row < 0) text_row = r;
+    }
+    const nnr_checkpoint *known = names && names->classes ? names : NULL;
+    if (!lab->classes || (!known && text_row < 0)) {
+        if (text_row < 0) return 0;
+        nnr_set_error("%s:%lld: %s '%s' from column '%s': '%.40s' is not a number", path,
+                      (long long)text_row + 2, nnr_io_kind_name(lab->kind), lab->name, column,
+                      texts[text_row]);
+        return -1;
+    }
+    nnr_checkpoint scratch = {0};
+    if (!known && !learn) {
+        nnr_set_error("%s:%lld: label '%.40s' in column '%s' is not a class number, and no "
+                      "class names were stored with the model (it was trained on numeric "
+                      "labels)", path, (long long)text_row + 2, texts[text_row], column);
+        return -1;
+    }
+    if (!known) {
+        if (learn_classes(path, column, texts, rows, lab, names, &scratch)) return -1;
+        known = names ? names : &scratch;
+    }
+    int rc = 0;
+    for (int64_t r = 0; r < rows && rc == 0; r++) {
+        char **hit = bsearch(&texts[r], known->classes, (size_t)known->nclasses,
+                             sizeof *known->classes, cmp_str);
+        if (hit) {
+            y[r] = (float)(hit - known->classes);
+        } else {
+            char list[600];
+            nnr_set_error("%s:%lld: label '%.40s' in column '%s' is not one of the %d classes "
+                          "the model was trained on (%s)", path, (long long)r + 2, texts[r],
+                          column, known->nclasses,
+                          name_list(known->classes, known->nclasses, list, sizeof list));
+            rc = -1;
+        }
+    }
+    nnr_checkpoint_free(&scratch);
+    return rc;
+}
+
+/* Column `label` (when lc >= 0; its values y) and the feature columns feat[] of t into out. */
+static int split_csv(const nnr_model_info *info, const char *path, const nnr_tensor *t,
+                     const int *feat, int64_t feats, const float *y, int label, int input,
+                     const char *column, nnr_dataset *out) {
+    int64_t rows = t->shape[0], cols = t->shape[1];
     const nnr_io *in = &info->io[input];
     if (feats != in->size) {
         nnr_set_error("%s: %lld feature columns, but input '%s' has %lld elements per example",
@@ -539,69 +735,72 @@ static int split_csv(const nnr_model_info *info, const char *path, const nnr_ten
         return -1;
     }
     const float *v = t->data;
-    float *x = nnr_alloc_aligned((size_t)(rows * feats) * sizeof *x), *y = nnr_alloc_aligned((size_t)rows * sizeof *y);
+    float *x = nnr_alloc_aligned((size_t)(rows * feats) * sizeof *x);
+    int64_t *rowv = calloc((size_t)info->nio + 1, sizeof *rowv);
     int rc = 0;
-    if (!x || !y) {
+    if (!x || !rowv) {
         nnr_set_error("%s: out of memory", path);
         rc = -1;
     }
-    for (int64_t r = 0; rc == 0 && r < rows; r++) {
-        int64_t j = 0;
-        for (int64_t c = 0; c < cols; c++) {
-            if (c == lc) y[r] = v[r * cols + c];
-            else x[r * feats + j++] = v[r * cols + c];
-        }
-    }
-    nnr_tensor tx = {NULL, NNR_F32, 2, {rows, feats}, x}, ty = {NULL, NNR_F32, 1, {rows}, y};
+    for (int64_t r = 0; rc == 0 && r < rows; r++)
+        for (int64_t j = 0; j < feats; j++) x[r * feats + j] = v[r * cols + feat[j]];
+    nnr_tensor tx = {NULL, NNR_F32, 2, {rows, feats}, x};
+    nnr_tensor ty = {NULL, NNR_F32, 1 + (info->io[label < 0 ? 0 : label].rank > 0), {rows, 1},
+                     (void *)y};
     char where[1100];
+    loader lx = {info, 0, out, NULL, rowv, ""};
     if (rc == 0) {
         snprintf(where, sizeof where, "%s: feature columns", path);
-        loader lx = {info, 0, out, NULL, NULL, ""};
-        int64_t *rowv = calloc((size_t)info->nio + 1, sizeof *rowv);
-        lx.rows = rowv;
-        if (!rowv) {
-            nnr_set_error("%s: out of memory", path);
-            rc = -1;
-        }
-        if (rc == 0) rc = set_column(&lx, input, &tx, 0, where);
-        if (rc == 0 && lc >= 0 && label >= 0) {
-            snprintf(where, sizeof where, "%s: column '%d'", path, lc + 1);
-            rc = set_column(&lx, label, &ty, 0, where);
-        }
-        free(rowv);
+        rc = set_column(&lx, input, &tx, 0, where);
     }
+    if (rc == 0 && y && label >= 0) {
+        snprintf(where, sizeof where, "%s: column '%s'", path, column);
+        rc = set_column(&lx, label, &ty, 0, where);
+    }
+    free(rowv);
     free(x);
-    free(y);
     out->n = rows;
     return rc;
 }
 
 int nnr_data_load_csv(const nnr_model_info *info, const char *path, const char *label_column,
-                      unsigned need, nnr_dataset *out) {
+                      unsigned need, nnr_checkpoint *names, int learn, nnr_dataset *out) {
     memset(out, 0, sizeof *out);
     int label, input;
     if (csv_roles(info, path, &label, &input)) return -1;
     nnr_tensor t = {0};
-    char **names;
-    if (nnr_csv_read_named(path, &t, &names)) return -1;
-    int want_label = label >= 0 && (need & 1u << NNR_IO_LABEL);
-    int lc = header_column(names, label_column), rc = 0;
+    char **header, **texts;
+    if (nnr_csv_read_text(path, &t, &header, label_column, &texts)) return -1;
+    int want_label = label >= 0 && (need & 1u << info->io[label].kind);
+    int lc = header_column(header, label_column), rc = 0;
+    int64_t rows = t.shape[0], feats = t.shape[1] - (lc >= 0);
+    int *feat = malloc((size_t)t.shape[1] * sizeof *feat);
+    float *y = want_label && lc >= 0 ? malloc((size_t)rows * sizeof *y) : NULL;
     out->ncol = info->nio;
     if (lc < 0 && want_label) {
-        if (names)
+        if (header)
             nnr_set_error("%s: no column named '%s' in its header row (%lld columns)", path,
                           label_column, (long long)t.shape[1]);
         else
             nnr_set_error("%s: no header row (line 1 holds numbers), so no column named '%s'",
                           path, label_column);
         rc = -1;
-    } else if (!(out->col = calloc((size_t)info->nio + 1, sizeof *out->col))) {
+    } else if (!feat || (want_label && !y) ||
+               !(out->col = calloc((size_t)info->nio + 1, sizeof *out->col))) {
         nnr_set_error("%s: out of memory", path);
         rc = -1;
     } else {
-        rc = split_csv(info, path, &t, lc, want_label ? label : -1, input, out);
+        rc = feature_order(path, header, t.shape[1], lc, names, feat) ||
+             (y && csv_labels(path, &t, lc, label_column, texts, &info->io[label], names, learn, y)) ||
+             (learn && names && !names->columns && header &&
+              learn_columns(path, header, feat, (int)feats, names)) ||
+             split_csv(info, path, &t, feat, feats, y, y ? label : -1, input, label_column, out)
+                 ? -1 : 0;
     }
-    free(names);
+    free(feat);
+    free(y);
+    free(texts);
+    free(header);
     nnr_tensor_free(&t);
     if (rc) nnr_data_free(out);
     return rc;
@@ -656,158 +855,4 @@ void nnr_data_standardize(const nnr_model_info *info, nnr_dataset *d, const doub
         }
         f0 += io->size;
     }
-}
-
-/* ---- text files: (context window, next byte) examples -------------------------------- */
-
-#define TEXT_PAD '\n'               /* the context before the file's first byte */
-
-/* The roles a text file's bytes play in a model: the class input [T] they feed, the label,
- * and whether that label is one next byte (a window per byte) or a next byte per position
- * (label class(K) [T]: windows of T bytes, each label the window shifted by one). */
-typedef struct text_roles {
-    int     input, label;
-    int     per_step;
-    int64_t t;                      /* the window: bytes of input per example */
-} text_roles;
-
-static int text_label_shape(const nnr_model_info *info, const char *path, const text_roles *r) {
-    const nnr_io *lab = &info->io[r->label];          /* a label is always class(K) */
-    if (lab->size == 1 || (lab->rank == 1 && lab->shape[0] == r->t)) return 0;
-    char shape[256];
-    nnr_set_error("%s: label '%s' must be one class(K) per example (the next byte) or class(K) "
-                  "[%lld] like the input (the next byte at every position), not %s", path,
-                  lab->name, (long long)r->t, nnr_shape_str(shape, sizeof shape, lab->rank, lab->shape));
-    return -1;
-}
-
-/* The class input [T] and the class label a text file feeds; any other io entry is an
- * error, since the file cannot give it. */
-static int find_text_roles(const nnr_model_info *info, const char *path, text_roles *r) {
-    r->input = r->label = -1;
-    for (int k = 0; k < info->nio; k++) {
-        const nnr_io *io = &info->io[k];
-        int *slot = io->kind == NNR_IO_INPUT && io->classes ? &r->input
-                  : io->kind == NNR_IO_LABEL ? &r->label : NULL;
-        if (!slot || *slot >= 0) {
-            nnr_set_error("%s: a text file feeds models of one class input [T] (the context) and "
-                          "one class label (the next byte); %s '%s' cannot be fed from it", path,
-                          kind_name(io->kind), io->name);
-            return -1;
-        }
-        *slot = k;
-    }
-    if (r->input < 0) {
-        nnr_set_error("%s: model %s has no class input to hold the context (e.g. "
-                      "'input ids: class(256) [16]')", path, info->name);
-        return -1;
-    }
-    const nnr_io *in = &info->io[r->input];
-    if (in->rank > 1) {
-        char shape[256];
-        nnr_set_error("%s: input '%s' must be one window of bytes, [T], not %s", path, in->name,
-                      nnr_shape_str(shape, sizeof shape, in->rank, in->shape));
-        return -1;
-    }
-    r->t = in->size;
-    if (r->label < 0) {
-        nnr_set_error("%s: model %s has no label to hold the next byte (e.g. "
-                      "'label y: class(256)')", path, info->name);
-        return -1;
-    }
-    if (text_label_shape(info, path, r)) return -1;
-    r->per_step = info->io[r->label].size > 1;
-    if (!r->per_step && in->classes <= TEXT_PAD) {   /* only one byte per label pads */
-        nnr_set_error("%s: input '%s' is class(%d), too few for the padding byte '\\n' (10)",
-                      path, in->name, in->classes);
-        return -1;
-    }
-    return 0;
-}
-
-/* Every byte but the last is context, and every byte is a label (but the first, when the
- * labels are the windows shifted by one): each must be a class of what it feeds. */
-static int check_bytes(const nnr_model_info *info, const char *path, const unsigned char *b,
-                       int64_t n, const text_roles *r) {
-    const nnr_io *in = &info->io[r->input], *lab = &info->io[r->label];
-    for (int64_t i = 0; i < n; i++) {
-        const nnr_io *io = i >= r->per_step && b[i] >= lab->classes ? lab
-                         : i + 1 < n && b[i] >= in->classes ? in : NULL;
-        if (io) {
-            nnr_set_error("%s: byte %d at offset %lld is outside the vocabulary of %s '%s', "
-                          "class(%d)", path, b[i], (long long)i, kind_name(io->kind), io->name,
-                          io->classes);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Example i of a label per byte: the t bytes before offset i (left-padded with '\n'),
- * then byte i. */
-static void text_windows(const unsigned char *b, int64_t n, int64_t t, int32_t *ids, int32_t *y) {
-    for (int64_t i = 0; i < n; i++) {
-        for (int64_t j = 0; j < t; j++) {
-            int64_t at = i - t + j;
-            ids[i * t + j] = at >= 0 ? b[at] : TEXT_PAD;
-        }
-        y[i] = b[i];
-    }
-}
-
-/* A label per position: consecutive windows b[s..s+t) with labels b[s+1..s+t+1), s = 0,
- * t, 2t, ..., so that each byte after the first is predicted once (min-char-rnn's chunks);
- * when (n - 1) is not a multiple of t, one more window ends at the file's end, so the
- * last bytes are predicted too.  The examples: (n - 1) / t, rounded up. */
-static int64_t text_sequences(int64_t n, int64_t t) { return (n - 1 + t - 1) / t; }
-
-static void text_shifted(const unsigned char *b, int64_t n, int64_t t, int32_t *ids, int32_t *y) {
-    for (int64_t e = 0, count = text_sequences(n, t); e < count; e++) {
-        int64_t s = e * t + t + 1 <= n ? e * t : n - 1 - t;
-        for (int64_t j = 0; j < t; j++) {
-            ids[e * t + j] = b[s + j];
-            y[e * t + j] = b[s + j + 1];
-        }
-    }
-}
-
-int nnr_data_load_text(const nnr_model_info *info, const char *path, nnr_dataset *out) {
-    memset(out, 0, sizeof *out);
-    text_roles r;
-    unsigned char *b;
-    int64_t n;
-    if (find_text_roles(info, path, &r) || nnr_read_file(path, &b, &n)) return -1;
-    if (n == 0 || (r.per_step && n < r.t + 1)) {
-        free(b);
-        if (n == 0) nnr_set_error("%s: empty file, no examples", path);
-        else nnr_set_error("%s: %lld bytes, too short for one example of label '%s': a window of "
-                           "%lld bytes and the byte after it", path, (long long)n,
-                           info->io[r.label].name, (long long)r.t);
-        return -1;
-    }
-    if (check_bytes(info, path, b, n, &r)) {
-        free(b);
-        return -1;
-    }
-    const int64_t t = r.t, examples = r.per_step ? text_sequences(n, t) : n;
-    const int64_t labels = r.per_step ? t : 1;
-    out->ncol = info->nio;
-    out->col = calloc((size_t)info->nio + 1, sizeof *out->col);
-    int32_t *ids = out->col ? nnr_alloc_aligned((size_t)examples * (size_t)t * sizeof *ids) : NULL;
-    int32_t *y = ids ? nnr_alloc_aligned((size_t)examples * (size_t)labels * sizeof *y) : NULL;
-    if (!y) {
-        free(ids);
-        free(b);
-        nnr_data_free(out);
-        nnr_set_error("%s: out of memory for %lld windows of %lld bytes", path,
-                      (long long)examples, (long long)t);
-        return -1;
-    }
-    if (r.per_step) text_shifted(b, n, t, ids, y);
-    else text_windows(b, n, t, ids, y);
-    free(b);
-    out->col[r.input] = ids;
-    out->col[r.label] = y;
-    out->n = examples;
-    return 0;
 }

@@ -52,15 +52,20 @@ int nnr_session_open_model(const nnr_model_info *info, session *s, const char *l
 }
 
 /* The data of one option (--train, --test, ...): NAME=FILE specs, or with --label-column
- * one CSV file with a header that feeds the whole model. */
+ * one CSV file with a header that feeds the whole model, its columns and class names
+ * checked against those in `names` (the loaded checkpoint's, or the training set's); the
+ * training set (--train) stores there what names does not have yet. */
 int nnr_session_load_data(const nnr_model_info *info, const options *o, const char *opt,
-                          const specs *sp, unsigned need, nnr_dataset *d) {
+                          const specs *sp, unsigned need, nnr_checkpoint *names,
+                          nnr_dataset *d) {
     if (o->label_column && (sp->n != 1 || strchr(sp->v[0], '='))) {
         nnr_set_error("%s: with --label-column give one CSV FILE with a header row, not NAME=FILE",
                       opt);
         return -1;
     }
-    if (o->label_column ? nnr_data_load_csv(info, sp->v[0], o->label_column, need, d) == 0
+    int learn = strcmp(opt, "--train") == 0;
+    if (o->label_column ? nnr_data_load_csv(info, sp->v[0], o->label_column, need, names, learn,
+                                            d) == 0
                         : nnr_data_load(info, sp->n, sp->v, need, d) == 0)
         return 0;
     nnr_set_error("%s: %s", opt, nnr_error());
@@ -71,8 +76,8 @@ int nnr_session_load_data(const nnr_model_info *info, const options *o, const ch
  * `text_opt`, when `text` is given). */
 int nnr_session_load_set(const nnr_model_info *info, const options *o, const char *opt,
                          const specs *sp, const char *text_opt, const char *text,
-                         nnr_dataset *d) {
-    if (!text) return nnr_session_load_data(info, o, opt, sp, all_kinds(info), d);
+                         nnr_checkpoint *names, nnr_dataset *d) {
+    if (!text) return nnr_session_load_data(info, o, opt, sp, all_kinds(info), names, d);
     if (nnr_data_load_text(info, text, d) == 0) return 0;
     nnr_set_error("%s: %s", text_opt, nnr_error());
     return -1;
