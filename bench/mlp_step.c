@@ -2,7 +2,7 @@
  * bench/mlp_step.sh: it includes the C that nnc generates from examples/fashion_mlp.nn
  * (MODEL_C, its `main` renamed away) and runs the trainer's epoch loop itself, timing
  * each part of every step with CLOCK_MONOTONIC: the batch gathered from the data set
- * (nnr_data_gather, as the trainer does), fashion_mlp_forward, fashion_mlp_backward and
+ * (nnr_data_gather, as the trainer does), fashion_mlp_forward_pass, fashion_mlp_backward_pass and
  * fashion_mlp_update.  Then the floor of the update: a loop that does only what Adam
  * cannot do without per parameter, one square root and one division, over as many
  * floats, as many times as there are steps.
@@ -92,9 +92,9 @@ int main(int argc, char **argv) {
             nnr_data_gather(info, &d, order + s * info->batch, nb, stage);
             double t1 = now();
             fashion_mlp_bind_(m, (const void *const *)stage);
-            fashion_mlp_forward(m, nb);
+            fashion_mlp_forward_pass(m, nb);
             double t2 = now();
-            fashion_mlp_backward(m, nb);
+            fashion_mlp_backward_pass(m, nb);
             double t3 = now();
             fashion_mlp_update(m);
             double t4 = now();

@@ -3,13 +3,13 @@
  *
  * The generated C is meant to be read, after llm.c: a struct holding four blocks
  * (parameters, gradients, optimizer state, activations) allocated once; mirrored
- * NAME_forward and NAME_backward functions with statements in graph order (written here:
- * emit_pass); NAME_update, the optimizer as one loop over all parameters
+ * NAME_forward_pass and NAME_backward_pass functions with statements in graph order
+ * (written here: emit_pass); NAME_update, the optimizer as one loop over all parameters
  * (emit_optimizer.c); NAME_infer for predict.  Every block starts with a comment naming
  * the .nn line it comes from and the shapes.  The kernels themselves live with their
  * family: elementwise loops, reductions and last-axis ops (emit_elementwise.c), layout
  * copies and gathers (emit_layout.c), products (emit_products.c), convolutions and
- * pooling (emit_conv.c); the whole file with the public API of SPEC §3 and the
+ * pooling (emit_conv.c); the whole file with the public API (docs/c-api.md) and the
  * nnr_model_info tables is emit_api.c.  Identifiers come from names.c; user text only
  * appears inside comments and string literals, escaped here (emit_comment_text,
  * emit_cstring). */
@@ -702,7 +702,9 @@ void emit_pass(emitter *e, FILE *o, fn_kind k) {
     }
     fclose(b);
     inv_n = strstr(text, "inv_n") != NULL;
-    const char *const *names = names_of_pass;
+    /* NAME_forward and NAME_backward are the public API's (emit_api.c): the passes they run are
+     * NAME_forward_pass and NAME_backward_pass */
+    static const char *const names[] = {"forward_pass", "backward_pass", "infer", "forward_eval"};
     static const char *const docs[] = {
         "The forward pass in training mode: every tensor the loss and the backward pass need.",
         "The backward pass: gradients of the mean loss, in reverse order of the forward pass.",

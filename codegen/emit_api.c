@@ -1,5 +1,5 @@
 /* emit_api.c — the whole generated file and its header: the model's struct, the
- * summary string, the pass functions in order, the public API of SPEC §3 (NAME_new,
+ * summary string, the pass functions in order, the public API of docs/c-api.md (NAME_new,
  * NAME_loss_grad, NAME_train_step, NAME_predict, the accessors), the nnr_model_info
  * tables the runtime's trainer reads (parameters, inputs, outputs, training defaults,
  * the schema hash that checkpoints are checked against), and main() for --exe.  The
@@ -20,6 +20,11 @@ static void emit_struct(emitter *e, FILE *o) {
             plan_state_slots(g->train.opt), (long long)g->train_size, g->train.opt == 8 ? ", then nadam's product" : "");
     fprintf(o, "    %s *acts;       /* %lld elements: activations and backward temporaries for %d examples */\n",
             e->T, (long long)g->act_size, g->train.batch);
+    fprintf(o, "    %s *grads_added;/* backward's gradients when the block already holds some: allocated\n"
+               "                        by the first backward that adds to gradients, NULL until then */\n", e->T);
+    fprintf(o, "    int grads_clear;   /* 1: the gradient block holds no gradient: backward writes straight in */\n");
+    fprintf(o, "    int pending;       /* examples of the forward pass a backward may use; 0: none */\n");
+    fprintf(o, "    nnr_standardization norm;   /* the checkpoint's input standardization; predict applies it */\n");
     fprintf(o, "    int64_t step;      /* optimizer steps taken */\n");
     fprintf(o, "    uint64_t seed;     /* of the initialization, and of dropout's masks */\n");
     fprintf(o, "    %s lr;          /* learning rate of the current epoch */\n", e->T);
@@ -86,6 +91,143 @@ static uint64_t schema_hash(ir_graph *g) {
     return h;
 }
 
+/* The step API: forward, backward, zero_grad, loss_grad, train_step (update is
+ * emit_optimizer.c's).  The gradient block is accumulated as PyTorch's .grad is: backward
+ * adds.  grads_clear records that the block holds no gradient, so that backward then writes
+ * its gradients straight into it (the common step: nothing copied); otherwise it writes them
+ * into grads_added and adds that in.  Either way the result is the same bits as a backward
+ * after zero_grad, plus the old block. */
+static void emit_step_api(emitter *e, FILE *o) {
+    ir_graph *g = e->g;
+    const char *P = e->P, *T = e->T, *PU = e->PU;
+    fprintf(o, "/* n out of 1..BATCH: refused with a message naming the function */\n");
+    fprintf(o, "static int %s_bad_n_(const char *fn, int n) {\n    if (n > 0 && n <= %s_BATCH) return 0;\n", P, PU);
+    fprintf(o, "    nnr_set_error(\"%%s: n = %%d; a call takes 1 to %%d examples (%s_BATCH)\", fn, n, %s_BATCH);\n"
+               "    return 1;\n}\n\n", PU, PU);
+    fprintf(o, "/* The forward pass of the bound inputs; 0, or -1 when --check-numerics found a value\n"
+               " * that is not finite.  Leaves the pass for one backward. */\n");
+    fprintf(o, "static int %s_run_forward_(%s *m, int n) {\n    m->pending = 0;\n    %s_forward_pass(m, n);\n", P, P, P);
+    fprintf(o, "    if (m->check == 2) {\n        nnr_set_error(\"%%s\", m->numerics);\n        return -1;\n    }\n");
+    fprintf(o, "    m->pending = n;\n    return 0;\n}\n\n");
+    fprintf(o, "static int %s_run_backward_(%s *m) {\n    int n = m->pending;\n", P, P);
+    fprintf(o, "    if (!n) {\n        nnr_set_error(\"%s_backward: no forward pass to differentiate (each %s_forward \"\n"
+               "                      \"that succeeded allows one backward)\");\n        return -1;\n    }\n", P, P);
+    fprintf(o, "    if (!m->grads_clear && !m->grads_added && !(m->grads_added = %s_block(%s_PARAMS))) {\n", P, PU);
+    fprintf(o, "        nnr_set_error(\"%s_backward: out of memory for the second gradient block that adding to \"\n"
+               "                      \"gradients needs (%%lld bytes)\", (long long)(%s_PARAMS * sizeof(%s)));\n"
+               "        return -1;\n    }\n", P, PU, T);
+    fprintf(o, "    m->pending = 0;   /* the backward pass reuses the forward pass's activations */\n");
+    fprintf(o, "    if (m->grads_clear) {\n        %s_backward_pass(m, n);   /* straight into the block */\n"
+               "        m->grads_clear = 0;\n    } else {\n", P);
+    fprintf(o, "        %s *sum = m->grads;   /* the pass writes into grads_added, then adds it in */\n", T);
+    fprintf(o, "        m->grads = m->grads_added;\n        %s_backward_pass(m, n);\n        m->grads = sum;\n", P);
+    fprintf(o, "        const %s *add = m->grads_added;\n", T);
+    fprintf(o, "        for (int64_t i = 0; i < %s_PARAMS; i++) sum[i] += add[i];\n    }\n", PU);
+    fprintf(o, "    if (m->check == 2) {\n        nnr_set_error(\"%%s\", m->numerics);\n        return -1;\n    }\n");
+    fprintf(o, "    return 0;\n}\n\n");
+    /* forward, backward, zero_grad */
+    fprintf(o, "%s %s_forward(%s *m, int n%s) {\n", T, P, P, io_params(e, 0));
+    fprintf(o, "    if (%s_bad_n_(\"%s_forward\", n)) {\n        m->pending = 0;\n        return NAN;\n    }\n", P, P);
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        fprintf(o, "    m->%s = %s;\n", x->cname, x->cname);
+    }
+    fprintf(o, "    return %s_run_forward_(m, n) ? NAN : (%s)m->loss;\n}\n\n", P, T);
+    fprintf(o, "int %s_backward(%s *m) { return %s_run_backward_(m); }\n\n", P, P, P);
+    fprintf(o, "void %s_zero_grad(%s *m) {\n", P, P);
+    fprintf(o, "    if (!m->grads_clear) memset(m->grads, 0, (size_t)%s_PARAMS * sizeof(%s));\n", PU, T);
+    fprintf(o, "    m->grads_clear = 1;\n}\n\n");
+    /* loss_grad and train_step */
+    fprintf(o, "/* zero_grad + forward + backward, without zero_grad's memset: the backward pass writes\n"
+               " * every gradient it computes, and the block's other elements (buffers, padding) are\n"
+               " * never anything but 0 */\n");
+    fprintf(o, "%s %s_loss_grad(%s *m, int n%s) {\n", T, P, P, io_params(e, 0));
+    fprintf(o, "    %s loss = %s_forward(m, n", T, P);
+    for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
+    fprintf(o, ");\n    if (!m->pending) return NAN;   /* refused: the gradients stay as they were */\n");
+    fprintf(o, "    m->grads_clear = 1;\n    return %s_run_backward_(m) ? NAN : loss;\n}\n\n", P);
+    fprintf(o, "%s %s_train_step(%s *m, int n%s) {\n", T, P, P, io_params(e, 0));
+    fprintf(o, "    %s loss = %s_loss_grad(m, n", T, P);
+    for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
+    fprintf(o, ");\n    if (loss == loss) %s_update(m);   /* not after a refused call (NaN) */\n    return loss;\n}\n\n", P);
+    fprintf(o, "void %s_set_lr(%s *m, double lr) { m->lr = (%s)lr; }\n", P, P, T);
+    fprintf(o, "double %s_lr(const %s *m) { return m->lr; }\n", P, P);
+    fprintf(o, "int64_t %s_step(const %s *m) { return m->step; }\n\n", P, P);
+}
+
+/* predict: any n, in chunks of BATCH; NAME_predict standardizes the float inputs with the
+ * model's statistics, the trainer's entry point (whose data are standardized already)
+ * passes standardize = NULL.  The parameter's name is one of names.c's reserved words,
+ * so no user input shares it. */
+static void emit_predict(emitter *e, FILE *o) {
+    ir_graph *g = e->g;
+    const char *P = e->P, *T = e->T;
+    fprintf(o, "static void %s_predict_with_(%s *m, const nnr_standardization *standardize, int n%s%s) {\n", P, P, io_params(e, 1),
+            out_params(e));
+    int any_float = 0;
+    for (int i = 0; i < g->io.n; i++) {   /* no output depends on it: not read, may be NULL */
+        ir_node *x = g->io.v[i];
+        if (x->role == ROLE_INPUT && !x->in_infer) fprintf(o, "    (void)%s;   /* no output depends on it */\n", x->cname);
+        any_float |= x->role == ROLE_INPUT && x->in_infer && x->dtype != DT_CLASS;
+    }
+    if (!any_float) fprintf(o, "    (void)standardize;   /* no float input is read */\n");
+    fprintf(o, "    for (int at = 0; at < n; at += %s_BATCH) {\n", e->PU);
+    fprintf(o, "        int chunk = n - at < %s_BATCH ? n - at : %s_BATCH;\n", e->PU, e->PU);
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        if (x->role != ROLE_INPUT || !x->in_infer) continue;
+        if (x->dtype == DT_CLASS)
+            fprintf(o, "        m->%s = %s + (size_t)at * %lld;\n", x->cname, x->cname, (long long)io_size(x));
+        else
+            fprintf(o, "        m->%s = nnr_standardize_input(&%s_model, standardize, %d, %s + (size_t)at * %lld, chunk);\n",
+                    x->cname, P, i, x->cname, (long long)io_size(x));
+    }
+    fprintf(o, "        %s_infer(m, chunk);\n", P);
+    for (int i = 0; i < g->outputs.n; i++) {
+        ir_output *out = g->outputs.v[i];
+        long long sz = (long long)ir_numel(&out->node->shape);
+        fprintf(o, "        memcpy(%s + (size_t)at * %lld, m->acts + %lld, (size_t)chunk * %lld * sizeof(%s));\n",
+                out->node->cname, sz, (long long)out->node->offset, sz, T);
+    }
+    fprintf(o, "    }\n}\n\n");
+    fprintf(o, "void %s_predict(%s *m, int n%s%s) {\n    %s_predict_with_(m, &m->norm, n", P, P, io_params(e, 1),
+            out_params(e), P);
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        if (x->role == ROLE_INPUT) fprintf(o, ", %s", x->cname);
+    }
+    for (int i = 0; i < g->outputs.n; i++) fprintf(o, ", %s", ((ir_output *)g->outputs.v[i])->node->cname);
+    fprintf(o, ");\n}\n\n");
+    fprintf(o, "int64_t %s_standardization(const %s *m, const double **mean, const double **std) {\n", P, P);
+    fprintf(o, "    if (mean) *mean = m->norm.mean;\n    if (std) *std = m->norm.std;\n    return m->norm.n;\n}\n\n");
+    fprintf(o, "int %s_set_standardization(%s *m, const double *mean, const double *std, int64_t n) {\n", P, P);
+    fprintf(o, "    return nnr_standardization_set(&%s_model, &m->norm, mean, std, n);\n}\n\n", P);
+}
+
+/* The blocks, and one parameter's values or gradient by its checkpoint name. */
+static void emit_access(emitter *e, FILE *o) {
+    ir_graph *g = e->g;
+    const char *P = e->P, *T = e->T;
+    fprintf(o, "%s *%s_params(%s *m) { return m->params; }\n", T, P, P);
+    fprintf(o, "%s *%s_grads(%s *m) { return m->grads; }\n\n", T, P, P);
+    fprintf(o, "/* the element offset of parameter `name` in the blocks, its shape into *shape; -1 if unknown */\n");
+    fprintf(o, "static int64_t %s_find_(const char *name, nnr_shape *shape) {\n", P);
+    fprintf(o, "    const nnr_param *p = nnr_model_param(&%s_model, name);\n", P);
+    fprintf(o, "    if (shape) {\n        memset(shape, 0, sizeof *shape);\n        if (p) {\n"
+               "            shape->rank = p->rank;\n            memcpy(shape->dim, p->shape, sizeof p->shape);\n"
+               "        }\n    }\n    return p ? p->offset : -1;\n}\n\n");
+    fprintf(o, "%s *%s_param(%s *m, const char *name, nnr_shape *shape) {\n", T, P, P);
+    fprintf(o, "    int64_t at = %s_find_(name, shape);\n    return at < 0 ? NULL : m->params + at;\n}\n\n", P);
+    fprintf(o, "%s *%s_grad(%s *m, const char *name, nnr_shape *shape) {\n", T, P, P);
+    fprintf(o, "    int64_t at = %s_find_(name, shape);\n    return at < 0 ? NULL : m->grads + at;\n}\n\n", P);
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        if (!x->wants_grad) continue;
+        fprintf(o, "const %s *%s_grad_%s(const %s *m) { return m->acts + %lld; }\n", T, P, x->cname, P,
+                x->grad ? (long long)x->grad->offset : 0LL);
+    }
+}
+
 static void emit_api(emitter *e, FILE *o) {
     ir_graph *g = e->g;
     const char *P = e->P, *T = e->T;
@@ -99,54 +241,23 @@ static void emit_api(emitter *e, FILE *o) {
     fprintf(o, "    m->grads = %s_block(%lld);\n", P, (long long)g->param_size);
     fprintf(o, "    m->state = %s_block(%lld);\n", P, (long long)plan_state_size(g));
     fprintf(o, "    m->acts = %s_block(%lld);\n", P, (long long)g->act_size);
-    fprintf(o, "    m->lr = %s;\n", emit_lit(e, g->train.lr));
-    fprintf(o, "    if (!m->params || !m->grads || !m->state || !m->acts) {\n        %s_free(m);\n        return NULL;\n    }\n", P);
+    fprintf(o, "    m->lr = %s;\n    m->grads_clear = 1;\n", emit_lit(e, g->train.lr));
+    fprintf(o, "    if (!m->params || !m->grads || !m->state || !m->acts) {\n"
+               "        %s_free(m);\n        return NULL;\n    }\n", P);
     fprintf(o, "    return m;\n}\n\n");
     fprintf(o, "void %s_free(%s *m) {\n    if (!m) return;\n    free(m->params);\n    free(m->grads);\n"
-               "    free(m->state);\n    free(m->acts);\n    free(m);\n}\n\n", P, P);
-    fprintf(o, "void %s_init(%s *m, uint64_t seed) { nnr_model_init(&%s_model, m, seed); }\n", P, P, P);
+               "    free(m->grads_added);\n    free(m->state);\n    free(m->acts);\n"
+               "    nnr_standardization_free(&m->norm);\n    free(m);\n}\n\n", P, P);
+    fprintf(o, "void %s_init(%s *m, uint64_t seed) {\n    nnr_model_init(&%s_model, m, seed);   /* zeroes the gradients */\n"
+               "    m->grads_clear = 1;\n    m->pending = 0;\n}\n\n", P, P, P);
     fprintf(o, "static void %s_set_seed_(void *m, uint64_t seed) { ((%s *)m)->seed = seed; }\n", P, P);
-    fprintf(o, "int %s_load(%s *m, const char *path) { return nnr_model_load(&%s_model, m, path); }\n", P, P, P);
-    fprintf(o, "int %s_save(const %s *m, const char *path) { return nnr_model_save(&%s_model, (void *)m, path); }\n\n",
-            P, P, P);
-    /* loss_grad */
-    fprintf(o, "%s %s_loss_grad(%s *m, int n%s) {\n", T, P, P, io_params(e, 0));
-    fprintf(o, "    if (n <= 0 || n > %s_BATCH) return NAN;\n", e->PU);
-    for (int i = 0; i < g->io.n; i++) {
-        ir_node *x = g->io.v[i];
-        fprintf(o, "    m->%s = %s;\n", x->cname, x->cname);
-    }
-    fprintf(o, "    %s_forward(m, n);\n    %s_backward(m, n);\n    return m->check == 2 ? NAN : (%s)m->loss;\n}\n\n", P, P, T);
-    fprintf(o, "%s %s_train_step(%s *m, int n%s) {\n", T, P, P, io_params(e, 0));
-    fprintf(o, "    %s loss = %s_loss_grad(m, n", T, P);
-    for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
-    fprintf(o, ");\n    if (loss == loss) %s_update(m);   /* not after a refused call (NaN) */\n    return loss;\n}\n\n", P);
-    /* predict: any n, in chunks of BATCH */
-    fprintf(o, "void %s_predict(%s *m, int n%s%s) {\n", P, P, io_params(e, 1), out_params(e));
-    fprintf(o, "    for (int at = 0; at < n; at += %s_BATCH) {\n", e->PU);
-    fprintf(o, "        int chunk = n - at < %s_BATCH ? n - at : %s_BATCH;\n", e->PU, e->PU);
-    for (int i = 0; i < g->io.n; i++) {
-        ir_node *x = g->io.v[i];
-        if (x->role == ROLE_INPUT)
-            fprintf(o, "        m->%s = %s + (size_t)at * %lld;\n", x->cname, x->cname, (long long)io_size(x));
-    }
-    fprintf(o, "        %s_infer(m, chunk);\n", P);
-    for (int i = 0; i < g->outputs.n; i++) {
-        ir_output *out = g->outputs.v[i];
-        long long sz = (long long)ir_numel(&out->node->shape);
-        fprintf(o, "        memcpy(%s + (size_t)at * %lld, m->acts + %lld, (size_t)chunk * %lld * sizeof(%s));\n",
-                out->node->cname, sz, (long long)out->node->offset, sz, T);
-    }
-    fprintf(o, "    }\n}\n\n");
-    /* accessors */
-    fprintf(o, "%s *%s_params(%s *m) { return m->params; }\n", T, P, P);
-    fprintf(o, "%s *%s_grads(%s *m) { return m->grads; }\n", T, P, P);
-    for (int i = 0; i < g->io.n; i++) {
-        ir_node *x = g->io.v[i];
-        if (!x->wants_grad) continue;
-        fprintf(o, "const %s *%s_grad_%s(const %s *m) { return m->acts + %lld; }\n", T, P, x->cname, P,
-                x->grad ? (long long)x->grad->offset : 0LL);
-    }
+    fprintf(o, "int %s_load(%s *m, const char *path) {\n"
+               "    return nnr_model_load_standardized(&%s_model, m, path, &m->norm);\n}\n\n", P, P, P);
+    fprintf(o, "int %s_save(const %s *m, const char *path) {\n"
+               "    return nnr_model_save_standardized(&%s_model, (void *)m, path, &m->norm);\n}\n\n", P, P, P);
+    emit_step_api(e, o);
+    emit_predict(e, o);
+    emit_access(e, o);
 }
 
 /* Accuracy compares argmax(out[acc_out]) with io[acc_label]: the first label, in declaration
@@ -185,6 +296,7 @@ static void emit_info(emitter *e, FILE *o) {
     if (!g->params.n) fprintf(o, "    {0}\n");
     fprintf(o, "};\n\n");
     static const char *const kinds[] = {"NNR_IO_INPUT", "NNR_IO_LABEL", "NNR_IO_TARGET"};
+    fprintf(o, "/* name, kind, rank, shape, elements, classes, grad, predict_unused (nnr.h's nnr_io) */\n");
     fprintf(o, "static const nnr_io %s_io_table[] = {\n", P);
     int acc_label = -1, acc_out = -1;
     for (int i = 0; i < g->io.n; i++) {
@@ -192,7 +304,8 @@ static void emit_info(emitter *e, FILE *o) {
         int kind = x->role == ROLE_LABEL ? 1 : x->role == ROLE_TARGET ? 2 : 0;
         fprintf(o, "    {%s, %s, ", emit_cstring(e, x->name), kinds[kind]);
         emit_shape_init(o, &x->shape);
-        fprintf(o, ", %lld, %d, %d},\n", (long long)io_size(x), x->classes, x->wants_grad);
+        fprintf(o, ", %lld, %d, %d, %d},\n", (long long)io_size(x), x->classes, x->wants_grad,
+                x->role == ROLE_INPUT && !x->in_infer);   /* predict_unused */
     }
     fprintf(o, "};\n\n");
     fprintf(o, "static const nnr_io %s_out_table[] = {\n", P);
@@ -200,7 +313,7 @@ static void emit_info(emitter *e, FILE *o) {
         ir_output *out = g->outputs.v[i];
         fprintf(o, "    {%s, NNR_IO_OUTPUT, ", emit_cstring(e, out->name));
         emit_shape_init(o, &out->node->shape);
-        fprintf(o, ", %lld, 0, 0},\n", (long long)ir_numel(&out->node->shape));
+        fprintf(o, ", %lld, 0, 0, 0},\n", (long long)ir_numel(&out->node->shape));
     }
     if (!g->outputs.n) fprintf(o, "    {0}\n");
     fprintf(o, "};\n\n");
@@ -233,23 +346,24 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "static double %s_loss_(void *mv, int n, const void *const *in, int training) {\n", P);
     if (emit_has_modes(g)) {
         fprintf(o, "    %s *m = mv;\n", P);
-        fprintf(o, "    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n", e->PU, P);
-        fprintf(o, "    if (training) %s_forward(m, n);\n    else %s_forward_eval(m, n);\n    return m->loss;\n}\n", P, P);
+        fprintf(o, "    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n    m->pending = 0;\n", e->PU, P);
+        fprintf(o, "    if (training) %s_forward_pass(m, n);\n    else %s_forward_eval(m, n);\n    return m->loss;\n}\n", P, P);
     } else {
         fprintf(o, "    %s *m = mv;\n    (void)training;   /* no op of this model behaves differently in training */\n", P);
-        fprintf(o, "    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n    %s_forward(m, n);\n    return m->loss;\n}\n",
-                e->PU, P, P);
+        fprintf(o, "    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n    m->pending = 0;\n"
+                   "    %s_forward_pass(m, n);\n    return m->loss;\n}\n", e->PU, P, P);
     }
     fprintf(o, "static double %s_loss_grad_(void *mv, int n, const void *const *in) {\n", P);
     fprintf(o, "    %s *m = mv;\n    if (n <= 0 || n > %s_BATCH) return NAN;\n    %s_bind_(m, in);\n", P, e->PU, P);
-    fprintf(o, "    %s_forward(m, n);\n    %s_backward(m, n);\n    return m->check == 2 ? NAN : m->loss;\n}\n", P, P);
+    fprintf(o, "    if (%s_run_forward_(m, n)) return NAN;\n    m->grads_clear = 1;   /* as %s_loss_grad */\n", P, P);
+    fprintf(o, "    return %s_run_backward_(m) ? NAN : m->loss;\n}\n", P);
     fprintf(o, "static double %s_train_step_(void *m, int n, const void *const *in) {\n", P);
     fprintf(o, "    double loss = %s_loss_grad_(m, n, in);\n    if (loss == loss) %s_update(m);\n    return loss;\n}\n", P, P);
     fprintf(o, "static void %s_predict_(void *mv, int n, const void *const *in, void *const *out) {\n", P);
     fprintf(o, "    %s *m = mv;\n", P);
     if (g->outputs.n == 0) fprintf(o, "    (void)m; (void)n; (void)in; (void)out;\n");
     else {
-        fprintf(o, "    %s_predict(m, n", P);
+        fprintf(o, "    %s_predict_with_(m, NULL, n", P);   /* the trainer's data are standardized already */
         int k = 0;
         for (int i = 0; i < g->io.n; i++)
             if (((ir_node *)g->io.v[i])->role == ROLE_INPUT) fprintf(o, ", in[%d]", k++);
@@ -279,6 +393,7 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "},\n");                    /* other models' generated C stays as it was */
     fprintf(o, "    .summary = %s_summary_text,\n", P);
     fprintf(o, "    .schema_hash = 0x%016llxull,\n", (unsigned long long)schema_hash(g));
+    fprintf(o, "    .nnc_version = \"%s\",\n", NNC_VERSION);
     fprintf(o, "    .create = %s_create_, .destroy = %s_destroy_, .params = %s_params_, .grads = %s_grads_,\n", P, P, P, P);
     fprintf(o, "    .state = %s_state_, .step = %s_step_, .input_grad = %s_input_grad_,\n", P, P, P);
     fprintf(o, "    .loss = %s_loss_, .loss_grad = %s_loss_grad_, .train_step = %s_train_step_,\n", P, P, P);
@@ -328,6 +443,95 @@ static void emit_model_comment(emitter *e, FILE *o, const char *what) {
                " * clash with C (a keyword, libc, BLAS, a macro such as cblas.h's I) gets a trailing '_'. */\n");
 }
 
+/* "[256, 784]", "a scalar" for rank 0 */
+static const char *shape_words(emitter *e, const ir_shape *s) {
+    if (!s->rank) return "one value";
+    char *t = "[";
+    for (int d = 0; d < s->rank; d++) t = arena_printf(e->a, "%s%s%lld", t, d ? ", " : "", (long long)s->dim[d]);
+    return arena_printf(e->a, "%s]", t);
+}
+
+/* What this model's functions take and give: the arguments, the outputs, the parameters. */
+static void emit_h_model(emitter *e, FILE *out) {
+    ir_graph *g = e->g;
+    static const char *const roles[] = {"input", "label", "target"};
+    fprintf(out, "/* ---- this model ----------------------------------------------------------------------\n");
+    fprintf(out, " * The step functions take, after n, one pointer per entry below in this order, each to n\n"
+                 " * consecutive examples (row-major, the example index first); predict takes the inputs only.\n");
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        int role = x->role == ROLE_LABEL ? 1 : x->role == ROLE_TARGET ? 2 : 0;
+        const char *what = x->dtype == DT_CLASS ? arena_printf(e->a, "int32_t, classes in [0, %d)", x->classes)
+                                                : e->T;
+        fprintf(out, " *   %-14s %-6s %s per example (%s)%s%s\n", x->cname, roles[role], shape_words(e, &x->shape), what,
+                x->wants_grad ? "; d loss/d it: NAME_grad_" : "", x->wants_grad ? x->cname : "");
+    }
+    if (!g->io.n) fprintf(out, " *   (none)\n");
+    fprintf(out, " * predict writes one buffer per output, n examples each:\n");
+    for (int i = 0; i < g->outputs.n; i++) {
+        ir_output *out_ = g->outputs.v[i];
+        fprintf(out, " *   %-14s output %s per example (%s)\n", out_->node->cname, shape_words(e, &out_->node->shape), e->T);
+    }
+    if (!g->outputs.n) fprintf(out, " *   (none: the model declares no output)\n");
+    fprintf(out, " * Parameters, by the names NAME_param, NAME_grad and checkpoints use (offset: element of\n"
+                 " * the blocks NAME_params and NAME_grads return)%s:\n",
+            emit_has_modes(g) ? "; a buffer is state such as batchnorm's running statistics" : "");
+    for (int i = 0; i < g->params.n; i++) {
+        ir_node *p = g->params.v[i];
+        fprintf(out, " *   %-20s %-14s offset %lld%s\n", emit_comment_text(e, p->name, strlen(p->name)),
+                shape_words(e, &p->shape), (long long)p->offset, p->param.buffer ? " (buffer: not trained)" : "");
+    }
+    if (!g->params.n) fprintf(out, " *   (none)\n");
+    fprintf(out, " */\n\n");
+}
+
+/* The conventions every generated model shares: a reader of the header needs nothing else. */
+static const char api_conventions[] =
+    "/* ---- using the model (docs/c-api.md has the whole API, the file format and examples) ------\n"
+    " * Types: the model object is opaque; T is the model's dtype (float, or double for an f64\n"
+    " * model); class tensors are int32_t.  Errors: a function returning int gives 0, or -1 after recording\n"
+    " * a message that nnr_error() returns (per thread); a loss of NaN means the call was refused\n"
+    " * (n out of range, no forward to differentiate, --check-numerics) or the loss is not finite.\n"
+    " * Memory: NAME_new allocates every block a step needs; nothing allocates after it except\n"
+    " * NAME_load, NAME_set_standardization (predict's staging) and the first NAME_backward that\n"
+    " * adds to gradients already there (a second gradient block, once).  Pointers into the model stay\n"
+    " * valid until NAME_free.  Threads: one model is used by one thread at a time; separate\n"
+    " * models may run at once.  A step runs its loops on nnc's threads (nnr_set_threads).\n"
+    " *\n"
+    " *   new / free / init(seed)   create (parameters 0), release, initialize as the model says\n"
+    " *   load / save               safetensors files: parameters by name, plus the input\n"
+    " *                             standardization when the file has one\n"
+    " *   forward(m, n, ...)        the mean loss over n <= BATCH examples, in training mode\n"
+    " *                             (dropout, batch statistics); keeps what backward needs and\n"
+    " *                             reads the caller's buffers again in backward: keep them\n"
+    " *   backward(m)               ADDS d(that mean loss)/d(params) to the gradient block, as\n"
+    " *                             PyTorch's .backward() does: k calls without zero_grad leave the\n"
+    " *                             sum of the k mean-loss gradients (divide by k for their mean).\n"
+    " *                             One backward per forward.  Input gradients (NAME_grad_<input>)\n"
+    " *                             are the last backward's alone.\n"
+    " *   zero_grad(m)              sets the gradient block to 0 (free when it is already)\n"
+    " *   update(m)                 one optimizer step from the gradient block: the model's\n"
+    " *                             optimizer with its clipping and weight decay, the learning\n"
+    " *                             rate NAME_lr; it advances NAME_step by one\n"
+    " *   loss_grad(m, n, ...)      zero_grad + forward + backward (returns forward's loss)\n"
+    " *   train_step(m, n, ...)     loss_grad + update: the same bits as the four calls\n"
+    " *   predict(m, n, in.., out..)  inference mode (no dropout, running statistics) on any n,\n"
+    " *                             BATCH at a time; standardizes the float inputs with the\n"
+    " *                             model's statistics first, as `m predict` does.  The other\n"
+    " *                             functions take inputs as the model trains on them (already\n"
+    " *                             standardized, as `m train --standardize` feeds them)\n"
+    " *   set_lr / lr / step        the learning rate of the next update (a schedule sets it per\n"
+    " *                             epoch: nnr_schedule_lr(&NAME_info()->train, base, epoch)), and\n"
+    " *                             the updates taken\n"
+    " *   params / grads            the blocks, NAME_PARAMS elements each, laid out as listed above\n"
+    " *   param / grad(m, name, &shape)  one parameter's values or gradient by name, its shape\n"
+    " *                             into *shape (may be NULL); NULL for an unknown name\n"
+    " *   standardization / set_standardization  the per-feature mean and std predict applies\n"
+    " *                             (features: the elements of the float inputs, in order)\n"
+    " *   info()                    the model's tables (nnr_model_info: shapes, parameters,\n"
+    " *                             training defaults) and nnr_main's entry points\n"
+    " */\n\n";
+
 int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
     emitter e;
     emit_setup(&e, g, out, o);
@@ -335,22 +539,46 @@ int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
     emit_model_comment(&e, out, arena_printf(g->a, "%s.h", P));
     fprintf(out, "#ifndef %s_NNC_H\n#define %s_NNC_H\n\n#include <stdint.h>\n#include \"nnr.h\"\n\n", e.PU, e.PU);
     fprintf(out, "#ifdef __cplusplus\nextern \"C\" {   /* the .c file is C: compile it as C and link it from C++ */\n#endif\n\n");
+    fputs(api_conventions, out);
+    fprintf(out, "/* Here NAME is %s and T is %s. */\n\n", P, T);
+    emit_h_model(&e, out);
     fprintf(out, "#define %s_BATCH %d   /* compiled batch size: n <= BATCH at run time */\n", e.PU, g->train.batch);
     fprintf(out, "#define %s_PARAMS %lld   /* elements of the parameter block */\n\n", e.PU, (long long)g->param_size);
     fprintf(out, "typedef struct %s %s;   /* parameters, gradients, optimizer state, activations */\n\n", P, P);
-    fprintf(out, "%s *%s_new(void);                 /* zeroed; NULL when out of memory */\n", P, P);
-    fprintf(out, "void %s_free(%s *m);\n", P, P);
-    fprintf(out, "void %s_init(%s *m, uint64_t seed);   /* the initializers of the model */\n", P, P);
-    fprintf(out, "int  %s_load(%s *m, const char *path);        /* safetensors; 0 or -1 (nnr_error()) */\n", P, P);
-    fprintf(out, "int  %s_save(const %s *m, const char *path);  /* atomic */\n", P, P);
-    fprintf(out, "/* forward + backward on n <= BATCH examples; the mean loss (NaN when n is out of range) */\n");
+    fprintf(out, "%s *%s_new(void);                 /* parameters 0; NULL when out of memory */\n", P, P);
+    fprintf(out, "void %s_free(%s *m);                 /* NULL is fine */\n", P, P);
+    fprintf(out, "void %s_init(%s *m, uint64_t seed);   /* the model's initializers; gradients, state, step 0 */\n", P, P);
+    fprintf(out, "/* Reads a parameter file or a whole checkpoint (the optimizer state is not restored);\n"
+                 " * checks every name, shape and value first: on failure (-1) the model is unchanged. */\n");
+    fprintf(out, "int  %s_load(%s *m, const char *path);\n", P, P);
+    fprintf(out, "int  %s_save(const %s *m, const char *path);  /* atomic: the old file or the new one */\n\n", P, P);
+    fprintf(out, "/* training, step by step */\n");
+    fprintf(out, "%s %s_forward(%s *m, int n%s);\n", T, P, P, io_params(&e, 0));
+    fprintf(out, "int  %s_backward(%s *m);   /* adds to the gradients; -1 without a forward to use */\n", P, P);
+    fprintf(out, "void %s_zero_grad(%s *m);\n", P, P);
+    fprintf(out, "void %s_update(%s *m);\n", P, P);
+    fprintf(out, "/* the common step in one call each */\n");
     fprintf(out, "%s %s_loss_grad(%s *m, int n%s);\n", T, P, P, io_params(&e, 0));
-    fprintf(out, "/* the same, then one optimizer step */\n");
     fprintf(out, "%s %s_train_step(%s *m, int n%s);\n", T, P, P, io_params(&e, 0));
+    fprintf(out, "void    %s_set_lr(%s *m, double lr);   /* starts as the train block's lr */\n", P, P);
+    fprintf(out, "double  %s_lr(const %s *m);\n", P, P);
+    fprintf(out, "int64_t %s_step(const %s *m);          /* updates taken (0 after init) */\n\n", P, P);
     fprintf(out, "/* inference on any n (in chunks of BATCH): one buffer per output */\n");
+    for (int i = 0; i < g->io.n; i++) {
+        ir_node *x = g->io.v[i];
+        if (x->role == ROLE_INPUT && !x->in_infer)
+            fprintf(out, "/* %s is not read: no output depends on it, so NULL may be passed */\n", x->cname);
+    }
     fprintf(out, "void %s_predict(%s *m, int n%s%s);\n", P, P, io_params(&e, 1), out_params(&e));
-    fprintf(out, "%s *%s_params(%s *m);   /* the parameter block: %s_PARAMS elements */\n", T, P, P, e.PU);
-    fprintf(out, "%s *%s_grads(%s *m);    /* d mean(loss) / d params, same layout */\n", T, P, P);
+    fprintf(out, "/* the standardization predict applies: the feature count (0: none), mean and std into\n"
+                 " * *mean and *std (may be NULL; the model's memory); set: copies them, n = 0 removes */\n");
+    fprintf(out, "int64_t %s_standardization(const %s *m, const double **mean, const double **std);\n", P, P);
+    fprintf(out, "int     %s_set_standardization(%s *m, const double *mean, const double *std, int64_t n);\n\n", P, P);
+    fprintf(out, "/* parameters and gradients: the blocks, or one tensor by name (NULL if unknown) */\n");
+    fprintf(out, "%s *%s_params(%s *m);   /* %s_PARAMS elements */\n", T, P, P, e.PU);
+    fprintf(out, "%s *%s_grads(%s *m);    /* d loss / d params, same layout */\n", T, P, P);
+    fprintf(out, "%s *%s_param(%s *m, const char *name, nnr_shape *shape);\n", T, P, P);
+    fprintf(out, "%s *%s_grad(%s *m, const char *name, nnr_shape *shape);\n", T, P, P);
     for (int i = 0; i < g->io.n; i++) {
         ir_node *x = g->io.v[i];
         if (x->wants_grad) fprintf(out, "const %s *%s_grad_%s(const %s *m);   /* d mean(loss) / d %s, n examples */\n",

@@ -1,5 +1,5 @@
 /* emit_optimizer.c — NAME_update: the optimizer step as one loop over the parameter
- * block, with PyTorch's update rule for each optimizer of SPEC §1 (sgd, momentum,
+ * block, with PyTorch's update rule for each optimizer of docs/language.md (sgd, momentum,
  * nesterov, adagrad, rmsprop, adadelta, adam, adamax, nadam), weight_decay added to the
  * gradient, clip_value's elementwise clipping and clip_norm's global L2 norm, in
  * PyTorch's order: clip_grad_value_, then clip_grad_norm_ of the clipped gradients, then
@@ -30,7 +30,7 @@ void emit_update(emitter *e, FILE *o) {
         fprintf(o, ";\n   each gradient element is first clipped to [%g, %g] (clip_grad_value_)%s", -t->clip_value,
                 t->clip_value, t->clip_norm ? ", and the global norm is that of the clipped gradients" : "");
     fprintf(o, ". */\n");
-    fprintf(o, "static void %s_update(%s *m) {\n", e->P, e->P);
+    fprintf(o, "void %s_update(%s *m) {   /* public: the header documents it */\n", e->P, e->P);
     fprintf(o, "    %s *restrict p = m->params;\n    const %s *restrict g = m->grads;\n", T, T);
     int slots = plan_state_slots(t->opt);
     if (slots >= 1) fprintf(o, "    %s *restrict s1 = m->state;\n", T);

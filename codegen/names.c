@@ -50,7 +50,7 @@ static const char *const reserved[] = {
     "col_b", "xr", "wr", "xv", "qi", "fb", "kk", "fil", "gv", "count", "dyf", "dr", "wf", "take",
     "nz_at", "nz_val", "nz_cnt", "q0", "zi", "vb", "lane", "av", "brow", "wu", "wv", "wm", "ti", "tj0", "tq",
     "xi", "di", "dj", "dt", "ta", "tr", "ym", "r0", "r1", "mf", "ux", "vx", "first", "pick", "gz", "bsum",
-    "picks", "pv", "yv", "pm", "pk", NULL};
+    "picks", "pv", "yv", "pm", "pk", "standardize", NULL};
 
 static const char *const reserved_prefixes[] = {"cblas_", "Cblas", "CBLAS", "openblas", "nnr_", "NNR_",
                                                 "__", "_Z", "LAPACK", "lapack", "goto_", NULL};
@@ -274,6 +274,19 @@ int names_has_loops(const ir_graph *g) {
     return 0;
 }
 
+/* The model struct's own members (emit_api.c's emit_struct): the inputs, labels and targets
+ * are members beside them, so their names must differ. */
+static const char *const struct_members[] = {"params", "grads", "state", "acts", "grads_added", "grads_clear",
+                                             "pending", "norm", "step", "seed", "lr", "loss", "check",
+                                             "numerics", NULL};
+
+static const char *io_base(const ir_node *n, const char *base, arena *a) {
+    if (n->role != ROLE_INPUT && n->role != ROLE_LABEL && n->role != ROLE_TARGET) return base;
+    for (int i = 0; struct_members[i]; i++)
+        if (!strcmp(struct_members[i], base)) return arena_printf(a, "%s_", base);
+    return base;
+}
+
 void names_assign(ir_graph *g) {
     names_set used = {g->a, NULL, NULL, 0, 0};
     if (names_has_loops(g)) names_set_add(&used, "t");   /* a scan's step (emit_scan.c); only then, so a target t stays t */
@@ -284,6 +297,6 @@ void names_assign(ir_graph *g) {
             ir_node *n = ir_at(g, i);
             if (n->mem == MEM_NONE || n->cname) continue;
             int user = n->pass == IR_FWD && n->name;
-            if (user == (pass == 0)) n->cname = fresh(&used, names_base(g, owners, n));
+            if (user == (pass == 0)) n->cname = fresh(&used, io_base(n, names_base(g, owners, n), g->a));
         }
 }

@@ -2,7 +2,9 @@
  *
  * nnc turns examples/fashion_mlp.nn into fashion_mlp.c and fashion_mlp.h; this program
  * uses only that header (and the runtime's IDX reader) to train the model for some
- * steps, save it, load it into a second instance and classify the test set.
+ * steps with its own loop (zero_grad, forward, backward, update: what train_step does in
+ * one call), save it, load it into a second instance, read a parameter by name and
+ * classify the test set.  docs/c-api.md describes the whole API.
  *
  *   nnc examples/fashion_mlp.nn -o fashion_mlp.c
  *   cc -O2 -fopenmp -I. -I<nnc>/runtime examples/embed_mlp.c fashion_mlp.c <nnc build>/libnnr.a \
@@ -60,7 +62,13 @@ int main(int argc, char **argv) {
     double first = 0, last = 0;
     for (int s = 0; s < steps; s++) {
         int at = (s * FASHION_MLP_BATCH) % ntr, n = ntr - at < FASHION_MLP_BATCH ? ntr - at : FASHION_MLP_BATCH;
-        float loss = fashion_mlp_train_step(m, n, xtr + (size_t)at * 784, ytr + at);
+        fashion_mlp_zero_grad(m);
+        float loss = fashion_mlp_forward(m, n, xtr + (size_t)at * 784, ytr + at);
+        if (fashion_mlp_backward(m)) {   /* only without a forward, or after a refused one */
+            fprintf(stderr, "embed_mlp: %s\n", nnr_error());
+            return 1;
+        }
+        fashion_mlp_update(m);
         if (s < 20) first += loss / 20;
         if (s >= steps - 20) last += loss / 20;
     }
@@ -76,6 +84,11 @@ int main(int argc, char **argv) {
     }
     printf("test accuracy %.4f (trained model), %.4f (reloaded copy)\n", accuracy(m, xte, yte, nte),
            accuracy(copy, xte, yte, nte));
+    nnr_shape shape;
+    const float *bias = fashion_mlp_param(copy, "logits.bias", &shape);
+    printf("logits.bias [%lld]:", (long long)shape.dim[0]);
+    for (int k = 0; bias && k < shape.dim[0]; k++) printf(" %.3f", bias[k]);
+    printf("\n");
     fashion_mlp_free(m);
     fashion_mlp_free(copy);
     free(xtr); free(ytr); free(xte); free(yte);

@@ -187,13 +187,24 @@ static int refuse_nonfinite(const nnr_model_info *info, const char *path, const 
 }
 
 int nnr_model_save(const nnr_model_info *info, void *m, const char *path) {
+    return nnr_model_save_standardized(info, m, path, NULL);
+}
+
+/* A parameter file, with the input standardization when z has one (`m export` and the
+ * generated NAME_save keep it, so predictions from the file match the trainer's). */
+int nnr_model_save_standardized(const nnr_model_info *info, void *m, const char *path,
+                                const nnr_standardization *z) {
     if (refuse_nonfinite(info, path, info->params(m), NULL)) return -1;
-    nnr_tensor *ts = calloc((size_t)info->nparam + 1, sizeof *ts);
+    nnr_tensor *ts = calloc((size_t)info->nparam + 3, sizeof *ts);
     if (!ts) {
         nnr_set_error("%s: out of memory", path);
         return -1;
     }
     int n = param_tensors(info, info->params(m), ts);
+    if (z && z->n > 0) {
+        ts[n++] = (nnr_tensor){(char *)"standardize.mean", NNR_F64, 1, {z->n}, z->mean};
+        ts[n++] = (nnr_tensor){(char *)"standardize.std", NNR_F64, 1, {z->n}, z->std};
+    }
     char hash[17];
     const char *meta[] = {"nnc_model", info->name, "nnc_schema",
                           schema_str(hash, sizeof hash, info->schema_hash)};
@@ -204,10 +215,22 @@ int nnr_model_save(const nnr_model_info *info, void *m, const char *path) {
 
 /* ---- checkpoints --------------------------------------------------------------------- */
 
-enum { META_PAIRS = 14 };
+enum { META_PAIRS = 16 };
 
-/* Metadata values: one buffer per key, so meta[] can point into them. */
-typedef struct meta_text { char v[META_PAIRS][32]; } meta_text;
+/* Metadata values: one buffer per key, so meta[] can point into them, and the JSON text of
+ * the CSV names (allocated; NULL: none). */
+typedef struct meta_text { char v[META_PAIRS][32]; char *columns, *classes; } meta_text;
+
+/* n strings as a JSON array, for "__metadata__" (free() it); NULL when out of memory or
+ * a string is not UTF-8, which JSON cannot hold (the CSV loader stores only UTF-8 names). */
+static char *strings_json(char *const *v, int n) {
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_string(v[i]))) json_decref(a), a = NULL;
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return text;
+}
 
 static int ckpt_meta(const nnr_model_info *info, const nnr_checkpoint *ck, int64_t step,
                      meta_text *mt, const char **meta) {
@@ -233,6 +256,15 @@ static int ckpt_meta(const nnr_model_info *info, const nnr_checkpoint *ck, int64
         PAIR("best_epoch", "%lld", (long long)ck->best_epoch);
     }
 #undef PAIR
+    mt->columns = ck->columns ? strings_json(ck->columns, ck->ncolumns) : NULL;
+    mt->classes = ck->classes ? strings_json(ck->classes, ck->nclasses) : NULL;
+    if ((ck->columns && !mt->columns) || (ck->classes && !mt->classes)) {
+        free(mt->columns);
+        free(mt->classes);
+        return -1;
+    }
+    if (mt->columns) meta[2 * n] = "csv_columns", meta[2 * n + 1] = mt->columns, n++;
+    if (mt->classes) meta[2 * n] = "csv_classes", meta[2 * n + 1] = mt->classes, n++;
     return n;
 }
 
@@ -262,7 +294,14 @@ int nnr_checkpoint_write(const nnr_model_info *info, const void *params, const v
     meta_text mt;
     const char *meta[2 * META_PAIRS];
     int npairs = ckpt_meta(info, ck, step, &mt, meta);
+    if (npairs < 0) {
+        free(ts);
+        nnr_set_error("%s: out of memory for the CSV names in its metadata", path);
+        return -1;
+    }
     int rc = nnr_st_write(path, ts, n, meta, npairs);
+    free(mt.columns);
+    free(mt.classes);
     free(ts);
     return rc;
 }
@@ -273,6 +312,28 @@ void nnr_checkpoint_free(nnr_checkpoint *ck) {
     free(ck->std);
     ck->mean = ck->std = NULL;
     ck->nstd = 0;
+    free(ck->columns);
+    free(ck->classes);
+    ck->columns = ck->classes = NULL;
+    ck->ncolumns = ck->nclasses = 0;
+}
+
+const char *nnr_class_name(const nnr_checkpoint *ck, int k) {
+    return ck && ck->classes && k >= 0 && k < ck->nclasses ? ck->classes[k] : NULL;
+}
+
+char **nnr_strings_copy(char *const *v, int n) {
+    size_t bytes = (size_t)(n + 1) * sizeof(char *);
+    for (int i = 0; i < n; i++) bytes += strlen(v[i]) + 1;
+    char **out = malloc(bytes);
+    if (!out) return NULL;
+    char *text = (char *)(out + n + 1);
+    for (int i = 0; i < n; i++) {
+        out[i] = strcpy(text, v[i]);
+        text += strlen(text) + 1;
+    }
+    out[n] = NULL;
+    return out;
 }
 
 static int same_shape(const nnr_tensor *t, const nnr_param *p) {
@@ -456,6 +517,55 @@ static int read_standardize(const char *path, const nnr_tensors *ts, nnr_checkpo
     return 0;
 }
 
+/* The metadata key's JSON array of strings into *out (one allocation, nnr_strings_copy's);
+ * absent: 0 with *out NULL. */
+static int meta_strings(const char *path, const file_meta *fm, const char *key, char ***out,
+                        int *n) {
+    *out = NULL;
+    *n = 0;
+    const char *text = meta_get(fm, key);
+    if (!text) return 0;
+    json_t *a = json_loads(text, 0, NULL);
+    size_t count = json_is_array(a) ? json_array_size(a) : 0;
+    char **v = count && count < 1u << 24 ? calloc(count, sizeof *v) : NULL;
+    for (size_t i = 0; v && i < count; i++)
+        if (!(v[i] = (char *)json_string_value(json_array_get(a, i)))) free(v), v = NULL;
+    if (v) *out = nnr_strings_copy(v, (int)count);
+    free(v);
+    json_decref(a);
+    if (!*out) {
+        nnr_set_error("%s: checkpoint metadata '%s' is not a JSON array of strings (or memory "
+                      "ran out)", path, key);
+        return -1;
+    }
+    *n = (int)count;
+    return 0;
+}
+
+/* csv_columns and csv_classes into ck.  The classes must be distinct and sorted, as the
+ * CSV loader stores them and looks labels up among them, and no more than the label's K. */
+static int read_csv_names(const nnr_model_info *info, const char *path, const file_meta *fm,
+                          nnr_checkpoint *ck) {
+    if (meta_strings(path, fm, "csv_columns", &ck->columns, &ck->ncolumns) ||
+        meta_strings(path, fm, "csv_classes", &ck->classes, &ck->nclasses))
+        return -1;
+    int k = 0;
+    for (int i = 0; i < info->nio; i++)
+        if (info->io[i].kind == NNR_IO_LABEL && info->io[i].classes > k) k = info->io[i].classes;
+    for (int i = 1; i < ck->nclasses; i++)
+        if (strcmp(ck->classes[i - 1], ck->classes[i]) >= 0) {
+            nnr_set_error("%s: checkpoint metadata 'csv_classes' is not sorted and distinct at "
+                          "'%s'", path, ck->classes[i]);
+            return -1;
+        }
+    if (ck->nclasses > k) {
+        nnr_set_error("%s: checkpoint metadata 'csv_classes' names %d classes; model %s's label "
+                      "has %d", path, ck->nclasses, info->name, k);
+        return -1;
+    }
+    return 0;
+}
+
 /* Everything of ts that resume = 1 needs, checked before anything is copied. */
 static int check_whole(const nnr_model_info *info, const char *path, const file_meta *fm,
                        const nnr_tensors *ts, nnr_checkpoint *ck, const nnr_tensor **state) {
@@ -496,8 +606,32 @@ static int check_any_state(const char *path, const nnr_tensors *ts) {
     return -1;
 }
 
-int nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
-                        nnr_checkpoint *ck, int resume) {
+/* The standardization of ck made z's, with staging for a batch; checked and allocated
+ * before the caller changes anything, so that a failure leaves z as it was. */
+static int take_standardization(const nnr_model_info *info, const char *path,
+                                nnr_checkpoint *ck, nnr_standardization *z) {
+    if (ck->nstd && ck->nstd != nnr_data_features(info)) {
+        nnr_set_error("%s: standardization of %lld features, but model %s has %lld float input "
+                      "features", path, (long long)ck->nstd, info->name,
+                      (long long)nnr_data_features(info));
+        return -1;
+    }
+    nnr_standardization next = {ck->nstd, ck->mean, ck->std, NULL};
+    size_t bytes = (size_t)info->batch * (size_t)ck->nstd * nnr_dtype_size(info->dtype);
+    if (ck->nstd && !(next.stage = nnr_aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+        nnr_set_error("%s: out of memory for the standardized inputs of a batch", path);
+        return -1;
+    }
+    nnr_standardization_free(z);
+    *z = next;
+    ck->mean = ck->std = NULL;   /* now z's */
+    ck->nstd = 0;
+    return 0;
+}
+
+/* nnr_checkpoint_load, and with z, the file's standardization into z. */
+static int load_file(const nnr_model_info *info, void *m, const char *path, nnr_checkpoint *ck,
+                     int resume, nnr_standardization *z) {
     nnr_tensors ts;
     if (nnr_st_read(path, &ts)) return -1;
     nnr_checkpoint scratch;
@@ -519,6 +653,8 @@ int nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
     if (rc == 0 && resume) rc = check_whole(info, path, &fm, &ts, ck, &state);
     if (rc == 0 && !resume) rc = check_any_state(path, &ts);
     if (rc == 0) rc = read_standardize(path, &ts, ck);
+    if (rc == 0) rc = read_csv_names(info, path, &fm, ck);
+    if (rc == 0 && z) rc = take_standardization(info, path, ck, z);
     if (rc == 0) {
         ck->full = meta_get(&fm, "nnc_checkpoint") != NULL;
         memcpy(info->params(m), staged, bytes);
@@ -534,8 +670,88 @@ int nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
     return rc;
 }
 
+int nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
+                        nnr_checkpoint *ck, int resume) {
+    return load_file(info, m, path, ck, resume, NULL);
+}
+
 int nnr_model_load(const nnr_model_info *info, void *m, const char *path) {
-    return nnr_checkpoint_load(info, m, path, NULL, 0);
+    return load_file(info, m, path, NULL, 0, NULL);
+}
+
+int nnr_model_load_standardized(const nnr_model_info *info, void *m, const char *path,
+                                nnr_standardization *z) {
+    return load_file(info, m, path, NULL, 0, z);
+}
+
+/* ---- the generated API's helpers ------------------------------------------------------ */
+
+const nnr_param *nnr_model_param(const nnr_model_info *info, const char *name) {
+    for (int i = 0; name && i < info->nparam; i++)
+        if (!strcmp(info->param[i].name, name)) return &info->param[i];
+    nnr_set_error("model %s has no parameter '%s'", info->name, name ? name : "(null)");
+    return NULL;
+}
+
+void nnr_standardization_free(nnr_standardization *z) {
+    if (!z) return;
+    free(z->mean);
+    free(z->std);
+    free(z->stage);
+    *z = (nnr_standardization){0, NULL, NULL, NULL};
+}
+
+int nnr_standardization_set(const nnr_model_info *info, nnr_standardization *z,
+                            const double *mean, const double *std, int64_t n) {
+    if (n < 0 || (n > 0 && (!mean || !std))) {
+        nnr_set_error("model %s: a standardization needs n >= 0 and, for n > 0, mean and std",
+                      info->name);
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!(std[i] > 0) || !isfinite(std[i]) || !isfinite(mean[i])) {
+            nnr_set_error("model %s: standardization of feature %lld is not usable (mean %g, "
+                          "std %g; std must be finite and > 0)", info->name, (long long)i,
+                          mean[i], std[i]);
+            return -1;
+        }
+    nnr_checkpoint ck = {.nstd = n};
+    if (n) {
+        ck.mean = malloc((size_t)n * sizeof(double));
+        ck.std = malloc((size_t)n * sizeof(double));
+        if (!ck.mean || !ck.std) {
+            nnr_checkpoint_free(&ck);
+            nnr_set_error("model %s: out of memory for a standardization", info->name);
+            return -1;
+        }
+        memcpy(ck.mean, mean, (size_t)n * sizeof(double));
+        memcpy(ck.std, std, (size_t)n * sizeof(double));
+    }
+    int rc = take_standardization(info, "standardization", &ck, z);
+    nnr_checkpoint_free(&ck);
+    return rc;
+}
+
+const void *nnr_standardize_input(const nnr_model_info *info, const nnr_standardization *z,
+                                  int k, const void *x, int n) {
+    if (!z || !z->n || !x) return x;
+    int64_t f0 = 0;   /* the first feature of io[k] */
+    for (int j = 0; j < k; j++)
+        if (info->io[j].kind == NNR_IO_INPUT && !info->io[j].classes) f0 += info->io[j].size;
+    int64_t size = info->io[k].size;
+    const double *mean = z->mean + f0, *std = z->std + f0;
+    /* as nnr_data_standardize computes it: in double, rounded once to the model's dtype */
+    if (info->dtype == NNR_F64) {
+        double *dst = (double *)z->stage + (size_t)info->batch * (size_t)f0;
+        const double *src = x;
+        for (int64_t i = 0; i < (int64_t)n * size; i++) dst[i] = (src[i] - mean[i % size]) / std[i % size];
+        return dst;
+    }
+    float *dst = (float *)z->stage + (size_t)info->batch * (size_t)f0;
+    const float *src = x;
+    for (int64_t i = 0; i < (int64_t)n * size; i++)
+        dst[i] = (float)(((double)src[i] - mean[i % size]) / std[i % size]);
+    return dst;
 }
 
 double nnr_gemm_sparse_limit(double below, int large) {

@@ -90,6 +90,12 @@ int nnr_idx_read(const char *path, nnr_tensor *out);
  * one free(), or NULL when the file has no header. */
 int nnr_csv_read(const char *path, nnr_tensor *out);
 int nnr_csv_read_named(const char *path, nnr_tensor *out, char ***names);
+/* nnr_csv_read_named, and the column whose header name is `keep` also as text: *texts gets
+ * its fields, one a row, NULL-terminated, in one allocation freed with one free() (NULL
+ * when the file has no such column).  That column's fields may be any non-empty text (a
+ * class name such as "setosa"); the ones that are not numbers read as NaN in out. */
+int nnr_csv_read_text(const char *path, nnr_tensor *out, char ***names, const char *keep,
+                      char ***texts);
 
 /* The whole of PATH (pipes too) into *buf, *len bytes plus a NUL after them; the caller
  * frees *buf.  A directory is refused by name.  nnr_open_input is fopen(PATH, "rb") with
@@ -97,7 +103,7 @@ int nnr_csv_read_named(const char *path, nnr_tensor *out, char ***names);
 int   nnr_read_file(const char *path, unsigned char **buf, int64_t *len);
 FILE *nnr_open_input(const char *path);
 
-/* ---- initializers (SPEC §1), fan-in / fan-out as PyTorch computes them --------------
+/* ---- initializers (docs/language.md), fan-in / fan-out as PyTorch computes them -------
  * rank >= 2: fan_in = shape[1] * prod(shape[2:]), fan_out = shape[0] * prod(shape[2:]);
  * rank < 2: fan_in = fan_out = numel (PyTorch refuses; nnc documents this choice). */
 typedef enum {
@@ -119,6 +125,10 @@ typedef struct nnr_io {
     int64_t     size;                    /* elements per example */
     int         classes;                 /* K of class(K); 0 for float tensors */
     int         grad;                    /* 1: the model computes d loss / d this input */
+    int         predict_unused;          /* inputs: 1 when no output depends on it, so predict
+                                            never reads it (NULL may be passed); the trainer's
+                                            predict asks only for the others.  0 otherwise
+                                            (a hand-written table's default: read) */
 } nnr_io;
 
 typedef struct nnr_param {
@@ -173,10 +183,12 @@ typedef struct nnr_model_info {
     nnr_train_config   train;            /* the model's train { } block, defaults filled */
     const char        *summary;          /* the table `nnc --summary` prints */
     uint64_t           schema_hash;      /* hash of names, shapes and dtype of params and io */
+    const char        *nnc_version;      /* of the nnc that generated it (`m --version`); may be NULL */
 
     /* Entry points.  `in[k]` points at n consecutive examples of io[k]: model dtype for
      * float tensors, int32_t for class tensors.  predict's `in` holds the INPUT-kind
-     * entries of io only, in order; `out[k]` receives n examples of out[k]. */
+     * entries of io only, in order (NULL for one marked predict_unused); `out[k]` receives
+     * n examples of out[k]. */
     void  *(*create)(void);              /* zeroed parameters, NULL when out of memory */
     void   (*destroy)(void *m);
     void  *(*params)(void *m);           /* parameter block, param_size elements */
@@ -205,6 +217,45 @@ void nnr_model_init(const nnr_model_info *info, void *m, uint64_t seed);
  * problem; the message names the file and the tensor. */
 int  nnr_model_load(const nnr_model_info *info, void *m, const char *path);
 int  nnr_model_save(const nnr_model_info *info, void *m, const char *path); /* atomic */
+
+/* ---- the generated model API's helpers (docs/c-api.md) ------------------------------- */
+/* A tensor's shape as NAME_param gives it: rank and dims, dim[rank..] zero. */
+typedef struct nnr_shape {
+    int     rank;
+    int64_t dim[NNR_MAXRANK];
+} nnr_shape;
+/* The parameter (or buffer) called `name` ("h1.weight"), or NULL after recording
+ * "model M has no parameter 'name'". */
+const nnr_param *nnr_model_param(const nnr_model_info *info, const char *name);
+
+/* The input standardization a model holds (`m train --standardize` stores it in the
+ * checkpoint as standardize.mean / standardize.std): NAME_predict feeds the model
+ * (x - mean) / std of its float inputs, computed in double and rounded to the model's
+ * dtype exactly as the trainer standardizes a data set, into `stage`.  Features are the
+ * elements of the float INPUT entries of io, in io order (nnr_data_features). */
+typedef struct nnr_standardization {
+    int64_t n;                  /* features; 0: none */
+    double *mean, *std;         /* n values each, owned */
+    void   *stage;              /* info->batch * n elements of the model's dtype, owned */
+} nnr_standardization;
+/* Replaces z with a copy of mean and std (n == 0: none); n must be the model's feature
+ * count and every std finite and > 0, every mean finite.  -1 (z unchanged) otherwise or
+ * when out of memory. */
+int  nnr_standardization_set(const nnr_model_info *info, nnr_standardization *z,
+                             const double *mean, const double *std, int64_t n);
+void nnr_standardization_free(nnr_standardization *z);
+/* x standardized into z's staging for io[k] (a float input), n <= batch examples; the
+ * staged copy, or x itself when z holds none or x is NULL. */
+const void *nnr_standardize_input(const nnr_model_info *info, const nnr_standardization *z,
+                                  int k, const void *x, int n);
+/* nnr_model_load, and z set to the file's standardization (emptied when it has none);
+ * the feature count is checked and the staging allocated before anything changes, so a
+ * failure leaves both m and z untouched. */
+int  nnr_model_load_standardized(const nnr_model_info *info, void *m, const char *path,
+                                 nnr_standardization *z);
+/* nnr_model_save plus z's standardize.mean / standardize.std when z->n > 0. */
+int  nnr_model_save_standardized(const nnr_model_info *info, void *m, const char *path,
+                                 const nnr_standardization *z);
 
 /* ---- used by the generated training step --------------------------------------------- */
 /* The fraction of nonzeros below which a backward product takes its sparse path, given
@@ -258,7 +309,10 @@ void nnr_dgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANS
  *                       float inputs (nnr_data_features), only when training used one;
  *   "__metadata__"      nnc_model, nnc_schema (16 hex digits), nnc_checkpoint ("1"), step,
  *                       epoch, batch, epochs, examples, seed, lr, loss_sum, and best_loss,
- *                       best_epoch once early stopping has a best.
+ *                       best_epoch once early stopping has a best; csv_columns and
+ *                       csv_classes (JSON arrays of strings) when training read a CSV file
+ *                       with --label-column: its feature columns' names in the order they
+ *                       fed the input, and the label's class names, class k's at k.
  * The numbers are decimal strings; doubles with 17 significant digits, so they read back
  * exactly. */
 typedef struct nnr_checkpoint {
@@ -275,7 +329,18 @@ typedef struct nnr_checkpoint {
     int64_t  nstd;            /* standardized features; 0: none */
     double  *mean, *std;      /* nstd values each; owned after nnr_checkpoint_load */
     int      full;            /* set by nnr_checkpoint_load: the file is a whole checkpoint */
+    /* What training learned from a CSV file with a header (--label-column): each list is
+     * one allocation (pointers, a NULL, the text) freed by nnr_checkpoint_free; NULL: none. */
+    char   **columns;         /* feature column names, in the order they feed the input */
+    int      ncolumns;
+    char   **classes;         /* the label's class names, sorted: class k is classes[k] */
+    int      nclasses;
 } nnr_checkpoint;
+/* The name of class k of the label (string labels of a CSV file), or NULL when ck stores
+ * no names (numeric labels) or k is outside them: write the number k then. */
+const char *nnr_class_name(const nnr_checkpoint *ck, int k);
+/* n strings (v[i] may not be NULL) copied as one such allocation; NULL when out of memory. */
+char **nnr_strings_copy(char *const *v, int n);
 /* Writes m and ck to PATH atomically (ck->step is taken from the model). */
 int  nnr_checkpoint_save(const nnr_model_info *info, void *m, const char *path,
                          const nnr_checkpoint *ck);
@@ -302,7 +367,7 @@ int64_t nnr_first_nonfinite(nnr_dtype dt, const void *p, int64_t n);
  * second moment) must also be non-negative. */
 int  nnr_checkpoint_load(const nnr_model_info *info, void *m, const char *path,
                          nnr_checkpoint *ck, int resume);
-void nnr_checkpoint_free(nnr_checkpoint *ck);  /* frees mean and std */
+void nnr_checkpoint_free(nnr_checkpoint *ck);  /* frees mean, std, columns and classes */
 
 /* ---- data sets ----------------------------------------------------------------------
  * One column per io entry of the model, n examples each: float columns hold model dtype
@@ -311,7 +376,10 @@ void nnr_checkpoint_free(nnr_checkpoint *ck);  /* frees mean and std */
  * labels classes; any file's leading dimension is the example index and the rest must
  * hold as many elements as one example of the column.  Labels are checked against
  * [0, classes); float data must be finite.  `need` is a bit set over io kinds
- * (1 << NNR_IO_INPUT | ...) the data set must provide. */
+ * (1 << NNR_IO_INPUT | ...) the data set must provide; a column of a kind not needed is
+ * not read even when given.  With NNR_NEED_PREDICT added, the inputs marked
+ * predict_unused are not needed either (predict's data: only what its outputs read). */
+#define NNR_NEED_PREDICT (1u << 8)
 typedef struct nnr_dataset {
     int64_t n;
     int     ncol;                        /* == info->nio */
@@ -334,12 +402,19 @@ void nnr_data_gather(const nnr_model_info *info, const nnr_dataset *d, const int
                      int n, void *const *dst);
 
 /* CSV with a header row naming its columns: the column named `label_column` feeds the
- * model's label (it must have exactly one label, class(K), one class per example), the
- * other columns in file order feed its one float input, whose per-example size must be
- * their count.  A file without that column is accepted when `need` does not ask for
- * labels (predict): then every column is an input. */
+ * model's one label (class(K), one class per example) or one float target ([1]), the
+ * other columns feed its one float input, whose per-example size must be their count.  A
+ * file without that column is accepted when `need` does not ask for labels (predict):
+ * then every column is an input.
+ * Names (names may be NULL: none known, nothing learned): when names->columns is set, the
+ * file's feature columns must be the same names, in any order, and are fed in that
+ * stored order; when names->classes is set, every label is looked up among them by name.
+ * With learn (the training set), what names lacks is taken from this file: its feature
+ * names, and when some label is not an integer, the sorted distinct labels as class
+ * names (at most K of them).  Without learn, a label that is not a number needs
+ * names->classes. */
 int  nnr_data_load_csv(const nnr_model_info *info, const char *path, const char *label_column,
-                       unsigned need, nnr_dataset *out);
+                       unsigned need, nnr_checkpoint *names, int learn, nnr_dataset *out);
 /* A text file as (context window, next byte) examples over a byte vocabulary, so a
  * character model trains straight from a file.  The model must have one class input of
  * T classes per example ([T], the window) and one label of one class (the next byte), and
@@ -348,6 +423,8 @@ int  nnr_data_load_csv(const nnr_model_info *info, const char *path, const char 
  * predicted, and the label is byte i.  A byte outside a class(K) it feeds is an error
  * naming the file and the byte's offset. */
 int  nnr_data_load_text(const nnr_model_info *info, const char *path, nnr_dataset *out);
+/* "input", "label", "target", "output": an io kind as messages name it. */
+const char *nnr_io_kind_name(nnr_io_kind kind);
 /* Standardization: the features are the elements of the float INPUT columns, in io order. */
 int64_t nnr_data_features(const nnr_model_info *info);
 /* Per-feature mean and standard deviation (population) of d; a constant feature gets std 1. */
@@ -358,11 +435,12 @@ void nnr_data_standardize(const nnr_model_info *info, nnr_dataset *d, const doub
 
 /* ---- plots ---------------------------------------------------------------------------
  * `m plot run.csv -o curves.svg`: the loss curves (train, val, test) and the accuracy
- * curves (val, test) per epoch of a --log CSV, as a standalone SVG in two panels. */
+ * curves (val, test) per epoch of a --log CSV, as a standalone SVG in two panels.  "-"
+ * for either path is standard input or output. */
 int nnr_plot_svg(const char *csv_path, const char *svg_path);
 
 /* ---- the trainer program ------------------------------------------------------------
- * `nnc MODEL.nn --exe` links a main() that calls this.  Subcommands of SPEC §4:
+ * `nnc MODEL.nn --exe` links a main() that calls this.  Subcommands (docs/trainer.md):
  * train eval predict init grads gradcheck summary, and export and plot.  Returns the
  * process exit status. */
 int nnr_main(const nnr_model_info *info, int argc, char **argv);

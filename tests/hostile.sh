@@ -3,7 +3,7 @@
 #
 # Models whose model name and tensor names are C keywords, libc/libm/BLAS symbols and
 # macros (int, main, free, I, NULL, cblas_sgemm, double, exp, m, n, i, names ending in '_',
-# names starting with '__') are compiled with `nnc --exe` by gcc and by clang (NNC_CC) with
+# names starting with '__', inputs named as the model struct's members) are compiled with `nnc --exe` by gcc and by clang (NNC_CC) with
 # -Wall -Wextra -Werror (NNC_CFLAGS), in f64 and f32; each f64 trainer runs `init`, trains
 # two steps and passes `gradcheck --tol 1e-6`.  Then user text that could escape a C comment
 # or string: a model whose comments and names hold `*/`, `??/` (a trigraph), backslashes
@@ -90,6 +90,22 @@ u_     = a__b * _
 loss   = cross_entropy(u_, y)
 train { batch = 4; epochs = 1 }
 NN
+# the inputs, labels and targets are members of the model's struct: named as its own
+# members (params, grads, state, step, acts, norm, pending, ...)
+cat >members.nn <<'NN'
+model members
+input  pending: [3] grad
+input  norm: [2]
+label  step: class(3)
+target acts: [2]
+h      = tanh(dense(pending, 4) + dense(norm, 4))
+params = dense(h, 3)
+grads  = dense(h, 2)
+state  = mse(grads, acts)
+loss   = cross_entropy(params, step) + state
+output seed = softmax(params)
+train { batch = 4; epochs = 1 }
+NN
 
 python3 - <<'PY'
 import json, struct
@@ -106,9 +122,11 @@ st('keywords.safetensors', {'main': ('F64', [8, 4], f(32)), 'NULL': ('I64', [8],
 st('main.safetensors', {'free': ('F64', [8, 3], f(24)), 'malloc': ('F64', [8, 2], f(16))})
 st('free.safetensors', {'printf': ('F64', [8, 2, 3], f(48)), 'EOF': ('I64', [8], i64(8, 2))})
 st('underscore.safetensors', {'x': ('F64', [8, 3], f(24)), 'y': ('I64', [8], i64(8, 3))})
+st('members.safetensors', {'pending': ('F64', [8, 3], f(24)), 'norm': ('F64', [8, 2], f(16)),
+                           'step': ('I64', [8], i64(8, 3)), 'acts': ('F64', [8, 2], f(16))})
 PY
 
-for model in keywords main free underscore; do
+for model in keywords main free underscore members; do
     for cc in $compilers; do
         for dt in f64 f32; do
             exe=${model}_${cc}_$dt

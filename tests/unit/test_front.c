@@ -629,8 +629,8 @@ static void test_emit_readable(void) {
     emit_opts o = {"mlp.h", "mlp.nn", NULL, 0};
     CU_ASSERT_EQUAL(emit_c(u.g, f, &o), 0);
     fclose(f);
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "static void mlp_forward(mlp *m, int n)"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "static void mlp_backward(mlp *m, int n)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "static void mlp_forward_pass(mlp *m, int n)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "static void mlp_backward_pass(mlp *m, int n)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "nnr_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 256, 784, n,"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "/* line 4: h1 = relu(dense(x, 256)) */"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "float *restrict dh1_weight = m->grads + 0;"));

@@ -109,10 +109,10 @@ static void *cls_state(void *m) { return ((toy_cls *)m)->state; }
 static void cls_set_seed(void *m, uint64_t seed) { ((toy_cls *)m)->seed = seed; }
 
 static const nnr_io cls_io[] = {
-    {"x", NNR_IO_INPUT, 1, {CLS_IN}, CLS_IN, 0, 0},
-    {"y", NNR_IO_LABEL, 0, {0}, 1, CLS_K, 0},
+    {"x", NNR_IO_INPUT, 1, {CLS_IN}, CLS_IN, 0, 0, 0},
+    {"y", NNR_IO_LABEL, 0, {0}, 1, CLS_K, 0, 0},
 };
-static const nnr_io cls_out[] = {{"probs", NNR_IO_OUTPUT, 1, {CLS_K}, CLS_K, 0, 0}};
+static const nnr_io cls_out[] = {{"probs", NNR_IO_OUTPUT, 1, {CLS_K}, CLS_K, 0, 0, 0}};
 static const nnr_param cls_param[] = {
     {"lin.weight", 2, {CLS_K, CLS_IN}, CLS_K * CLS_IN, 0, {NNR_INIT_GLOROT_UNIFORM, 0, 0}, 0},
     {"lin.bias", 1, {CLS_K}, CLS_K, CLS_K * CLS_IN, {NNR_INIT_ZEROS, 0, 0}, 0},
@@ -199,10 +199,10 @@ static void *reg_input_grad(void *m, int k) { return k == 0 ? ((toy_reg *)m)->dx
 static void reg_set_lr(void *m, double lr) { ((toy_reg *)m)->lr = lr; }
 
 static const nnr_io reg_io[] = {
-    {"x", NNR_IO_INPUT, 1, {REG_IN}, REG_IN, 0, 1},
-    {"t", NNR_IO_TARGET, 1, {REG_OUT}, REG_OUT, 0, 0},
+    {"x", NNR_IO_INPUT, 1, {REG_IN}, REG_IN, 0, 1, 0},
+    {"t", NNR_IO_TARGET, 1, {REG_OUT}, REG_OUT, 0, 0, 0},
 };
-static const nnr_io reg_out[] = {{"pred", NNR_IO_OUTPUT, 1, {REG_OUT}, REG_OUT, 0, 0}};
+static const nnr_io reg_out[] = {{"pred", NNR_IO_OUTPUT, 1, {REG_OUT}, REG_OUT, 0, 0, 0}};
 static const nnr_param reg_param[] = {
     {"lin.weight", 2, {REG_OUT, REG_IN}, REG_OUT * REG_IN, 0, {NNR_INIT_GLOROT_UNIFORM, 0, 0}, 0},
     {"lin.bias", 1, {REG_OUT}, REG_OUT, REG_OUT * REG_IN, {NNR_INIT_UNIFORM, -0.5, 0.5}, 0},
