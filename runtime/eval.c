@@ -1,7 +1,9 @@
 /* eval.c — `m eval` and `m predict`: a checkpoint's loss and accuracy on a test set, with
  * the confusion matrix and per-class precision and recall behind the accuracy, and the
- * model's outputs for new inputs as CSV, with digits enough to read each value back,
- * written so that a failed write never leaves a truncated file.
+ * model's outputs for new inputs: as CSV (standard output, or --out FILE; "-" is standard
+ * output), with digits enough to read each value back and the predicted class beside the
+ * class output, or with --out FILE.safetensors as tensors; a failed write never leaves a
+ * truncated file.
  */
 #include "nnr.h"
 #include "trainer.h"
@@ -77,7 +79,7 @@ int nnr_cmd_eval(const nnr_model_info *info, const options *o) {
     session s = {0};
     int rc = nnr_session_open_model(info, &s, o->load, 0) ||
              nnr_session_load_set(info, o, "--test", &o->test, "--test-text", o->test_text,
-                                  &s.test) ||
+                                  &s.ck, &s.test) ||
              nnr_session_apply_standardize(info, &s, o->load) ||
              nnr_session_evaluator_alloc(info, &s.ev);
     if (!rc) {
@@ -93,17 +95,63 @@ int nnr_cmd_eval(const nnr_model_info *info, const options *o) {
     return rc ? nnr_trainer_fail() : 0;
 }
 
-static void csv_header(const nnr_model_info *info, FILE *f) {
+/* predict's class output: the output the model's accuracy is measured on (out[acc_out],
+ * scored by argmax against a class(K) label, K values per label position: the classes'
+ * probabilities or logits), when it has one; else -1.  Its argmax (the predicted class,
+ * one per label position) is written beside it. */
+static int class_output(const nnr_model_info *info, const evaluator *ev) {
+    return ev->confusion ? info->acc_out : -1;
+}
+
+/* The predicted class of label position j of example i (ev->out holds the batch). */
+static int32_t argmax_of(const nnr_model_info *info, const evaluator *ev, int64_t i, int64_t j) {
+    const void *out = ev->out[info->acc_out];
+    int64_t at = (i * ev->labels + j) * ev->width;
+    int32_t best = 0;
+    for (int c = 1; c < ev->width; c++)
+        if (get(info, out, at + c) > get(info, out, at + best)) best = c;
+    return best;
+}
+
+/* The name predict's CSV gives class c in the argmax column, or NULL for the number c.
+ * The hook for class names a checkpoint stores (string labels of a CSV training set):
+ * none are stored yet, so every class is its number. */
+static const char *predict_class_name(const session *s, int c) {
+    (void)s;
+    (void)c;
+    return NULL;
+}
+
+/* A CSV field as RFC 4180 quotes it when it holds a comma, a quote or a line break. */
+static void csv_text(FILE *f, const char *text) {
+    if (!strpbrk(text, ",\"\r\n")) {
+        fputs(text, f);
+        return;
+    }
+    fputc('"', f);
+    for (const char *p = text; *p; p++) {
+        if (*p == '"') fputc('"', f);
+        fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void csv_header(const nnr_model_info *info, const evaluator *ev, FILE *f) {
     for (int k = 0; k < info->nout; k++) {
         const nnr_io *out = &info->out[k];
         if (out->size == 1) fprintf(f, "%s%s", k ? "," : "", out->name);
         for (int64_t j = 0; out->size > 1 && j < out->size; j++)
             fprintf(f, "%s%s_%lld", k || j ? "," : "", out->name, (long long)j);
+        if (k != class_output(info, ev)) continue;
+        if (ev->labels == 1) fprintf(f, ",%s_argmax", out->name);
+        for (int64_t j = 0; ev->labels > 1 && j < ev->labels; j++)
+            fprintf(f, ",%s_argmax_%lld", out->name, (long long)j);
     }
     fputc('\n', f);
 }
 
-static void csv_rows(const nnr_model_info *info, const evaluator *ev, int nb, FILE *f) {
+static void csv_rows(const nnr_model_info *info, const session *s, int nb, FILE *f) {
+    const evaluator *ev = &s->ev;
     const char *fmt = num_fmt(info);
     for (int i = 0; i < nb; i++) {
         for (int k = 0; k < info->nout; k++) {
@@ -112,9 +160,67 @@ static void csv_rows(const nnr_model_info *info, const evaluator *ev, int nb, FI
                 if (k || j) fputc(',', f);
                 fprintf(f, fmt, get(info, ev->out[k], i * size + j));
             }
+            for (int64_t j = 0; k == class_output(info, ev) && j < ev->labels; j++) {
+                int32_t c = argmax_of(info, ev, i, j);
+                const char *name = predict_class_name(s, c);
+                fputc(',', f);
+                if (name) csv_text(f, name);
+                else fprintf(f, "%d", c);
+            }
         }
         fputc('\n', f);
     }
+}
+
+/* predict --out FILE.safetensors: every output as a tensor [n, shape...] of the model's
+ * dtype under its name, and the class output's argmax as int32 [n] (or [n, positions])
+ * named "<output>.argmax"; written atomically like every safetensors file. */
+static int ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+static int predict_safetensors(const nnr_model_info *info, session *s, const char *path) {
+    const int nout = info->nout, cls = class_output(info, &s->ev);
+    const int64_t n = s->data.n;
+    const size_t es = nnr_dtype_size(info->dtype);
+    nnr_tensor *ts = calloc((size_t)nout + 1, sizeof *ts);
+    int nt = nout + (cls >= 0), rc = 0;
+    for (int k = 0; ts && k < nt; k++) {
+        const nnr_io *out = &info->out[k < nout ? k : cls];
+        int64_t per = k < nout ? out->size : s->ev.labels;
+        ts[k].dtype = k < nout ? info->dtype : NNR_I32;
+        ts[k].shape[0] = n;
+        if (k < nout) {
+            ts[k].rank = 1 + out->rank;
+            memcpy(ts[k].shape + 1, out->shape, (size_t)out->rank * sizeof(int64_t));
+        } else {
+            ts[k].rank = s->ev.labels > 1 ? 2 : 1;
+            ts[k].shape[1] = s->ev.labels;
+        }
+        size_t len = strlen(out->name) + 8;
+        ts[k].name = malloc(len);
+        ts[k].data = malloc((size_t)(n ? n : 1) * (size_t)per * (k < nout ? es : sizeof(int32_t)));
+        if (!ts[k].name || !ts[k].data) rc = -1;
+        else snprintf(ts[k].name, len, "%s%s", out->name, k < nout ? "" : ".argmax");
+    }
+    if (!ts || rc) rc = oom();
+    for (int64_t at = 0; !rc && at < n; at += info->batch) {
+        int nb = (int)(n - at < info->batch ? n - at : info->batch);
+        nnr_session_point_at(info, &s->data, at, &s->ev);
+        info->predict(s->m, nb, s->ev.inputs, s->ev.out);
+        for (int k = 0; k < nout; k++)
+            memcpy((char *)ts[k].data + (size_t)at * (size_t)info->out[k].size * es, s->ev.out[k],
+                   (size_t)nb * (size_t)info->out[k].size * es);
+        for (int64_t i = 0; cls >= 0 && i < nb; i++)
+            for (int64_t j = 0; j < s->ev.labels; j++)
+                ((int32_t *)ts[nout].data)[(at + i) * s->ev.labels + j] = argmax_of(info, &s->ev, i, j);
+    }
+    const char *meta[] = {"nnc_model", info->name};
+    if (!rc) rc = nnr_st_write(path, ts, nt, meta, 1);
+    for (int k = 0; ts && k < nt; k++) nnr_tensor_free(&ts[k]);
+    free(ts);
+    return rc;
 }
 
 /* predict's output.  A regular FILE (or a new one) is written as FILE.tmp.<pid> beside it
@@ -128,6 +234,7 @@ typedef struct out_file {
 } out_file;
 
 static int out_open(out_file *o, const char *path) {
+    if (path && strcmp(path, "-") == 0) path = NULL;     /* "-": standard output */
     *o = (out_file){stdout, path, NULL};
     if (!path) return 0;
     struct stat st;
@@ -170,16 +277,19 @@ int nnr_cmd_predict(const nnr_model_info *info, const options *o) {
     session s = {0};
     out_file out = {0};
     int rc = nnr_session_open_model(info, &s, o->load, 0) ||
-             nnr_session_load_data(info, o, "--input", &o->input, 1u << NNR_IO_INPUT, &s.data) ||
+             nnr_session_load_data(info, o, "--input", &o->input,
+                                   1u << NNR_IO_INPUT | NNR_NEED_PREDICT, &s.ck, &s.data) ||
              nnr_session_apply_standardize(info, &s, o->load) ||
-             nnr_session_evaluator_alloc(info, &s.ev) || out_open(&out, o->out);
-    if (!rc) {
-        csv_header(info, out.f);
+             nnr_session_evaluator_alloc(info, &s.ev);
+    if (!rc && o->out && ends_with(o->out, ".safetensors")) {
+        rc = predict_safetensors(info, &s, o->out);
+    } else if (!rc && !(rc = out_open(&out, o->out))) {
+        csv_header(info, &s.ev, out.f);
         for (int64_t at = 0; at < s.data.n && !ferror(out.f); at += info->batch) {
             int nb = (int)(s.data.n - at < info->batch ? s.data.n - at : info->batch);
             nnr_session_point_at(info, &s.data, at, &s.ev);
             info->predict(s.m, nb, s.ev.inputs, s.ev.out);
-            csv_rows(info, &s.ev, nb, out.f);
+            csv_rows(info, &s, nb, out.f);
         }
         rc = out_close(&out);
     }

@@ -91,7 +91,8 @@ int nnr_cmd_grads(const nnr_model_info *info, const options *o) {
     if (!o->out) return nnr_trainer_usage_error(o->cmd, "grads needs --out GRADS");
     session s = {0};
     int rc = nnr_session_open_model(info, &s, o->params, 0) ||
-             nnr_session_load_data(info, o, "--batch", &o->batch, all_kinds(info), &s.data) ||
+             nnr_session_load_data(info, o, "--batch", &o->batch, all_kinds(info), &s.ck,
+                                   &s.data) ||
              nnr_session_evaluator_alloc(info, &s.ev);
     if (!rc && !(s.acc = calloc((size_t)grad_elements(info, s.data.n), sizeof(double))))
         rc = oom();
@@ -365,7 +366,7 @@ int nnr_cmd_gradcheck(const nnr_model_info *info, const options *o) {
     session s = {0};
     int rc = nnr_session_open_model(info, &s, o->params, seed) ||
              (o->batch.n ? nnr_session_load_data(info, o, "--batch", &o->batch, all_kinds(info),
-                                                 &s.data)
+                                                 &s.ck, &s.data)
                          : random_batch(info, info->batch < 4 ? info->batch : 4, seed, &s.data)) ||
              nnr_session_evaluator_alloc(info, &s.ev);
     if (!rc && s.data.n > info->batch) {

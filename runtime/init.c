@@ -1,4 +1,4 @@
-/* init.c — parameter initializers (SPEC §1), as torch.nn.init defines them.
+/* init.c — parameter initializers (docs/language.md, "Initializers"), as torch.nn.init defines them.
  *
  * Fans follow PyTorch's _calculate_fan_in_and_fan_out: for rank >= 2, fan_in is
  * shape[1] times the receptive field (the product of shape[2:]) and fan_out is shape[0]

@@ -1,9 +1,11 @@
 /* plot.c — `m plot run.csv -o curves.svg`: the learning curves of a train --log file as a
- * standalone SVG, written by hand (no library).
+ * standalone SVG, written by hand (no library).  "-" reads the log from standard input or
+ * writes the SVG to standard output.
  *
  * The log has a header row naming its columns (epoch, train_loss, test_loss,
- * test_accuracy, seconds, and val_loss, val_accuracy with a validation split); a field
- * left empty was not measured.  The SVG has two panels side by side: the losses (train,
+ * test_accuracy, seconds, with a validation split val_loss, val_accuracy, then lr and the
+ * quoted optimizer); columns are found by name, so other columns and their order do not
+ * matter, and a field left empty was not measured.  The SVG has two panels side by side: the losses (train,
  * val, test) and the accuracies (val, test) against the epoch, each with axes, "nice"
  * ticks (1, 2 or 5 times a power of ten), gridlines, axis labels, a title and a legend.
  * A curve with no values is left out of its panel and its legend; an unmeasured epoch
@@ -38,12 +40,31 @@ static void curves_free(curves *cv) {
     for (int c = 0; c < NCURVE_COLS; c++) free(cv->v[c]);
 }
 
+/* The next field of a CSV line, NUL-terminated in place, its quotes removed ("" inside
+ * quotes is one quote); *s moves past it and its comma, to NULL after the last field. */
+static char *next_field(char **s) {
+    char *start = *s, *w = start, *r = start;
+    if (*r == '"') {
+        for (r++; *r && !(*r == '"' && r[1] != '"'); r++) {
+            if (*r == '"') r++;
+            *w++ = *r;
+        }
+        if (*r == '"') r++;
+    } else {
+        while (*r && *r != ',') *w++ = *r++;
+    }
+    char *rest = *r == ',' ? r + 1 : NULL;
+    *w = '\0';
+    start[strcspn(start, "\r\n")] = '\0';
+    *s = rest;
+    return start;
+}
+
 /* Which of our columns each field of the header is (-1: not one of them). */
 static int parse_header(const char *path, char *line, int *which, int cap, int *nfields) {
     int n = 0, have_epoch = 0;
-    for (char *s = line, *next; s; s = next) {
-        if ((next = strchr(s, ','))) *next++ = 0;
-        s[strcspn(s, "\r\n")] = 0;
+    for (char *rest = line; rest;) {
+        char *s = next_field(&rest);
         if (n == cap) break;
         which[n] = -1;
         for (int c = 0; c < NCURVE_COLS; c++)
@@ -80,9 +101,8 @@ static int parse_row(const char *path, long lineno, char *line, const int *which
     if (grow(path, cv)) return -1;
     int r = cv->rows, f = 0;
     for (int c = 0; c < NCURVE_COLS; c++) cv->v[c][r] = NAN;
-    for (char *s = line, *next; s && f < nfields; s = next, f++) {
-        if ((next = strchr(s, ','))) *next++ = 0;
-        s[strcspn(s, "\r\n")] = 0;
+    for (char *rest = line; rest && f < nfields; f++) {
+        char *s = next_field(&rest);
         if (which[f] < 0 || !*s) continue;
         char *end;
         double x = strtod(s, &end);
@@ -102,7 +122,8 @@ static int parse_row(const char *path, long lineno, char *line, const int *which
 }
 
 static int read_log(const char *path, curves *cv) {
-    FILE *f = fopen(path, "r");
+    int is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "r");
     if (!f) {
         nnr_set_error("%s: %s", path, strerror(errno));
         return -1;
@@ -117,7 +138,7 @@ static int read_log(const char *path, curves *cv) {
         else if (line[strspn(line, " \t\r\n")]) rc = parse_row(path, lineno, line, which, nfields, cv);
     }
     free(line);
-    fclose(f);
+    if (!is_stdin) fclose(f);
     if (rc == 0 && lineno == 0) {
         nnr_set_error("%s: empty file", path);
         rc = -1;
@@ -319,16 +340,17 @@ static void write_svg(FILE *f, const curves *cv, const char *source) {
 
 int nnr_plot_svg(const char *csv_path, const char *svg_path) {
     curves cv = {0};
-    int rc = read_log(csv_path, &cv);
+    int rc = read_log(csv_path, &cv), to_stdout = strcmp(svg_path, "-") == 0;
     FILE *f = NULL;
-    if (rc == 0 && !(f = fopen(svg_path, "w"))) {
+    if (rc == 0 && !(f = to_stdout ? stdout : fopen(svg_path, "w"))) {
         nnr_set_error("%s: %s", svg_path, strerror(errno));
         rc = -1;
     }
     if (rc == 0) {
-        write_svg(f, &cv, csv_path);
-        if (ferror(f) | fclose(f)) {
-            nnr_set_error("%s: write failed: %s", svg_path, strerror(errno));
+        write_svg(f, &cv, strcmp(csv_path, "-") ? csv_path : "standard input");
+        if (ferror(f) | (to_stdout ? fflush(f) : fclose(f))) {
+            nnr_set_error("%s: write failed: %s", to_stdout ? "standard output" : svg_path,
+                          strerror(errno));
             rc = -1;
         }
     }

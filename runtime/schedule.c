@@ -1,4 +1,4 @@
-/* schedule.c — learning-rate schedules (SPEC §1), one value per epoch.
+/* schedule.c — learning-rate schedules (docs/language.md, "Schedules"), one value per epoch.
  *
  * t counts epochs from 0, as a PyTorch scheduler stepped once per epoch: step is StepLR,
  * exponential is ExponentialLR, cosine is CosineAnnealingLR with eta_min = 0 in its

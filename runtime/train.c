@@ -1,6 +1,6 @@
-/* train.c — `m train`: the epochs over a shuffled training set, the progress bar and the
- * per-epoch line, the --log file, checkpoints (--save, --checkpoint, --resume) and early
- * stopping (--patience).
+/* train.c — `m train`: the epochs over a shuffled training set, the banner, the progress
+ * bar and the per-epoch line, the --log file, checkpoints (--save, --checkpoint, --resume),
+ * early stopping (--patience) and stopping on SIGINT or SIGTERM.
  *
  * A training step only gathers a shuffled batch into staging buffers and calls the model:
  * everything else is allocated before the loop (a periodic checkpoint write is the one
@@ -15,13 +15,16 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
-#define BAR_WIDTH      20
+#define BAR_WIDTH      20           /* the bar itself, at most (narrower terminals: less) */
 #define BAR_INTERVAL   0.1          /* seconds between progress redraws */
+#define TERM_COLUMNS   80           /* when neither the terminal nor $COLUMNS says */
 
 static double now(void) {
     struct timespec ts;
@@ -52,23 +55,48 @@ static const char *duration(char *buf, size_t cap, double secs) {
     return buf;
 }
 
+/* The terminal's width: stderr's window size, else $COLUMNS, else TERM_COLUMNS.  Asked
+ * at every redraw (at most 10 a second), so a resized window is followed. */
+static int term_columns(void) {
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    const char *env = getenv("COLUMNS");
+    long c = env ? strtol(env, NULL, 10) : 0;
+    return c > 0 && c < 10000 ? (int)c : TERM_COLUMNS;
+}
+
 /* `epoch 2/5 [=========>          ] 31232/60000  loss 0.4312  21,540 ex/s  ETA 1s`, redrawn
- * in place at most every BAR_INTERVAL seconds, and always when the epoch completes. */
+ * in place at most every BAR_INTERVAL seconds, and always when the epoch completes.  It
+ * fits the terminal's width less one column (a line that fills the last column wraps on
+ * some terminals): the bar narrows to 10 columns, then the rate and ETA go, then the bar,
+ * then the line is cut. */
 static void bar_draw(bar *b, int epoch, int epochs, int64_t done, int64_t n, double loss) {
     if (!b->on) return;
     double t = now();
     if (done < n && t - b->last < BAR_INTERVAL) return;
     b->last = t;
-    char fill[BAR_WIDTH + 1], rate[32], eta[32];
-    int w = (int)(BAR_WIDTH * done / n);
-    for (int i = 0; i < BAR_WIDTH; i++) fill[i] = i < w - 1 ? '=' : i == w - 1 ? '>' : ' ';
-    fill[BAR_WIDTH] = '\0';
+    char rate[32], eta[32], head[64], tail[96], stats[96], line[512];
     double per_sec = (double)done / fmax(t - b->t0, 1e-9);
     int digits = snprintf(NULL, 0, "%lld", (long long)n);
-    fprintf(stderr, "\repoch %d/%d [%s] %*lld/%lld  loss %.4f  %s ex/s  ETA %s\033[K", epoch,
-            epochs, fill, digits, (long long)done, (long long)n, loss,
-            grouped(rate, sizeof rate, llround(per_sec)),
-            duration(eta, sizeof eta, (double)(n - done) / per_sec));
+    snprintf(head, sizeof head, "epoch %d/%d ", epoch, epochs);
+    snprintf(tail, sizeof tail, " %*lld/%lld  loss %.4f", digits, (long long)done, (long long)n, loss);
+    snprintf(stats, sizeof stats, "  %s ex/s  ETA %s", grouped(rate, sizeof rate, llround(per_sec)),
+             duration(eta, sizeof eta, (double)(n - done) / per_sec));
+    int room = term_columns() - 1, fixed = (int)(strlen(head) + strlen(tail));
+    if (fixed + 12 + (int)strlen(stats) > room) stats[0] = '\0';
+    int width = room - fixed - (int)strlen(stats) - 2;   /* the brackets */
+    if (width > BAR_WIDTH) width = BAR_WIDTH;
+    char fill[BAR_WIDTH + 3] = "";
+    if (width >= 10) {
+        int w = (int)(width * done / n);
+        fill[0] = '[';
+        for (int i = 0; i < width; i++) fill[i + 1] = i < w - 1 ? '=' : i == w - 1 ? '>' : ' ';
+        fill[width + 1] = ']';
+        fill[width + 2] = '\0';
+    }
+    int len = snprintf(line, sizeof line, "%s%s%s%s", head, fill, tail, stats);
+    if (len > room) len = room > 0 ? room : 0;
+    fprintf(stderr, "\r%.*s\033[K", len, line);
 }
 
 static void bar_clear(const bar *b) {
@@ -98,13 +126,15 @@ static const char *field(char *buf, size_t cap, double v) {
     return buf;
 }
 
+/* One epoch's row: the columns of log_open's header.  The optimizer's description has
+ * commas, so it is quoted (RFC 4180; it holds no quotes). */
 static int log_row(FILE *f, const char *path, int e, double train_loss, const scores *val,
-                   const scores *test, double secs) {
+                   const scores *test, double secs, double lr, const char *optimizer) {
     char a[32], b[32], c[32], d[32];
     fprintf(f, "%d,%.9g,%s,%s,%.4f", e, train_loss, field(a, sizeof a, test->loss),
             field(b, sizeof b, test->accuracy), secs);
     if (val) fprintf(f, ",%s,%s", field(c, sizeof c, val->loss), field(d, sizeof d, val->accuracy));
-    fputc('\n', f);
+    fprintf(f, ",%.9g,\"%s\"\n", lr, optimizer);
     if (fflush(f) || ferror(f)) {
         nnr_set_error("%s: write failed: %s", path, strerror(errno));
         return -1;
@@ -265,11 +295,57 @@ static int64_t batches_in(const nnr_model_info *info, int64_t n) {
     return (n + info->batch - 1) / info->batch;
 }
 
+/* ---- stopping on SIGINT and SIGTERM ------------------------------------------------------
+ * The first signal only sets stop_signal, which the step loop reads after each step (a
+ * plain load: no system call in the loop); the run then saves and says how to resume.  A
+ * second signal while it does so kills the program at once, as the default action would.
+ * A signal the parent ignored (nohup, a background job of a shell without job control)
+ * stays ignored. */
+static volatile sig_atomic_t stop_signal;   /* 0, or the signal that asked to stop */
+static char stop_message[160];              /* written by the handler: write(2) is safe */
+
+static void on_stop_signal(int sig) {
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);                 /* delivered once this handler returns */
+        return;
+    }
+    stop_signal = sig;
+    ssize_t ignored = write(STDERR_FILENO, stop_message, strlen(stop_message));
+    (void)ignored;
+}
+
+typedef struct stop_handlers { struct sigaction old_int, old_term; } stop_handlers;
+
+static void stop_handlers_install(stop_handlers *h) {
+    snprintf(stop_message, sizeof stop_message, "\n%s: stopping after this step and saving "
+             "(interrupt again to quit at once)\n", nnr_trainer_prog);
+    stop_signal = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;       /* a write the signal lands in goes on */
+    sigaction(SIGINT, NULL, &h->old_int);
+    sigaction(SIGTERM, NULL, &h->old_term);
+    if (h->old_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
+    if (h->old_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
+}
+
+static void stop_handlers_restore(const stop_handlers *h) {
+    sigaction(SIGINT, &h->old_int, NULL);
+    sigaction(SIGTERM, &h->old_term, NULL);
+}
+
+enum { EPOCH_DONE = 0, EPOCH_FAILED = -1, EPOCH_STOPPED = 1 };
+
 /* Epoch e over the shuffled training set from batch s->ck.batch on (0 unless resumed),
- * continuing the loss sum s->ck.loss_sum; returns the epoch's mean loss, or NAN after
- * recording why training cannot go on.  *secs: the time its steps took. */
-static double train_epoch(const nnr_model_info *info, session *s, saver *sv, int e,
-                          int epochs, double *secs) {
+ * continuing the loss sum s->ck.loss_sum: EPOCH_DONE with *mean the epoch's mean loss,
+ * EPOCH_FAILED after recording why training cannot go on, or EPOCH_STOPPED when a signal
+ * asked to stop before its last batch (s->ck then holds the position after the last step
+ * taken).  *secs: the time its steps took. */
+static int train_epoch(const nnr_model_info *info, session *s, saver *sv, int e,
+                       int epochs, double *mean, double *secs) {
     const int64_t n = s->data.n, last = batches_in(info, n) - 1;
     nnr_checkpoint *ck = &s->ck;
     double sum = ck->loss_sum;
@@ -283,12 +359,13 @@ static double train_epoch(const nnr_model_info *info, session *s, saver *sv, int
         double loss = info->train_step(s->m, nb, (const void *const *)s->stage);
         if (!isfinite(loss)) {
             bar_clear(&b);
-            return loss_failed(info, s, sv, loss, e, step, at, nb);
+            loss_failed(info, s, sv, loss, e, step, at, nb);
+            return EPOCH_FAILED;
         }
         if (guard_step(&sv->g, loss, sv->path, e, step, sv->numerics) ||
             snapshot_flush(info, sv, loss)) {
             bar_clear(&b);
-            return NAN;
+            return EPOCH_FAILED;
         }
         sum += loss * nb;
         /* the last batch's checkpoint is the end-of-epoch one, written after evaluation */
@@ -296,7 +373,7 @@ static double train_epoch(const nnr_model_info *info, session *s, saver *sv, int
             if (nnr_model_check_finite(info, s->m, 1)) {
                 bar_clear(&b);
                 state_failed(info, s, e, sv->path);
-                return NAN;
+                return EPOCH_FAILED;
             }
             ck->batch = bi + 1;
             ck->loss_sum = sum;
@@ -304,19 +381,27 @@ static double train_epoch(const nnr_model_info *info, session *s, saver *sv, int
             /* with the guard off, no loss decides: written at once */
             if (sv->g.factor == 0 && snapshot_flush(info, sv, loss)) {
                 bar_clear(&b);
-                return NAN;
+                return EPOCH_FAILED;
             }
         }
         bar_draw(&b, e, epochs, at + nb, n, sum / (double)(at + nb));
+        if (stop_signal && bi < last) {
+            ck->batch = bi + 1;
+            ck->loss_sum = sum;
+            bar_clear(&b);
+            return EPOCH_STOPPED;
+        }
     }
     *secs = now() - t0;
     bar_clear(&b);
-    return sum / (double)n;
+    *mean = sum / (double)n;
+    return EPOCH_DONE;
 }
 
-/* The log of a resumed run: its header and the rows of the epochs the checkpoint has
- * completed are kept (rows written after the checkpoint are dropped, since those epochs
- * run again), and the file stays open for appending.  A missing file starts afresh. */
+/* The log of a resumed run: the rows of the epochs the checkpoint has completed are kept
+ * (rows written after the checkpoint are dropped, since those epochs run again) under
+ * this run's header (a log of an older nnc lacks the last columns), and the file stays
+ * open for appending.  A missing file starts afresh. */
 static int log_reopen(session *s, const char *path, const char *header, int64_t epochs_done) {
     FILE *f = fopen(path, "r");
     char *kept = NULL;
@@ -329,14 +414,14 @@ static int log_reopen(session *s, const char *path, const char *header, int64_t 
     char *line = NULL;
     size_t cap = 0;
     int first = 1;
+    fputs(header, mem);
     while (f && getline(&line, &cap, f) >= 0) {
-        if (first || (line[0] >= '0' && line[0] <= '9' && strtoll(line, NULL, 10) <= epochs_done))
+        if (!first && line[0] >= '0' && line[0] <= '9' && strtoll(line, NULL, 10) <= epochs_done)
             fputs(line, mem);
         first = 0;
     }
     if (f) fclose(f);
     free(line);
-    if (first) fputs(header, mem);                  /* no file, or an empty one */
     fclose(mem);
     int rc = 0;
     if (!(s->file = fopen(path, "w")) || fwrite(kept, 1, len, s->file) != len || fflush(s->file)) {
@@ -350,7 +435,7 @@ static int log_reopen(session *s, const char *path, const char *header, int64_t 
 static int log_open(session *s, const options *o, int has_val, int resumed) {
     if (!o->log) return 0;
     char header[128];
-    snprintf(header, sizeof header, "epoch,train_loss,test_loss,test_accuracy,seconds%s\n",
+    snprintf(header, sizeof header, "epoch,train_loss,test_loss,test_accuracy,seconds%s,lr,optimizer\n",
              has_val ? ",val_loss,val_accuracy" : "");
     if (resumed) return log_reopen(s, o->log, header, s->ck.epoch);
     if (!(s->file = fopen(o->log, "w"))) {
@@ -376,13 +461,13 @@ static int train_usage(const nnr_model_info *info, const options *o, int64_t *ep
                                                "restores the parameters too)");
     if (o->checkpoint_every >= 0 && !o->checkpoint)
         return nnr_trainer_usage_error(o->cmd, "--checkpoint-every needs --checkpoint CKPT");
-    if (o->checkpoint_every == 0)
-        return nnr_trainer_usage_error(o->cmd, "--checkpoint-every must be >= 1");
+    if (o->checkpoint && o->save && strcmp(o->checkpoint, o->save) == 0)
+        return nnr_trainer_usage_error(o->cmd, "--checkpoint and --save name the same file (the "
+                                               "latest position and the final or best model)");
     int has_val = !isnan(o->val_split) && o->val_split != 0;
     if (o->patience >= 0 && !has_val && !o->test.n && !o->test_text)
         return nnr_trainer_usage_error(o->cmd, "--patience watches the validation loss: give "
                                                "--val-split F or --test NAME=FILE");
-    if (o->patience == 0) return nnr_trainer_usage_error(o->cmd, "--patience must be >= 1");
     if (!isnan(o->diverge) && o->diverge != 0 && !(o->diverge > 1))
         return nnr_trainer_usage_error(o->cmd, "--diverge-factor %g: give a factor above 1, or "
                                                "0 to turn the divergence check off", o->diverge);
@@ -411,7 +496,10 @@ static void run_settings(const nnr_model_info *info, const options *o, nnr_check
 /* The statistics of --standardize, from the training set, into s->ck. */
 static int standardize_stats(const nnr_model_info *info, session *s) {
     int64_t nf = nnr_data_features(info);
-    nnr_checkpoint_free(&s->ck);
+    free(s->ck.mean);   /* a loaded file's statistics are replaced; its CSV names are kept */
+    free(s->ck.std);
+    s->ck.mean = s->ck.std = NULL;
+    s->ck.nstd = 0;
     if (!(s->ck.mean = malloc((size_t)(nf ? nf : 1) * sizeof(double))) ||
         !(s->ck.std = malloc((size_t)(nf ? nf : 1) * sizeof(double))))
         return oom();
@@ -471,12 +559,21 @@ static int patience_over(const options *o, const nnr_checkpoint *ck) {
     return o->patience > 0 && ck->best_epoch > 0 && ck->epoch - ck->best_epoch >= o->patience;
 }
 
+/* What the epochs of a run share besides the session, set up by nnr_cmd_train. */
+typedef struct run {
+    int     epochs, has_val, has_test;
+    char    optimizer[512];         /* the banner's and the log's description */
+    int64_t saved_epoch;            /* --patience: the epoch this run last wrote --save at */
+    scores  best_test;              /* --patience: the test scores of that epoch's model */
+    int64_t best_test_epoch;        /* the epoch best_test is of; 0: none in this run */
+} run;
+
 /* Everything after epoch e's steps: evaluation, the printed line, the log row, the best
  * checkpoint (--patience), the end-of-epoch checkpoint. */
-static int end_epoch(const nnr_model_info *info, session *s, const options *o, int e,
-                     int epochs, double train_loss, double secs, int has_val, int has_test,
-                     scores *val, scores *test) {
+static int end_epoch(const nnr_model_info *info, session *s, const options *o, run *r, int e,
+                     double train_loss, double secs, double lr, scores *val, scores *test) {
     nnr_checkpoint *ck = &s->ck;
+    int has_val = r->has_val, has_test = r->has_test;
     if (nnr_model_check_finite(info, s->m, 1))
         return state_failed(info, s, e, o->checkpoint ? o->checkpoint : o->save);
     ck->epoch = e;
@@ -484,8 +581,9 @@ static int end_epoch(const nnr_model_info *info, session *s, const options *o, i
     ck->loss_sum = 0;
     if (has_val) *val = nnr_session_evaluate(info, s->m, &s->val, &s->ev);
     if (has_test) *test = nnr_session_evaluate(info, s->m, &s->test, &s->ev);
-    print_epoch(e, epochs, train_loss, has_val ? val : NULL, has_test ? test : NULL, secs);
-    if (s->file && log_row(s->file, o->log, e, train_loss, has_val ? val : NULL, test, secs))
+    print_epoch(e, r->epochs, train_loss, has_val ? val : NULL, has_test ? test : NULL, secs);
+    if (s->file && log_row(s->file, o->log, e, train_loss, has_val ? val : NULL, test, secs, lr,
+                           r->optimizer))
         return -1;
     if ((has_val && isnan(val->loss)) || (has_test && isnan(test->loss))) {
         char k[1024];
@@ -495,35 +593,190 @@ static int end_epoch(const nnr_model_info *info, session *s, const options *o, i
                       kept(k, sizeof k, o->checkpoint ? o->checkpoint : o->save));
         return -1;
     }
-    if (o->patience > 0 && improved(ck, has_val ? val->loss : test->loss, e) && o->save &&
-        nnr_checkpoint_save(info, s->m, o->save, ck))
-        return -1;
+    if (o->patience > 0 && improved(ck, has_val ? val->loss : test->loss, e)) {
+        r->best_test = *test;
+        r->best_test_epoch = e;
+        if (o->save) {
+            if (nnr_checkpoint_save(info, s->m, o->save, ck)) return -1;
+            r->saved_epoch = e;
+        }
+    }
     if (o->checkpoint && nnr_checkpoint_save(info, s->m, o->checkpoint, ck)) return -1;
     return 0;
 }
 
-static const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
-                                              "adam", "adamax", "nadam"};
+/* ---- what the run says: the banner and the closing lines ------------------------------ */
+
+/* Each optimizer's settings besides lr, as the train block names them (docs/language.md). */
+static const struct { const char *name, *keys[3]; } optimizers[] = {
+    [NNR_OPT_SGD] = {"sgd", {NULL}},
+    [NNR_OPT_MOMENTUM] = {"momentum", {"mu"}},
+    [NNR_OPT_NESTEROV] = {"nesterov", {"mu"}},
+    [NNR_OPT_ADAGRAD] = {"adagrad", {"eps"}},
+    [NNR_OPT_RMSPROP] = {"rmsprop", {"rho", "eps"}},
+    [NNR_OPT_ADADELTA] = {"adadelta", {"rho", "eps"}},
+    [NNR_OPT_ADAM] = {"adam", {"beta1", "beta2", "eps"}},
+    [NNR_OPT_ADAMAX] = {"adamax", {"beta1", "beta2", "eps"}},
+    [NNR_OPT_NADAM] = {"nadam", {"beta1", "beta2", "eps"}},
+};
+
+static double setting(const nnr_train_config *t, const char *key) {
+    return !strcmp(key, "mu") ? t->mu : !strcmp(key, "rho") ? t->rho : !strcmp(key, "eps") ? t->eps
+           : !strcmp(key, "beta1") ? t->beta1 : t->beta2;
+}
+
+/* "adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08), schedule constant, weight_decay 0,
+ * clip_value off, clip_norm off": everything the update does, lr being this run's base
+ * rate (--lr, or the checkpoint's when resuming, else the train block's). */
+static void describe_optimizer(char *buf, size_t cap, const nnr_train_config *t, double lr) {
+    size_t n = 0;
+#define PUT(...) (n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, __VA_ARGS__))
+    PUT("%s(lr=%g", optimizers[t->opt].name, lr);
+    for (int i = 0; i < 3 && optimizers[t->opt].keys[i]; i++)
+        PUT(", %s=%g", optimizers[t->opt].keys[i], setting(t, optimizers[t->opt].keys[i]));
+    PUT("), schedule ");
+    switch (t->sched) {
+    case NNR_SCHED_CONSTANT: PUT("constant"); break;
+    case NNR_SCHED_STEP: PUT("step(every=%g, gamma=%g)", t->sched_a, t->sched_b); break;
+    case NNR_SCHED_EXPONENTIAL: PUT("exponential(gamma=%g)", t->sched_a); break;
+    case NNR_SCHED_POLYNOMIAL:
+        PUT("polynomial(alpha=%g, beta=%g, gamma=%g)", t->sched_a, t->sched_b, t->sched_c);
+        break;
+    case NNR_SCHED_COSINE: PUT("cosine(t_max=%g)", t->sched_a); break;
+    }
+    PUT(", weight_decay %g", t->weight_decay);
+    if (t->clip_value > 0) PUT(", clip_value %g", t->clip_value);
+    else PUT(", clip_value off");
+    if (t->clip_norm > 0) PUT(", clip_norm %g", t->clip_norm);
+    else PUT(", clip_norm off");
+#undef PUT
+}
 
 /* What a run is about to do, as Keras prints it: the model's table, then the data and
- * the optimizer, so a log says what produced it. */
-static void announce(const nnr_model_info *info, const session *s, int64_t epochs, int resumed) {
+ * the whole optimizer, so a log says what produced it. */
+static void announce(const nnr_model_info *info, const session *s, const options *o,
+                     const run *r) {
     fputs(info->summary, stdout);
     printf("\ntraining on %lld examples", (long long)s->data.n);
     if (s->val.n) printf(", validating on %lld", (long long)s->val.n);
     if (s->test.n) printf(", testing on %lld", (long long)s->test.n);
-    printf("; batch %d, %lld epoch%s, %s(lr=%g)%s\n\n", info->batch, (long long)epochs, epochs == 1 ? "" : "s",
-           optimizer_names[info->train.opt], s->ck.lr, resumed ? ", resumed" : "");
+    printf("; batch %d, %d epoch%s", info->batch, r->epochs, r->epochs == 1 ? "" : "s");
+    if (o->resume)
+        printf(", resumed from %s after %lld epoch%s and %lld batch%s", o->resume,
+               (long long)s->ck.epoch, s->ck.epoch == 1 ? "" : "s", (long long)s->ck.batch,
+               s->ck.batch == 1 ? "" : "es");
+    printf("\noptimizer %s\n\n", r->optimizer);
     fflush(stdout);
+}
+
+/* The closing test line.  Under --patience it is the best epoch's model's, the one --save
+ * holds (measured when that epoch ended); when that epoch was before this run resumed,
+ * the last model's, saying so. */
+static void report_test(const options *o, const nnr_checkpoint *ck, const run *r,
+                        const scores *last) {
+    const scores *sc = last;
+    char note[1200] = "";
+    if (o->patience > 0 && ck->best_epoch > 0 && r->best_test_epoch == ck->best_epoch) {
+        sc = &r->best_test;
+        snprintf(note, sizeof note, " (the best epoch's model: epoch %lld%s%s)",
+                 (long long)ck->best_epoch, o->save ? ", saved in " : "", o->save ? o->save : "");
+    } else if (o->patience > 0 && ck->best_epoch > 0 && ck->best_epoch != ck->epoch) {
+        snprintf(note, sizeof note, " (the last epoch's model: the best epoch, %lld, was before "
+                 "this run resumed)", (long long)ck->best_epoch);
+    }
+    if (isnan(sc->loss)) return;
+    if (isnan(sc->accuracy)) printf("test loss: %.6f%s\n", sc->loss, note);
+    else printf("test accuracy: %.4f%s\n", sc->accuracy, note);
+}
+
+/* An argument as a POSIX shell reads it back: bare when it is plain, else single-quoted. */
+static void shell_word(FILE *f, const char *arg) {
+    if (*arg && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                            "_@%+=:,./-") == strlen(arg)) {
+        fputs(arg, f);
+        return;
+    }
+    fputc('\'', f);
+    for (const char *p = arg; *p; p++) {
+        if (*p == '\'') fputs("'\\''", f);
+        else fputc(*p, f);
+    }
+    fputc('\'', f);
+}
+
+/* The command line that resumes this run from `ckpt`: this one, less --load and --resume,
+ * plus --resume ckpt. */
+static void resume_command(FILE *f, const options *o, const char *ckpt) {
+    for (int i = 0; i < o->argc; i++) {
+        const char *a = o->argv[i];
+        if (i >= 2 && (!strcmp(a, "--load") || !strcmp(a, "--resume"))) {
+            i++;
+            continue;
+        }
+        if (i >= 2 && (!strncmp(a, "--load=", 7) || !strncmp(a, "--resume=", 9))) continue;
+        if (i) fputc(' ', f);
+        shell_word(f, a);
+    }
+    fputs(" --resume ", f);
+    shell_word(f, ckpt);
+    fputc('\n', f);
+}
+
+/* After a stop signal: the model at its last step goes to --checkpoint and (unless
+ * --patience has a best epoch there) to --save, and the run says where it stopped and how
+ * to go on.  Returns 130 (128 + SIGINT, as a shell reports a program Ctrl-C ended), or -1
+ * when the state is not finite or a write failed. */
+static int interrupted(const nnr_model_info *info, session *s, const options *o, const run *r,
+                       int64_t first_step) {
+    const char *sig = stop_signal == SIGTERM ? "SIGTERM" : "SIGINT";
+    nnr_checkpoint *ck = &s->ck;
+    int64_t step = *info->step(s->m);
+    if (step == first_step) {
+        fprintf(stderr, "%s: %s before the first step; nothing was written\n", nnr_trainer_prog, sig);
+        return 130;
+    }
+    if (nnr_model_check_finite(info, s->m, 0))
+        return state_failed(info, s, (int)ck->epoch + (ck->batch > 0), o->checkpoint ? o->checkpoint : o->save);
+    if (o->checkpoint && nnr_checkpoint_save(info, s->m, o->checkpoint, ck)) return -1;
+    int best_kept = o->patience > 0 && ck->best_epoch > 0;
+    if (o->save && !best_kept && nnr_checkpoint_save(info, s->m, o->save, ck)) return -1;
+    fprintf(stderr, "%s: %s: stopped after step %lld (", nnr_trainer_prog, sig, (long long)step);
+    if (ck->batch > 0)
+        fprintf(stderr, "batch %lld of epoch %lld)", (long long)ck->batch, (long long)ck->epoch + 1);
+    else
+        fprintf(stderr, "the end of epoch %lld)", (long long)ck->epoch);
+    if (o->checkpoint) fprintf(stderr, "; --checkpoint %s holds it", o->checkpoint);
+    if (o->save && !best_kept) fprintf(stderr, "; --save %s holds it", o->save);
+    else if (o->save && r->saved_epoch)
+        fprintf(stderr, "; --save %s holds the best epoch's model (epoch %lld)", o->save,
+                (long long)r->saved_epoch);
+    else if (o->save)
+        fprintf(stderr, "; --save %s was not written: the best epoch, %lld, was before this "
+                "run resumed", o->save, (long long)ck->best_epoch);
+    if (o->log) fprintf(stderr, "; --log %s has the epochs completed", o->log);
+    fputc('\n', stderr);
+    const char *from = o->checkpoint ? o->checkpoint : o->save && !best_kept ? o->save : NULL;
+    if (from) {
+        fprintf(stderr, "to resume: ");
+        resume_command(stderr, o, from);
+    } else {
+        fprintf(stderr, "no checkpoint of this position was written: --checkpoint CKPT makes "
+                        "an interrupted run resumable\n");
+    }
+    return 130;
 }
 
 int nnr_cmd_train(const nnr_model_info *info, const options *o) {
     int64_t epochs = o->epochs >= 0 ? o->epochs : info->train.epochs;
     int bad = train_usage(info, o, &epochs);
     if (bad) return bad;
-    int has_val = !isnan(o->val_split) && o->val_split != 0;
-    int has_test = o->test.n > 0 || o->test_text;
+    run r = {0};
+    r.has_val = !isnan(o->val_split) && o->val_split != 0;
+    r.has_test = o->test.n > 0 || o->test_text;
+    r.best_test = (scores){NAN, NAN};
     int resumed = o->resume != NULL;
+    stop_handlers handlers;
+    stop_handlers_install(&handlers);
 
     session s = {0};
     s.ck.best_loss = NAN;
@@ -536,45 +789,50 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
         run_settings(info, o, &s.ck, resumed, &epochs);
         if (info->set_seed) info->set_seed(s.m, s.ck.seed);   /* dropout's masks */
     }
-    rc = rc || nnr_session_load_set(info, o, "--train", &o->train, "--text", o->text, &s.data) ||
-         (has_val && nnr_data_split(info, &s.data, o->val_split, &s.val)) ||
-         (has_test && nnr_session_load_set(info, o, "--test", &o->test, "--test-text",
-                                           o->test_text, &s.test)) ||
+    r.epochs = (int)epochs;
+    describe_optimizer(r.optimizer, sizeof r.optimizer, &info->train, s.ck.lr);
+    rc = rc || nnr_session_load_set(info, o, "--train", &o->train, "--text", o->text, &s.ck,
+                                    &s.data) ||
+         (r.has_val && nnr_data_split(info, &s.data, o->val_split, &s.val)) ||
+         (r.has_test && nnr_session_load_set(info, o, "--test", &o->test, "--test-text",
+                                             o->test_text, &s.ck, &s.test)) ||
          (resumed && check_resume(info, o, &s)) ||
          (o->standardize && !resumed && standardize_stats(info, &s)) ||
          nnr_session_apply_standardize(info, &s,
                                        o->resume ? o->resume : o->load ? o->load : "--standardize") ||
-         train_alloc(info, &s) || log_open(&s, o, has_val, resumed);
+         train_alloc(info, &s) || log_open(&s, o, r.has_val, resumed);
     s.ck.examples = s.data.n;
 
     if (!rc && o->check_numerics) {
         if (info->set_check) info->set_check(s.m, 1);
         else rc = (nnr_set_error("this model cannot check its tensors (--check-numerics)"), -1);
     }
-    if (!rc) announce(info, &s, epochs, resumed);
+    if (!rc) announce(info, &s, o, &r);
     saver sv = {o->checkpoint, o->checkpoint_every > 0 ? o->checkpoint_every : 0,
                 {isnan(o->diverge) ? NNR_DIVERGE_FACTOR : o->diverge, 0, 0, 0, 0}, {0}, o->check_numerics};
     if (!rc) rc = snapshot_alloc(info, &sv);
     scores val = {NAN, NAN}, test = {NAN, NAN};
-    int stopped = !rc && patience_over(o, &s.ck);
-    for (int e = (int)s.ck.epoch + 1; !rc && !stopped && e <= epochs; e++) {
-        info->set_lr(s.m, nnr_schedule_lr(&info->train, s.ck.lr, e - 1));
+    int64_t first_step = s.m ? *info->step(s.m) : 0;
+    int stopped = !rc && patience_over(o, &s.ck), status = EPOCH_DONE;
+    for (int e = (int)s.ck.epoch + 1; !rc && !stopped && !stop_signal && e <= epochs; e++) {
+        double lr = nnr_schedule_lr(&info->train, s.ck.lr, e - 1);
+        info->set_lr(s.m, lr);
         epoch_order(s.order, s.data.n, s.ck.seed, e);
-        double secs;
-        double train_loss = train_epoch(info, &s, &sv, e, (int)epochs, &secs);
-        rc = isnan(train_loss) ? -1
-             : end_epoch(info, &s, o, e, (int)epochs, train_loss, secs, has_val, has_test, &val, &test);
+        double secs = 0, train_loss = NAN;
+        status = train_epoch(info, &s, &sv, e, (int)epochs, &train_loss, &secs);
+        rc = status == EPOCH_FAILED ? -1
+             : status == EPOCH_DONE ? end_epoch(info, &s, o, &r, e, train_loss, secs, lr, &val, &test)
+                                    : 0;
         stopped = !rc && patience_over(o, &s.ck);
     }
+    /* a signal that came after the last epoch's steps lets the run finish as usual */
+    int signalled = !rc && stop_signal && !stopped && (status == EPOCH_STOPPED || s.ck.epoch < epochs);
     if (!rc && stopped)
         printf("early stopping: %s_loss has not improved for %lld epochs; best epoch %lld "
-               "(%s_loss %.4f)%s\n", has_val ? "val" : "test", (long long)o->patience,
-               (long long)s.ck.best_epoch, has_val ? "val" : "test", s.ck.best_loss,
-               o->save ? ", its checkpoint is in --save" : "");
-    if (!rc && has_test && !isnan(test.loss)) {
-        if (isnan(test.accuracy)) printf("test loss: %.6f\n", test.loss);
-        else printf("test accuracy: %.4f\n", test.accuracy);
-    }
+               "(%s_loss %.4f)%s%s\n", r.has_val ? "val" : "test", (long long)o->patience,
+               (long long)s.ck.best_epoch, r.has_val ? "val" : "test", s.ck.best_loss,
+               o->save ? ", its model is in " : "", o->save ? o->save : "");
+    if (!rc && !signalled && r.has_test) report_test(o, &s.ck, &r, &test);
     if (!rc && s.file) {
         int bad_close = fclose(s.file);
         s.file = NULL;
@@ -583,10 +841,12 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
             rc = -1;
         }
     }
+    if (!rc && signalled) rc = interrupted(info, &s, o, &r, first_step);
     /* with --patience, --save already holds the best epoch's checkpoint */
-    if (!rc && o->save && o->patience < 0) rc = nnr_checkpoint_save(info, s.m, o->save, &s.ck);
+    else if (!rc && o->save && o->patience < 0) rc = nnr_checkpoint_save(info, s.m, o->save, &s.ck);
     nnr_session_free(info, &s);
     free(sv.snap.params);
     free(sv.snap.state);
-    return rc ? nnr_trainer_fail() : 0;
+    stop_handlers_restore(&handlers);
+    return rc == 130 ? 130 : rc ? nnr_trainer_fail() : 0;
 }

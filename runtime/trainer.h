@@ -39,6 +39,8 @@ typedef struct options {
     double      diverge;            /* --diverge-factor: NAN not given, 0 off */
     int         standardize;
     int         check_numerics;     /* --check-numerics: stop at the first non-finite tensor */
+    int         argc;               /* the command line, for the --resume command an */
+    char      **argv;               /* interrupted run prints */
 } options;
 
 extern const char *nnr_trainer_prog;   /* argv[0] without its directory, for messages */
@@ -115,11 +117,13 @@ void nnr_session_free(const nnr_model_info *info, session *s);
 int  nnr_session_no_memory(const nnr_model_info *info);   /* NAME_new failed: -1, saying the bytes it asked for */
 int  nnr_session_open_model(const nnr_model_info *info, session *s, const char *load,
                             uint64_t seed);
+/* names: the CSV column and class names known (the session's ck), see session.c */
 int  nnr_session_load_data(const nnr_model_info *info, const options *o, const char *opt,
-                           const specs *sp, unsigned need, nnr_dataset *d);
+                           const specs *sp, unsigned need, nnr_checkpoint *names,
+                           nnr_dataset *d);
 int  nnr_session_load_set(const nnr_model_info *info, const options *o, const char *opt,
                           const specs *sp, const char *text_opt, const char *text,
-                          nnr_dataset *d);
+                          nnr_checkpoint *names, nnr_dataset *d);
 int  nnr_session_apply_standardize(const nnr_model_info *info, session *s, const char *from);
 int  nnr_session_evaluator_alloc(const nnr_model_info *info, evaluator *ev);
 void nnr_session_point_at(const nnr_model_info *info, const nnr_dataset *d, int64_t at,

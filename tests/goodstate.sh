@@ -93,14 +93,6 @@ for m in mlp sq tl; do
     check "compile $m" "$NNC" "$m.nn" --exe -o "$m"
 done
 
-# run NAME CMD...: runs CMD, keeping its stdout, stderr and status in NAME.{out,err,rc}
-run() {
-    local name=$1
-    shift
-    "$@" >"$name.out" 2>"$name.err"
-    echo $? >"$name.rc"
-    { cat "$name.out" "$name.err"; echo "(exit status $(cat "$name.rc"))"; } >"$name.log"
-}
 failed_with() {   # failed_with NAME TEXT...: non-zero (not a signal), stderr has every TEXT
     local name=$1 t
     shift
@@ -116,7 +108,7 @@ verdict() {   # verdict NAME DESCRIPTION COMMAND...
 TRAIN=(--train data.safetensors)
 
 # ---- a NaN gradient with a finite loss ------------------------------------------------
-run sqck ./sq train "${TRAIN[@]}" --checkpoint sq.ck --checkpoint-every 1 --save sq.save
+run_kept sqck ./sq train "${TRAIN[@]}" --checkpoint sq.ck --checkpoint-every 1 --save sq.save
 verdict sqck "a NaN gradient stops the run, naming the parameter and its gradient" \
     failed_with sqck "parameter 'h.weight' holds" "the gradient of 'h.weight' holds" "sq.ck is left as it was"
 bad_step=$(grep -o 'after step [0-9]*' sqck.err | grep -o '[0-9]*$')
@@ -124,61 +116,61 @@ verdict sqck "the last good checkpoint stays, one step before the bad one, and l
     bash -c "[ -n '$bad_step' ] && [ \"\$(python3 st.py get sq.ck step)\" = \$(($bad_step - 1)) ] && \
              ./sq export --load sq.ck --out sq.params"
 verdict sqck "--save is not written" test ! -e sq.save
-run sqend ./sq train "${TRAIN[@]}" --test data.safetensors --save sq.save
+run_kept sqend ./sq train "${TRAIN[@]}" --test data.safetensors --save sq.save
 verdict sqend "without checkpoints the epoch's end stops it, and --save is not written" \
     bash -c "failed_with sqend \"parameter 'h.weight' holds\" 'training stopped without saving it' && [ ! -e sq.save ]"
 
 # a test example whose k is -1: a NaN test loss from finite parameters
-run tl ./tl train --train ones.safetensors --test negative.safetensors --save tl.save
+run_kept tl ./tl train --train ones.safetensors --test negative.safetensors --save tl.save
 verdict tl "a NaN test loss stops the run, and --save is not written" \
     bash -c "failed_with tl 'the test loss is nan after epoch 1' && [ ! -e tl.save ]"
 
 # ---- divergence -----------------------------------------------------------------------
 check "one good epoch" ./mlp train "${TRAIN[@]}" --checkpoint good.ck --checkpoint-every 1
 cp good.ck before.ck
-run lr38 ./mlp train "${TRAIN[@]}" --resume good.ck --lr 3e38 --checkpoint good.ck --checkpoint-every 1 --epochs 3
+run_kept lr38 ./mlp train "${TRAIN[@]}" --resume good.ck --lr 3e38 --checkpoint good.ck --checkpoint-every 1 --epochs 3
 verdict lr38 "--resume --lr 3e38 stops and the checkpoint is unchanged" \
     bash -c "failed_with lr38 'a lower --lr may help' && cmp good.ck before.ck"
-run lr10 ./mlp train "${TRAIN[@]}" --resume good.ck --lr 10 --checkpoint good.ck --checkpoint-every 1 --epochs 3
+run_kept lr10 ./mlp train "${TRAIN[@]}" --resume good.ck --lr 10 --checkpoint good.ck --checkpoint-every 1 --epochs 3
 verdict lr10 "--resume --lr 10: the guard stops it and the checkpoint is unchanged" \
     bash -c "failed_with lr10 'training diverged: the training loss' 'rose from' '--diverge-factor' && cmp good.ck before.ck"
-run lr10end ./mlp train "${TRAIN[@]}" --resume good.ck --lr 10 --checkpoint good.ck --epochs 3 --save lr10.save
+run_kept lr10end ./mlp train "${TRAIN[@]}" --resume good.ck --lr 10 --checkpoint good.ck --epochs 3 --save lr10.save
 verdict lr10end "the same with end-of-epoch checkpoints and --save" \
     bash -c "failed_with lr10end 'training diverged' && cmp good.ck before.ck && [ ! -e lr10.save ]"
-run absurd ./mlp train "${TRAIN[@]}" --resume good.ck --lr 1e10 --epochs 3
+run_kept absurd ./mlp train "${TRAIN[@]}" --resume good.ck --lr 1e10 --epochs 3
 verdict absurd "an absurd finite loss is warned of" \
     bash -c "failed_with absurd 'warning: the training loss is' 'a loss this large'"
-run off ./mlp train "${TRAIN[@]}" --resume good.ck --lr 10 --epochs 2 --diverge-factor 0 --save off.save
+run_kept off ./mlp train "${TRAIN[@]}" --resume good.ck --lr 10 --epochs 2 --diverge-factor 0 --save off.save
 verdict off "--diverge-factor 0 turns the guard off: the run goes on to its end" \
     bash -c "[ \"\$(cat off.rc)\" = 0 ] && ! grep -q 'diverged' off.err && grep -q 'epoch 2/2' off.out && [ -e off.save ]"
 # inputs of 1e25: a finite (absurd) loss, gradients whose squares overflow adam's second
 # moment to inf while the parameters stay finite
 python3 st.py scale data.safetensors huge.safetensors 1e25
-run overflow ./mlp train --train huge.safetensors --save overflow.save
+run_kept overflow ./mlp train --train huge.safetensors --save overflow.save
 verdict overflow "an optimizer state that overflows stops the run unsaved, naming its parameter" \
     bash -c "failed_with overflow \"'optimizer.state' holds inf at element\" \"of 'h.weight' element\" \
              'warning: the training loss is' && [ ! -e overflow.save ]"
-run factor ./mlp train "${TRAIN[@]}" --diverge-factor 1
+run_kept factor ./mlp train "${TRAIN[@]}" --diverge-factor 1
 verdict factor "--diverge-factor 1 is a usage error" bash -c "[ \"\$(cat factor.rc)\" = 2 ] && grep -q 'above 1' factor.err"
 
 # ---- damaged checkpoints --------------------------------------------------------------
 python3 st.py state before.ck nanstate.ck 100 nan
-run nanstate ./mlp train "${TRAIN[@]}" --resume nanstate.ck --epochs 2
+run_kept nanstate ./mlp train "${TRAIN[@]}" --resume nanstate.ck --epochs 2
 verdict nanstate "--resume refuses a NaN in optimizer.state" \
     failed_with nanstate "nanstate.ck: 'optimizer.state' holds nan at element 100"
-run nanload ./mlp train "${TRAIN[@]}" --load nanstate.ck --epochs 1
+run_kept nanload ./mlp train "${TRAIN[@]}" --load nanstate.ck --epochs 1
 verdict nanload "--load refuses it too" failed_with nanload "nanstate.ck: 'optimizer.state' holds nan"
 # adam's state: [first moments | second moments], 2416 elements each (2410 and padding)
 python3 st.py state before.ck negstate.ck 2500 -1
-run negstate ./mlp train "${TRAIN[@]}" --resume negstate.ck --epochs 2
+run_kept negstate ./mlp train "${TRAIN[@]}" --resume negstate.ck --epochs 2
 verdict negstate "--resume refuses a negative second moment" \
     failed_with negstate "negstate.ck: 'optimizer.state' holds -1 at element 2500, a negative sum of squares"
 python3 st.py meta before.ck pastend.ck batch 50
-run pastend ./mlp train "${TRAIN[@]}" --resume pastend.ck --epochs 2
+run_kept pastend ./mlp train "${TRAIN[@]}" --resume pastend.ck --epochs 2
 verdict pastend "--resume refuses a batch past the end of the epoch" \
     failed_with pastend "pastend.ck: checkpoint metadata 'batch' is 50, past the end of the epoch"
 python3 st.py meta before.ck badstep.ck batch 7
-run badstep ./mlp train "${TRAIN[@]}" --resume badstep.ck --epochs 2
+run_kept badstep ./mlp train "${TRAIN[@]}" --resume badstep.ck --epochs 2
 verdict badstep "--resume refuses a step that does not match the epoch and batch" \
     failed_with badstep "badstep.ck: checkpoint metadata 'step' is 50, but epoch 1 and batch 7"
 
@@ -191,7 +183,7 @@ live=$!
 cp before.ck tmp.ck
 echo half >"tmp.ck.tmp.$dead"
 echo half >"tmp.ck.tmp.$live"
-run stale ./mlp train "${TRAIN[@]}" --resume tmp.ck --checkpoint tmp.ck --epochs 2
+run_kept stale ./mlp train "${TRAIN[@]}" --resume tmp.ck --checkpoint tmp.ck --epochs 2
 verdict stale "a dead process's tmp.ck.tmp.PID is removed by the next save" \
     bash -c "[ \"\$(cat stale.rc)\" = 0 ] && [ ! -e tmp.ck.tmp.$dead ]"
 verdict stale "a live process's stays" test -e "tmp.ck.tmp.$live"

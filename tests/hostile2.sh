@@ -5,7 +5,8 @@
 # a header); CR-only line ends are read; UTF-16 files are named as such; hexadecimal and
 # non-finite CSV values are refused with line and field; predict --out onto a full device
 # (/dev/full) and past a file size limit (ulimit -f, EFBIG) fails non-zero with the cause
-# and leaves the old file whole; a directory given as data says it is a directory; a bare
+# and leaves the old file whole; a directory given as data says it is a directory (exit 2,
+# before any work); a bare
 # safetensors FILE without the label's tensor names the FILE and its tensors.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -29,19 +30,6 @@ train { batch = 4 }
 NN
 "$NNC" m.nn --exe -o m >build.log 2>&1 && "$NNC" c.nn --exe -o c >>build.log 2>&1 ||
     { cat build.log; exit 1; }
-
-# expect NAME STATUS TEXT COMMAND...: COMMAND exits STATUS and its stderr holds TEXT
-expect() {
-    local name=$1 want=$2 text=$3 rc=0
-    shift 3
-    "$@" >"$WORK/last.log" 2>&1 || rc=$?
-    if [ "$rc" -eq "$want" ] && grep -qF -- "$text" "$WORK/last.log"; then
-        pass "$name"
-    else
-        echo "    exit $rc (wanted $want), wanted the text: $text" >>"$WORK/last.log"
-        fail "$name" "$WORK/last.log"
-    fi
-}
 
 printf 'a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n' >good.csv
 printf '1,2\n3,4\n5,6\n7,8\n' >x.csv
@@ -83,12 +71,12 @@ check "the new file is whole" bash -c '[ "$(wc -l <out.csv)" -eq 20001 ]'
 
 # directories as data
 mkdir -p dir dir.csv dir.idx dir.safetensors
-expect "--text DIR" 1 "dir: is a directory; a data file is needed" ./c train --text dir
+expect "--text DIR" 2 "--text: dir: is a directory" ./c train --text dir
 for d in dir dir.csv dir.idx dir.safetensors; do
-    expect "--train x=$d" 1 "$d: is a directory; a data file is needed" ./m train --train x=$d y=y.csv
+    expect "--train x=$d" 2 "--train: $d: is a directory" ./m train --train x=$d y=y.csv
 done
-expect "--train DIR.safetensors" 1 "dir.safetensors: is a directory" ./m train --train dir.safetensors
-expect "--label-column with a DIR" 1 "dir.csv: is a directory" ./m train --train dir.csv --label-column y
+expect "--train DIR.safetensors" 2 "--train: dir.safetensors: is a directory" ./m train --train dir.safetensors
+expect "--label-column with a DIR" 2 "--train: dir.csv: is a directory" ./m train --train dir.csv --label-column y
 
 # a bare safetensors file without the label's tensor
 python3 - <<'PY'

@@ -36,6 +36,59 @@ start_work() {
     export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 }
 
+# expect NAME STATUS TEXT COMMAND...: COMMAND exits STATUS and its output holds TEXT
+expect() {
+    local name=$1 want=$2 text=$3 rc=0
+    shift 3
+    "$@" >"$WORK/last.log" 2>&1 || rc=$?
+    if [ "$rc" -eq "$want" ] && grep -qF -- "$text" "$WORK/last.log"; then
+        pass "$name"
+    else
+        echo "    exit $rc (wanted $want), wanted the text: $text" >>"$WORK/last.log"
+        fail "$name" "$WORK/last.log"
+    fi
+}
+
+# status_is WANT COMMAND...: the command exits with WANT
+status_is() {
+    local want=$1
+    shift
+    "$@"
+    local got=$?
+    [ "$got" -eq "$want" ] || { echo "exit status $got, expected $want"; return 1; }
+}
+
+# run_kept NAME CMD...: runs CMD, keeping its stdout, stderr and status in NAME.{out,err,rc}
+# and all three in NAME.log
+run_kept() {
+    local name=$1
+    shift
+    "$@" >"$name.out" 2>"$name.err"
+    echo $? >"$name.rc"
+    { cat "$name.out" "$name.err"; echo "(exit status $(cat "$name.rc"))"; } >"$name.log"
+}
+
+# small_model: small.nn, a Fashion MLP with dropout, nadam and a step schedule (the
+# resume and trainer tests' model)
+small_model() {
+    cat >small.nn <<'EOF'
+model small
+input  x: [784]
+label  y: class(10)
+h1     = dropout(relu(dense(x, 48)), 0.3)
+logits = dense(h1, 10)
+loss   = cross_entropy(logits, y)
+output probs = softmax(logits)
+train {
+  batch     = 16
+  epochs    = 3
+  seed      = 11
+  optimizer = nadam(lr=0.002)
+  schedule  = step(1, 0.5)
+}
+EOF
+}
+
 finish() {
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]

@@ -16,22 +16,7 @@ rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 fashion_safetensors 2000 data.safetensors
-cat >small.nn <<'EOF'
-model small
-input  x: [784]
-label  y: class(10)
-h1     = dropout(relu(dense(x, 48)), 0.3)
-logits = dense(h1, 10)
-loss   = cross_entropy(logits, y)
-output probs = softmax(logits)
-train {
-  batch     = 16
-  epochs    = 3
-  seed      = 11
-  optimizer = nadam(lr=0.002)
-  schedule  = step(1, 0.5)
-}
-EOF
+small_model
 check "compile the model" "$NNC" small.nn --exe -o small
 ARGS=(--train data.safetensors --val-split 0.2 --epochs 3)
 

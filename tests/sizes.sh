@@ -98,6 +98,7 @@ loss = mse(h2, t)
 train { batch = 16384 }
 NN
 check "oom model builds" "$NNC" oom.nn --exe -o oom
+echo 1 >x.csv   # data files exist: NAME_new fails before they are read
 oom_message() {
     (ulimit -v 1000000 && ./oom "$@") 2>err.log
     local rc=$?
@@ -108,6 +109,6 @@ if [ -n "${ASAN_OPTIONS:-}" ]; then
     echo "skip: ulimit -v under AddressSanitizer"
 else
     check "a failed NAME_new names the bytes it asked for (init)" oom_message init --save p.safetensors
-    check "a failed NAME_new names the bytes it asked for (train)" oom_message train --train x=none.csv
+    check "a failed NAME_new names the bytes it asked for (train)" oom_message train --train x=x.csv t=x.csv
 fi
 finish
