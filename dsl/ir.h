@@ -125,7 +125,7 @@ typedef struct ir_param_info {
 
 typedef struct ir_node ir_node;
 
-/* A scan's loop (SPEC §1 "scans").  Its body is ordinary nodes of the graph, contiguous
+/* A scan's loop (docs/language.md, "Scans").  Its body is ordinary nodes of the graph, contiguous
  * in it and marked with the loop: the states a step starts from (OP_SCAN_STATE), the
  * step's slice of the sequence (OP_SCAN_X), the body's ops, the states it ends with
  * (result) and their copies into the stacked outputs (OP_SCAN_OUT).  The forward body's

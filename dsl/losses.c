@@ -2,7 +2,7 @@
  * nll, l1_loss, bce, bce_logits, logistic, hinge, kl_div, triplet, and l1 and l2 of a
  * parameter (cross_entropy is an op of its own: call_binary in lower.c).
  *
- * Each is the SPEC's definition written with ops that autodiff and fusion already know,
+ * Each is its definition in docs/language.md ("Losses") written with ops that autodiff and fusion already know,
  * in the numerically stable form where there is one (softplus for the logit losses).
  * Their nodes carry the loss's name for error messages. */
 #include "lower_internal.h"

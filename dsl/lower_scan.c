@@ -1,6 +1,6 @@
 /* lower_scan.c — scan(f, xs, init): s_t = f(s_{t-1}, xs[t]) over the first axis of xs,
  * with s_{-1} = init, one set of parameters for every step, and the states stacked
- * [T, ...] as its value (SPEC §1, "scans").
+ * [T, ...] as its value (docs/language.md, "Scans").
  *
  * The body is f applied once, to the loop's state tensors and the step's slice of xs
  * (ir.h, ir_loop): its nodes are built between ir_loop_begin and ir_loop_end, so the

@@ -1,4 +1,4 @@
-/* nnc.y — the grammar of .nn model files (SPEC §1).
+/* nnc.y — the grammar of .nn model files (docs/language.md).
  *
  * A reentrant, pure parser with locations.  Actions do nothing but call the ast_
  * constructors with the locations of what they build; all meaning is given later
