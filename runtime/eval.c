@@ -113,14 +113,10 @@ static int32_t argmax_of(const nnr_model_info *info, const evaluator *ev, int64_
     return best;
 }
 
-/* The name predict's CSV gives class c in the argmax column, or NULL for the number c.
- * The hook for class names a checkpoint stores (string labels of a CSV training set):
- * none are stored yet, so every class is its number. */
-static const char *predict_class_name(const session *s, int c) {
-    (void)s;
-    (void)c;
-    return NULL;
-}
+/* The name predict's CSV gives class c in the argmax column: the class name the checkpoint
+ * stores when training read string labels from a CSV file (--label-column; that file has
+ * one label, the one scored), else NULL for the number c. */
+static const char *predict_class_name(const session *s, int c) { return nnr_class_name(&s->ck, c); }
 
 /* A CSV field as RFC 4180 quotes it when it holds a comma, a quote or a line break. */
 static void csv_text(FILE *f, const char *text) {

@@ -828,8 +828,9 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
     /* a signal that came after the last epoch's steps lets the run finish as usual */
     int signalled = !rc && stop_signal && !stopped && (status == EPOCH_STOPPED || s.ck.epoch < epochs);
     if (!rc && stopped)
-        printf("early stopping: %s_loss has not improved for %lld epochs; best epoch %lld "
+        printf("early stopping: %s_loss has not improved for %lld epoch%s; best epoch %lld "
                "(%s_loss %.4f)%s%s\n", r.has_val ? "val" : "test", (long long)o->patience,
+               o->patience == 1 ? "" : "s",
                (long long)s.ck.best_epoch, r.has_val ? "val" : "test", s.ck.best_loss,
                o->save ? ", its model is in " : "", o->save ? o->save : "");
     if (!rc && !signalled && r.has_test) report_test(o, &s.ck, &r, &test);

@@ -152,6 +152,17 @@ expect "a missing column is named" 1 \
     ./iris predict --load ck.safetensors --input features.csv --label-column species --out pb.csv 2>>last.log
 [ -s pa.csv ] && cmp -s pa.csv pb.csv && pass "predict: label column dropped, columns reordered by name" ||
     fail "predict: label column dropped, columns reordered by name" last.log
+python3 - <<'PY' >last.log 2>&1 && pass "predict: the argmax column names the classes, right on 90 % or more" ||
+import csv
+rows = list(csv.reader(open('pa.csv')))
+truth = [r[4] for r in list(csv.reader(open('test.csv')))[1:]]
+assert rows[0][-1] == 'probs_argmax', rows[0]
+got = [r[-1] for r in rows[1:]]
+assert set(got) <= {'setosa', 'versicolor', 'virginica'}, set(got)
+right = sum(g == t for g, t in zip(got, truth)) / len(truth)
+assert len(got) == len(truth) and right >= 0.9, (len(got), len(truth), right)
+PY
+    fail "predict: the argmax column names the classes, right on 90 % or more" last.log
 check "train standardized from string labels" ./iris train --train train.csv --label-column species \
     --standardize --epochs 2 --save std.safetensors
 [ "$(meta std.safetensors csv_classes)" = '["setosa","versicolor","virginica"]' ] &&
