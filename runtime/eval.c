@@ -19,7 +19,17 @@
 
 static int digits_of(int64_t v) { return snprintf(NULL, 0, "%lld", (long long)v); }
 
-static void print_confusion(const evaluator *ev) {
+/* The class names the checkpoint stores (string labels of a CSV file), as a key under the
+ * confusion matrix's numbers; nothing when it stores none. */
+static void print_class_key(const nnr_checkpoint *ck, int classes) {
+    if (!nnr_class_name(ck, 0)) return;
+    printf("classes:");
+    for (int c = 0; c < classes && nnr_class_name(ck, c); c++)
+        printf("%s %d %s", c ? "," : "", c, nnr_class_name(ck, c));
+    putchar('\n');
+}
+
+static void print_confusion(const evaluator *ev, const nnr_checkpoint *ck) {
     if (ev->classes > CONFUSION_MAX || ev->width > CONFUSION_MAX) {
         printf("confusion matrix: not shown for %d classes\n", ev->classes);
         return;
@@ -29,7 +39,9 @@ static void print_confusion(const evaluator *ev) {
         if (ev->confusion[i] > most) most = ev->confusion[i];
     int cw = 2 + (digits_of(most) > digits_of(ev->width - 1) ? digits_of(most) : digits_of(ev->width - 1));
     int rw = digits_of(ev->classes - 1);
-    printf("confusion matrix (rows: true class, columns: predicted class)\n%*s", rw + 2, "");
+    printf("confusion matrix (rows: true class, columns: predicted class)\n");
+    print_class_key(ck, ev->classes);
+    printf("%*s", rw + 2, "");
     for (int c = 0; c < ev->width; c++) printf("%*d", cw, c);
     putchar('\n');
     for (int r = 0; r < ev->classes; r++) {
@@ -49,7 +61,7 @@ static const char *ratio(char *buf, size_t cap, int64_t num, int64_t den) {
 
 /* Per class: precision (of the examples predicted as the class, the share that belong to
  * it), recall (of the class's examples, the share predicted as it), F1 and support. */
-static void print_precision_recall(const evaluator *ev) {
+static void print_precision_recall(const evaluator *ev, const nnr_checkpoint *ck) {
     if (ev->classes > CONFUSION_MAX || ev->width > CONFUSION_MAX) return;
     int k = ev->classes < ev->width ? ev->classes : ev->width;
     int64_t most = 0;
@@ -57,7 +69,10 @@ static void print_precision_recall(const evaluator *ev) {
     int sw = digits_of(most) > 7 ? digits_of(most) : 7;
     printf("per class (precision: right among those predicted as the class; recall: found "
            "among the class's examples)\n");
-    printf("  %5s  %9s  %6s  %6s  %*s\n", "class", "precision", "recall", "f1", sw, "support");
+    int nw = 5;   /* the class column: numbers, or the names the checkpoint stores */
+    for (int c = 0; c < k && nnr_class_name(ck, c); c++)
+        if ((int)strlen(nnr_class_name(ck, c)) > nw) nw = (int)strlen(nnr_class_name(ck, c));
+    printf("  %*s  %9s  %6s  %6s  %*s\n", nw, "class", "precision", "recall", "f1", sw, "support");
     for (int c = 0; c < k; c++) {
         int64_t tp = ev->confusion[(int64_t)c * ev->width + c], predicted = 0, actual = 0;
         for (int r = 0; r < ev->classes; r++) predicted += ev->confusion[(int64_t)r * ev->width + c];
@@ -66,7 +81,10 @@ static void print_precision_recall(const evaluator *ev) {
         ratio(p, sizeof p, tp, predicted);
         ratio(r, sizeof r, tp, actual);
         ratio(f, sizeof f, 2 * tp, predicted + actual);   /* F1 = 2 tp / (predicted + actual) */
-        printf("  %5d  %9s  %6s  %6s  %*lld\n", c, p, r, f, sw, (long long)actual);
+        char num[16];
+        snprintf(num, sizeof num, "%d", c);
+        const char *name = nnr_class_name(ck, c);
+        printf("  %*s  %9s  %6s  %6s  %*lld\n", nw, name ? name : num, p, r, f, sw, (long long)actual);
     }
 }
 
@@ -85,8 +103,8 @@ int nnr_cmd_eval(const nnr_model_info *info, const options *o) {
     if (!rc) {
         scores sc = nnr_session_evaluate(info, s.m, &s.test, &s.ev);
         if (s.ev.confusion) {
-            print_confusion(&s.ev);
-            print_precision_recall(&s.ev);
+            print_confusion(&s.ev, &s.ck);
+            print_precision_recall(&s.ev, &s.ck);
         }
         printf("loss: %.6f\n", sc.loss);
         if (!isnan(sc.accuracy)) printf("accuracy: %.4f\n", sc.accuracy);

@@ -137,6 +137,9 @@ check "train from string labels" ./iris train --train train.csv --label-column s
 acc=$(sed -n 's/^accuracy: //p' eval1.txt)
 awk -v a="$acc" 'BEGIN { exit !(a >= 0.9) }' && pass "eval through the class names: accuracy $acc >= 0.9" ||
     fail "eval through the class names: accuracy $acc >= 0.9" eval1.txt
+grep -qx 'classes: 0 setosa, 1 versicolor, 2 virginica' eval1.txt && grep -Eq '^ +versicolor +[0-9.]+ ' eval1.txt &&
+    pass "eval's confusion matrix and per-class table name the classes" ||
+    fail "eval's confusion matrix and per-class table name the classes" eval1.txt
 cmp -s eval1.txt eval2.txt && pass "columns in another order are matched by name" ||
     fail "columns in another order are matched by name" eval2.txt
 expect "an unknown label names its line" 1 \
