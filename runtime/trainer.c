@@ -370,13 +370,15 @@ static int parse_value(const command *cmd, const option_def *d, const char *v, o
     return 0;
 }
 
-/* --train a b c: every following argument up to the next option is a spec. */
+/* --train a b c: every following argument up to the next option is a spec ("-", standard
+ * input, is a spec too). */
 static int parse_specs(const command *cmd, const option_def *d, const char *inline_value,
                        int argc, char **argv, int *i, options *o) {
     specs *s = (specs *)((char *)o + d->off);
     int before = s->n;
     if (inline_value) s->v[s->n++] = inline_value;
-    while (*i + 1 < argc && argv[*i + 1][0] != '-') s->v[s->n++] = argv[++*i];
+    while (*i + 1 < argc && (argv[*i + 1][0] != '-' || strcmp(argv[*i + 1], "-") == 0))
+        s->v[s->n++] = argv[++*i];
     if (s->n == before) return nnr_trainer_usage_error(cmd, "%s needs NAME=FILE", d->name);
     return 0;
 }
@@ -447,6 +449,8 @@ static void options_free(options *o) {
     free(o->test.v);
     free(o->input.v);
     free(o->batch.v);
+    free(o->stdin_arg);
+    if (o->stdin_copy) fclose(o->stdin_copy);
 }
 
 /* ---- files checked before a command starts -------------------------------------------- */
@@ -466,10 +470,43 @@ static int io_refused(const char *opt, const char *path, const char *fmt, ...) {
 
 static int check_source(const char *opt, const char *path) {
     struct stat st;
-    if (strcmp(path, "-") == 0) return 0;
     if (stat(path, &st)) return io_refused(opt, path, "%s", strerror(errno));
     if (S_ISDIR(st.st_mode)) return io_refused(opt, path, "is a directory");
     if (access(path, R_OK)) return io_refused(opt, path, "cannot be read: %s", strerror(errno));
+    return 0;
+}
+
+/* An input named '-' (FILE, or NAME=FILE at *arg + prefix): standard input is copied to a
+ * temporary file, which *arg then names as /dev/fd/N.  The loaders read a file more than
+ * once (the format is sniffed from its first bytes, a checkpoint is read twice) and a pipe
+ * cannot be read again; the copy is deleted when the program exits. */
+static int stdin_source(options *o, const char *opt, const char **arg, size_t prefix) {
+    if (o->stdin_copy)
+        return io_refused(opt, "-", "standard input is read by an earlier option already; "
+                                    "one input at most can be '-'");
+    if (isatty(STDIN_FILENO))
+        return io_refused(opt, "-", "standard input is a terminal; redirect or pipe the file "
+                                    "into it");
+    FILE *t = tmpfile();
+    if (!t)
+        return io_refused(opt, "-", "cannot make a temporary copy of standard input: %s",
+                          strerror(errno));
+    char buf[1 << 16];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, stdin)) > 0)
+        if (fwrite(buf, 1, got, t) != got) break;
+    int bad = ferror(stdin) ? errno : ferror(t) || fflush(t) ? (errno ? errno : EIO) : 0;
+    char path[32];
+    snprintf(path, sizeof path, "/dev/fd/%d", fileno(t));
+    char *named = bad ? NULL : malloc(prefix + strlen(path) + 1);
+    if (!named) {
+        fclose(t);
+        return io_refused(opt, "-", "cannot copy standard input: %s", strerror(bad ? bad : ENOMEM));
+    }
+    memcpy(named, *arg, prefix);
+    strcpy(named + prefix, path);
+    o->stdin_copy = t;
+    *arg = o->stdin_arg = named;
     return 0;
 }
 
@@ -525,29 +562,35 @@ static int check_spec_name(const nnr_model_info *info, const char *opt, const ch
 
 /* Every file the command line names, before the command runs: what it reads must be
  * readable, what it writes writable, so that no run is lost to a typo in --save. */
-static int check_files(const nnr_model_info *info, const options *o) {
+static int check_files(const nnr_model_info *info, options *o) {
     char word[64];
     snprintf(word, sizeof word, " %s ", o->cmd->name);
     for (int i = 0; i < NOPTION_DEFS; i++) {
         const option_def *d = &option_defs[i];
         if (d->io == IO_NONE || !strstr(d->cmds, word)) continue;
-        const void *field = (const char *)o + d->off;
+        void *field = (char *)o + d->off;
         int rc = 0;
         if (d->kind == OPT_SPECS) {
-            const specs *sp = field;
+            specs *sp = field;
             for (int k = 0; !rc && k < sp->n; k++) {
                 const char *eq = strchr(sp->v[k], '=');
                 if (o->label_column && (eq || sp->n != 1)) break;   /* the command says why */
+                const char *file = eq ? eq + 1 : sp->v[k];
+                size_t at = (size_t)(file - sp->v[k]);
                 rc = (eq && check_spec_name(info, d->name, sp->v[k], eq)) ||
-                     check_source(d->name, eq ? eq + 1 : sp->v[k]) ? 2 : 0;
+                     (strcmp(file, "-") ? check_source(d->name, file)
+                                        : stdin_source(o, d->name, &sp->v[k], at)) ? 2 : 0;
             }
-        } else if (*(const char *const *)field) {
-            const char *path = *(const char *const *)field;
-            rc = d->io == IO_READ ? check_source(d->name, path) : check_destination(d->name, path, d->io);
+        } else if (*(const char **)field) {
+            const char **path = field;
+            if (d->io == IO_READ && strcmp(*path, "-") == 0) rc = stdin_source(o, d->name, path, 0);
+            else if (d->io == IO_READ) rc = check_source(d->name, *path);
+            else rc = check_destination(d->name, *path, d->io);
         }
         if (rc) return rc;
     }
-    if (o->cmd->run == nnr_cmd_plot && o->positional) return check_source("plot", o->positional);
+    if (o->cmd->run == nnr_cmd_plot && o->positional && strcmp(o->positional, "-"))
+        return check_source("plot", o->positional);   /* plot reads "-" itself, once */
     return 0;
 }
 

@@ -41,6 +41,8 @@ typedef struct options {
     int         check_numerics;     /* --check-numerics: stop at the first non-finite tensor */
     int         argc;               /* the command line, for the --resume command an */
     char      **argv;               /* interrupted run prints */
+    FILE       *stdin_copy;         /* an input given as '-': standard input copied to a */
+    char       *stdin_arg;          /* temporary file, and the argument naming that copy */
 } options;
 
 extern const char *nnr_trainer_prog;   /* argv[0] without its directory, for messages */

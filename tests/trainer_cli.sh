@@ -11,7 +11,8 @@
 #     second signal quits at once;
 #   - the progress bar fits the terminal (a pty of 50 columns; $COLUMNS) and is drawn only
 #     on a terminal;
-#   - predict --out F.safetensors / CSV with argmax / '-'; plot -o -;
+#   - predict --out F.safetensors / CSV with argmax / '-'; plot -o -; '-' as an input
+#     (data, --load) reads standard input, one input at most;
 #   - every option of --help is documented in docs/trainer.md.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -229,6 +230,20 @@ PY
 run_kept plot ./small plot full.csv -o -
 check "plot -o -: the SVG on stdout, no file named '-'" bash -c \
     "status plot 0 && [ ! -e - ] && head -1 plot.out | grep -q '^<?xml' && [ \$(grep -c '<polyline ' plot.out) = 3 ]"
+# ---- '-' as an input: standard input ------------------------------------------------------
+check "predict --input - reads the data from standard input: the same CSV" bash -c \
+    "./small predict --load full.safetensors --input - --out - <data.safetensors | cmp - pred.csv"
+check "predict --input x=- (NAME=FILE form): the same CSV" bash -c \
+    "./small predict --load full.safetensors --input x=- y=data.safetensors <data.safetensors | cmp - pred.csv"
+check "eval --load - reads the checkpoint from standard input: the same scores" bash -c \
+    "diff <(./small eval --load - --test data.safetensors <full.safetensors) <(./small eval --load full.safetensors --test data.safetensors)"
+check "train --train - trains from standard input" bash -c \
+    "./small train --train - --epochs 1 --seed 3 <data.safetensors | grep -q '^epoch 1/1  train_loss '"
+run_kept twodash ./small predict --load - --input - <full.safetensors
+check "two inputs named '-' are refused (status 2), naming the second" bash -c \
+    "status twodash 2 && grep -q 'standard input is read by an earlier option already' twodash.err"
+run_kept emptydash ./small predict --load full.safetensors --input - </dev/null
+check "an empty standard input is an error in the data (status 1)" bash -c "status emptydash 1"
 check "plot - reads the log from stdin" bash -c "./small plot - -o - <full.csv | cmp - <(sed 's/learning curves of full.csv/learning curves of standard input/' plot.out)"
 
 # ---- the documentation covers every option ---------------------------------------------
