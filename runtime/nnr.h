@@ -28,6 +28,9 @@ extern "C" {
 /* ---- errors ------------------------------------------------------------------------ */
 const char *nnr_error(void);                                 /* last message recorded */
 void nnr_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Messages that start "PATH:" start "NAME:" instead (the trainer names its temporary copy
+ * of standard input "standard input"); NULL or "" turns it off. */
+void nnr_error_alias(const char *path, const char *name);
 
 /* ---- random numbers: xoshiro256** seeded through splitmix64 ----------------------- */
 typedef struct nnr_rng { uint64_t s[4]; } nnr_rng;

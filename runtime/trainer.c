@@ -450,7 +450,10 @@ static void options_free(options *o) {
     free(o->input.v);
     free(o->batch.v);
     free(o->stdin_arg);
-    if (o->stdin_copy) fclose(o->stdin_copy);
+    if (o->stdin_copy) {
+        fclose(o->stdin_copy);
+        nnr_error_alias(NULL, NULL);
+    }
 }
 
 /* ---- files checked before a command starts -------------------------------------------- */
@@ -479,7 +482,8 @@ static int check_source(const char *opt, const char *path) {
 /* An input named '-' (FILE, or NAME=FILE at *arg + prefix): standard input is copied to a
  * temporary file, which *arg then names as /dev/fd/N.  The loaders read a file more than
  * once (the format is sniffed from its first bytes, a checkpoint is read twice) and a pipe
- * cannot be read again; the copy is deleted when the program exits. */
+ * cannot be read again; the copy is deleted when the program exits.  Messages about the
+ * copy name it "standard input". */
 static int stdin_source(options *o, const char *opt, const char **arg, size_t prefix) {
     if (o->stdin_copy)
         return io_refused(opt, "-", "standard input is read by an earlier option already; "
@@ -507,6 +511,7 @@ static int stdin_source(options *o, const char *opt, const char **arg, size_t pr
     strcpy(named + prefix, path);
     o->stdin_copy = t;
     *arg = o->stdin_arg = named;
+    nnr_error_alias(named + prefix, "standard input");
     return 0;
 }
 

@@ -242,8 +242,9 @@ check "train --train - trains from standard input" bash -c \
 run_kept twodash ./small predict --load - --input - <full.safetensors
 check "two inputs named '-' are refused (status 2), naming the second" bash -c \
     "status twodash 2 && grep -q 'standard input is read by an earlier option already' twodash.err"
-run_kept emptydash ./small predict --load full.safetensors --input - </dev/null
-check "an empty standard input is an error in the data (status 1)" bash -c "status emptydash 1"
+run_kept emptydash ./small predict --load full.safetensors --input x=- </dev/null
+check "an empty standard input is an error in the data (status 1), named as standard input" bash -c \
+    "status emptydash 1 && grep -qx 'small: --input: standard input: no data rows' emptydash.err"
 check "plot - reads the log from stdin" bash -c "./small plot - -o - <full.csv | cmp - <(sed 's/learning curves of full.csv/learning curves of standard input/' plot.out)"
 
 # ---- the documentation covers every option ---------------------------------------------
