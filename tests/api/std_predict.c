@@ -40,7 +40,7 @@ static float *read_predictions(const char *path, int64_t rows) {
     }
     float *p = malloc(sizeof(float) * (size_t)rows * 2);
     for (int j = 0; j < 2; j++) {
-        char want[16];
+        char want[32];   /* "probs_" and any int */
         snprintf(want, sizeof want, "probs_%d", j);
         int64_t c = -1;
         for (int64_t k = 0; names[k]; k++)
