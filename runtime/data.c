@@ -842,17 +842,41 @@ void nnr_data_stats(const nnr_model_info *info, const nnr_dataset *d, double *me
     }
 }
 
+/* count values of one float input (size features per example, statistics from mean and
+ * std) standardized from src into dst, which may be src: in double, rounded once to the
+ * model's dtype.  The trainer's data sets and NAME_predict's staging both come through
+ * here, so the two give the same bits. */
+static void standardize_values(const nnr_model_info *info, const void *src, void *dst,
+                               int64_t count, int64_t size, const double *mean,
+                               const double *std) {
+    for (int64_t i = 0; i < count; i++) {
+        double v = (value_at(info, src, i) - mean[i % size]) / std[i % size];
+        if (info->dtype == NNR_F64) ((double *)dst)[i] = v;
+        else ((float *)dst)[i] = (float)v;
+    }
+}
+
 void nnr_data_standardize(const nnr_model_info *info, nnr_dataset *d, const double *mean,
                           const double *std) {
     int64_t f0 = 0;
     for (int k = 0; k < info->nio; k++) {
         const nnr_io *io = &info->io[k];
         if (!is_feature(io)) continue;
-        for (int64_t i = 0; d->col[k] && i < d->n * io->size; i++) {
-            double v = (value_at(info, d->col[k], i) - mean[f0 + i % io->size]) / std[f0 + i % io->size];
-            if (info->dtype == NNR_F64) ((double *)d->col[k])[i] = v;
-            else ((float *)d->col[k])[i] = (float)v;
-        }
+        if (d->col[k])
+            standardize_values(info, d->col[k], d->col[k], d->n * io->size, io->size, mean + f0,
+                               std + f0);
         f0 += io->size;
     }
+}
+
+const void *nnr_standardize_input(const nnr_model_info *info, const nnr_standardization *z,
+                                  int k, const void *x, int n) {
+    if (!z || !z->n || !x) return x;
+    int64_t f0 = 0;   /* the first feature of io[k] */
+    for (int j = 0; j < k; j++)
+        if (is_feature(&info->io[j])) f0 += info->io[j].size;
+    void *dst = (char *)z->stage + (size_t)info->batch * (size_t)f0 * nnr_dtype_size(info->dtype);
+    standardize_values(info, x, dst, (int64_t)n * info->io[k].size, info->io[k].size,
+                       z->mean + f0, z->std + f0);
+    return dst;
 }

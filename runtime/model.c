@@ -732,28 +732,6 @@ int nnr_standardization_set(const nnr_model_info *info, nnr_standardization *z,
     return rc;
 }
 
-const void *nnr_standardize_input(const nnr_model_info *info, const nnr_standardization *z,
-                                  int k, const void *x, int n) {
-    if (!z || !z->n || !x) return x;
-    int64_t f0 = 0;   /* the first feature of io[k] */
-    for (int j = 0; j < k; j++)
-        if (info->io[j].kind == NNR_IO_INPUT && !info->io[j].classes) f0 += info->io[j].size;
-    int64_t size = info->io[k].size;
-    const double *mean = z->mean + f0, *std = z->std + f0;
-    /* as nnr_data_standardize computes it: in double, rounded once to the model's dtype */
-    if (info->dtype == NNR_F64) {
-        double *dst = (double *)z->stage + (size_t)info->batch * (size_t)f0;
-        const double *src = x;
-        for (int64_t i = 0; i < (int64_t)n * size; i++) dst[i] = (src[i] - mean[i % size]) / std[i % size];
-        return dst;
-    }
-    float *dst = (float *)z->stage + (size_t)info->batch * (size_t)f0;
-    const float *src = x;
-    for (int64_t i = 0; i < (int64_t)n * size; i++)
-        dst[i] = (float)(((double)src[i] - mean[i % size]) / std[i % size]);
-    return dst;
-}
-
 double nnr_gemm_sparse_limit(double below, int large) {
     if (below >= 1) return below;
     return large ? 0.75 * below : below;
