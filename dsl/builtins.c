@@ -65,8 +65,9 @@ const builtin builtins[] = {
      "in training each element zeroed with probability p, the others scaled by 1/(1 - p); x in inference"},
     {"batchnorm", BK_LAYER, "x, *, momentum=0.1, eps=1e-5, share=(none)", call_batchnorm, 0,
      "each feature of [F] or channel of [C, ...] normalized by batch statistics in training, running ones after"},
-    {"embedding", BK_LAYER, "ids, vocab, dim, *, share=(none)", call_embedding, 0,
-     "rows of a [vocab, dim] table (initialized N(0, 1)) looked up by class indices ids"},
+    {"embedding", BK_LAYER, "ids, vocab, dim, *, init=(normal(0 1)), share=(none)", call_embedding, 0,
+     "rows of a [vocab, dim] table looked up by class indices ids; the table is initialized N(0, 1) "
+     "as PyTorch's nn.Embedding unless init= says otherwise (GPTs use init=normal(0, 0.02))"},
     {"rnn", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros), share=(none)", call_recurrent, 0,
      "a tanh RNN over a sequence [T, d], a scan: every step's state of the last layer, [T, hidden]; "
      "h0 is [hidden] or [layers, hidden]"},

@@ -1,7 +1,7 @@
 /* layer_seq.c — the layers over sequences and class indices, of the built-in table
  * (builtins.c): embedding, rnn, lstm and gru.
  *
- * embedding(ids, vocab, dim) gathers rows of a [vocab, dim] table.  rnn, lstm and gru
+ * embedding(ids, vocab, dim, init=) gathers rows of a [vocab, dim] table.  rnn, lstm and gru
  * are scans (ir.h, ir_loop), one per layer, with PyTorch's equations, parameters
  * (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, then _l1 ...), gate orders (lstm
  * i, f, g, o; gru r, z, n) and initialization U(±1/√hidden).  A layer's input
@@ -26,7 +26,9 @@ ir_node *call_embedding(lower *L, const ast_expr *e, const callargs *ca) {
                    : "embedding: the ids are class(%d), more than the vocabulary of %lld", ids->classes, (long long)vocab);
         return lower_bad_node(L, e->at);
     }
-    ir_node *table = layer_param(L, "weight", (ir_shape){2, {vocab, dim}}, (ir_param_info){INIT_NORMAL, 0, 1, 0}, e->at);
+    ir_param_info init = {INIT_NORMAL, 0, 1, 0};
+    if (ca->kw[3] && lower_init(L, ca->kw[3]->value, &init)) return lower_bad_node(L, e->at);
+    ir_node *table = layer_param(L, "weight", (ir_shape){2, {vocab, dim}}, init, e->at);
     L->layers++;
     ir_node *n = ir_binary(L->g, OP_GATHER, table, ids, e->at);
     n->shape = ids->shape;
