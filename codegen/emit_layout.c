@@ -35,8 +35,8 @@ static void emit_permute(emitter *e, FILE *o, const ir_node *n) {
     for (int i = 0; i < n->shape.rank; i++) {
         snprintf(perm + strlen(perm), sizeof perm - strlen(perm), "%s%d", i ? ", " : "", n->perm[i]);
         if (n->shape.dim[i] > 1)
-            snprintf(index + strlen(index), sizeof index - strlen(index), "%si%d * %lld", *index ? " + " : "", i,
-                     (long long)stride[n->perm[i]]);
+            snprintf(index + strlen(index), sizeof index - strlen(index), "%si%d%s", *index ? " + " : "", i,
+                     stride[n->perm[i]] == 1 ? "" : arena_printf(e->a, " * %lld", (long long)stride[n->perm[i]]));
     }
     fprintf(o, "    /* %s %s = %s(%s %s, [%s]): axis i of %s is axis [%s][i] of %s; d %s = d %s permuted back */\n",
             n->cname, emit_shape_of(e, n), n->what ? n->what : "transpose", emit_who(e, x), emit_shape_of(e, x), perm,

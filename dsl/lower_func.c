@@ -125,7 +125,7 @@ void lower_bind_values(lower *L, const ast_stmt *s, lvalue v) {
     }
     int n = count_args(s->names);
     if (v.kind != LV_TUPLE || v.n != n) {
-        if (v.kind != LV_BAD) {
+        if (v.kind != LV_BAD && !(v.kind == LV_TENSOR && v.node->bad)) {   /* a bad call said why */
             if (v.kind == LV_TUPLE)
                 diag_error(L->d, s->value->at, "%d names for a tuple of %d values", n, v.n);
             else
