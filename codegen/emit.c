@@ -358,17 +358,17 @@ static int count_of(const char *t, const char *what) {
 
 /* Fills in a template of ir_maps (see ir.h) for node x at the loop index.  A forward
  * node's inputs are its arguments; a gradient node's are the upstream gradient, then
- * those of $a $b $y its template reads, in that order.  The text is written once into
+ * those of $a $b $c $y its template reads, in that order.  The text is written once into
  * a buffer: appending each piece to a copy of the whole costs the square of its length. */
 static const char *expand_map(emitter *e, const char *t, const ir_node *x, const ictx *c) {
-    const char *slot[4] = {NULL};      /* $a $b $y $g */
-    static const char *const names[3] = {"$a", "$b", "$y"};
+    const char *slot[5] = {NULL};      /* $a $b $c $y $g */
+    static const char *const names[4] = {"$a", "$b", "$c", "$y"};
     if (x->op == OP_MAP) {
         for (int k = 0; k < x->nin; k++) slot[k] = operand(e, x->in[k], c, count_of(t, names[k]));
     } else {
         int k = 0;
-        slot[3] = operand(e, x->in[k++], c, count_of(t, "$g"));
-        for (int s = 0; s < 3; s++)
+        slot[4] = operand(e, x->in[k++], c, count_of(t, "$g"));
+        for (int s = 0; s < 4; s++)
             if (strstr(t, names[s])) slot[s] = operand(e, x->in[k++], c, count_of(t, names[s]));
     }
     char *text = NULL;
@@ -377,7 +377,7 @@ static const char *expand_map(emitter *e, const char *t, const ir_node *x, const
     for (const char *p = t; *p;) {
         if (*p == '$') {
             char v = p[1];
-            const char *s = v == 'a' ? slot[0] : v == 'b' ? slot[1] : v == 'y' ? slot[2] : v == 'g' ? slot[3]
+            const char *s = v == 'a' ? slot[0] : v == 'b' ? slot[1] : v == 'c' ? slot[2] : v == 'y' ? slot[3] : v == 'g' ? slot[4]
                           : v == 'p' ? emit_lit(e, x->attr[0]) : emit_lit(e, x->attr[1]);
             fputs(s ? s : "0", out);
             p += 2;

@@ -128,7 +128,10 @@ void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
         fprintf(o, "%s%s[%s] += acc;\n", ind, name, emit_index_of(e, n, &c));
         fprintf(o, "%.*s}\n", (int)strlen(ind) - 4, ind);
     } else {
-        const char *ind = emit_open_loops(e, o, &c, "    ", 0);
+        /* each iteration of the innermost loop folds into its own element: `omp simd` keeps
+         * GCC 12 from miscompiling a select broadcast along the middle loop (emit_open_loops;
+         * where's gradient summed to a broadcast operand, tests/gradcheck/where.nn) */
+        const char *ind = emit_open_loops(e, o, &c, "    ", !inner_reduced);
         emit_stmt_open(e);
         const char *at = arena_printf(e->a, "%s[%s]", name, emit_index_of(e, n, &c)), *v = emit_read_at(e, x, &c);
         if (is_max)

@@ -3,6 +3,7 @@
  * training/inference select that needs memory of its own, and embedding's gather with
  * its gradient, a scatter-add into the table's rows. */
 #include "emit.h"
+#include <string.h>
 
 /* Outer rows before `axis` (times the batch) and the elements after it, for block copies. */
 static const char *outer_rows(emitter *e, const ir_node *x, int axis) {
@@ -24,6 +25,34 @@ static int64_t inner_size(const ir_node *x, int axis) {
     return q;
 }
 
+/* transpose of more than two axes (permute): out written in order, one loop per axis
+ * longer than 1, each reading x at that axis's stride in x. */
+static void emit_permute(emitter *e, FILE *o, const ir_node *n) {
+    const ir_node *x = n->in[0];
+    int64_t stride[IR_MAXRANK], numel = ir_numel(&n->shape);
+    for (int i = x->shape.rank - 1, s = 1; i >= 0; s *= (int)x->shape.dim[i--]) stride[i] = s;
+    char perm[64] = "", index[256] = "";
+    for (int i = 0; i < n->shape.rank; i++) {
+        snprintf(perm + strlen(perm), sizeof perm - strlen(perm), "%s%d", i ? ", " : "", n->perm[i]);
+        if (n->shape.dim[i] > 1)
+            snprintf(index + strlen(index), sizeof index - strlen(index), "%si%d%s", *index ? " + " : "", i,
+                     stride[n->perm[i]] == 1 ? "" : arena_printf(e->a, " * %lld", (long long)stride[n->perm[i]]));
+    }
+    fprintf(o, "    /* %s %s = %s(%s %s, [%s]): axis i of %s is axis [%s][i] of %s; d %s = d %s permuted back */\n",
+            n->cname, emit_shape_of(e, n), n->what ? n->what : "transpose", emit_who(e, x), emit_shape_of(e, x), perm,
+            n->cname, perm, emit_who(e, x), emit_who(e, x), n->cname);
+    const char *ind = x->batched ? "        " : "    ", *to = emit_mark(e, n), *from = emit_mark(e, x);
+    const char *base = x->batched ? arena_printf(e->a, " + %s", emit_times(e, "b", numel)) : "";
+    fprintf(o, x->batched ? "    for (int b = 0; b < n; b++) {\n" : "    {\n");
+    fprintf(o, "%sconst %s *src = %s%s;\n%s%s *out = %s%s;\n", ind, e->T, from, base, ind, e->T, to, base);
+    for (int i = 0; i < n->shape.rank; i++) {
+        if (n->shape.dim[i] == 1) continue;
+        fprintf(o, "%sfor (int i%d = 0; i%d < %lld; i%d++)\n", ind, i, i, (long long)n->shape.dim[i], i);
+        ind = arena_printf(e->a, "%s    ", ind);
+    }
+    fprintf(o, "%s*out++ = src[%s];\n    }\n", ind, *index ? index : "0");
+}
+
 /* transpose, concat, slice and pad (slice's gradient): copies of contiguous blocks. */
 void emit_copy(emitter *e, FILE *o, ir_node *n) {
     ir_node *x = n->in[0];
@@ -41,9 +70,14 @@ void emit_copy(emitter *e, FILE *o, ir_node *n) {
                 emit_mark(e, gr), len * inner);
         return;
     }
+    if (n->op == OP_TRANSPOSE && n->shape.rank > 2) {
+        emit_permute(e, o, n);
+        return;
+    }
     fprintf(o, "    /* %s %s = %s(%s %s", n->cname, emit_shape_of(e, n), ir_op_name(n), emit_who(e, x),
             emit_shape_of(e, x));
-    if (n->op == OP_CONCAT) fprintf(o, ", %s %s", emit_who(e, n->in[1]), emit_shape_of(e, n->in[1]));
+    for (int k = 1; n->op == OP_CONCAT && k < n->nin; k++)
+        fprintf(o, ", %s %s", emit_who(e, n->in[k]), emit_shape_of(e, n->in[k]));
     if (n->op == OP_TRANSPOSE) fprintf(o, ") */\n");
     else if (n->op == OP_CONCAT) fprintf(o, ", axis=%d) */\n", n->axis);
     else fprintf(o, ", axis=%d, [%lld, %lld))%s */\n", n->axis, (long long)n->attr[0], (long long)n->attr[1],
@@ -60,14 +94,15 @@ void emit_copy(emitter *e, FILE *o, ir_node *n) {
     const ir_node *wide = n->op == OP_SLICE ? x : n;     /* the tensor with the whole axis */
     long long inner = (long long)inner_size(wide, n->axis), whole = (long long)wide->shape.dim[n->axis];
     const char *rows = outer_rows(e, wide, n->axis);
-    if (n->op == OP_CONCAT) {
-        ir_node *y = n->in[1];
-        long long ka = (long long)x->shape.dim[n->axis], kb = (long long)y->shape.dim[n->axis];
+    if (n->op == OP_CONCAT) {   /* each operand's rows into their place in each of out's */
         fprintf(o, "    %s {\n", row_loop(e, wide, rows));
-        fprintf(o, "        memcpy(%s + r * %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner, src,
-                ka * inner, ka * inner, T);
-        fprintf(o, "        memcpy(%s + r * %lld + %lld, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner,
-                ka * inner, emit_mark(e, y), kb * inner, kb * inner, T);
+        long long at = 0;
+        for (int k = 0; k < n->nin; k++) {
+            long long part = (long long)n->in[k]->shape.dim[n->axis] * inner;
+            fprintf(o, "        memcpy(%s + r * %lld%s, %s + r * %lld, %lld * sizeof(%s));\n", out, whole * inner,
+                    at ? arena_printf(e->a, " + %lld", at) : "", emit_mark(e, n->in[k]), part, part, T);
+            at += part;
+        }
         fprintf(o, "    }\n");
         return;
     }

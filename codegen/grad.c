@@ -71,6 +71,14 @@ static ir_node *block(gradctx *c, ir_op op, ir_node *gr, const ir_node *like, in
     return finish(c, n);
 }
 
+/* The gradient of a transpose: gr transposed by the inverse permutation. */
+static ir_node *transpose_back(gradctx *c, const ir_node *n, ir_node *gr) {
+    ir_node *t = ir_node_new(c->g, OP_TRANSPOSE, 1, &gr, c->fwd->at);
+    t->nperm = n->nperm;
+    for (int i = 0; i < n->nperm; i++) t->perm[n->perm[i]] = i;
+    return finish(c, t);
+}
+
 /* Undo a broadcast: sum g down to x's shape (a no-op when they already agree). */
 static ir_node *sum_to(gradctx *c, ir_node *gr, const ir_node *x) {
     return ir_same_layout(gr, x) ? gr : mk_like(c, OP_SUM_TO, 1, gr, NULL, x);
@@ -129,6 +137,7 @@ static ir_node *grad_map(gradctx *c, ir_node *n, int k, ir_node *gr) {
     in[nin++] = gr;
     if (strstr(t, "$a")) in[nin++] = n->in[0];
     if (strstr(t, "$b")) in[nin++] = n->in[1];
+    if (strstr(t, "$c")) in[nin++] = n->in[2];
     if (strstr(t, "$y")) in[nin++] = n;
     ir_node *d = ir_node_new(c->g, OP_MAP_GRAD, nin, in, c->fwd->at);
     d->fn = n->fn;
@@ -184,13 +193,11 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
         break;
     }
     case OP_RESHAPE: contribute(c, a, reshape_like(c, gr, a)); break;
-    case OP_TRANSPOSE: contribute(c, a, mk(c, OP_TRANSPOSE, 1, gr, NULL, NULL)); break;
-    case OP_CONCAT: {
-        int64_t ka = a->shape.dim[n->axis];
-        contribute(c, a, block(c, OP_SLICE, gr, NULL, n->axis, 0, ka));
-        contribute(c, b, block(c, OP_SLICE, gr, NULL, n->axis, ka, ka + b->shape.dim[n->axis]));
+    case OP_TRANSPOSE: contribute(c, a, transpose_back(c, n, gr)); break;
+    case OP_CONCAT:   /* each operand's gradient is its block of gr */
+        for (int64_t k = 0, at = 0; k < n->nin; at += n->in[k++]->shape.dim[n->axis])
+            contribute(c, n->in[k], block(c, OP_SLICE, gr, NULL, n->axis, at, at + n->in[k]->shape.dim[n->axis]));
         break;
-    }
     case OP_SLICE: contribute(c, a, block(c, OP_PAD, gr, a, n->axis, (int64_t)n->attr[0], (int64_t)n->attr[1])); break;
     case OP_IM2COL: case OP_COL2IM:   /* each is the other's transpose */
         t = mk_like(c, n->op == OP_IM2COL ? OP_COL2IM : OP_IM2COL, 1, gr, NULL, a);

@@ -42,6 +42,7 @@ static const char *const reserved[] = {
     "copysign", "copysignf", "nan", "ldexp", "frexp", "modf", "y0", "y1", "yn", "j0", "j1", "jn", "gamma",
     "index", "rindex", "random", "select", "remove", "rename", "unlink", "open", "close", "read", "write",
     /* the generator's own identifiers */
+    "i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7",   /* a permute's loops (emit_layout.c) */
     "m", "n", "b", "i", "j", "k", "l", "r", "p", "g", "acc", "mx", "sum", "inv_n", "lr", "src", "dsrc",
     "ysrc", "out", "dl", "lse", "total", "s1", "s2", "gi", "ag", "clip", "coef", "norm2", "delta", "denom",
     "step_size", "bc1", "bc2", "inv_bc2_sqrt", "mu_t", "mu_next", "c_grad", "c_avg", "at", "chunk", "mv",

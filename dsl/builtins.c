@@ -18,10 +18,10 @@
  * anywhere without changing an old suggestion, unless its name ties with an old one. */
 const builtin builtins[] = {
     {"neg", BK_ELEMENTWISE, "x, /", call_unary, OP_NEG, "-x"},
-    {"softmax", BK_LAST_AXIS, "x, /", call_unary, OP_SOFTMAX,
-     "exp(x) / sum(exp(x)) along the last axis, with the log-sum-exp shift"},
-    {"log_softmax", BK_LAST_AXIS, "x, /", call_unary, OP_LOG_SOFTMAX,
-     "x - log(sum(exp(x))) along the last axis, with the log-sum-exp shift"},
+    {"softmax", BK_LAST_AXIS, "x, *, axis=-1", call_softmax, OP_SOFTMAX,
+     "exp(x) / sum(exp(x)) along axis (the last by default), with the log-sum-exp shift"},
+    {"log_softmax", BK_LAST_AXIS, "x, *, axis=-1", call_softmax, OP_LOG_SOFTMAX,
+     "x - log(sum(exp(x))) along axis (the last by default), with the log-sum-exp shift"},
     {"sum", BK_REDUCTION, "x, *, axis=(every axis)", call_reduce, 's',
      "the sum over every axis of an example, or over axis (dropped)"},
     {"mean", BK_REDUCTION, "x, *, axis=(every axis)", call_reduce, 'a',
@@ -49,8 +49,14 @@ const builtin builtins[] = {
     {"flatten", BK_LAYOUT, "x", call_flatten, 0, "an example's axes as one"},
     {"reshape", BK_LAYOUT, "x, shape", call_reshape, 0,
      "an example viewed as shape, a list such as [4, -1] (one -1 is inferred)"},
-    {"transpose", BK_LAYOUT, "x", call_transpose, 0, "the transpose of a matrix per example"},
-    {"concat", BK_LAYOUT, "a, b, *, axis=-1", call_concat, 0, "a and b joined along axis"},
+    {"transpose", BK_LAYOUT, "x, a=(none), b=(none)", call_transpose, 0,
+     "x with axes a and b swapped (negative axes count from the end); transpose(x): a matrix's transpose"},
+    {"permute", BK_LAYOUT, "x, axes", call_permute, 0,
+     "x with its axes reordered: axis i of the result is axis axes[i] of x, a list such as [2, 0, 1]"},
+    {"concat", BK_LAYOUT, "a, b, ..., *, axis=-1", call_concat, 0,
+     "a, b and any further operands (up to 16) joined along axis"},
+    {"split", BK_LAYOUT, "x, n, *, axis=-1", call_split, 0,
+     "a tuple of n equal parts of x along axis, as `a, b = split(x, 2)`; n must divide the axis"},
     {"slice", BK_LAYOUT, "x, *, axis, start, end=(the end of the axis)", call_slice, 0,
      "positions start to end - 1 of axis; negative positions count from the end"},
     {"conv1d", BK_LAYER, "x, filters, *, kernel, stride=1, pad=valid, bias=true, init=glorot_uniform, share=(none)",
@@ -107,6 +113,8 @@ const builtin builtins[] = {
     {"max", BK_REDUCTION, "x, *, axis=(every axis)", call_reduce, 'M',
      "the maximum over every axis of an example, or over axis (dropped)"},
     {"max", BK_ELEMENTWISE, "a, b", call_map, 0, "the larger of a and b (a tie splits the gradient)"},
+    {"where", BK_ELEMENTWISE, "cond, a, b", call_map, 0,
+     "a where cond is nonzero, b elsewhere, broadcast together: cond holds 0 and 1 (no gradient flows to it)"},
     {NULL, 0, NULL, NULL, 0, NULL},
 };
 
@@ -122,6 +130,8 @@ void builtin_parse(const builtin *b, builtin_sig *s) {
             star = s->nargs;
         } else if (!strcmp(item, "/")) {
             s->no_keywords = 1;
+        } else if (!strcmp(item, "...")) {
+            s->variadic = 1;
         } else if (s->nargs < BUILTIN_MAXARGS) {
             char *eq = strchr(item, '=');
             if (eq) *eq++ = 0;
@@ -138,7 +148,7 @@ const builtin *builtin_find(const char *name, int npos, builtin_sig *sig) {
     for (const builtin *b = builtins; b->name; b++) {
         if (strcmp(b->name, name) != 0) continue;
         builtin_parse(b, sig);   /* the last row of the name parsed is the one returned */
-        if (sig->positional == npos) return b;
+        if (sig->positional == npos || (sig->variadic && npos > sig->positional)) return b;
         found = b;
     }
     return found;

@@ -30,7 +30,8 @@ typedef struct builtin {
      * Those before '*' are given by position or by name, those after it by name only,
      * and a last "/" allows no names at all.  "=v" is the default as the docs print it,
      * in parentheses where it is not a value one could write ("(every axis)"); an
-     * argument without one must be given.  No default holds a ','. */
+     * argument without one must be given.  No default holds a ','.  A "..." after the
+     * positional arguments takes any number more of them (concat's operands). */
     const char  *args;
     builtin_fn  *lower;
     int          how;         /* handed to lower (callargs.how): an op, conv2d's 2 dimensions, ... */
@@ -40,6 +41,7 @@ typedef struct builtin {
 /* A row's args taken apart (builtin_parse). */
 typedef struct builtin_sig {
     int         nargs, positional, required, no_keywords;
+    int         variadic;                    /* "...": more positional arguments may follow */
     const char *name[BUILTIN_MAXARGS + 1];   /* NULL after the last */
     const char *def[BUILTIN_MAXARGS];        /* NULL where there is no default */
     char        buf[160];                    /* the names and defaults point here */

@@ -15,7 +15,7 @@
 #include "diag.h"
 
 #define IR_MAXRANK 8
-#define IR_MAXIN   4
+#define IR_MAXIN   8      /* concat's operands in one node (more are chained) */
 #define IR_NOAXIS  (-1000)
 enum { VIEW_GIVEN, VIEW_FLATTEN, VIEW_SQUEEZE };
 
@@ -77,17 +77,17 @@ extern const ir_opinfo ir_ops[OP__COUNT];
 
 /* Elementwise functions as data: a C template of the value and, per argument, of the
  * gradient (upstream gradient times the local derivative) and of the derivative in math
- * for the generated comments.  In templates $a $b are the arguments, $y the function's
+ * for the generated comments.  In templates $a $b $c are the arguments, $y the function's
  * value, $g the upstream gradient, $p $q the constant arguments, #1 a literal of the
  * model's precision, @exp( a libm function of that precision.  A NULL gradient means a
  * zero derivative (sign): no gradient flows. */
 typedef struct ir_mapinfo {
     const char *name;
-    int         nargs;          /* tensor arguments: 1 or 2 */
+    int         nargs;          /* tensor arguments: 1 to 3 (where's condition and its two values) */
     int         nconst;         /* constant arguments after them: leaky_relu's slope, clip's bounds */
     const char *value;
-    const char *grad[2];
-    const char *math[2];
+    const char *grad[3];
+    const char *math[3];
 } ir_mapinfo;
 extern const ir_mapinfo ir_maps[];
 int ir_map_find(const char *name);   /* index into ir_maps, or -1 */
@@ -173,6 +173,11 @@ struct ir_node {
     int         fn, arg;    /* OP_MAP, OP_MAP_GRAD: ir_maps[fn]; the argument differentiated */
     int         axis;       /* reductions and layout ops: the per-example axis, or IR_NOAXIS */
     int         view;       /* OP_RESHAPE: VIEW_GIVEN (shape set), VIEW_FLATTEN, VIEW_SQUEEZE (drop axis) */
+    /* OP_TRANSPOSE: axis i of the result is axis perm[i] of the input, once shaped (nperm ==
+     * rank).  As lowered: nperm 0 for a matrix's transpose, the axes of permute(x, [...]) as
+     * written, or (attr[0] = 1) the two axes transpose(x, a, b) swaps, perhaps negative. */
+    int         perm[IR_MAXRANK];
+    int         nperm;
     loc         at;         /* where in the source */
     int         stmt_line;  /* the .nn line of the statement it comes from */
     const char *in_fn;      /* made by a call of this function (def): stmt_line is in its body, */

@@ -10,6 +10,7 @@
  * number, a function, a tuple); functions, their calls, repeat and share= of a function
  * are in lower_func.c, which the expressions here hand every call of a def. */
 #include "lower_internal.h"
+#include "shape.h"
 #include <math.h>
 #include <string.h>
 
@@ -187,7 +188,7 @@ ir_node *call_binary(lower *L, const ast_expr *e, const callargs *ca) {
 ir_node *call_map(lower *L, const ast_expr *e, const callargs *ca) {
     int fn = ir_map_find(e->name);
     const ir_mapinfo *m = &ir_maps[fn];
-    ir_node *in[2];
+    ir_node *in[3];
     for (int i = 0; i < m->nargs; i++) in[i] = lower_expr(L, ca->pos[i]->value);
     ir_node *n = ir_node_new(L->g, OP_MAP, m->nargs, in, e->at);
     n->fn = fn;
@@ -251,16 +252,61 @@ ir_node *call_norm2(lower *L, const ast_expr *e, const callargs *ca) {
     return r;
 }
 
-/* flatten(x), reshape(x, [d, ...]) (one -1 is inferred), transpose(x), concat(a, b, axis=k),
- * slice(x, axis=k, start=i, end=j): all on the per-example axes. */
+/* flatten(x), reshape(x, [d, ...]) (one -1 is inferred), transpose(x[, a, b]), permute(x, [axes]),
+ * concat(a, b, ..., axis=k), slice(x, axis=k, start=i, end=j), split(x, n, axis=k): all on
+ * the per-example axes. */
 ir_node *call_flatten(lower *L, const ast_expr *e, const callargs *ca) {
     ir_node *x = lower_expr(L, ca->pos[0]->value);
     return lower_view(L, x, VIEW_FLATTEN, IR_NOAXIS, e->at);
 }
 
+/* x with axes a and b swapped: a transpose whose axes shape inference completes (ir.h, perm). */
+static ir_node *swap_axes(lower *L, ir_node *x, int a, int b, loc at) {
+    ir_node *n = ir_unary(L->g, OP_TRANSPOSE, x, at);
+    n->perm[0] = a, n->perm[1] = b;
+    n->nperm = 2;
+    n->attr[0] = 1;
+    return n;
+}
+
 ir_node *call_transpose(lower *L, const ast_expr *e, const callargs *ca) {
     ir_node *x = lower_expr(L, ca->pos[0]->value);
-    return ir_unary(L->g, OP_TRANSPOSE, x, e->at);
+    const ast_arg *a = lower_arg_at(ca, 1), *b = lower_arg_at(ca, 2);
+    if (!a && !b) return ir_unary(L->g, OP_TRANSPOSE, x, e->at);
+    int64_t ia, ib;
+    if (!a || !b) {
+        diag_error(L->d, e->at, "transpose takes two axes to swap, transpose(x, a, b), or none (a matrix's transpose)");
+        return lower_bad_node(L, e->at);
+    }
+    if (lower_int_arg(L, a, "an axis of transpose", -IR_MAXRANK, IR_MAXRANK - 1, &ia) ||
+        lower_int_arg(L, b, "an axis of transpose", -IR_MAXRANK, IR_MAXRANK - 1, &ib))
+        return lower_bad_node(L, e->at);
+    return swap_axes(L, x, (int)ia, (int)ib, e->at);
+}
+
+ir_node *call_permute(lower *L, const ast_expr *e, const callargs *ca) {
+    ir_node *x = lower_expr(L, ca->pos[0]->value);
+    const ast_expr *axes = ca->pos[1]->value;
+    if (axes->kind != AST_LIST) {
+        diag_error(L->d, axes->at, "permute needs the axes as a list, like permute(x, [2, 0, 1])");
+        return lower_bad_node(L, e->at);
+    }
+    ir_node *n = ir_unary(L->g, OP_TRANSPOSE, x, e->at);
+    n->what = "permute";
+    for (const ast_arg *a = axes->args; a; a = a->next) {
+        int64_t v;
+        if (n->nperm == IR_MAXRANK) {
+            diag_error(L->d, a->at, "permute takes at most %d axes", IR_MAXRANK);
+            return lower_bad_node(L, e->at);
+        }
+        if (lower_int_arg(L, a, "an axis of permute", -IR_MAXRANK, IR_MAXRANK - 1, &v)) return lower_bad_node(L, e->at);
+        n->perm[n->nperm++] = (int)v;
+    }
+    if (!n->nperm) {
+        diag_error(L->d, axes->at, "permute needs every axis of x, like permute(x, [2, 0, 1])");
+        return lower_bad_node(L, e->at);
+    }
+    return n;
 }
 
 ir_node *call_reshape(lower *L, const ast_expr *e, const callargs *ca) {
@@ -285,12 +331,19 @@ ir_node *call_reshape(lower *L, const ast_expr *e, const callargs *ca) {
     return r;
 }
 
+/* One node joins up to IR_MAXIN operands, each copied once; more are chained. */
 ir_node *call_concat(lower *L, const ast_expr *e, const callargs *ca) {
     int64_t axis = -1;
     if (ca->kw[2] && lower_int_arg(L, ca->kw[2], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis))
         return lower_bad_node(L, e->at);
-    ir_node *n = ir_binary(L->g, OP_CONCAT, lower_expr(L, ca->pos[0]->value), lower_expr(L, ca->pos[1]->value), e->at);
-    n->axis = (int)axis;
+    ir_node *in[IR_MAXIN], *n = NULL;
+    for (int i = 0; i < ca->npos;) {
+        int k = 0;
+        if (n) in[k++] = n;
+        while (k < IR_MAXIN && i < ca->npos) in[k++] = lower_expr(L, ca->pos[i++]->value);
+        n = ir_node_new(L->g, OP_CONCAT, k, in, e->at);
+        n->axis = (int)axis;
+    }
     return n;
 }
 
@@ -309,6 +362,63 @@ ir_node *call_slice(lower *L, const ast_expr *e, const callargs *ca) {
     n->attr[0] = (double)start;
     n->attr[1] = ca->kw[3] ? (double)end : 1e18;
     return n;
+}
+
+/* split(x, n, axis=k): n slices of equal length, a tuple (ca->tuple) of them. */
+ir_node *call_split(lower *L, const ast_expr *e, const callargs *ca) {
+    int64_t parts, axis = -1;
+    ir_node *x = lower_expr(L, ca->pos[0]->value);
+    if (lower_int_arg(L, ca->pos[1], "the number of parts of split", 1, (int64_t)1 << 20, &parts) ||
+        (ca->kw[2] && lower_int_arg(L, ca->kw[2], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis)))
+        return lower_bad_node(L, e->at);
+    shape_upto(L->g, L->d);   /* the parts' lengths come from x's shape */
+    if (x->bad) return x;
+    int rank = x->shape.rank, k = (int)(axis < 0 ? axis + rank : axis);
+    if (k < 0 || k >= rank) {
+        diag_error(L->d, e->at, "split: axis %d is out of range for %s, which has %d ax%s per example", (int)axis,
+                   ir_shape_str(L->g->a, &x->shape), rank, rank == 1 ? "is" : "es");
+        return lower_bad_node(L, e->at);
+    }
+    int64_t len = x->shape.dim[k];
+    if (len % parts) {
+        diag_error(L->d, e->at, "split: axis %d of %s has length %lld, which does not split into %lld equal parts", k,
+                   ir_shape_str(L->g->a, &x->shape), (long long)len, (long long)parts);
+        return lower_bad_node(L, e->at);
+    }
+    lvalue t = {.kind = LV_TUPLE, .n = (int)parts, .at = e->at};
+    t.items = arena_alloc(L->g->a, sizeof(lvalue) * (size_t)parts);
+    for (int64_t i = 0; i < parts; i++) {
+        ir_node *s = ir_unary(L->g, OP_SLICE, x, e->at);
+        s->axis = k;
+        s->attr[0] = (double)(i * (len / parts));
+        s->attr[1] = (double)((i + 1) * (len / parts));
+        s->what = "split";
+        t.items[i] = (lvalue){.kind = LV_TENSOR, .node = s, .at = e->at};
+    }
+    if (!ca->tuple) return lower_as_tensor(L, t, e->at);   /* says to take the parts apart */
+    *ca->tuple = t;
+    return t.items[0].node;
+}
+
+/* softmax and log_softmax along the last axis as always; along another, between two
+ * transposes that make it the last (each a copy, of which backward transposes back). */
+ir_node *call_softmax(lower *L, const ast_expr *e, const callargs *ca) {
+    int64_t axis = -1;
+    ir_node *x = lower_expr(L, ca->pos[0]->value);
+    if (ca->kw[1] && lower_int_arg(L, ca->kw[1], "axis", -IR_MAXRANK, IR_MAXRANK - 1, &axis))
+        return lower_bad_node(L, e->at);
+    if (axis == -1) return ir_unary(L->g, (ir_op)ca->how, x, e->at);
+    shape_upto(L->g, L->d);
+    if (x->bad) return x;
+    int rank = x->shape.rank, k = (int)(axis < 0 ? axis + rank : axis);
+    if (k < 0 || k >= rank) {
+        diag_error(L->d, e->at, "%s: axis %d is out of range for %s, which has %d ax%s per example", e->name, (int)axis,
+                   ir_shape_str(L->g->a, &x->shape), rank, rank == 1 ? "is" : "es");
+        return lower_bad_node(L, e->at);
+    }
+    if (k == rank - 1) return ir_unary(L->g, (ir_op)ca->how, x, e->at);
+    ir_node *y = ir_unary(L->g, (ir_op)ca->how, swap_axes(L, x, k, rank - 1, e->at), e->at);
+    return swap_axes(L, y, k, rank - 1, e->at);
 }
 
 static void consider(const char *f, const char *name, const char **best, int *bestd) {
@@ -336,8 +446,8 @@ static const char *closest_def(lower *L, const char *f, const char *best) {
 }
 
 /* A call: its row of the built-in table, its arguments checked against the row, then the
- * row's function. */
-ir_node *lower_call_builtin(lower *L, const ast_expr *e) {
+ * row's function, which puts a tuple it gives in *tuple (NULL: a tensor is wanted). */
+static ir_node *call_builtin(lower *L, const ast_expr *e, lvalue *tuple) {
     const char *f = e->name;
     int npos = 0;
     for (const ast_arg *a = e->args; a; a = a->next) npos += !a->key;
@@ -350,9 +460,12 @@ ir_node *lower_call_builtin(lower *L, const ast_expr *e) {
         return lower_bad_node(L, e->at);
     }
     callargs ca;
-    if (lower_gather_args(L, e, sig.required, sig.positional, sig.no_keywords ? NULL : sig.name, &ca))
+    const char *const *keys = sig.no_keywords ? NULL : sig.name;
+    if (sig.variadic ? lower_gather_varargs(L, e, sig.required, sig.positional, keys, &ca)
+                     : lower_gather_args(L, e, sig.required, sig.positional, keys, &ca))
         return lower_bad_node(L, e->at);
     ca.how = b->how;
+    ca.tuple = tuple;
     /* share=NAME: the layer params of this call (not of calls in its arguments, which are
      * deeper) are NAME's */
     const char *share = L->share;
@@ -372,6 +485,14 @@ ir_node *lower_call_builtin(lower *L, const ast_expr *e) {
     L->call_depth--;
     L->share = share, L->share_depth = share_depth, L->share_at = share_at;
     return n;
+}
+
+ir_node *lower_call_builtin(lower *L, const ast_expr *e) { return call_builtin(L, e, NULL); }
+
+lvalue lower_call_builtin_value(lower *L, const ast_expr *e) {
+    lvalue t = {.kind = LV_BAD};
+    ir_node *n = call_builtin(L, e, &t);
+    return t.kind == LV_TUPLE ? t : (lvalue){.kind = LV_TENSOR, .node = n, .at = e->at};
 }
 
 static ir_node *lower_power(lower *L, const ast_expr *e) {

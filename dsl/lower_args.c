@@ -11,9 +11,9 @@
 /* ---- arguments ------------------------------------------------------------------- */
 
 /* Splits a call's arguments into positional ones and the allowed keywords (a keyword may
- * also name a positional parameter: keys[i] for i < maxpos).  -1 after an error. */
-int lower_gather_args(lower *L, const ast_expr *call, int minpos, int maxpos,
-                      const char *const *keys, callargs *ca) {
+ * also name a positional parameter: keys[i] for i < named).  -1 after an error. */
+static int gather(lower *L, const ast_expr *call, int minpos, int maxpos, int named, const char *const *keys,
+                  callargs *ca) {
     memset(ca, 0, sizeof *ca);
     ca->call = call;
     ca->keys = keys;
@@ -21,7 +21,7 @@ int lower_gather_args(lower *L, const ast_expr *call, int minpos, int maxpos,
     while (keys && keys[nkeys]) nkeys++;
     for (const ast_arg *a = call->args; a; a = a->next) {
         if (!a->key) {
-            if (ca->npos >= maxpos || ca->npos >= 8) {
+            if (ca->npos >= maxpos || ca->npos >= CALLARGS_MAXPOS) {
                 if (maxpos == 0)
                     diag_error(L->d, a->at, "'%s' takes no arguments", call->name);
                 else if (maxpos == minpos)
@@ -43,14 +43,14 @@ int lower_gather_args(lower *L, const ast_expr *call, int minpos, int maxpos,
             else diag_error(L->d, a->at, "'%s' takes no keyword arguments", call->name);
             return -1;
         }
-        if (ca->kw[k] || (k < maxpos && k < ca->npos)) {
+        if (ca->kw[k] || (k < named && k < ca->npos)) {
             diag_error(L->d, a->at, "argument '%s' of '%s' is given twice", a->key, call->name);
             return -1;
         }
         ca->kw[k] = a;
     }
     /* keywords naming positional parameters fill them */
-    for (int k = 0; k < maxpos && k < 8; k++)
+    for (int k = 0; k < named && k < 8; k++)
         if (k >= ca->npos && ca->kw[k]) {
             if (k != ca->npos) break;
             ca->pos[ca->npos++] = ca->kw[k];
@@ -62,6 +62,16 @@ int lower_gather_args(lower *L, const ast_expr *call, int minpos, int maxpos,
         return -1;
     }
     return 0;
+}
+
+int lower_gather_args(lower *L, const ast_expr *call, int minpos, int maxpos, const char *const *keys,
+                      callargs *ca) {
+    return gather(L, call, minpos, maxpos, maxpos, keys, ca);
+}
+
+int lower_gather_varargs(lower *L, const ast_expr *call, int minpos, int named, const char *const *keys,
+                         callargs *ca) {
+    return gather(L, call, minpos, CALLARGS_MAXPOS, named, keys, ca);
 }
 
 /* The i-th parameter: positional i, or the keyword keys[i]; NULL when absent. */

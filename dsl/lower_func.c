@@ -125,7 +125,7 @@ void lower_bind_values(lower *L, const ast_stmt *s, lvalue v) {
     }
     int n = count_args(s->names);
     if (v.kind != LV_TUPLE || v.n != n) {
-        if (v.kind != LV_BAD) {
+        if (v.kind != LV_BAD && !(v.kind == LV_TENSOR && v.node->bad)) {   /* a bad call said why */
             if (v.kind == LV_TUPLE)
                 diag_error(L->d, s->value->at, "%d names for a tuple of %d values", n, v.n);
             else
@@ -467,7 +467,7 @@ lvalue lower_value_of(lower *L, const ast_expr *e) {
         return t;
     }
     case AST_CALL:
-        if (!lower_is_user_call(L, e)) break;
+        if (!lower_is_user_call(L, e)) return lower_call_builtin_value(L, e);
         if (!strcmp(e->name, "repeat") || !strcmp(e->name, "scan")) {
             binding *b = lower_lookup(L, e->name);
             if (!b || b->v.kind != LV_FUNC) return e->name[0] == 'r' ? call_repeat(L, e) : call_scan(L, e);

@@ -57,13 +57,15 @@ typedef struct lower {
 } lower;
 
 /* A call's arguments, sorted by gather_args. */
+#define CALLARGS_MAXPOS 16
 typedef struct callargs {
     const ast_expr    *call;
-    const ast_arg     *pos[8];
+    const ast_arg     *pos[CALLARGS_MAXPOS];
     int                npos;
     const ast_arg     *kw[8];     /* by index into the function's keyword list */
     const char *const *keys;      /* that list */
     int                how;       /* a built-in's row tells its function which op or variant */
+    lvalue            *tuple;     /* where a function giving a tuple (split) puts it; NULL where a tensor is wanted */
 } callargs;
 
 /* ---- lower.c: names, expressions and parameters */
@@ -71,6 +73,7 @@ binding *lower_lookup(lower *L, const char *name);                   /* the loca
 void     lower_bind(lower *L, const char *name, lvalue v, loc at);   /* into the current scope */
 void     lower_unknown_name(lower *L, const char *name, loc at);
 ir_node *lower_call_builtin(lower *L, const ast_expr *e);
+lvalue   lower_call_builtin_value(lower *L, const ast_expr *e);  /* ... which may give a tuple (split) */
 /* The statement's layer parameters (L->layer_params) and named nodes named under owner
  * (NULL: no prefix), h.weight or h.0.weight for several layers, and bound. */
 void     lower_name_layers(lower *L, const char *owner);
@@ -83,6 +86,10 @@ ir_node *lower_map_of(lower *L, const char *fn, ir_node *x, loc at);
 /* ---- lower_args.c: arguments */
 int lower_gather_args(lower *L, const ast_expr *call, int minpos, int maxpos, const char *const *keys,
                       callargs *ca);
+/* ... for a function taking any number of positional arguments (up to CALLARGS_MAXPOS) after
+ * its first `named` ones, which keywords may name too (concat) */
+int lower_gather_varargs(lower *L, const ast_expr *call, int minpos, int named, const char *const *keys,
+                         callargs *ca);
 const ast_arg *lower_arg_at(const callargs *ca, int i);
 int lower_const_number(lower *L, const ast_expr *e, double *v);
 int lower_number_arg(lower *L, const ast_arg *a, const char *what, double *v);
@@ -127,7 +134,8 @@ void lower_train(lower *L, const ast_stmt *s);
 
 /* ---- the built-in functions, each named in its row of builtins.c */
 builtin_fn call_unary, call_binary, call_map, call_reduce, call_norm2,          /* lower.c */
-           call_flatten, call_transpose, call_reshape, call_concat, call_slice;
+           call_flatten, call_transpose, call_reshape, call_concat, call_slice,
+           call_permute, call_split, call_softmax;
 builtin_fn call_dense, call_one_hot, call_filled;                               /* layer_dense.c */
 builtin_fn call_conv, call_pool;                                                 /* layer_conv.c */
 builtin_fn call_dropout, call_batchnorm;                                         /* layer_norm.c */

@@ -262,21 +262,70 @@ static void slice_through_concat(ir_node *n, int64_t *start, int64_t *end) {
     }
 }
 
-static int infer_layout(ir_graph *g, ir_node *n, diag *d) {
-    ir_node *x = n->in[0];
-    n->batched = x->batched;
-    switch (n->op) {
-    case OP_TRANSPOSE:
-        if (x->shape.rank != 2) {
-            diag_error(d, n->at, "transpose takes a matrix per example; %s is %s", describe(g, x),
-                       ir_shape_str(g->a, &x->shape));
+/* The axes of a transpose as lowered (ir.h, perm) made a permutation of x's axes. */
+static int transpose_perm(ir_graph *g, ir_node *n, const ir_node *x, diag *d) {
+    int rank = x->shape.rank;
+    if (n->nperm == 0) {   /* transpose(x): of a matrix */
+        if (rank != 2) {
+            diag_error(d, n->at, "transpose takes a matrix per example; %s is %s", describe(g, x), ir_shape_str(g->a, &x->shape));
             return -1;
         }
-        n->shape = (ir_shape){2, {x->shape.dim[1], x->shape.dim[0]}};
+        n->perm[0] = 1, n->perm[1] = 0;
+        n->nperm = 2;
         return 0;
-    case OP_CONCAT: {
-        ir_node *y = n->in[1];
-        if (check_axis(g, n, x, d)) return -1;
+    }
+    if (n->attr[0] == 1) {   /* transpose(x, a, b): the identity with a and b swapped */
+        int a = norm_axis(n->perm[0], rank), b = norm_axis(n->perm[1], rank);
+        if (a < 0 || b < 0) {
+            diag_error(d, n->at, "transpose: axis %d is out of range for %s, which has %d ax%s per example",
+                       a < 0 ? n->perm[0] : n->perm[1], ir_shape_str(g->a, &x->shape), rank, rank == 1 ? "is" : "es");
+            return -1;
+        }
+        for (int i = 0; i < rank; i++) n->perm[i] = i == a ? b : i == b ? a : i;
+        n->nperm = rank, n->attr[0] = 0;
+        return 0;
+    }
+    if (n->nperm != rank) {
+        diag_error(d, n->at, "permute: %d axes given for %s, which has %d per example; list each axis once",
+                   n->nperm, ir_shape_str(g->a, &x->shape), rank);
+        return -1;
+    }
+    int seen = 0;
+    for (int i = 0; i < rank; i++) {
+        int a = norm_axis(n->perm[i], rank);
+        if (a < 0 || seen & 1 << a) {
+            diag_error(d, n->at, "permute: axis %d %s for %s; the axes must be a permutation of 0..%d", n->perm[i],
+                       a < 0 ? "is out of range" : "is given twice", ir_shape_str(g->a, &x->shape), rank - 1);
+            return -1;
+        }
+        seen |= 1 << a;
+        n->perm[i] = a;
+    }
+    return 0;
+}
+
+/* transpose and permute: axis i of the result is axis perm[i] of x.  One that keeps the
+ * order of the axes longer than 1 moves no element: it becomes a view (a reshape). */
+static int infer_transpose(ir_graph *g, ir_node *n, diag *d) {
+    ir_node *x = n->in[0];
+    if (transpose_perm(g, n, x, d)) return -1;
+    n->shape.rank = x->shape.rank;
+    int last = -1, moves = 0;
+    for (int i = 0; i < x->shape.rank; i++) {
+        int64_t len = n->shape.dim[i] = x->shape.dim[n->perm[i]];
+        if (len > 1) moves |= n->perm[i] < last, last = n->perm[i];
+    }
+    if (!moves) n->op = OP_RESHAPE, n->view = VIEW_GIVEN;
+    return 0;
+}
+
+/* concat(a, b, ...): shapes that differ only along the axis, which adds up. */
+static int infer_concat(ir_graph *g, ir_node *n, diag *d) {
+    ir_node *x = n->in[0];
+    if (check_axis(g, n, x, d)) return -1;
+    n->shape = x->shape;
+    for (int k = 1; k < n->nin; k++) {
+        ir_node *y = n->in[k];
         ir_shape want = x->shape;
         want.dim[n->axis] = y->shape.rank == x->shape.rank ? y->shape.dim[n->axis] : 0;
         if (!ir_shape_eq(&want, &y->shape) || x->batched != y->batched) {
@@ -285,10 +334,17 @@ static int infer_layout(ir_graph *g, ir_node *n, diag *d) {
                        ir_shape_str(g->a, &x->shape), ir_shape_str(g->a, &y->shape));
             return -1;
         }
-        n->shape = x->shape;
         n->shape.dim[n->axis] += y->shape.dim[n->axis];
-        return 0;
     }
+    return 0;
+}
+
+static int infer_layout(ir_graph *g, ir_node *n, diag *d) {
+    ir_node *x = n->in[0];
+    n->batched = x->batched;
+    switch (n->op) {
+    case OP_TRANSPOSE: return infer_transpose(g, n, d);
+    case OP_CONCAT: return infer_concat(g, n, d);
     case OP_SLICE: {
         if (check_axis(g, n, x, d)) return -1;
         int64_t dim = x->shape.dim[n->axis], start = (int64_t)n->attr[0], end = (int64_t)n->attr[1];

@@ -264,7 +264,7 @@ static void test_lower_builtin_table(void) {
         int items = 1;
         for (const char *c = b->args; *c; c++) items += *c == ',';
         CU_ASSERT(strlen(b->args) < sizeof s.buf);
-        CU_ASSERT_EQUAL(s.nargs, items - (strchr(b->args, '*') != NULL) - s.no_keywords);
+        CU_ASSERT_EQUAL(s.nargs, items - (strchr(b->args, '*') != NULL) - s.no_keywords - s.variadic);
         CU_ASSERT(!s.no_keywords || !strcmp(b->args + strlen(b->args) - 3, ", /"));
         CU_ASSERT(s.positional <= s.nargs && s.required <= s.positional);
         for (int i = 0; i < s.nargs; i++) {
@@ -333,6 +333,9 @@ static void test_lower_builtin_defaults(void) {
     static const struct { const char *name, *input, *call; } examples[] = {
         {"dense", "[6]", "dense(x, 4%s)"},
         {"concat", "[2, 3]", "concat(x, x%s)"},
+        {"softmax", "[2, 3]", "softmax(x%s)"},
+        {"log_softmax", "[2, 3]", "log_softmax(x%s)"},
+        {"split", "[2, 4]", "x\na, c = split(x, 2%s)\noutput o = a * c"},   /* a tuple: its parts are read */
         {"triplet", "[6]", "triplet(x, 2 * x, 3 * x%s)"},
         {"conv1d", "[2, 8]", "conv1d(x, 3, kernel=3%s)"},
         {"conv2d", "[2, 6, 6]", "conv2d(x, 3, kernel=3%s)"},
@@ -425,6 +428,53 @@ static void test_shape_loss_scalar(void) {
     CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [3]\nloss = x * 2\n", "shapes"), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "the loss must be a scalar per example, but it is [3]"));
     unit_free(&u);
+}
+
+/* transpose and permute complete their permutation from the input's rank (a swap of two
+ * axes, negative ones, permute's list); one that moves only axes of length 1 becomes a
+ * view; concat joins any number of operands in one node; split's parts are slices; and
+ * each mistake is one message at the call. */
+static void test_shape_layout(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [2, 3, 4]\ninput v: [3, 1, 2]\n"
+                                     "a = transpose(x, 0, -1)\nb = permute(x, [1, 2, 0])\nc = permute(v, [1, 0, 2])\n"
+                                     "d = concat(x, x, x, axis=1)\ne, f = split(x, 2, axis=0)\n"
+                                     "loss = sum(a) + sum(b) + sum(c) + sum(d) + sum(e * f)\n",
+                                 "shapes"), 0);
+    ir_node *a = named(&u, "a"), *b = named(&u, "b"), *c = named(&u, "c"), *d = named(&u, "d");
+    ir_node *e = named(&u, "e"), *f = named(&u, "f");
+    CU_ASSERT(a->op == OP_TRANSPOSE && a->nperm == 3 && a->perm[0] == 2 && a->perm[1] == 1 && a->perm[2] == 0);
+    CU_ASSERT(a->shape.rank == 3 && a->shape.dim[0] == 4 && a->shape.dim[1] == 3 && a->shape.dim[2] == 2);
+    CU_ASSERT(b->op == OP_TRANSPOSE && b->perm[0] == 1 && b->perm[1] == 2 && b->perm[2] == 0);
+    CU_ASSERT(b->shape.dim[0] == 3 && b->shape.dim[1] == 4 && b->shape.dim[2] == 2);
+    CU_ASSERT(c->op == OP_RESHAPE && c->shape.dim[0] == 1 && c->shape.dim[1] == 3 && c->shape.dim[2] == 2);
+    CU_ASSERT(d->op == OP_CONCAT && d->nin == 3 && d->shape.dim[1] == 9);
+    CU_ASSERT(e->op == OP_SLICE && e->attr[0] == 0 && e->attr[1] == 1 && f->attr[0] == 1 && f->attr[1] == 2);
+    unit_free(&u);
+    int errors = compile_upto(&u, "model m\ninput x: [2, 3, 4]\na = permute(x, [0, 0, 1])\nb = permute(x, [0, 1])\n"
+                                  "c = transpose(x, 0, 3)\nd = transpose(x)\ne, f = split(x, 3, axis=-1)\n"
+                                  "h = softmax(x, axis=3)\nk = transpose(x, 1)\nloss = sum(split(x, 2))\n",
+                              "shapes");
+    CU_ASSERT_EQUAL(errors, 8);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:3:5: error: permute: axis 0 is given twice for [2, 3, 4]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:4:5: error: permute: 2 axes given for [2, 3, 4], which has 3"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:5:5: error: transpose: axis 3 is out of range for [2, 3, 4]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:6:5: error: transpose takes a matrix per example"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:7:8: error: split: axis 2 of [2, 3, 4] has length 4, which does not "
+                                          "split into 3 equal parts"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:8:5: error: softmax: axis 3 is out of range for [2, 3, 4]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:9:5: error: transpose takes two axes to swap"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:10:12: error: a tuple of 2 values is not a tensor"));
+    unit_free(&u);
+}
+
+/* where(c, a, b) chooses: an infinity in the branch not taken cannot leak into the
+ * value or the gradients as c a + (1 - c) b would leak 0 * inf = nan. */
+static void test_emit_where_chooses(void) {
+    char *text = c_without_comments("model m\ninput c: [3]\ninput x: [3] grad\nloss = sum(where(c, x, log(x * 0)))\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, " != 0.0f ? "));
+    free(text);
 }
 
 /* ---- autodiff --------------------------------------------------------------------- */
@@ -665,6 +715,7 @@ int main(void) {
         {"shapes", "matmul forms", test_shape_matmul_forms},
         {"shapes", "errors", test_shape_errors},
         {"shapes", "scalar loss", test_shape_loss_scalar},
+        {"shapes", "layout ops", test_shape_layout},
         {"grad", "shared tensor sums", test_grad_sums_shared_tensor},
         {"grad", "dense products", test_grad_dense_products},
         {"grad", "scan loops", test_grad_scan_loop},
@@ -674,6 +725,7 @@ int main(void) {
         {"names", "hostile names", test_names_hostile},
         {"names", "gradients after bindings", test_names_gradients},
         {"emit", "readable C", test_emit_readable},
+        {"emit", "where chooses", test_emit_where_chooses},
     };
     CU_pSuite suite = NULL;
     const char *current = "";
