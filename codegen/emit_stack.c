@@ -86,6 +86,7 @@ static void fold_inner(const ir_node *n, stack_plan *s) {
 
 void stack_plan_of(const ir_node *n, stack_plan *s) {
     const ir_mm *m = &n->mm;
+    *s = (stack_plan){0};
     s->p = m->ta ? m->ac : m->ar, s->k = m->ta ? m->ar : m->ac, s->q = m->tb ? m->br : m->bc;
     stack_axes(n, s);
     fold_inner(n, s);
