@@ -21,6 +21,23 @@ typedef struct fuse_wino_mem { int64_t image, filters, u, v, m; } fuse_wino_mem;
 fuse_wino_mem fuse_wino_layout(const ir_conv *g, int64_t filters);
 enum { FUSE_WINO_TILES = 6, FUSE_WINO_FILTERS = 32 };   /* a register block: tiles x filters */
 int   fuse_sparse_form(const ir_node *n);   /* 1: dX = dY · W, 2: dW = dYᵀ · X (a sparse path), else 0 */
+/* emit_stack.c: how a stack of products (ir_mm.srank > 0) runs as GEMMs.  An axis of its
+ * loops: size matrices (times the batch when batch), each operand (A, B, C) moving by
+ * stride elements along it (0: the same matrix). */
+typedef struct stack_axis { int64_t size; int batch; int64_t stride[3]; } stack_axis;
+enum { STACK_LOOP, STACK_ROWS, STACK_INNER, STACK_COLS };   /* which GEMM size the innermost axis grows, if any */
+typedef struct stack_plan {
+    int64_t    p, k, q;                   /* one product: op(A) [p, k] @ op(B) [k, q] */
+    int        naxes;                     /* the loops around the GEMM, outermost first */
+    stack_axis axis[IR_MAXRANK + 1];
+    int        fold;                      /* STACK_ROWS: M; STACK_INNER: K; STACK_COLS: M, operands swapped */
+    stack_axis folded;                    /* the axis folded into the GEMM */
+    int        swap, ta, tb;              /* the call: B first when swap, transposes, sizes, strides */
+    int64_t    M, N, K, lda, ldb, ldc;    /* M or K before the fold multiplies it */
+} stack_plan;
+void  stack_plan_of(const ir_node *n, stack_plan *s);
+/* the GEMM argument ("M" or "K") the batch multiplies, and by how much; 0: none does */
+int64_t stack_by_batch(const ir_node *n, const char **arg);
 /* plan.c: give every materialized tensor a block and an offset (params, grads, acts). */
 void  plan_memory(ir_graph *g);
 int   plan_state_slots(int opt);                 /* optimizer state: tensors per trainable parameter */

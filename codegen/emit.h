@@ -6,6 +6,7 @@
  *   emit_elementwise.c elementwise loops, reductions, last-axis ops (softmax, losses)
  *   emit_layout.c      copies: transpose, concat, slice, pad, views, embedding's gather
  *   emit_products.c    GEMMs over the batch, dense, the sparse backward products
+ *   emit_stack.c       stacks of products (`@` on operands of rank > 2): loops of GEMMs, folds
  *   emit_conv.c        im2col, direct and Winograd convolutions, their gradients,
  *                      epilogues, pooling
  *   emit_scan.c        a scan's loops over its steps, forward and in reverse
@@ -126,6 +127,7 @@ void emit_view_copy(emitter *e, FILE *o, ir_node *n);
 void emit_gather(emitter *e, FILE *o, ir_node *n);
 void emit_matmul(emitter *e, FILE *o, ir_node *n);        /* emit_products.c */
 void emit_dense(emitter *e, FILE *o, ir_node *n);
+void emit_stack_matmul(emitter *e, FILE *o, ir_node *n);  /* emit_stack.c */
 void emit_dense_into(emitter *e, FILE *o, ir_node *d, ir_node *n, ir_node *z);   /* n = z + d: d's GEMM into n */
 void emit_gemm(emitter *e, FILE *o, const char *ind, int ta, int tb, const char *M, const char *N, const char *K,
                const char *A, int64_t lda, const char *B, int64_t ldb, const char *beta, const char *C, int64_t ldc);

@@ -44,6 +44,10 @@ void emit_matmul(emitter *e, FILE *o, ir_node *n) {
         emit_conv_weight_grad(e, o, n);
         return;
     }
+    if (n->mm.srank) {
+        emit_stack_matmul(e, o, n);
+        return;
+    }
     ir_mm m = n->mm;
     gop A = {n->in[0], n->in[0]->batched, m.ar, m.ac, m.ta}, B = {n->in[1], n->in[1]->batched, m.br, m.bc, m.tb};
     int64_t p = m.ta ? m.ac : m.ar, k = m.ta ? m.ar : m.ac, q = m.tb ? m.br : m.bc;

@@ -235,7 +235,7 @@ static int zero_region(const ir_node *x, int top) {
 /* dX = dY · W (the batch stacks dY's rows) or dW = dYᵀ · X summed over the batch, with
  * the other operand read by rows. */
 int fuse_sparse_form(const ir_node *n) {
-    if (n->op != OP_MATMUL || n->pass != IR_BWD || n->mm.tb || !n->in[0]->batched) return 0;
+    if (n->op != OP_MATMUL || n->pass != IR_BWD || n->mm.tb || !n->in[0]->batched || n->mm.srank) return 0;
     if (n->batched && !n->in[1]->batched && !n->mm.ta) return 1;
     if (!n->batched && n->in[1]->batched && n->mm.ta) return 2;
     return 0;

@@ -91,7 +91,7 @@ static ir_node *expand(gradctx *c, ir_node *gr, const ir_node *x) {
 static ir_node *matmul(gradctx *c, ir_node *a, int64_t ar, int64_t ac, int ta, ir_node *b, int64_t br,
                        int64_t bc, int tb, const ir_node *like) {
     ir_node *n = mk_like(c, OP_MATMUL, 2, a, b, like);
-    n->mm = (ir_mm){ar, ac, br, bc, ta, tb};
+    n->mm = (ir_mm){.ar = ar, .ac = ac, .br = br, .bc = bc, .ta = ta, .tb = tb};
     return n;
 }
 
@@ -105,17 +105,32 @@ static void contribute(gradctx *c, ir_node *x, ir_node *gr) {
     ptrvec_push(c->g->a, &c->contrib[x->id], gr);
 }
 
-/* d op(A) = G op(B)ᵀ and d op(B) = op(A)ᵀ G, written back in each operand's own view. */
+/* A backward product over forward product f's stack: its operands hold matrices along
+ * the stack axes as one_a and one_b say (one[] of A, B or C: G has C's), and its result
+ * is summed along the axes where one_c says the operand it is the gradient of was
+ * broadcast.  A product without a stack is returned as it is. */
+static ir_node *over_stack(ir_node *n, const ir_mm *f, const char *one_a, const char *one_b, const char *one_c) {
+    n->mm.srank = f->srank;
+    for (int i = 0; i < f->srank; i++) {
+        n->mm.stack[i] = f->stack[i];
+        n->mm.one[0][i] = one_a[i], n->mm.one[1][i] = one_b[i], n->mm.one[2][i] = one_c[i];
+    }
+    return n;
+}
+
+/* d op(A) = G op(B)ᵀ and d op(B) = op(A)ᵀ G, written back in each operand's own view; over
+ * a stack, a product per matrix summed along the axes the operand was broadcast over. */
 static void grad_matmul(gradctx *c, ir_node *n, ir_node *gr) {
     ir_node *a = n->in[0], *b = n->in[1];
     ir_mm m = n->mm;
     int64_t p = m.ta ? m.ac : m.ar, q = m.tb ? m.br : m.bc;
+    const char *oa = m.one[0], *ob = m.one[1], *og = m.one[2];   /* a forward product: C (so G) is whole */
     if (c->needs[a->id])
-        contribute(c, a, m.ta ? matmul(c, b, m.br, m.bc, m.tb, gr, p, q, 1, a)
-                              : matmul(c, gr, p, q, 0, b, m.br, m.bc, !m.tb, a));
+        contribute(c, a, m.ta ? over_stack(matmul(c, b, m.br, m.bc, m.tb, gr, p, q, 1, a), &m, ob, og, oa)
+                              : over_stack(matmul(c, gr, p, q, 0, b, m.br, m.bc, !m.tb, a), &m, og, ob, oa));
     if (c->needs[b->id])
-        contribute(c, b, m.tb ? matmul(c, gr, p, q, 1, a, m.ar, m.ac, m.ta, b)
-                              : matmul(c, a, m.ar, m.ac, !m.ta, gr, p, q, 0, b));
+        contribute(c, b, m.tb ? over_stack(matmul(c, gr, p, q, 1, a, m.ar, m.ac, m.ta, b), &m, og, oa, ob)
+                              : over_stack(matmul(c, a, m.ar, m.ac, !m.ta, gr, p, q, 0, b), &m, oa, og, ob));
 }
 
 /* y = x Wᵀ + b over rows R of x: dx = G W, dW = Gᵀ x (summed over the batch), db = Σ G. */

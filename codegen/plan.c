@@ -89,6 +89,7 @@ static int64_t stacked_by_batch(const ir_node *n, const char **arg) {
         return x->batched ? ir_numel(&x->shape) / x->shape.dim[x->shape.rank - 1] : 0;
     }
     if (n->op != OP_MATMUL || n->direct) return 0;
+    if (n->mm.srank) return stack_by_batch(n, arg);
     ir_mm m = n->mm;
     int64_t p = m.ta ? m.ac : m.ar, k = m.ta ? m.ar : m.ac, q = m.tb ? m.br : m.bc;
     int ab = n->in[0]->batched, bb = n->in[1]->batched, ob = n->batched;

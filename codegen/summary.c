@@ -43,7 +43,7 @@ static int64_t dense_flops(const ir_node *n) {
 static int64_t matmul_flops(const ir_node *n) {
     const ir_mm *m = &n->mm;
     int64_t p = m->ta ? m->ac : m->ar, q = m->tb ? m->br : m->bc, k = m->ta ? m->ar : m->ac;
-    return 2 * p * q * k;
+    return 2 * p * q * k * ir_mm_count(m);
 }
 
 /* FLOPs of one node for one example. */

@@ -202,6 +202,26 @@ void ir_loop_end(ir_graph *g, ir_loop *l, ir_node *const *results, loc at) {
     }
 }
 
+int64_t ir_mm_count(const ir_mm *m) {
+    int64_t count = 1;
+    for (int i = 0; i < m->srank; i++) count *= m->stack[i];
+    return count;
+}
+
+/* " stack [2,4] a[2,1] b[1,4] c[2,4]": the stack and each operand's share of it. */
+static const char *mm_stack_str(arena *a, const ir_mm *m) {
+    const char *s = " stack [";
+    for (int i = 0; i < m->srank; i++) s = arena_printf(a, "%s%s%lld", s, i ? "," : "", (long long)m->stack[i]);
+    s = arena_printf(a, "%s]", s);
+    for (int k = 0; k < 3; k++) {
+        s = arena_printf(a, "%s %c[", s, "abc"[k]);
+        for (int i = 0; i < m->srank; i++)
+            s = arena_printf(a, "%s%s%lld", s, i ? "," : "", m->one[k][i] ? 1LL : (long long)m->stack[i]);
+        s = arena_printf(a, "%s]", s);
+    }
+    return s;
+}
+
 int64_t ir_numel(const ir_shape *s) {
     int64_t n = 1;
     for (int i = 0; i < s->rank; i++) n *= s->dim[i];
@@ -268,8 +288,9 @@ void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
         if (n->op == OP_TRANSPOSE && n->nperm > 2)   /* a matrix's transpose is the only one of rank 2 */
             for (int k = 0; k < n->nperm; k++) fprintf(out, "%s%d%s", k ? " " : " {perm ", n->perm[k], k + 1 < n->nperm ? "" : "}");
         if (n->op == OP_MATMUL)
-            fprintf(out, " {[%lld,%lld]%s @ [%lld,%lld]%s}", (long long)n->mm.ar, (long long)n->mm.ac,
-                    n->mm.ta ? "T" : "", (long long)n->mm.br, (long long)n->mm.bc, n->mm.tb ? "T" : "");
+            fprintf(out, " {[%lld,%lld]%s @ [%lld,%lld]%s%s}", (long long)n->mm.ar, (long long)n->mm.ac,
+                    n->mm.ta ? "T" : "", (long long)n->mm.br, (long long)n->mm.bc, n->mm.tb ? "T" : "",
+                    n->mm.srank ? mm_stack_str(a, &n->mm) : "");
         fprintf(out, " : %s%s", n->bad ? "?" : ir_node_shape_str(a, n),
                 n->dtype == DT_CLASS ? " class" : "");
         if (n->name) fprintf(out, " '%s'", n->name);

@@ -100,8 +100,22 @@ typedef struct ir_shape { int rank; int64_t dim[IR_MAXRANK]; } ir_shape;
 
 /* How OP_MATMUL sees its operands: each as a matrix [rows, cols] (a reshape of its
  * per-example tensor), transposed or not; the result [p, q] reshaped to the node's
- * shape.  Backward rules build products of any of these forms. */
-typedef struct ir_mm { int64_t ar, ac, br, bc; int ta, tb; } ir_mm;
+ * shape.  Backward rules build products of any of these forms.
+ * A stack of products (NumPy's matmul on operands of rank > 2) loops over the stack
+ * axes `stack` (srank of them, 0: one product): operand A, B and the result C each hold
+ * its matrices in row-major order over the stack axes along which its one[] is 0, and a
+ * single matrix along those where it is 1 — A or B broadcast (stride 0), C summed over
+ * the axis (a backward product undoing a broadcast).  The batch axis is implicit, as for
+ * any node: an operand without it is shared by the examples, a result without it sums
+ * over them.  codegen/stack.c plans the GEMMs. */
+typedef struct ir_mm {
+    int64_t ar, ac, br, bc;
+    int     ta, tb;
+    int     srank;
+    int64_t stack[IR_MAXRANK];
+    char    one[3][IR_MAXRANK];   /* [0] A, [1] B, [2] C */
+} ir_mm;
+int64_t ir_mm_count(const ir_mm *m);   /* products in the stack: the product of its axes (1 without) */
 
 /* A convolution's or pooling's geometry on channel-first examples [C, H, W] (conv1d and
  * 1-D use H = 1): kernel, stride, padding before (top, left), output size.  im2col writes

@@ -77,7 +77,7 @@ ir_node *call_conv(lower *L, const ast_expr *e, const callargs *ca) {
     col->batched = x->batched;
     /* W viewed [F, K] times the patches [K, P]: the output comes out channel-first */
     ir_node *y = ir_binary(L->g, OP_MATMUL, layer_view_as(L, w, (ir_shape){2, {filters, k}}, e->at), col, e->at);
-    y->mm = (ir_mm){filters, k, k, positions, 0, 0};
+    y->mm = (ir_mm){.ar = filters, .ac = k, .br = k, .bc = positions};
     y->what = e->name;
     /* the bias is added to the output's own shape, so that bias and activation fuse into
      * one loop over it (through a view the add would need a buffer of its own) */

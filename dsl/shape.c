@@ -142,29 +142,54 @@ static int infer_cross_entropy(ir_graph *g, ir_node *n, diag *d) {
     return 0;
 }
 
-/* `@`: [m,n] @ [n] -> [m], [m,n] @ [n,k] -> [m,k], [n] @ [n,k] -> [k], [n] @ [n] -> []. */
+/* `@`, NumPy's matmul: [m,n] @ [n] -> [m], [m,n] @ [n,k] -> [m,k], [n] @ [n,k] -> [k],
+ * [n] @ [n] -> []; operands of rank > 2 are stacks of matrices over their leading axes,
+ * which broadcast ([2,1,5,3] @ [4,3,6] -> [2,4,5,6]); a vector is a matrix of one row (on
+ * the left) or one column (on the right) whose axis the result drops. */
+static int stack_broadcast(ir_graph *g, ir_node *n, const ir_shape *as, const ir_shape *bs, diag *d) {
+    ir_mm *m = &n->mm;
+    ir_shape sa = {as->rank > 2 ? as->rank - 2 : 0, {0}}, sb = {bs->rank > 2 ? bs->rank - 2 : 0, {0}}, st;
+    memcpy(sa.dim, as->dim, sizeof(int64_t) * (size_t)sa.rank);
+    memcpy(sb.dim, bs->dim, sizeof(int64_t) * (size_t)sb.rank);
+    if (shape_broadcast(&sa, &sb, &st)) {
+        diag_error(d, n->at, "shape mismatch in '@': the stacks %s and %s of %s and %s do not broadcast",
+                   ir_shape_str(g->a, &sa), ir_shape_str(g->a, &sb), ir_shape_str(g->a, as), ir_shape_str(g->a, bs));
+        return -1;
+    }
+    m->srank = st.rank;
+    for (int i = 0; i < st.rank; i++) {
+        int ia = i - (st.rank - sa.rank), ib = i - (st.rank - sb.rank);
+        m->stack[i] = st.dim[i];
+        m->one[0][i] = (char)(ia < 0 || sa.dim[ia] == 1);
+        m->one[1][i] = (char)(ib < 0 || sb.dim[ib] == 1);
+    }
+    return 0;
+}
+
 static int infer_user_matmul(ir_graph *g, ir_node *n, diag *d) {
     ir_node *a = n->in[0], *b = n->in[1];
-    if (a->shape.rank < 1 || a->shape.rank > 2 || b->shape.rank < 1 || b->shape.rank > 2) {
+    const ir_shape *as = &a->shape, *bs = &b->shape;
+    if (as->rank < 1 || bs->rank < 1) {
         diag_error(d, n->at, "'@' multiplies matrices and vectors; got %s and %s",
-                   ir_shape_str(g->a, &a->shape), ir_shape_str(g->a, &b->shape));
+                   ir_shape_str(g->a, as), ir_shape_str(g->a, bs));
         return -1;
     }
     ir_mm mm = {0};
-    mm.ar = a->shape.rank == 2 ? a->shape.dim[0] : 1;
-    mm.ac = a->shape.dim[a->shape.rank - 1];
-    mm.br = b->shape.dim[0];
-    mm.bc = b->shape.rank == 2 ? b->shape.dim[1] : 1;
+    mm.ar = as->rank >= 2 ? as->dim[as->rank - 2] : 1;
+    mm.ac = as->dim[as->rank - 1];
+    mm.br = bs->dim[bs->rank >= 2 ? bs->rank - 2 : 0];
+    mm.bc = bs->rank >= 2 ? bs->dim[bs->rank - 1] : 1;
     if (mm.ac != mm.br) {
         diag_error(d, n->at, "shape mismatch in '@': %s and %s (inner dimensions %lld and %lld differ)",
-                   ir_shape_str(g->a, &a->shape), ir_shape_str(g->a, &b->shape),
-                   (long long)mm.ac, (long long)mm.br);
+                   ir_shape_str(g->a, as), ir_shape_str(g->a, bs), (long long)mm.ac, (long long)mm.br);
         return -1;
     }
     n->mm = mm;
-    n->shape.rank = 0;
-    if (a->shape.rank == 2) n->shape.dim[n->shape.rank++] = mm.ar;
-    if (b->shape.rank == 2) n->shape.dim[n->shape.rank++] = mm.bc;
+    if (stack_broadcast(g, n, as, bs, d)) return -1;
+    n->shape.rank = n->mm.srank;
+    memcpy(n->shape.dim, n->mm.stack, sizeof(int64_t) * (size_t)n->mm.srank);
+    if (as->rank >= 2) n->shape.dim[n->shape.rank++] = mm.ar;
+    if (bs->rank >= 2) n->shape.dim[n->shape.rank++] = mm.bc;
     n->batched = a->batched || b->batched;
     return 0;
 }

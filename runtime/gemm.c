@@ -166,15 +166,24 @@ static long long block_at(const gemm_block *g, int p, long long m, long long n, 
 }
 
 /* Runs the blocks of C = alpha op(A) op(B) + beta C, f64 when dbl, else f32 (alpha and
- * beta go through double exactly). */
+ * beta go through double exactly).  A product of one block is called without a parallel
+ * region: even one that `if` turns off costs some 2 us a call, as much as a 64x64x32
+ * product takes (bench/stack_matmul.sh: a loop of 256 of them ran at 48 GFLOP/s through
+ * the region, 85 without). */
 static void gemm_cut(int dbl, enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m,
                      int n, int k, double alpha, const void *a, int lda, const void *b, int ldb, double beta,
                      void *c, int ldc) {
     gemm_block g;
     int threads = nnr_threads(), blocks = order == CblasRowMajor ? gemm_blocks(m, n, k, &g) : 1;
     size_t es = dbl ? sizeof(double) : sizeof(float);
-    if (order != CblasRowMajor) g = (gemm_block){1, m};   /* one block: the whole product */
-#pragma omp parallel for num_threads(threads) schedule(static) if (blocks > 1)
+    if (blocks == 1) {
+        if (dbl)
+            cblas_dgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else
+            cblas_sgemm(order, ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc);
+        return;
+    }
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (int p = 0; p < blocks; p++) {
         long long da, db, dc, len = block_at(&g, p, m, n, ta, tb, lda, ldb, ldc, &da, &db, &dc);
         int bm = g.rows ? (int)len : m, bn = g.rows ? n : (int)len;

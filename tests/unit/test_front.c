@@ -410,6 +410,31 @@ static void test_shape_matmul_forms(void) {
     unit_free(&u);
 }
 
+/* NumPy's matmul: leading axes are stacks that broadcast; a vector gains and loses an axis. */
+static void test_shape_matmul_stacks(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput a: [2, 1, 5, 3]\ninput b: [4, 3, 6]\ninput x: [4, 64, 32]\n"
+                                     "param W: [32, 16]\ninput v: [3]\nparam s: [7, 2, 3]\n"
+                                     "c = a @ b\nd = x @ W\ne = v @ b\nf = s @ v\n"
+                                     "loss = sum(c) + sum(d) + sum(e) + sum(f)\n", "shapes"), 0);
+    ir_node *c = named(&u, "c"), *d = named(&u, "d"), *e = named(&u, "e"), *f = named(&u, "f");
+    ir_shape want_c = {4, {2, 4, 5, 6}}, want_d = {3, {4, 64, 16}}, want_e = {2, {4, 6}}, want_f = {2, {7, 2}};
+    CU_ASSERT(ir_shape_eq(&c->shape, &want_c) && c->batched);
+    CU_ASSERT(c->mm.srank == 2 && c->mm.stack[0] == 2 && c->mm.stack[1] == 4);
+    CU_ASSERT(!c->mm.one[0][0] && c->mm.one[0][1]);   /* a: broadcast along the second axis */
+    CU_ASSERT(c->mm.one[1][0] && !c->mm.one[1][1]);   /* b: along the missing first */
+    CU_ASSERT(!c->mm.one[2][0] && !c->mm.one[2][1]);  /* a forward product sums over nothing */
+    CU_ASSERT(ir_shape_eq(&d->shape, &want_d) && d->mm.srank == 1 && d->mm.one[1][0]);
+    CU_ASSERT(ir_shape_eq(&e->shape, &want_e) && e->mm.ar == 1);
+    CU_ASSERT(ir_shape_eq(&f->shape, &want_f) && f->mm.bc == 1 && f->batched);
+    unit_free(&u);
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [2, 3, 4]\nparam W: [3, 4, 5]\nloss = sum(x @ W)\n", "shapes"),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:4:14: error: shape mismatch in '@': the stacks [2] and [3] of "
+                                          "[2, 3, 4] and [3, 4, 5] do not broadcast"));
+    unit_free(&u);
+}
+
 static void test_shape_errors(void) {
     unit u;
     int errors = compile_upto(&u, "model m\ninput x: [256]\nlabel y: class(10)\nparam W: [3, 4]\n"
@@ -506,6 +531,32 @@ static void test_grad_dense_products(void) {
     CU_ASSERT_EQUAL(w->grad->shape.dim[1], 784);
     ir_node *x = named(&u, "x");
     CU_ASSERT_PTR_NULL(x->grad);               /* no `grad` on the input: not computed */
+    unit_free(&u);
+}
+
+/* The gradient of an operand broadcast over a stack is summed over that axis (and the
+ * batch) by the product itself; each GEMM plan folds what the memory allows. */
+static void test_grad_matmul_stack(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [4, 3, 8] grad\ninput kt: [4, 8, 3]\nparam W: [8, 5]\n"
+                                     "param P: [4, 2, 3]\ns = x @ kt\ny = x @ W\nz = P @ x\n"
+                                     "loss = sum(s) + sum(y) + sum(z)\n", "plan"), 0);
+    ir_node *w = named(&u, "W"), *p = named(&u, "P"), *s = named(&u, "s"), *y = named(&u, "y");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w->grad);
+    CU_ASSERT_EQUAL_FATAL(w->grad->op, OP_MATMUL);
+    CU_ASSERT(!w->grad->batched && w->grad->mm.ta && w->grad->mm.one[2][0]);   /* dW = Σ xᵀ dY */
+    stack_plan sp;
+    stack_plan_of(w->grad, &sp);   /* K = batch · 4 · 3: one GEMM */
+    CU_ASSERT(sp.fold == STACK_INNER && sp.naxes == 0 && sp.folded.batch && sp.folded.size == 4 && sp.K == 3);
+    stack_plan_of(y, &sp);         /* M = batch · 4 · 3 */
+    CU_ASSERT(sp.fold == STACK_ROWS && sp.naxes == 0 && sp.folded.batch && sp.folded.size == 4 && sp.M == 3);
+    stack_plan_of(s, &sp);         /* a GEMM per matrix: the batch and the stack merged into one loop */
+    CU_ASSERT(sp.fold == STACK_LOOP && sp.naxes == 1 && sp.axis[0].batch && sp.axis[0].size == 4);
+    CU_ASSERT(sp.axis[0].stride[0] == 24 && sp.axis[0].stride[1] == 24 && sp.axis[0].stride[2] == 9);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p->grad);   /* dP: per head, summed over the batch: a loop, the batch inside */
+    stack_plan_of(p->grad, &sp);
+    CU_ASSERT(sp.fold == STACK_LOOP && sp.naxes == 2 && sp.axis[0].batch && sp.axis[0].stride[2] == 0);
+    CU_ASSERT(!sp.axis[1].batch && sp.axis[1].size == 4 && sp.axis[1].stride[2] == 6);
     unit_free(&u);
 }
 
@@ -713,11 +764,13 @@ int main(void) {
         {"lower", "function lines and scopes", test_func_lines_and_scope},
         {"shapes", "broadcast", test_shape_broadcast},
         {"shapes", "matmul forms", test_shape_matmul_forms},
+        {"shapes", "matmul stacks", test_shape_matmul_stacks},
         {"shapes", "errors", test_shape_errors},
         {"shapes", "scalar loss", test_shape_loss_scalar},
         {"shapes", "layout ops", test_shape_layout},
         {"grad", "shared tensor sums", test_grad_sums_shared_tensor},
         {"grad", "dense products", test_grad_dense_products},
+        {"grad", "matmul stacks", test_grad_matmul_stack},
         {"grad", "scan loops", test_grad_scan_loop},
         {"fuse", "elementwise chain", test_fuse_chain},
         {"fuse", "an LSTM's step", test_fuse_lstm_step},
