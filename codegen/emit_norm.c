@@ -32,6 +32,12 @@ static long long open_rows(emitter *e, FILE *o, const ir_node *x) {
     return (long long)d;
 }
 
+/* The pragma before a row's sum: the compiler may reorder it (and so vectorize it), as
+ * emit_sum's; without it a float sum is kept in order, one element at a time. */
+static const char *simd_sum(emitter *e, const char *vars) {
+    return arena_printf(e->a, "#pragma omp simd reduction(+:%s)", vars);
+}
+
 static void emit_norm_forward(emitter *e, FILE *o, const ir_node *n) {
     const ir_node *x = n->in[0], *stats = by_product(e, n, OP_NORM_STATS, 0);
     int rms = is_rms(n);
@@ -54,6 +60,7 @@ static void emit_norm_forward(emitter *e, FILE *o, const ir_node *n) {
     const char *w = emit_mark(e, n->in[1]);
     if (rms) {
         fprintf(o, "        %s ss = 0;\n", T);
+        fprintf(o, "        %s\n", simd_sum(e, "ss"));
         fprintf(o, "        for (int j = 0; j < %lld; j++) ss += xr[j] * xr[j];\n", d);
         fprintf(o, "        const %s rstd = %s / %s(ss / %s + %s);\n", T, emit_lit(e, 1), sq, emit_lit(e, (double)d),
                 emit_lit(e, n->attr[0]));
@@ -61,8 +68,10 @@ static void emit_norm_forward(emitter *e, FILE *o, const ir_node *n) {
         if (stats) fprintf(o, "        %s[r] = rstd;\n", emit_mark(e, stats));
     } else {
         fprintf(o, "        %s mean = 0, var = 0;\n", T);
+        fprintf(o, "        %s\n", simd_sum(e, "mean"));
         fprintf(o, "        for (int j = 0; j < %lld; j++) mean += xr[j];\n", d);
         fprintf(o, "        mean /= %s;\n", emit_lit(e, (double)d));
+        fprintf(o, "        %s\n", simd_sum(e, "var"));
         fprintf(o, "        for (int j = 0; j < %lld; j++) var += (xr[j] - mean) * (xr[j] - mean);\n", d);
         fprintf(o, "        const %s rstd = %s / %s(var / %s + %s);\n", T, emit_lit(e, 1), sq, emit_lit(e, (double)d),
                 emit_lit(e, n->attr[0]));
@@ -98,6 +107,7 @@ static void emit_norm_backward(emitter *e, FILE *o, const ir_node *n) {
     if (rms) fprintf(o, "        const %s rstd = %s[r];\n", T, emit_mark(e, stats));
     else fprintf(o, "        const %s mean = %s[2 * r], rstd = %s[2 * r + 1];\n", T, emit_mark(e, stats), stats->cname);
     fprintf(o, "        %s %sgx_mean = 0;\n", T, rms ? "" : "g_mean = 0, ");
+    fprintf(o, "        %s\n", simd_sum(e, rms ? "gx_mean" : "g_mean, gx_mean"));
     fprintf(o, "        for (int j = 0; j < %lld; j++) {\n", d);
     fprintf(o, "            const %s xhat = %s, g = dyr[j] * %s[j];\n", T, xhat, wt);
     if (!rms) fprintf(o, "            g_mean += g;\n");
