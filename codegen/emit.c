@@ -575,7 +575,10 @@ static void emit_node(emitter *e, FILE *o, ir_node *n) {
         break;
     case FAM_EFFECT: emit_bn_update(e, o, n); break;
     case FAM_VIEW: emit_view_copy(e, o, n); break;
-    case FAM_ROW: emit_row(e, o, n); break;
+    case FAM_ROW:
+        if (n->op >= OP_LAYERNORM && n->op <= OP_NORM_PARAM_GRAD) emit_norm(e, o, n);   /* contiguous in ir.h */
+        else emit_row(e, o, n);
+        break;
     case FAM_MATMUL: emit_matmul(e, o, n); break;
     case FAM_DENSE: emit_dense(e, o, n); break;
     case FAM_LEAF: case FAM_SCAN: break;

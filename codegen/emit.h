@@ -4,6 +4,7 @@
  *   emit.c             the core: text helpers, reading a tensor at a loop index, loops,
  *                      the per-node dispatch, the pass functions (forward, backward, ...)
  *   emit_elementwise.c elementwise loops, reductions, last-axis ops (softmax, losses)
+ *   emit_norm.c        layernorm and rmsnorm, one pass per row forward and backward
  *   emit_layout.c      copies: transpose, concat, slice, pad, views, embedding's gather
  *   emit_products.c    GEMMs over the batch, dense, the sparse backward products
  *   emit_stack.c       stacks of products (`@` on operands of rank > 2): loops of GEMMs, folds
@@ -122,6 +123,7 @@ void emit_sum(emitter *e, FILE *o, ir_node *n);
 void emit_sum_to(emitter *e, FILE *o, ir_node *n);
 void emit_row(emitter *e, FILE *o, ir_node *n);
 void emit_bn_update(emitter *e, FILE *o, ir_node *n);
+void emit_norm(emitter *e, FILE *o, ir_node *n);          /* emit_norm.c */
 void emit_copy(emitter *e, FILE *o, ir_node *n);          /* emit_layout.c */
 void emit_view_copy(emitter *e, FILE *o, ir_node *n);
 void emit_gather(emitter *e, FILE *o, ir_node *n);

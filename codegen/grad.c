@@ -162,6 +162,32 @@ static ir_node *grad_map(gradctx *c, ir_node *n, int k, ir_node *gr) {
     return sum_to(c, finish(c, d), n->in[k]);
 }
 
+/* layernorm's and rmsnorm's gradients: dx is a row op reading the statistics the forward
+ * pass kept (the norm's norm_stats, made with it); the weight's and bias's gradients are
+ * by-products of dx, written by the same pass over the rows (emit_norm.c), which therefore
+ * runs even when x itself needs no gradient. */
+static void grad_rownorm(gradctx *c, ir_node *n, ir_node *gr) {
+    ir_node *stats = NULL;
+    for (int i = n->id + 1; i < c->g->fwd_count && !stats; i++)
+        if (ir_at(c->g, i)->op == OP_NORM_STATS && ir_at(c->g, i)->in[0] == n) stats = ir_at(c->g, i);
+    if (!stats) {
+        diag_error(c->d, n->at, "internal error: %s without its statistics", ir_ops[n->op].name);
+        c->failed = 1;
+        return;
+    }
+    ir_node *in[4] = {gr, n->in[0], stats, n->in[1]};
+    ir_node *dx = finish(c, ir_node_new(c->g, n->op == OP_LAYERNORM ? OP_LAYERNORM_GRAD : OP_RMSNORM_GRAD, 4, in,
+                                        c->fwd->at));
+    contribute(c, n->in[0], dx);
+    for (int k = 1; k < n->nin; k++) {
+        if (!c->needs[n->in[k]->id]) continue;
+        ir_node *p = ir_unary(c->g, OP_NORM_PARAM_GRAD, dx, c->fwd->at);
+        p->attr[0] = k - 1;   /* 0: the weight's, 1: the bias's */
+        p->shape = n->in[k]->shape;
+        contribute(c, n->in[k], finish(c, p));
+    }
+}
+
 static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
     ir_node *a = n->nin > 0 ? n->in[0] : NULL, *b = n->nin > 1 ? n->in[1] : NULL;
     ir_node *t;
@@ -235,6 +261,7 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
         contribute(c, a, n->attr[0] == 1 ? t : mk(c, OP_MUL, 2, t, cnst(c, n->attr[0]), NULL));
         break;
     case OP_SOFTMAX: contribute(c, a, mk(c, OP_SOFTMAX_GRAD, 2, gr, n, NULL)); break;
+    case OP_LAYERNORM: case OP_RMSNORM: grad_rownorm(c, n, gr); break;
     case OP_LOG_SOFTMAX: contribute(c, a, mk(c, OP_LOG_SOFTMAX_GRAD, 2, gr, n, NULL)); break;
     case OP_CROSS_ENTROPY: contribute(c, a, mk(c, OP_CROSS_ENTROPY_GRAD, 3, gr, a, b)); break;
     case OP_PICK: contribute(c, a, mk_like(c, OP_PICK_GRAD, 2, gr, b, a)); break;

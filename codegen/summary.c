@@ -54,6 +54,7 @@ static int64_t node_flops(const ir_node *n) {
     case FAM_ELEMWISE: return n->op == OP_EXPAND || n->op == OP_COPY ? 0 : out; /* moves only */
     case FAM_REDUCE:   return in_numel(n, 0);
     case FAM_ROW: {
+        if (n->op == OP_NORM_STATS || n->op == OP_NORM_PARAM_GRAD) return 0;   /* computed by their input's pass */
         /* cross_entropy's output is one number per row: count over its logits */
         int64_t x = in_numel(n, 0);
         return 5 * (x > out ? x : out);

@@ -74,6 +74,11 @@ const builtin builtins[] = {
     {"embedding", BK_LAYER, "ids, vocab, dim, *, init=(normal(0 1)), share=(none)", call_embedding, 0,
      "rows of a [vocab, dim] table looked up by class indices ids; the table is initialized N(0, 1) "
      "as PyTorch's nn.Embedding unless init= says otherwise (GPTs use init=normal(0, 0.02))"},
+    {"layernorm", BK_LAYER, "x, *, eps=1e-5, share=(none)", call_rownorm, 0,
+     "each row (the last axis) normalized to mean 0 and variance 1, times weight plus bias (ones and zeros), "
+     "as PyTorch's LayerNorm"},
+    {"rmsnorm", BK_LAYER, "x, *, eps=1e-6, share=(none)", call_rownorm, 1,
+     "each row (the last axis) divided by sqrt(mean(x^2) + eps), times weight (ones), as PyTorch's RMSNorm"},
     {"rnn", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros), share=(none)", call_recurrent, 0,
      "a tanh RNN over a sequence [T, d], a scan: every step's state of the last layer, [T, hidden]; "
      "h0 is [hidden] or [layers, hidden]"},
@@ -103,6 +108,12 @@ const builtin builtins[] = {
     {"sign", BK_ELEMENTWISE, "x", call_map, 0, "-1, 0 or 1 (no gradient flows through it)"},
     {"elu", BK_ELEMENTWISE, "x", call_map, 0, "x above 0, exp(x) - 1 below"},
     {"softplus", BK_ELEMENTWISE, "x", call_map, 0, "log(1 + exp(x)), evaluated stably"},
+    {"erf", BK_ELEMENTWISE, "x", call_map, 0, "the error function, 2/sqrt(pi) times the integral of exp(-t^2) from 0 to x"},
+    {"silu", BK_ELEMENTWISE, "x", call_map, 0, "x sigmoid(x) (swish)"},
+    {"gelu", BK_ELEMENTWISE, "x, *, approximate=none", call_gelu, 0,
+     "x Phi(x), Phi the standard normal CDF (the erf form); approximate=tanh: "
+     "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch's"},
+    {"_gelu_tanh", BK_ELEMENTWISE, "x", call_map, 0, "gelu(x, approximate=tanh) (the _ marks it internal)"},
     {"leaky_relu", BK_ELEMENTWISE, "x, a=0.01", call_map, 0, "x above 0, a x below"},
     {"clip", BK_ELEMENTWISE, "x, lo, hi", call_map, 0, "x limited to [lo, hi]"},
     {"min", BK_REDUCTION, "x, *, axis=(every axis)", call_reduce, 'm',

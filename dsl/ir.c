@@ -19,6 +19,10 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_SOFTMAX] = {"softmax", 1, FAM_ROW},       [OP_LOG_SOFTMAX] = {"log_softmax", 1, FAM_ROW},
     [OP_SOFTMAX_GRAD] = {"softmax_grad", 2, FAM_ROW},
     [OP_LOG_SOFTMAX_GRAD] = {"log_softmax_grad", 2, FAM_ROW},
+    [OP_LAYERNORM] = {"layernorm", 3, FAM_ROW},   [OP_RMSNORM] = {"rmsnorm", 2, FAM_ROW},
+    [OP_LAYERNORM_GRAD] = {"layernorm_grad", 4, FAM_ROW},
+    [OP_RMSNORM_GRAD] = {"rmsnorm_grad", 4, FAM_ROW},
+    [OP_NORM_STATS] = {"norm_stats", 1, FAM_ROW}, [OP_NORM_PARAM_GRAD] = {"norm_param_grad", 1, FAM_ROW},
     [OP_CROSS_ENTROPY] = {"cross_entropy", 2, FAM_ROW},
     [OP_CROSS_ENTROPY_GRAD] = {"cross_entropy_grad", 3, FAM_ROW},
     [OP_PICK] = {"pick", 2, FAM_ROW},             [OP_PICK_GRAD] = {"pick_grad", 2, FAM_ROW},
@@ -57,6 +61,19 @@ const ir_mapinfo ir_maps[] = {
      {"d elu(u)/du = 1 for u > 0, exp(u) below"}},
     {"softplus", 1, 0, "(@fmax($a, #0) + @log1p(@exp(-@fabs($a))))", {"($g / (#1 + @exp(-$a)))"},
      {"d softplus(u)/du = sigmoid(u)"}},
+    {"erf", 1, 0, "@erf($a)", {"($g * #1.1283791670955126 * @exp(-$a * $a))"}, {"d erf(u)/du = 2/sqrt(pi) exp(-u^2)"}},
+    {"silu", 1, 0, "($a / (#1 + @exp(-$a)))", {"($g * (#1 + $a * (#1 - #1 / (#1 + @exp(-$a)))) / (#1 + @exp(-$a)))"},
+     {"d silu(u)/du = s (1 + u (1 - s)), s = sigmoid(u)"}},
+    /* gelu's two forms, as PyTorch's approximate='none' (x Phi(x), Phi the normal CDF) and 'tanh' */
+    {"gelu", 1, 0, "(#0.5 * $a * (#1 + @erf($a * #0.70710678118654752)))",
+     {"($g * (#0.5 * (#1 + @erf($a * #0.70710678118654752)) + $a * #0.39894228040143268 * @exp(-#0.5 * $a * $a)))"},
+     {"d gelu(u)/du = Phi(u) + u phi(u), phi the normal density"}},
+    {"_gelu_tanh", 1, 0, "(#0.5 * $a * (#1 + @tanh(#0.79788456080286536 * ($a + #0.044715 * $a * $a * $a))))",
+     {"($g * (#0.5 * (#1 + @tanh(#0.79788456080286536 * ($a + #0.044715 * $a * $a * $a))) + #0.5 * $a * "
+      "(#1 - @tanh(#0.79788456080286536 * ($a + #0.044715 * $a * $a * $a)) * "
+      "@tanh(#0.79788456080286536 * ($a + #0.044715 * $a * $a * $a))) * "
+      "#0.79788456080286536 * (#1 + #0.134145 * $a * $a)))"},
+     {"d gelu_tanh(u)/du = (1 + t)/2 + u (1 - t^2) c (1 + 3 k u^2) / 2, t = tanh(c (u + k u^3)), c = sqrt(2/pi), k = 0.044715"}},
     {"leaky_relu", 1, 1, "($a > #0 ? $a : $p * $a)", {"($a > #0 ? $g : $p * $g)"},
      {"d leaky_relu(u)/du = 1 for u > 0, a below"}},
     {"clip", 1, 2, "@fmin(@fmax($a, $p), $q)", {"($a >= $p && $a <= $q ? $g : #0)"},
@@ -287,6 +304,8 @@ void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
         if (n->op == OP_SLICE || n->op == OP_PAD || n->op == OP_PAD_ADD) fprintf(out, " {start %g}", n->attr[0]);
         if (n->op == OP_TRANSPOSE && n->nperm > 2)   /* a matrix's transpose is the only one of rank 2 */
             for (int k = 0; k < n->nperm; k++) fprintf(out, "%s%d%s", k ? " " : " {perm ", n->perm[k], k + 1 < n->nperm ? "" : "}");
+        if (n->op == OP_LAYERNORM || n->op == OP_RMSNORM) fprintf(out, " {eps %g}", n->attr[0]);
+        if (n->op == OP_NORM_PARAM_GRAD) fprintf(out, " {%s}", n->attr[0] ? "bias" : "weight");
         if (n->op == OP_MATMUL)
             fprintf(out, " {[%lld,%lld]%s @ [%lld,%lld]%s%s}", (long long)n->mm.ar, (long long)n->mm.ac,
                     n->mm.ta ? "T" : "", (long long)n->mm.br, (long long)n->mm.bc, n->mm.tb ? "T" : "",

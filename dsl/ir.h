@@ -33,6 +33,12 @@ typedef enum {
     OP_SUM_TO,              /* undo a broadcast: sum down to this node's shape */
     /* along the last axis */
     OP_SOFTMAX, OP_LOG_SOFTMAX, OP_SOFTMAX_GRAD, OP_LOG_SOFTMAX_GRAD,
+    /* layernorm (in: x, weight, bias) and rmsnorm (x, weight) of each row, attr[0] = eps, and
+     * their gradients dx (in: dy, x, stats, weight), each one pass per row.  By-products, whose
+     * values the code of their input writes in the same pass (emit_norm.c): norm_stats, each
+     * row's mean and 1/std (rmsnorm: 1/rms), kept for backward; norm_param_grad, the weight's
+     * (attr[0] = 0) or bias's (1) gradient, summed over every row of the batch */
+    OP_LAYERNORM, OP_RMSNORM, OP_LAYERNORM_GRAD, OP_RMSNORM_GRAD, OP_NORM_STATS, OP_NORM_PARAM_GRAD,
     OP_CROSS_ENTROPY, OP_CROSS_ENTROPY_GRAD,
     OP_PICK, OP_PICK_GRAD,  /* z[..., y] at class labels y; its gradient scattered back */
     /* reductions to a keep-dims shape: max (attr[0] = 1) or min (attr[0] = -1) */

@@ -1,10 +1,12 @@
-/* layer_norm.c — the layers that behave differently in training and in inference, of the
- * built-in table (builtins.c): dropout(x, p) and batchnorm(x).
+/* layer_norm.c — the normalization layers of the built-in table (builtins.c), and dropout:
+ * dropout(x, p) and batchnorm(x), which behave differently in training and in inference,
+ * and layernorm(x) and rmsnorm(x), which normalize each row on its own statistics.
  *
- * Both are built from elementwise ops and reductions, with a select between the training
- * and the inference form (the generated code has a path for each mode); batchnorm's
- * running statistics are parameters that a node run for its side effect in training
- * (OP_BN_UPDATE) updates. */
+ * dropout and batchnorm are built from elementwise ops and reductions, with a select between
+ * the training and the inference form (the generated code has a path for each mode);
+ * batchnorm's running statistics are parameters that a node run for its side effect in
+ * training (OP_BN_UPDATE) updates.  layernorm and rmsnorm are one fused row op each
+ * (emit_norm.c), whose per-row statistics are a by-product node the backward pass reads. */
 #include "lower_internal.h"
 
 ir_node *call_dropout(lower *L, const ast_expr *e, const callargs *ca) {
@@ -75,5 +77,38 @@ ir_node *call_batchnorm(lower *L, const ast_expr *e, const callargs *ca) {
     upd->attr[0] = momentum;
     upd->attr[1] = (double)per;
     ptrvec_push(g->a, &g->effects, upd);
+    return y;
+}
+
+/* layernorm(x) and rmsnorm(x) (how = 1) over the last axis of x, of any rank, batched or
+ * not, as PyTorch's LayerNorm(D) and RMSNorm(D): weight [D] (ones), and layernorm's bias [D]
+ * (zeros).  The row op's pass also writes each row's statistics into norm_stats (mean and
+ * 1/std; rmsnorm: 1/rms), so that backward reads them instead of computing them again. */
+ir_node *call_rownorm(lower *L, const ast_expr *e, const callargs *ca) {
+    int rms = ca->how;
+    double eps = rms ? 1e-6 : 1e-5;
+    if (ca->kw[1] && lower_number_arg(L, ca->kw[1], "eps", &eps)) return lower_bad_node(L, e->at);
+    if (eps < 0) {
+        diag_error(L->d, ca->kw[1]->value->at, "eps of %s must be >= 0", e->name);
+        return lower_bad_node(L, e->at);
+    }
+    ir_node *x = layer_input(L, e, ca->pos[0], 0, "floats");
+    if (!x) return lower_bad_node(L, e->at);
+    int last = x->shape.rank - 1;
+    if (last < 0) {
+        diag_error(L->d, e->at, "%s normalizes the last axis of its input, but %s is a scalar per example", e->name,
+                   x->name ? arena_printf(L->g->a, "'%s'", x->name) : "its input");
+        return lower_bad_node(L, e->at);
+    }
+    ir_shape vec = {1, {x->shape.dim[last]}};
+    ir_node *in[3] = {x, layer_param(L, "weight", vec, (ir_param_info){INIT_ONES, 0, 0, 0}, e->at), NULL};
+    if (!rms) in[2] = layer_param(L, "bias", vec, (ir_param_info){INIT_ZEROS, 0, 0, 0}, e->at);
+    L->layers++;
+    ir_node *y = ir_node_new(L->g, rms ? OP_RMSNORM : OP_LAYERNORM, rms ? 2 : 3, in, e->at);
+    y->attr[0] = eps;
+    ir_node *stats = ir_unary(L->g, OP_NORM_STATS, y, e->at);
+    stats->shape = x->shape;
+    stats->shape.dim[last] = rms ? 1 : 2;
+    stats->batched = x->batched;
     return y;
 }

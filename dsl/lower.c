@@ -206,6 +206,18 @@ ir_node *call_map(lower *L, const ast_expr *e, const callargs *ca) {
     return n;
 }
 
+/* gelu(x, approximate=none | tanh): the two forms are two functions of ir_maps, each
+ * with its own code; approximate names the form by a bare word, as PyTorch's string. */
+ir_node *call_gelu(lower *L, const ast_expr *e, const callargs *ca) {
+    const ast_expr *a = ca->kw[1] ? ca->kw[1]->value : NULL;
+    int tanh_form = a && a->kind == AST_NAME && !strcmp(a->name, "tanh");
+    if (a && !tanh_form && !(a->kind == AST_NAME && !strcmp(a->name, "none"))) {
+        diag_error(L->d, a->at, "approximate= of gelu is none (the erf form) or tanh");
+        return lower_bad_node(L, e->at);
+    }
+    return lower_map_of(L, tanh_form ? "_gelu_tanh" : "gelu", lower_expr(L, ca->pos[0]->value), e->at);
+}
+
 /* sum, mean, max, min over every axis of an example, or over axis=k (which is dropped):
  * a reduction to the shape with that axis kept as 1, then a view without it. */
 ir_node *call_reduce(lower *L, const ast_expr *e, const callargs *ca) {

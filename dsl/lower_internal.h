@@ -133,12 +133,12 @@ void lower_train_defaults(ir_train *t);
 void lower_train(lower *L, const ast_stmt *s);
 
 /* ---- the built-in functions, each named in its row of builtins.c */
-builtin_fn call_unary, call_binary, call_map, call_reduce, call_norm2,          /* lower.c */
+builtin_fn call_unary, call_binary, call_map, call_gelu, call_reduce, call_norm2, /* lower.c */
            call_flatten, call_transpose, call_reshape, call_concat, call_slice,
            call_permute, call_split, call_softmax;
 builtin_fn call_dense, call_one_hot, call_filled;                               /* layer_dense.c */
 builtin_fn call_conv, call_pool;                                                 /* layer_conv.c */
-builtin_fn call_dropout, call_batchnorm;                                         /* layer_norm.c */
+builtin_fn call_dropout, call_batchnorm, call_rownorm;                           /* layer_norm.c */
 builtin_fn call_embedding, call_recurrent;                                       /* layer_seq.c */
 builtin_fn call_squared_error, call_loss, call_regularizer;                      /* losses.c */
 #endif

@@ -420,7 +420,7 @@ int shape_infer(ir_graph *g, ir_node *n, diag *d) {
             break;
         case OP_EXPAND: case OP_INPUT: case OP_LABEL: case OP_TARGET: case OP_PARAM:
         case OP_IM2COL: case OP_COL2IM: case OP_POOL: case OP_POOL_GRAD: case OP_BN_UPDATE:
-        case OP_GATHER: case OP_SCATTER_ADD: case OP_PAD_ADD:
+        case OP_GATHER: case OP_SCATTER_ADD: case OP_PAD_ADD: case OP_NORM_STATS: case OP_NORM_PARAM_GRAD:
         case OP_SCAN_STATE: case OP_SCAN_X: case OP_SCAN_OUT: case OP_SCAN_SEED: case OP_SCAN_DX: case OP_SCAN_ACC:
             break;   /* shape given by whoever built the node */
         case OP_SELECT: case OP_DROPOUT_MASK:
@@ -451,6 +451,12 @@ int shape_infer(ir_graph *g, ir_node *n, diag *d) {
         case OP_CROSS_ENTROPY_GRAD:
             rc = infer_last_axis(g, n, d);
             break;
+        case OP_LAYERNORM: case OP_RMSNORM: case OP_LAYERNORM_GRAD: case OP_RMSNORM_GRAD: {
+            const ir_node *x = n->in[n->op == OP_LAYERNORM || n->op == OP_RMSNORM ? 0 : 1];   /* dx: x's shape */
+            n->shape = x->shape;
+            n->batched = x->batched;
+            break;
+        }
         default:
             rc = infer_elementwise(g, n, d);
         }

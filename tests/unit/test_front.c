@@ -286,7 +286,8 @@ static void test_lower_builtin_table(void) {
     }
     for (int fn = 0; ir_maps[fn].name; fn++) {
         const builtin *b = builtin_find(ir_maps[fn].name, ir_maps[fn].nargs + ir_maps[fn].nconst, &found);
-        CU_ASSERT(b && b->lower == call_map);
+        /* gelu's row picks one of its two functions by approximate= (call_gelu) */
+        CU_ASSERT(b && (b->lower == call_map || (b->lower == call_gelu && !strcmp(b->name, "gelu"))));
     }
     unit u;
     CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [4, 3]\nh = lstn(x, 3)\nloss = sum(x)\n", "lower"), 1);
@@ -340,6 +341,9 @@ static void test_lower_builtin_defaults(void) {
         {"conv1d", "[2, 8]", "conv1d(x, 3, kernel=3%s)"},
         {"conv2d", "[2, 6, 6]", "conv2d(x, 3, kernel=3%s)"},
         {"batchnorm", "[2, 4, 4]", "batchnorm(x%s)"},
+        {"layernorm", "[3, 4]", "layernorm(x%s)"},
+        {"rmsnorm", "[3, 4]", "rmsnorm(x%s)"},
+        {"gelu", "[6]", "gelu(x%s)"},
         {"leaky_relu", "[6]", "leaky_relu(x%s)"},
         {"rnn", "[5, 3]", "rnn(x, 4%s)"},
         {"lstm", "[5, 3]", "lstm(x, 4%s)"},
@@ -557,6 +561,41 @@ static void test_grad_matmul_stack(void) {
     stack_plan_of(p->grad, &sp);
     CU_ASSERT(sp.fold == STACK_LOOP && sp.naxes == 2 && sp.axis[0].batch && sp.axis[0].stride[2] == 0);
     CU_ASSERT(!sp.axis[1].batch && sp.axis[1].size == 4 && sp.axis[1].stride[2] == 6);
+/* layernorm's and rmsnorm's backward: one dx node per norm, reading the statistics its
+ * forward pass kept (norm_stats), with the weight's and bias's gradients by-products of it,
+ * [D] without a batch whatever the input's rank; the dx node is made even for an input
+ * without a gradient, whose pass writes the parameters'. */
+static void test_grad_norm_by_products(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [2, 3, 5]\nh = layernorm(x)\nr = rmsnorm(h)\n"
+                                     "loss = sum(r * r)\n", "grad"), 0);
+    ir_node *w = named(&u, "h.weight"), *b = named(&u, "h.bias"), *rw = named(&u, "r.weight");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w->grad);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b->grad);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rw->grad);
+    CU_ASSERT_EQUAL(w->grad->op, OP_NORM_PARAM_GRAD);
+    CU_ASSERT_EQUAL(b->grad->op, OP_NORM_PARAM_GRAD);
+    CU_ASSERT(w->grad->attr[0] == 0 && b->grad->attr[0] == 1);
+    CU_ASSERT_PTR_EQUAL(w->grad->in[0], b->grad->in[0]);   /* one pass writes both */
+    const ir_node *dx = w->grad->in[0];
+    CU_ASSERT_EQUAL(dx->op, OP_LAYERNORM_GRAD);
+    CU_ASSERT(dx->batched && dx->shape.rank == 3 && dx->shape.dim[2] == 5);
+    CU_ASSERT(!w->grad->batched && w->grad->shape.rank == 1 && w->grad->shape.dim[0] == 5);
+    const ir_node *stats = dx->in[2];
+    CU_ASSERT_EQUAL(stats->op, OP_NORM_STATS);
+    CU_ASSERT(stats->batched && stats->shape.rank == 3 && stats->shape.dim[1] == 3 && stats->shape.dim[2] == 2);
+    CU_ASSERT_EQUAL(stats->pass, IR_FWD);
+    CU_ASSERT_EQUAL(rw->grad->in[0]->op, OP_RMSNORM_GRAD);
+    CU_ASSERT_EQUAL(rw->grad->in[0]->in[2]->shape.dim[2], 1);   /* rmsnorm keeps 1/rms only */
+    unit_free(&u);
+    /* gelu's approximate= picks its function; a word it does not know is refused */
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [4]\na = gelu(x)\nb = gelu(x, approximate=tanh)\n"
+                                     "loss = sum(a + b)\n", "lower"), 0);
+    CU_ASSERT_STRING_EQUAL(ir_maps[named(&u, "a")->fn].name, "gelu");
+    CU_ASSERT_STRING_EQUAL(ir_maps[named(&u, "b")->fn].name, "_gelu_tanh");
+    unit_free(&u);
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [4]\nloss = sum(gelu(x, approximate=tan))\n", "lower"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "t.nn:3:32: error: approximate= of gelu is none (the erf form) or tanh"));
     unit_free(&u);
 }
 
@@ -771,6 +810,7 @@ int main(void) {
         {"grad", "shared tensor sums", test_grad_sums_shared_tensor},
         {"grad", "dense products", test_grad_dense_products},
         {"grad", "matmul stacks", test_grad_matmul_stack},
+        {"grad", "norms' by-products", test_grad_norm_by_products},
         {"grad", "scan loops", test_grad_scan_loop},
         {"fuse", "elementwise chain", test_fuse_chain},
         {"fuse", "an LSTM's step", test_fuse_lstm_step},
