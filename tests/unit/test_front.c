@@ -561,6 +561,9 @@ static void test_grad_matmul_stack(void) {
     stack_plan_of(p->grad, &sp);
     CU_ASSERT(sp.fold == STACK_LOOP && sp.naxes == 2 && sp.axis[0].batch && sp.axis[0].stride[2] == 0);
     CU_ASSERT(!sp.axis[1].batch && sp.axis[1].size == 4 && sp.axis[1].stride[2] == 6);
+    unit_free(&u);
+}
+
 /* layernorm's and rmsnorm's backward: one dx node per norm, reading the statistics its
  * forward pass kept (norm_stats), with the weight's and bias's gradients by-products of it,
  * [D] without a batch whatever the input's rank; the dx node is made even for an input
