@@ -610,6 +610,7 @@ static void declare(emitter *e, FILE *o, const ir_node *x, int writes) {
 }
 
 int emit_in_fn(const ir_node *n, fn_kind k) {
+    if (n->op == OP_CONST_TENSOR) return 0;   /* no pass computes it: NAME_new has */
     if (n->mem != MEM_ACT && n->mem != MEM_GRAD && !(n->op == OP_PAD_ADD && n->mem == MEM_NONE) && !n->epi && !n->into)
         return 0;
     if (k == FN_FORWARD) return n->pass == IR_FWD && n->in_train;
