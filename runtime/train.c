@@ -823,9 +823,10 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
     int64_t first_step = s.m ? *info->step(s.m) : 0;
     int stopped = !rc && patience_over(o, &s.ck), status = EPOCH_DONE;
     for (int e = (int)s.ck.epoch + 1; !rc && !stopped && !stop_signal && e <= epochs; e++) {
-        /* per step, the epoch's row logs the rate of its first step */
+        /* per step, the epoch's row logs the rate of its first step (also when resumed within it) */
         int per_step = info->train.sched_every == NNR_SCHED_EVERY_STEP;
-        double lr = nnr_schedule_lr(&info->train, s.ck.lr, per_step ? *info->step(s.m) : e - 1);
+        int64_t t = per_step ? (int64_t)(e - 1) * batches_in(info, s.data.n) : e - 1;
+        double lr = nnr_schedule_lr(&info->train, s.ck.lr, t);
         info->set_lr(s.m, lr);
         epoch_order(s.order, s.data.n, s.ck.seed, e);
         double secs = 0, train_loss = NAN;
