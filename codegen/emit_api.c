@@ -426,7 +426,8 @@ static void emit_info(emitter *e, FILE *o) {
                "              .sched_a = %.17g, .sched_b = %.17g, .sched_c = %.17g,\n"
                "              .weight_decay = %.17g, .clip_norm = %.17g",
             t->batch, t->epochs, (unsigned long long)t->seed, t->opt, t->lr, t->beta1, t->beta2, t->eps, t->mu,
-            t->rho, t->sched, t->sched_a, t->sched_b, t->sched_c, t->weight_decay, t->clip_norm);
+            t->rho, t->sched, t->sched_a, t->sched_b, t->sched_c, t->opt == 9 ? t->adamw_decay : t->weight_decay,
+            t->clip_norm);   /* the runtime's weight_decay is adamw's own for adamw */
     if (t->clip_value) fprintf(o, ", .clip_value = %.17g", t->clip_value);   /* only when set: */
     if (t->sched_every) fprintf(o, ", .sched_every = NNR_SCHED_EVERY_STEP");
     fprintf(o, "},\n");                    /* other models' generated C stays as it was */

@@ -22,7 +22,7 @@ void emit_update(emitter *e, FILE *o) {
     case 3: fprintf(o, "(eps=%g)", t->eps); break;
     case 4: fprintf(o, "(rho=%g, eps=%g)", t->rho, t->eps); break;
     case 5: fprintf(o, "(rho=%g, eps=%g)", t->rho, t->eps); break;
-    case 9: fprintf(o, "(beta1=%g, beta2=%g, eps=%g, weight_decay=%g)", t->beta1, t->beta2, t->eps, t->weight_decay); break;
+    case 9: fprintf(o, "(beta1=%g, beta2=%g, eps=%g, weight_decay=%g)", t->beta1, t->beta2, t->eps, t->adamw_decay); break;
     default: fprintf(o, "(beta1=%g, beta2=%g, eps=%g)", t->beta1, t->beta2, t->eps);
     }
     fprintf(o, " with PyTorch's update rule,\n   one loop over the %lld elements of the parameter block%s%s", N,
@@ -58,7 +58,7 @@ void emit_update(emitter *e, FILE *o) {
         fprintf(o, "    const %s clip = coef < 1 ? (%s)coef : %s;\n", T, T, emit_lit(e, 1));
     }
     const char *gi = t->clip_norm ? arena_printf(e->a, "%s * clip", gv) : gv;
-    const char *wd = t->weight_decay && t->opt != 9 ? arena_printf(e->a, " + %s * p[i]", emit_lit(e, t->weight_decay)) : "";
+    const char *wd = t->weight_decay ? arena_printf(e->a, " + %s * p[i]", emit_lit(e, t->weight_decay)) : "";
     const char *b1 = emit_lit(e, t->beta1), *b2 = emit_lit(e, t->beta2), *eps = emit_lit(e, t->eps);
     switch (t->opt) {
     case 6: case 9: /* adam, adamw */
@@ -67,8 +67,8 @@ void emit_update(emitter *e, FILE *o) {
         /* PyTorch divides by sqrt(bc2) per element; a multiply by its inverse saves one of the
          * loop's two divisions (the divider bounds this loop) and differs by rounding only */
         fprintf(o, "    const %s step_size = (%s)(lr / bc1), inv_bc2_sqrt = (%s)(1 / sqrt(bc2));\n", T, T, T);
-        if (t->opt == 9 && t->weight_decay)   /* torch.optim.AdamW's param.mul_(1 - lr * weight_decay) */
-            fprintf(o, "    const %s decay = (%s)(1 - (double)lr * %.17g);\n", T, T, t->weight_decay);
+        if (t->opt == 9 && t->adamw_decay)   /* torch.optim.AdamW's param.mul_(1 - lr * weight_decay) */
+            fprintf(o, "    const %s decay = (%s)(1 - (double)lr * %.17g);\n", T, T, t->adamw_decay);
         break;
     case 7: /* adamax */
         fprintf(o, "    const %s step_size = (%s)(lr / (1 - pow(%.17g, (double)m->step)));\n", T, T, t->beta1);
@@ -113,7 +113,7 @@ void emit_update(emitter *e, FILE *o) {
         fprintf(o, "        p[i] -= lr * delta;\n");
         break;
     case 6: case 9:
-        if (t->opt == 9 && t->weight_decay) fprintf(o, "        p[i] *= decay;   /* decoupled: before adam's step */\n");
+        if (t->opt == 9 && t->adamw_decay) fprintf(o, "        p[i] *= decay;   /* decoupled: before adam's step */\n");
         fprintf(o, "        s1[i] += (gi - s1[i]) * %s;   /* first moment */\n", emit_lit(e, 1 - t->beta1));
         fprintf(o, "        s2[i] = %s * s2[i] + %s * gi * gi;   /* second moment */\n", b2, emit_lit(e, 1 - t->beta2));
         fprintf(o, "        p[i] -= step_size * s1[i] / (%s(s2[i]) * inv_bc2_sqrt + %s);\n", sq, eps);

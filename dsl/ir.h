@@ -230,7 +230,8 @@ typedef struct ir_train {
     double   lr, beta1, beta2, eps, mu, rho;
     int      sched;         /* nnr_sched_kind */
     double   sched_a, sched_b, sched_c;
-    double   weight_decay, clip_norm;
+    double   weight_decay, clip_norm;   /* weight_decay: the L2 term added to the gradients */
+    double   adamw_decay;   /* adamw(weight_decay=...): decoupled, the runtime's weight_decay for adamw */
     double   clip_value;    /* 0: off; else every gradient element clipped to [-c, c] */
     int      sched_every;   /* nnr_sched_every: 0 per epoch, 1 per optimizer step */
 } ir_train;

@@ -34,7 +34,7 @@ static void set_defaults(ir_train *t, int opt) {
     t->mu = 0.9;
     t->eps = opt == OPT_ADAGRAD ? 1e-10 : opt == OPT_ADADELTA ? 1e-6 : 1e-8;
     t->rho = opt == OPT_ADADELTA ? 0.9 : 0.99;
-    if (opt == OPT_ADAMW) t->weight_decay = 0.01;   /* its decoupled decay: torch.optim.AdamW's default */
+    t->adamw_decay = 0.01;   /* torch.optim.AdamW's default; apart from the L2 weight_decay */
 }
 
 /* What a model without train { } settings gets: see README "Choices and defaults". */
@@ -50,7 +50,7 @@ static double *opt_field(ir_train *t, const char *key) {
     if (!strcmp(key, "eps")) return &t->eps;
     if (!strcmp(key, "rho")) return &t->rho;
     if (!strcmp(key, "beta1")) return &t->beta1;
-    if (!strcmp(key, "weight_decay")) return &t->weight_decay;
+    if (!strcmp(key, "weight_decay")) return &t->adamw_decay;   /* adamw's own */
     return &t->beta2;
 }
 

@@ -386,7 +386,8 @@ static void test_lower_train_adamw(void) {
     CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [1]\nloss = sum(x)\n"
                                      "train { optimizer = adamw(lr=0.01)\n schedule = warmup_cosine(2, 9)\n"
                                      " schedule_every = step }\n", "lower"), 0);
-    CU_ASSERT_DOUBLE_EQUAL(u.g->train.weight_decay, 0.01, 0);   /* torch.optim.AdamW's default */
+    CU_ASSERT_DOUBLE_EQUAL(u.g->train.adamw_decay, 0.01, 0);   /* torch.optim.AdamW's default */
+    CU_ASSERT_DOUBLE_EQUAL(u.g->train.weight_decay, 0, 0);     /* no L2 */
     CU_ASSERT_EQUAL(u.g->train.sched_every, 1);
     CU_ASSERT_DOUBLE_EQUAL(u.g->train.sched_a, 2, 0);
     CU_ASSERT_DOUBLE_EQUAL(u.g->train.sched_b, 9, 0);
