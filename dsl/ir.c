@@ -267,6 +267,7 @@ void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
         if (n->op == OP_CONCAT || n->op == OP_SLICE || n->op == OP_PAD || n->op == OP_PAD_ADD || n->op == OP_REDUCE_MAX)
             fprintf(out, " {axis %d%s}", n->axis, n->op == OP_REDUCE_MAX ? (n->attr[0] > 0 ? " max" : " min") : "");
         if (n->op == OP_SLICE || n->op == OP_PAD || n->op == OP_PAD_ADD) fprintf(out, " {start %g}", n->attr[0]);
+        if (n->op == OP_PARAM && n->param.buffer == 2) fputs(" {frozen}", out);
         if (n->op == OP_CONST_TENSOR) {
             int k = n->param.init;
             fprintf(out, " {%s", ir_init_names[k]);
