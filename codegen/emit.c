@@ -613,6 +613,7 @@ static void declare(emitter *e, FILE *o, const ir_node *x, int writes) {
 }
 
 int emit_in_fn(const ir_node *n, fn_kind k) {
+    if (n->op == OP_CONST_TENSOR) return 0;   /* no pass computes it: NAME_new has */
     if (n->mem != MEM_ACT && n->mem != MEM_GRAD && !(n->op == OP_PAD_ADD && n->mem == MEM_NONE) && !n->epi && !n->into)
         return 0;
     if (k == FN_FORWARD) return n->pass == IR_FWD && n->in_train;
@@ -631,8 +632,20 @@ int emit_has_modes(const ir_graph *g) {
 
 static const char *const names_of_pass[] = {"forward", "backward", "infer", "forward_eval"};
 
+/* Whether n holds a causal_mask's -inf by design: the mask, or elementwise arithmetic on it
+ * (scores + mask), up to the softmax that turns it into exact zeros.  Bounded in depth: a
+ * longer chain is checked as any tensor. */
+static int holds_mask(const ir_node *n, int depth) {
+    if (n->op == OP_CONST_TENSOR) return !strcmp(ir_init_names[n->param.init], "causal_mask");
+    if (depth == 0 || n->pass != IR_FWD || (n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MUL)) return 0;
+    for (int k = 0; k < n->nin; k++)
+        if (holds_mask(n->in[k], depth - 1)) return 1;
+    return 0;
+}
+
 /* --check-numerics: one line after each block of the training step; costs a branch when off. */
 static void emit_check(emitter *e, FILE *o, ir_node *n, const char *pass) {
+    if (holds_mask(n, 8)) return;   /* -inf where the mask hides a score is no fault */
     /* a scan's stacked tensors are written a step at a time, copies of checked ones */
     if (n->op == OP_BN_UPDATE || n->op == OP_SCAN_OUT || n->op == OP_SCAN_DX) return;
     /* a tiled pad's parts are written one by one, each a tensor checked when it was computed */

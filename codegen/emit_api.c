@@ -42,7 +42,9 @@ static void emit_struct(emitter *e, FILE *o) {
 static const char *const init_names[] = {"NNR_INIT_ZEROS", "NNR_INIT_ONES", "NNR_INIT_CONST", "NNR_INIT_UNIFORM",
                                           "NNR_INIT_NORMAL", "NNR_INIT_LECUN_UNIFORM", "NNR_INIT_GLOROT_UNIFORM",
                                           "NNR_INIT_GLOROT_NORMAL", "NNR_INIT_HE_UNIFORM", "NNR_INIT_HE_NORMAL",
-                                          "NNR_INIT_ORTHOGONAL"};
+                                          "NNR_INIT_ORTHOGONAL", "NNR_INIT_TRIL", "NNR_INIT_TRIU", "NNR_INIT_EYE",
+                                          "NNR_INIT_CAUSAL_MASK", "NNR_INIT_ARANGE"};
+
 
 static void emit_shape_init(FILE *o, const ir_shape *s) {
     fprintf(o, "%d, {", s->rank);
@@ -228,10 +230,45 @@ static void emit_access(emitter *e, FILE *o) {
     }
 }
 
+/* The const tensors' values, written once into their places in the activation block, which
+ * no pass writes (plan.c gives every tensor its own place): nnr_init_fill with the
+ * initializer, random ones drawn in declaration order from the train block's seed, so a
+ * model loaded from a checkpoint, which does not hold them, gets the same values. */
+static void emit_consts(emitter *e, FILE *o) {
+    ir_graph *g = e->g;
+    int any = 0;
+    for (int i = 0; i < g->fwd_count; i++) {
+        ir_node *c = ir_at(g, i);
+        if (c->op != OP_CONST_TENSOR || c->bad) continue;
+        if (!any)
+            fprintf(o, "static void %s_consts_(%s *m) {   /* const tensors: never trained or saved */\n"
+                       "    nnr_rng rng;\n    nnr_rng_seed(&rng, %lluu);   /* the train block's seed */\n",
+                    e->P, e->P, (unsigned long long)g->train.seed);
+        any = 1;
+        fprintf(o, "    /* line %d: const %s: %s = %s", c->stmt_line, emit_comment_text(e, c->name, strlen(c->name)),
+                emit_shape_of(e, c), ir_init_names[c->param.init]);
+        if (ir_init_nargs[c->param.init] == 1) fprintf(o, "(%g)", c->param.a);
+        if (ir_init_nargs[c->param.init] == 2) fprintf(o, "(%g, %g)", c->param.a, c->param.b);
+        fprintf(o, " */\n    nnr_init_fill(m->acts + %lld, %s, %d, (const int64_t[]){", (long long)c->offset,
+                g->f64 ? "NNR_F64" : "NNR_F32", c->shape.rank);
+        for (int d = 0; d < c->shape.rank; d++) fprintf(o, "%s%lld", d ? ", " : "", (long long)c->shape.dim[d]);
+        fprintf(o, "%s}, (nnr_init){%s, %.17g, %.17g}, &rng);\n", c->shape.rank ? "" : "1",
+                init_names[c->param.init], c->param.a, c->param.b);
+    }
+    if (any) fprintf(o, "}\n\n");
+}
+
+static int has_consts(const ir_graph *g) {
+    for (int i = 0; i < g->fwd_count; i++)
+        if (ir_at(g, i)->op == OP_CONST_TENSOR && !ir_at(g, i)->bad) return 1;
+    return 0;
+}
+
 static void emit_api(emitter *e, FILE *o) {
     ir_graph *g = e->g;
     const char *P = e->P, *T = e->T;
     fprintf(o, "\n/* ---- the API of %s.h ---- */\n\n", P);
+    emit_consts(e, o);
     fprintf(o, "static void *%s_block(int64_t elements) {\n", P);
     fprintf(o, "    size_t bytes = ((size_t)elements * sizeof(%s) + 63) / 64 * 64;   /* 64-byte aligned */\n", T);
     fprintf(o, "    void *p = nnr_aligned_alloc(64, bytes ? bytes : 64);\n");
@@ -244,6 +281,7 @@ static void emit_api(emitter *e, FILE *o) {
     fprintf(o, "    m->lr = %s;\n    m->grads_clear = 1;\n", emit_lit(e, g->train.lr));
     fprintf(o, "    if (!m->params || !m->grads || !m->state || !m->acts) {\n"
                "        %s_free(m);\n        return NULL;\n    }\n", P);
+    if (has_consts(g)) fprintf(o, "    %s_consts_(m);\n", P);
     fprintf(o, "    return m;\n}\n\n");
     fprintf(o, "void %s_free(%s *m) {\n    if (!m) return;\n    free(m->params);\n    free(m->grads);\n"
                "    free(m->grads_added);\n    free(m->state);\n    free(m->acts);\n"
@@ -388,8 +426,10 @@ static void emit_info(emitter *e, FILE *o) {
                "              .sched_a = %.17g, .sched_b = %.17g, .sched_c = %.17g,\n"
                "              .weight_decay = %.17g, .clip_norm = %.17g",
             t->batch, t->epochs, (unsigned long long)t->seed, t->opt, t->lr, t->beta1, t->beta2, t->eps, t->mu,
-            t->rho, t->sched, t->sched_a, t->sched_b, t->sched_c, t->weight_decay, t->clip_norm);
+            t->rho, t->sched, t->sched_a, t->sched_b, t->sched_c, t->opt == 9 ? t->adamw_decay : t->weight_decay,
+            t->clip_norm);   /* the runtime's weight_decay is adamw's own for adamw */
     if (t->clip_value) fprintf(o, ", .clip_value = %.17g", t->clip_value);   /* only when set: */
+    if (t->sched_every) fprintf(o, ", .sched_every = NNR_SCHED_EVERY_STEP");
     fprintf(o, "},\n");                    /* other models' generated C stays as it was */
     fprintf(o, "    .summary = %s_summary_text,\n", P);
     fprintf(o, "    .schema_hash = 0x%016llxull,\n", (unsigned long long)schema_hash(g));
@@ -479,7 +519,8 @@ static void emit_h_model(emitter *e, FILE *out) {
     for (int i = 0; i < g->params.n; i++) {
         ir_node *p = g->params.v[i];
         fprintf(out, " *   %-20s %-14s offset %lld%s\n", emit_comment_text(e, p->name, strlen(p->name)),
-                shape_words(e, &p->shape), (long long)p->offset, p->param.buffer ? " (buffer: not trained)" : "");
+                shape_words(e, &p->shape), (long long)p->offset,
+                p->param.buffer == 2 ? " (frozen: not trained)" : p->param.buffer ? " (buffer: not trained)" : "");
     }
     if (!g->params.n) fprintf(out, " *   (none)\n");
     fprintf(out, " */\n\n");

@@ -1,13 +1,14 @@
 /* emit_optimizer.c — NAME_update: the optimizer step as one loop over the parameter
  * block, with PyTorch's update rule for each optimizer of docs/language.md (sgd, momentum,
- * nesterov, adagrad, rmsprop, adadelta, adam, adamax, nadam), weight_decay added to the
- * gradient, clip_value's elementwise clipping and clip_norm's global L2 norm, in
+ * nesterov, adagrad, rmsprop, adadelta, adam, adamax, nadam, adamw), weight_decay added to the
+ * gradient (adamw's own decay is decoupled: p *= 1 - lr * wd before its adam step),
+ * clip_value's elementwise clipping and clip_norm's global L2 norm, in
  * PyTorch's order: clip_grad_value_, then clip_grad_norm_ of the clipped gradients, then
  * step() adding weight decay.  The state block's size is plan.c's (plan_state_slots). */
 #include "emit.h"
 
 static const char *const opt_names[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta",
-                                        "adam", "adamax", "nadam"};
+                                        "adam", "adamax", "nadam", "adamw"};
 
 void emit_update(emitter *e, FILE *o) {
     ir_graph *g = e->g;
@@ -21,10 +22,12 @@ void emit_update(emitter *e, FILE *o) {
     case 3: fprintf(o, "(eps=%g)", t->eps); break;
     case 4: fprintf(o, "(rho=%g, eps=%g)", t->rho, t->eps); break;
     case 5: fprintf(o, "(rho=%g, eps=%g)", t->rho, t->eps); break;
+    case 9: fprintf(o, "(beta1=%g, beta2=%g, eps=%g, weight_decay=%g)", t->beta1, t->beta2, t->eps, t->adamw_decay); break;
     default: fprintf(o, "(beta1=%g, beta2=%g, eps=%g)", t->beta1, t->beta2, t->eps);
     }
     fprintf(o, " with PyTorch's update rule,\n   one loop over the %lld elements of the parameter block%s%s", N,
-            t->weight_decay ? " (weight_decay adds wd * theta to the gradient)" : "",
+            t->opt == 9 ? " (decoupled weight decay: theta *= 1 - lr * wd, then adam's step)"
+            : t->weight_decay ? " (weight_decay adds wd * theta to the gradient)" : "",
             t->clip_norm ? ", gradients first clipped to a global L2 norm" : "");
     if (t->clip_value)
         fprintf(o, ";\n   each gradient element is first clipped to [%g, %g] (clip_grad_value_)%s", -t->clip_value,
@@ -58,12 +61,14 @@ void emit_update(emitter *e, FILE *o) {
     const char *wd = t->weight_decay ? arena_printf(e->a, " + %s * p[i]", emit_lit(e, t->weight_decay)) : "";
     const char *b1 = emit_lit(e, t->beta1), *b2 = emit_lit(e, t->beta2), *eps = emit_lit(e, t->eps);
     switch (t->opt) {
-    case 6: /* adam */
+    case 6: case 9: /* adam, adamw */
         fprintf(o, "    const double bc1 = 1 - pow(%.17g, (double)m->step), bc2 = 1 - pow(%.17g, (double)m->step);\n",
                 t->beta1, t->beta2);
         /* PyTorch divides by sqrt(bc2) per element; a multiply by its inverse saves one of the
          * loop's two divisions (the divider bounds this loop) and differs by rounding only */
         fprintf(o, "    const %s step_size = (%s)(lr / bc1), inv_bc2_sqrt = (%s)(1 / sqrt(bc2));\n", T, T, T);
+        if (t->opt == 9 && t->adamw_decay)   /* torch.optim.AdamW's param.mul_(1 - lr * weight_decay) */
+            fprintf(o, "    const %s decay = (%s)(1 - (double)lr * %.17g);\n", T, T, t->adamw_decay);
         break;
     case 7: /* adamax */
         fprintf(o, "    const %s step_size = (%s)(lr / (1 - pow(%.17g, (double)m->step)));\n", T, T, t->beta1);
@@ -107,7 +112,8 @@ void emit_update(emitter *e, FILE *o) {
         fprintf(o, "        s2[i] = %s * s2[i] + %s * delta * delta;\n", emit_lit(e, t->rho), emit_lit(e, 1 - t->rho));
         fprintf(o, "        p[i] -= lr * delta;\n");
         break;
-    case 6:
+    case 6: case 9:
+        if (t->opt == 9 && t->adamw_decay) fprintf(o, "        p[i] *= decay;   /* decoupled: before adam's step */\n");
         fprintf(o, "        s1[i] += (gi - s1[i]) * %s;   /* first moment */\n", emit_lit(e, 1 - t->beta1));
         fprintf(o, "        s2[i] = %s * s2[i] + %s * gi * gi;   /* second moment */\n", b2, emit_lit(e, 1 - t->beta2));
         fprintf(o, "        p[i] -= step_size * s1[i] / (%s(s2[i]) * inv_bc2_sqrt + %s);\n", sq, eps);

@@ -394,6 +394,7 @@ void fuse_plan(ir_graph *g) {
         switch (n->op) {
         case OP_INPUT: case OP_LABEL: case OP_TARGET: n->mem = MEM_EXTERN; continue;
         case OP_PARAM: n->mem = MEM_PARAM; continue;
+        case OP_CONST_TENSOR: n->mem = MEM_ACT; continue;   /* written once by NAME_new (emit_api.c) */
         case OP_CONST: case OP_INV_N: continue;
         default: break;
         }

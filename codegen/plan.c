@@ -29,7 +29,7 @@ void plan_memory(ir_graph *g) {
     for (int buffers = 0; buffers < 2; buffers++) {
         for (int i = 0; i < g->params.n; i++) {
             ir_node *p = g->params.v[i];
-            if (p->param.buffer != buffers) continue;
+            if ((p->param.buffer != 0) != buffers) continue;   /* frozen ones go with the buffers */
             p->offset = off;
             off = align_up(sat_add(off, ir_numel(&p->shape)));
             /* the gradient lives at the same offset of the gradient block */

@@ -223,10 +223,12 @@ static void print_table(ir_graph *g, FILE *f, const row *rows, int nrows) {
 static void print_totals(ir_graph *g, FILE *f, const row *rows, int nrows) {
     int64_t params = 0, param_bytes = 0, flops = 0, act = 0;
     int batch = g->train.batch > 0 ? g->train.batch : 1;
+    int64_t frozen = 0;   /* `param ... frozen`: counted, saved, not trained */
     for (int i = 0; i < g->params.n; i++) {
         ir_node *p = g->params.v[i];
         params += ir_numel(&p->shape);
         param_bytes += ir_numel(&p->shape) * elem_bytes(g, p);
+        if (p->param.buffer == 2) frozen += ir_numel(&p->shape);
     }
     /* every forward node, so the total holds even what no named tensor consumes */
     for (int i = 0; i < g->nodes.n; i++)
@@ -241,7 +243,8 @@ static void print_totals(ir_graph *g, FILE *f, const row *rows, int nrows) {
         "forward+backward FLOPs per example (~3x forward):",
         arena_printf(g->a, "activation bytes per batch of %d:", batch) };
     const char *value[4] = {
-        arena_printf(g->a, "%s (%s bytes)", group(g->a, params), group(g->a, param_bytes)),
+        arena_printf(g->a, "%s (%s bytes)%s%s", group(g->a, params), group(g->a, param_bytes),
+                     frozen ? ", frozen (not trained) " : "", frozen ? group(g->a, frozen) : ""),
         group(g->a, flops), group(g->a, 3 * flops), group(g->a, act) };
     int w = 0;
     for (int i = 0; i < 4; i++)

@@ -119,8 +119,19 @@ void ast_target(parse_ctx *c, loc at, const char *name, loc name_at, ast_expr *s
 }
 
 void ast_param(parse_ctx *c, loc at, const char *name, loc name_at, ast_expr *shape,
-               ast_expr *init) {
+               ast_expr *init, const char *word, loc word_at) {
     ast_stmt *s = stmt_new(c, ST_PARAM, at, name, name_at);
+    s->shape = shape;
+    s->value = init;
+    s->grad = word != NULL;
+    if (word && strcmp(word, "frozen") != 0)
+        diag_error(c->d, word_at, "unexpected '%s' after the parameter; the only word allowed there is 'frozen' "
+                   "(saved but not trained)", word);
+}
+
+void ast_const(parse_ctx *c, loc at, const char *name, loc name_at, ast_expr *shape,
+               ast_expr *init) {
+    ast_stmt *s = stmt_new(c, ST_CONST, at, name, name_at);
     s->shape = shape;
     s->value = init;
 }

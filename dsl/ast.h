@@ -31,7 +31,7 @@ struct ast_arg {
 };
 
 typedef enum {
-    ST_MODEL, ST_INPUT, ST_LABEL, ST_TARGET, ST_PARAM, ST_BIND, ST_LOSS, ST_OUTPUT, ST_TRAIN,
+    ST_MODEL, ST_INPUT, ST_LABEL, ST_TARGET, ST_PARAM, ST_CONST, ST_BIND, ST_LOSS, ST_OUTPUT, ST_TRAIN,
     ST_DEF, ST_RETURN
 } ast_stmt_kind;
 
@@ -43,8 +43,8 @@ struct ast_stmt {
     loc         name_at;
     ast_expr   *shape;      /* AST_LIST, or NULL when absent */
     ast_expr   *classes;    /* class(K): K; NULL for float tensors */
-    int         grad;       /* input ... grad */
-    ast_expr   *value;      /* binding, loss, output; param initializer (NULL: default) */
+    int         grad;       /* input ... grad; param ... frozen */
+    ast_expr   *value;      /* binding, loss, output; param and const initializer (NULL: default) */
     ast_arg    *items;      /* train { key = value ... } */
     ast_arg    *names;      /* ST_BIND `a, b = EXPR`: the names (key, at), NULL for one name */
     ast_arg    *params;     /* ST_DEF: the parameters (key, at) */
@@ -80,7 +80,10 @@ void ast_input(parse_ctx *c, loc at, const char *name, loc name_at, ast_expr *cl
 void ast_label(parse_ctx *c, loc at, const char *name, loc name_at, ast_expr *classes,
                ast_expr *shape);
 void ast_target(parse_ctx *c, loc at, const char *name, loc name_at, ast_expr *shape);
+/* word: the word after it (NULL, or "frozen": saved but not trained), at word_at */
 void ast_param(parse_ctx *c, loc at, const char *name, loc name_at, ast_expr *shape,
+               ast_expr *init, const char *word, loc word_at);
+void ast_const(parse_ctx *c, loc at, const char *name, loc name_at, ast_expr *shape,
                ast_expr *init);
 void ast_bind(parse_ctx *c, loc at, const char *name, ast_expr *value);
 void ast_loss(parse_ctx *c, loc at, ast_expr *value);

@@ -8,6 +8,7 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_INPUT] = {"input", 0, FAM_LEAF},          [OP_LABEL] = {"label", 0, FAM_LEAF},
     [OP_TARGET] = {"target", 0, FAM_LEAF},        [OP_PARAM] = {"param", 0, FAM_LEAF},
     [OP_CONST] = {"const", 0, FAM_LEAF},          [OP_INV_N] = {"inv_n", 0, FAM_LEAF},
+    [OP_CONST_TENSOR] = {"const_tensor", 0, FAM_LEAF},
     [OP_ADD] = {"add", 2, FAM_ELEMWISE},          [OP_SUB] = {"sub", 2, FAM_ELEMWISE},
     [OP_MUL] = {"mul", 2, FAM_ELEMWISE},          [OP_DIV] = {"div", 2, FAM_ELEMWISE},
     [OP_NEG] = {"neg", 1, FAM_ELEMWISE},          [OP_POWC] = {"pow", 1, FAM_ELEMWISE},
@@ -282,6 +283,11 @@ const char *ir_op_name(const ir_node *n) {
     return ir_ops[n->op].name;
 }
 
+const char *const ir_init_names[] = {"zeros", "ones", "const", "uniform", "normal", "lecun_uniform",
+                                     "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "orthogonal",
+                                     "tril", "triu", "eye", "causal_mask", "arange"};
+const int ir_init_nargs[] = {0, 0, 1, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
 static const char *mem_names[] = {"-", "extern", "param", "grad", "act"};
 
 void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
@@ -306,6 +312,13 @@ void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
             for (int k = 0; k < n->nperm; k++) fprintf(out, "%s%d%s", k ? " " : " {perm ", n->perm[k], k + 1 < n->nperm ? "" : "}");
         if (n->op == OP_LAYERNORM || n->op == OP_RMSNORM) fprintf(out, " {eps %g}", n->attr[0]);
         if (n->op == OP_NORM_PARAM_GRAD) fprintf(out, " {%s}", n->attr[0] ? "bias" : "weight");
+        if (n->op == OP_PARAM && n->param.buffer == 2) fputs(" {frozen}", out);
+        if (n->op == OP_CONST_TENSOR) {
+            int k = n->param.init;
+            fprintf(out, " {%s", ir_init_names[k]);
+            if (ir_init_nargs[k]) fprintf(out, ir_init_nargs[k] == 1 ? "(%g)" : "(%g, %g)", n->param.a, n->param.b);
+            fputc('}', out);
+        }
         if (n->op == OP_MATMUL)
             fprintf(out, " {[%lld,%lld]%s @ [%lld,%lld]%s%s}", (long long)n->mm.ar, (long long)n->mm.ac,
                     n->mm.ta ? "T" : "", (long long)n->mm.br, (long long)n->mm.bc, n->mm.tb ? "T" : "",

@@ -22,6 +22,8 @@ enum { VIEW_GIVEN, VIEW_FLATTEN, VIEW_SQUEEZE };
 typedef enum {
     /* leaves */
     OP_INPUT, OP_LABEL, OP_TARGET, OP_PARAM, OP_CONST, OP_INV_N,
+    OP_CONST_TENSOR,        /* `const NAME: SHAPE = INIT`: param.init's values, made once when the
+                               model is created, in the activation block: never trained or saved */
     /* elementwise, with NumPy broadcasting */
     OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_NEG, OP_POWC, OP_COPY,
     OP_MAP,                 /* a function of the table ir_maps[] (relu, sin, max, ...) */
@@ -98,6 +100,11 @@ typedef struct ir_mapinfo {
 extern const ir_mapinfo ir_maps[];
 int ir_map_find(const char *name);   /* index into ir_maps, or -1 */
 
+/* The initializers' names as the language spells them, by nnr_init_kind, and how many
+ * numbers each takes: const(v), uniform(a, b), normal(mean, std). */
+extern const char *const ir_init_names[];
+extern const int ir_init_nargs[];
+
 typedef enum { IR_FWD, IR_BWD } ir_pass;
 typedef enum { DT_FLOAT, DT_CLASS } ir_dtype;
 typedef enum { ROLE_NONE, ROLE_INPUT, ROLE_LABEL, ROLE_TARGET, ROLE_PARAM } ir_role;
@@ -140,7 +147,7 @@ typedef enum {
 typedef struct ir_param_info {
     int         init;       /* nnr_init_kind */
     double      a, b;
-    int         buffer;     /* running statistics: saved, not trained */
+    int         buffer;     /* 1: running statistics, 2: frozen (`param ... frozen`): saved, not trained */
 } ir_param_info;
 
 typedef struct ir_node ir_node;
@@ -248,8 +255,10 @@ typedef struct ir_train {
     double   lr, beta1, beta2, eps, mu, rho;
     int      sched;         /* nnr_sched_kind */
     double   sched_a, sched_b, sched_c;
-    double   weight_decay, clip_norm;
+    double   weight_decay, clip_norm;   /* weight_decay: the L2 term added to the gradients */
+    double   adamw_decay;   /* adamw(weight_decay=...): decoupled, the runtime's weight_decay for adamw */
     double   clip_value;    /* 0: off; else every gradient element clipped to [-c, c] */
+    int      sched_every;   /* nnr_sched_every: 0 per epoch, 1 per optimizer step */
 } ir_train;
 
 typedef struct ir_graph {

@@ -89,6 +89,11 @@ ir_node *call_loss(lower *L, const ast_expr *e, const callargs *ca) {
 /* l2(W) = sum of squares, l1(W) = sum of absolute values, of a parameter. */
 ir_node *call_regularizer(lower *L, const ast_expr *e, const callargs *ca) {
     ir_node *w = lower_expr(L, ca->pos[0]->value);
+    if (!w->bad && w->op == OP_CONST_TENSOR) {
+        diag_error(L->d, ca->pos[0]->value->at, "%s() regularizes a parameter; '%s' is a const tensor, which is "
+                   "never trained", e->name, w->name);
+        return lower_bad_node(L, e->at);
+    }
     if (!w->bad && w->op != OP_PARAM) {
         diag_error(L->d, ca->pos[0]->value->at, "%s() regularizes a parameter, such as %s(h1.weight)", e->name, e->name);
         return lower_bad_node(L, e->at);

@@ -648,11 +648,33 @@ static void lower_param(lower *L, const ast_stmt *s) {
     ir_shape shape;
     int bad = lower_shape(L, s->shape, &shape);
     ir_param_info init = {shape.rank >= 2 ? INIT_GLOROT_UNIFORM : INIT_ZEROS, 0, 0, 0};
-    if (s->value && lower_init(L, s->value, &init)) bad = 1;
+    if (s->value && (lower_init(L, s->value, &init) || lower_init_fits(L, s->value, &init, &shape, 0))) bad = 1;
+    init.buffer = s->grad ? 2 : 0;   /* frozen: saved with the buffers, never trained */
     /* bound even when wrong, so its uses do not report it again as unknown */
     ir_node *p = bad ? lower_bad_node(L, s->name_at) : lower_new_param(L, s->name, s->name_at, init);
     p->shape = shape;
     bind(L, s->name, p, s->name_at);
+}
+
+/* const NAME: SHAPE = INIT: a tensor without the batch axis, made once from its initializer
+ * (random ones from the train block's seed) and then only read. */
+static void lower_const(lower *L, const ast_stmt *s) {
+    if (check_plain_name(L, s->name, s->name_at)) return;
+    ir_shape shape;
+    int bad = lower_shape(L, s->shape, &shape);
+    ir_param_info init = {INIT_ZEROS, 0, 0, 0};
+    if (!s->value) {
+        diag_error(L->d, s->name_at, "const '%s' needs an initializer: const %s: SHAPE = INIT (zeros, ones, const(v), "
+                   "arange, eye, tril, triu, causal_mask, uniform(a, b), ...)", s->name, s->name);
+        bad = 1;
+    } else if (lower_init(L, s->value, &init) || lower_init_fits(L, s->value, &init, &shape, 1)) {
+        bad = 1;
+    }
+    ir_node *n = bad ? lower_bad_node(L, s->name_at) : ir_node_new(L->g, OP_CONST_TENSOR, 0, NULL, s->name_at);
+    n->name = s->name;
+    n->shape = shape;
+    n->param = init;
+    bind(L, s->name, n, s->name_at);
 }
 
 static void lower_stmt(lower *L, const ast_stmt *s) {
@@ -669,6 +691,7 @@ static void lower_stmt(lower *L, const ast_stmt *s) {
     case ST_LABEL: leaf(L, s, OP_LABEL, ROLE_LABEL); break;
     case ST_TARGET: leaf(L, s, OP_TARGET, ROLE_TARGET); break;
     case ST_PARAM: lower_param(L, s); break;
+    case ST_CONST: lower_const(L, s); break;
     case ST_BIND: lower_bind_stmt(L, s); break;
     case ST_DEF: lower_def(L, s); break;
     case ST_RETURN: break;   /* only in a def's body (the grammar) */

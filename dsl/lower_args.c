@@ -145,6 +145,9 @@ static const struct { const char *name; int kind, nargs; double a, b; } initiali
     {"glorot_uniform", INIT_GLOROT_UNIFORM, 0, 0, 0}, {"glorot_normal", INIT_GLOROT_NORMAL, 0, 0, 0},
     {"he_uniform", INIT_HE_UNIFORM, 0, 0, 0}, {"he_normal", INIT_HE_NORMAL, 0, 0, 0},
     {"orthogonal", INIT_ORTHOGONAL, 0, 0, 0},
+    {"tril", INIT_TRIL, 0, 0, 0},             {"triu", INIT_TRIU, 0, 0, 0},
+    {"eye", INIT_EYE, 0, 0, 0},               {"causal_mask", INIT_CAUSAL_MASK, 0, 0, 0},
+    {"arange", INIT_ARANGE, 0, 0, 0},
 };
 
 int lower_init(lower *L, const ast_expr *e, ir_param_info *p) {
@@ -181,7 +184,22 @@ int lower_init(lower *L, const ast_expr *e, ir_param_info *p) {
         return 0;
     }
     diag_error(L->d, e->at, "unknown initializer%s%s; expected zeros, ones, const(v), uniform(a, b), normal(mean, std), "
-               "lecun_uniform, glorot_uniform, glorot_normal, he_uniform, he_normal or orthogonal",
-               name ? " " : "", name ? arena_printf(L->g->a, "'%s'", name) : "");
+               "lecun_uniform, glorot_uniform, glorot_normal, he_uniform, he_normal, orthogonal, tril, triu, eye, "
+               "arange or causal_mask", name ? " " : "", name ? arena_printf(L->g->a, "'%s'", name) : "");
     return -1;
+}
+
+int lower_init_fits(lower *L, const ast_expr *e, const ir_param_info *p, const ir_shape *shape, int is_const) {
+    int k = p->init;
+    if (k == INIT_CAUSAL_MASK && !is_const) {
+        diag_error(L->d, e->at, "causal_mask (-inf above the diagonal) can only fill a const tensor: a parameter "
+                   "must be finite");
+        return -1;
+    }
+    if ((k == INIT_TRIL || k == INIT_TRIU || k == INIT_EYE || k == INIT_CAUSAL_MASK) && shape->rank < 2) {
+        diag_error(L->d, e->at, "%s fills the last two axes of a tensor of rank >= 2, not a shape of rank %d",
+                   ir_init_names[k], shape->rank);
+        return -1;
+    }
+    return 0;
 }

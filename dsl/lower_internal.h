@@ -13,7 +13,8 @@
 
 /* nnr_init_kind values, as in runtime/nnr.h */
 enum { INIT_ZEROS, INIT_ONES, INIT_CONST, INIT_UNIFORM, INIT_NORMAL, INIT_LECUN_UNIFORM,
-       INIT_GLOROT_UNIFORM, INIT_GLOROT_NORMAL, INIT_HE_UNIFORM, INIT_HE_NORMAL, INIT_ORTHOGONAL };
+       INIT_GLOROT_UNIFORM, INIT_GLOROT_NORMAL, INIT_HE_UNIFORM, INIT_HE_NORMAL, INIT_ORTHOGONAL,
+       INIT_TRIL, INIT_TRIU, INIT_EYE, INIT_CAUSAL_MASK, INIT_ARANGE };
 
 /* ---- values (lower_func.c): what a name or an expression stands for.  A tensor is an
  * IR node; a number is a constant usable wherever the language wants one (dense's units);
@@ -96,6 +97,8 @@ int lower_number_arg(lower *L, const ast_arg *a, const char *what, double *v);
 int lower_int_arg(lower *L, const ast_arg *a, const char *what, int64_t lo, int64_t hi, int64_t *v);
 int lower_bool_arg(lower *L, const ast_arg *a, const char *what, int *v);
 int lower_init(lower *L, const ast_expr *e, ir_param_info *p);
+/* Whether init p can fill a tensor of this shape (a const's: is_const); else an error at e. */
+int lower_init_fits(lower *L, const ast_expr *e, const ir_param_info *p, const ir_shape *shape, int is_const);
 
 /* ---- layer_dense.c: what every layer uses */
 ir_node *layer_param(lower *L, const char *name, ir_shape shape, ir_param_info init, loc at);

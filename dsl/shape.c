@@ -418,7 +418,7 @@ int shape_infer(ir_graph *g, ir_node *n, diag *d) {
         case OP_CONST: case OP_INV_N:
             n->shape.rank = 0;
             break;
-        case OP_EXPAND: case OP_INPUT: case OP_LABEL: case OP_TARGET: case OP_PARAM:
+        case OP_EXPAND: case OP_INPUT: case OP_LABEL: case OP_TARGET: case OP_PARAM: case OP_CONST_TENSOR:
         case OP_IM2COL: case OP_COL2IM: case OP_POOL: case OP_POOL_GRAD: case OP_BN_UPDATE:
         case OP_GATHER: case OP_SCATTER_ADD: case OP_PAD_ADD: case OP_NORM_STATS: case OP_NORM_PARAM_GRAD:
         case OP_SCAN_STATE: case OP_SCAN_X: case OP_SCAN_OUT: case OP_SCAN_SEED: case OP_SCAN_DX: case OP_SCAN_ACC:

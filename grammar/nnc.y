@@ -58,7 +58,7 @@ static void yyerror(loc *at, void *scanner, parse_ctx *ctx, const char *msg);
 
 %token MODEL "'model'" INPUT "'input'" LABEL "'label'" TARGET "'target'" PARAM "'param'"
 %token OUTPUT "'output'" LOSS "'loss'" TRAIN "'train'" GRAD "'grad'" CLASS "'class'"
-%token DEF "'def'" RETURN "'return'"
+%token DEF "'def'" RETURN "'return'" CONST "'const'"
 %token NEWLINE "end of line"
 %token <str> IDENT "identifier" NUMBER "number"
 
@@ -66,6 +66,7 @@ static void yyerror(loc *at, void *scanner, parse_ctx *ctx, const char *msg);
 %type <arg>  args arglist arg elems elemlist train_body train_item names more_names params
 %type <stmt> body body_item
 %type <flag> opt_grad
+%type <str>  opt_word
 
 %left '+' '-'
 %left '*' '/' '@'
@@ -91,7 +92,8 @@ stmt
     | INPUT IDENT ':' class_spec opt_shape   { ast_input(ctx, @1, $2, @2, $4, $5, 0); }
     | LABEL IDENT ':' class_spec opt_shape   { ast_label(ctx, @1, $2, @2, $4, $5); }
     | TARGET IDENT ':' shape                 { ast_target(ctx, @1, $2, @2, $4); }
-    | PARAM IDENT ':' shape opt_init         { ast_param(ctx, @1, $2, @2, $4, $5); }
+    | PARAM IDENT ':' shape opt_init opt_word { ast_param(ctx, @1, $2, @2, $4, $5, $6, @6); }
+    | CONST IDENT ':' shape opt_init         { ast_const(ctx, @1, $2, @2, $4, $5); }
     | IDENT '=' expr                         { ast_bind(ctx, @1, $1, $3); }
     | LOSS '=' expr                          { ast_loss(ctx, @1, $3); }
     | OUTPUT IDENT '=' expr                  { ast_output(ctx, @1, $2, @2, $4); }
@@ -148,6 +150,12 @@ opt_grad
 opt_init
     : %empty                                 { $$ = NULL; }
     | '=' expr                               { $$ = $2; }
+    ;
+
+/* a word ending a statement: `param ... frozen` */
+opt_word
+    : %empty                                 { $$ = NULL; }
+    | IDENT
     ;
 
 train_body

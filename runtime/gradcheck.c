@@ -64,7 +64,7 @@ static int write_grads(const nnr_model_info *info, session *s, int64_t n, double
     int nt = 0;
     for (int i = 0; i < info->nparam; i++) {
         const nnr_param *p = &info->param[i];
-        if (p->buffer) continue;   /* running statistics have no gradient */
+        if (p->buffer) continue;   /* running statistics and frozen parameters have no gradient */
         ts[nt] = (nnr_tensor){(char *)p->name, info->dtype, p->rank, {0},
                               (char *)s->block + (size_t)p->offset * es};
         memcpy(ts[nt].shape, p->shape, sizeof p->shape);

@@ -45,6 +45,26 @@ static void fill_const(void *data, nnr_dtype dt, int64_t n, double v) {
     for (int64_t i = 0; i < n; i++) store(data, dt, i, v);
 }
 
+/* The structured initializers over the last two axes [R, C], each leading index alike. */
+static double structured(nnr_init_kind k, int64_t i, int64_t j) {
+    switch (k) {
+    case NNR_INIT_TRIL: return j <= i;
+    case NNR_INIT_TRIU: return j >= i;
+    case NNR_INIT_EYE: return j == i;
+    default: return j > i ? -INFINITY : 0.0;   /* causal_mask */
+    }
+}
+
+static void fill_structured(void *data, nnr_dtype dt, int rank, const int64_t *shape, nnr_init_kind k) {
+    int64_t n = numel_of(rank, shape);
+    if (rank < 2) {   /* the compiler refuses it; a hand-written table gets zeros */
+        fill_const(data, dt, n, 0.0);
+        return;
+    }
+    int64_t rows = shape[rank - 2], cols = shape[rank - 1];
+    for (int64_t x = 0; x < n; x++) store(data, dt, x, structured(k, x / cols % rows, x % cols));
+}
+
 static double load(const void *data, nnr_dtype dt, int64_t i) {
     return dt == NNR_F64 ? ((const double *)data)[i] : ((const float *)data)[i];
 }
@@ -128,5 +148,11 @@ void nnr_init_fill(void *data, nnr_dtype dt, int rank, const int64_t *shape, nnr
         fill_normal(data, dt, n, 0.0, sqrt(2.0 / f.in), rng);
         break;
     case NNR_INIT_ORTHOGONAL: fill_orthogonal(data, dt, rank, shape, rng); break;
+    case NNR_INIT_TRIL: case NNR_INIT_TRIU: case NNR_INIT_EYE: case NNR_INIT_CAUSAL_MASK:
+        fill_structured(data, dt, rank, shape, init.kind);
+        break;
+    case NNR_INIT_ARANGE:
+        for (int64_t i = 0; i < n; i++) store(data, dt, i, (double)i);
+        break;
     }
 }

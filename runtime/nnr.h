@@ -112,7 +112,12 @@ FILE *nnr_open_input(const char *path);
 typedef enum {
     NNR_INIT_ZEROS, NNR_INIT_ONES, NNR_INIT_CONST, NNR_INIT_UNIFORM, NNR_INIT_NORMAL,
     NNR_INIT_LECUN_UNIFORM, NNR_INIT_GLOROT_UNIFORM, NNR_INIT_GLOROT_NORMAL,
-    NNR_INIT_HE_UNIFORM, NNR_INIT_HE_NORMAL, NNR_INIT_ORTHOGONAL
+    NNR_INIT_HE_UNIFORM, NNR_INIT_HE_NORMAL, NNR_INIT_ORTHOGONAL,
+    /* over the last two axes [.., R, C] (rank >= 2), every leading index alike: 1 on and
+     * below / on and above / on the diagonal, else 0; causal_mask is 0 where j <= i and
+     * -inf where j > i (PyTorch's is_causal), for const tensors only.  arange: 0, 1, 2, ...
+     * in row-major order (torch.arange(n).reshape(shape)), any rank. */
+    NNR_INIT_TRIL, NNR_INIT_TRIU, NNR_INIT_EYE, NNR_INIT_CAUSAL_MASK, NNR_INIT_ARANGE
 } nnr_init_kind;
 typedef struct nnr_init { nnr_init_kind kind; double a, b; } nnr_init; /* const(a), uniform(a,b), normal(a=mean,b=std) */
 void nnr_init_fill(void *data, nnr_dtype dt, int rank, const int64_t *shape,
@@ -141,18 +146,23 @@ typedef struct nnr_param {
     int64_t     size;
     int64_t     offset;                  /* in elements, within the parameter block */
     nnr_init    init;
-    int         buffer;                  /* 1: state such as batchnorm's running statistics:
-                                            saved and loaded, never trained or differentiated */
+    int         buffer;                  /* 1: state such as batchnorm's running statistics;
+                                            2: a frozen parameter (`param ... frozen`).  Either
+                                            is saved and loaded, never trained or differentiated */
 } nnr_param;
 
 typedef enum {
     NNR_OPT_SGD, NNR_OPT_MOMENTUM, NNR_OPT_NESTEROV, NNR_OPT_ADAGRAD, NNR_OPT_RMSPROP,
-    NNR_OPT_ADADELTA, NNR_OPT_ADAM, NNR_OPT_ADAMAX, NNR_OPT_NADAM
+    NNR_OPT_ADADELTA, NNR_OPT_ADAM, NNR_OPT_ADAMAX, NNR_OPT_NADAM,
+    NNR_OPT_ADAMW                        /* weight_decay is its decoupled decay (PyTorch's AdamW) */
 } nnr_opt_kind;
 typedef enum {
     NNR_SCHED_CONSTANT, NNR_SCHED_STEP, NNR_SCHED_EXPONENTIAL, NNR_SCHED_POLYNOMIAL,
-    NNR_SCHED_COSINE
+    NNR_SCHED_COSINE, NNR_SCHED_WARMUP_COSINE
 } nnr_sched_kind;
+/* When the schedule is evaluated: once per epoch (t = epochs done) or before every
+ * optimizer step (t = optimizer steps done), train { schedule_every = epoch|step }. */
+typedef enum { NNR_SCHED_EVERY_EPOCH, NNR_SCHED_EVERY_STEP } nnr_sched_every;
 
 typedef struct nnr_train_config {
     int            batch, epochs;
@@ -161,14 +171,17 @@ typedef struct nnr_train_config {
     double         lr, beta1, beta2, eps, mu, rho;  /* those the optimizer uses */
     nnr_sched_kind sched;
     double         sched_a, sched_b, sched_c;       /* step(a=every, b=gamma); exponential(a=gamma);
-                                                       polynomial(a=alpha, b=beta, c=gamma); cosine(a=t_max) */
-    double         weight_decay, clip_norm;         /* 0: off */
+                                                       polynomial(a=alpha, b=beta, c=gamma); cosine(a=t_max);
+                                                       warmup_cosine(a=warmup, b=t_max) */
+    double         weight_decay, clip_norm;         /* 0: off.  adamw: its decoupled decay */
     double         clip_value;                      /* 0: off; else each gradient element is
                                                        clipped to [-c, c] before clip_norm */
+    nnr_sched_every sched_every;                    /* epoch (0, the default) or step */
 } nnr_train_config;
 
-/* The learning rate of epoch t (from 0) under cfg's schedule, starting from base_lr. */
-double nnr_schedule_lr(const nnr_train_config *cfg, double base_lr, int epoch);
+/* The learning rate at t (from 0: epochs done, or optimizer steps done when
+ * cfg->sched_every is NNR_SCHED_EVERY_STEP) under cfg's schedule, from base_lr. */
+double nnr_schedule_lr(const nnr_train_config *cfg, double base_lr, int64_t t);
 
 typedef struct nnr_model_info {
     const char        *name;             /* model name as written */

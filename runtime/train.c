@@ -356,6 +356,9 @@ static int train_epoch(const nnr_model_info *info, session *s, saver *sv, int e,
         int nb = (int)(n - at < info->batch ? n - at : info->batch);
         nnr_data_gather(info, &s->data, s->order + at, nb, s->stage);
         int64_t step = *info->step(s->m) + 1;     /* this step's number (from 1) */
+        /* schedule_every = step: t is the optimizer steps done, which a checkpoint keeps */
+        if (info->train.sched_every == NNR_SCHED_EVERY_STEP)
+            info->set_lr(s->m, nnr_schedule_lr(&info->train, ck->lr, step - 1));
         double loss = info->train_step(s->m, nb, (const void *const *)s->stage);
         if (!isfinite(loss)) {
             bar_clear(&b);
@@ -618,6 +621,7 @@ static const struct { const char *name, *keys[3]; } optimizers[] = {
     [NNR_OPT_ADAM] = {"adam", {"beta1", "beta2", "eps"}},
     [NNR_OPT_ADAMAX] = {"adamax", {"beta1", "beta2", "eps"}},
     [NNR_OPT_NADAM] = {"nadam", {"beta1", "beta2", "eps"}},
+    [NNR_OPT_ADAMW] = {"adamw", {"beta1", "beta2", "eps"}},
 };
 
 static double setting(const nnr_train_config *t, const char *key) {
@@ -634,6 +638,7 @@ static void describe_optimizer(char *buf, size_t cap, const nnr_train_config *t,
     PUT("%s(lr=%g", optimizers[t->opt].name, lr);
     for (int i = 0; i < 3 && optimizers[t->opt].keys[i]; i++)
         PUT(", %s=%g", optimizers[t->opt].keys[i], setting(t, optimizers[t->opt].keys[i]));
+    if (t->opt == NNR_OPT_ADAMW) PUT(", weight_decay=%g", t->weight_decay);
     PUT("), schedule ");
     switch (t->sched) {
     case NNR_SCHED_CONSTANT: PUT("constant"); break;
@@ -643,8 +648,11 @@ static void describe_optimizer(char *buf, size_t cap, const nnr_train_config *t,
         PUT("polynomial(alpha=%g, beta=%g, gamma=%g)", t->sched_a, t->sched_b, t->sched_c);
         break;
     case NNR_SCHED_COSINE: PUT("cosine(t_max=%g)", t->sched_a); break;
+    case NNR_SCHED_WARMUP_COSINE: PUT("warmup_cosine(warmup=%g, t_max=%g)", t->sched_a, t->sched_b); break;
     }
-    PUT(", weight_decay %g", t->weight_decay);
+    if (t->sched_every == NNR_SCHED_EVERY_STEP) PUT(" every step");
+    /* adamw's decay is its own (above); no L2 term is added to the gradients */
+    PUT(", weight_decay %g", t->opt == NNR_OPT_ADAMW ? 0.0 : t->weight_decay);
     if (t->clip_value > 0) PUT(", clip_value %g", t->clip_value);
     else PUT(", clip_value off");
     if (t->clip_norm > 0) PUT(", clip_norm %g", t->clip_norm);
@@ -815,7 +823,10 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
     int64_t first_step = s.m ? *info->step(s.m) : 0;
     int stopped = !rc && patience_over(o, &s.ck), status = EPOCH_DONE;
     for (int e = (int)s.ck.epoch + 1; !rc && !stopped && !stop_signal && e <= epochs; e++) {
-        double lr = nnr_schedule_lr(&info->train, s.ck.lr, e - 1);
+        /* per step, the epoch's row logs the rate of its first step (also when resumed within it) */
+        int per_step = info->train.sched_every == NNR_SCHED_EVERY_STEP;
+        int64_t t = per_step ? (int64_t)(e - 1) * batches_in(info, s.data.n) : e - 1;
+        double lr = nnr_schedule_lr(&info->train, s.ck.lr, t);
         info->set_lr(s.m, lr);
         epoch_order(s.order, s.data.n, s.ck.seed, e);
         double secs = 0, train_loss = NAN;

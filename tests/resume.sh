@@ -8,6 +8,8 @@
 # --checkpoint-every 1 and killed once the checkpoint's step (read from its header) passes a
 # target, resumed with --resume, and its parameters (`m export`, parameters only) and log
 # rows compared with the uninterrupted run's, byte for byte.  One thread, same binary.
+# Then the same for a model with adamw, a warmup_cosine schedule evaluated every optimizer
+# step (t is the step count the checkpoint keeps), a frozen parameter and a const tensor.
 set -u
 . "$(dirname "$0")/lib.sh"
 NNC=$(realpath "$1")
@@ -34,7 +36,7 @@ check "--resume refuses a parameter file" bash -c "! ./small train ${ARGS[*]} --
 run_and_kill() {   # run_and_kill TARGET CKPT [extra train args]
     local target=$1 ck=$2
     shift 2
-    ./small train "${ARGS[@]}" --log "$ck.csv" --checkpoint "$ck" --checkpoint-every 1 "$@" >/dev/null 2>&1 &
+    ${BIN:-./small} train "${ARGS[@]}" --log "$ck.csv" --checkpoint "$ck" --checkpoint-every 1 "$@" >/dev/null 2>&1 &
     local pid=$! step
     while kill -0 "$pid" 2>/dev/null; do
         step=$(meta "$ck" step)
@@ -72,5 +74,32 @@ check "killed twice ($where1; $where2), resumed: same parameters" bash -c \
     "./small train ${ARGS[*]} --resume twice.ckpt --log twice.ckpt.csv --save twice.final >/dev/null && \
      ./small export --load twice.final --out twice.params && cmp full.params twice.params && diff <(log_rows full.csv) <(log_rows twice.ckpt.csv)"
 check "at least two runs were killed before they finished ($interrupted of 4)" [ "$interrupted" -ge 2 ]
+
+cat >smallw.nn <<'EOF'
+model smallw
+input  x: [784]
+label  y: class(10)
+param  scale: [48] = uniform(0.5, 1.5) frozen
+const  shift: [48] = arange
+h1     = dropout(relu(dense(x, 48) * scale + shift * 0.001), 0.3)
+logits = dense(h1, 10)
+loss   = cross_entropy(logits, y)
+train {
+  batch     = 16
+  seed      = 11
+  optimizer = adamw(lr=0.002, weight_decay=0.05)
+  schedule  = warmup_cosine(40, 250)
+  schedule_every = step
+}
+EOF
+check "compile the adamw model" "$NNC" smallw.nn --exe -o smallw
+check "adamw, per-step schedule: uninterrupted run" bash -c "./smallw train ${ARGS[*]} --log wfull.csv --save wfull.safetensors >/dev/null && ./smallw export --load wfull.safetensors --out wfull.params"
+for target in 57 130; do
+    ck=w$target.ckpt
+    where=$(BIN=./smallw run_and_kill "$target" "$ck")
+    check "adamw, per-step schedule: kill at step >= $target ($where), resume: same parameters and log" bash -c \
+        "./smallw train ${ARGS[*]} --resume $ck --log $ck.csv --save $ck.final >/dev/null && \
+         ./smallw export --load $ck.final --out $ck.params && cmp wfull.params $ck.params && diff <(log_rows wfull.csv) <(log_rows $ck.csv)"
+done
 
 finish

@@ -29,7 +29,8 @@ weight_decay; clip_value = v is torch.nn.utils.clip_grad_value_(params, v), then
 is torch.nn.utils.clip_grad_norm_(params, c), both before step() (the order docs/language.md gives).
 Schedules, stepped once per epoch after the optimizer step (t = epoch from 0):
   step(every, gamma) StepLR; exponential(gamma) ExponentialLR; cosine(t_max)
-  CosineAnnealingLR(eta_min=0); polynomial(alpha, beta, gamma): lr = alpha / (beta + t)^gamma
+  CosineAnnealingLR(eta_min=0); warmup_cosine(warmup, t_max) LambdaLR of warmup_cosine() below
+  (schedule_every = step is the same here: one optimizer step per epoch); adamw AdamW; polynomial(alpha, beta, gamma): lr = alpha / (beta + t)^gamma
   set by hand before each epoch's step (PyTorch has no such class; it ignores the base lr).
 
 The output is deterministic (fixed seeds); the files are committed test fixtures, so the C
@@ -56,14 +57,26 @@ OPT_ARGS = {
     "sgd": ["lr"], "momentum": ["lr", "mu"], "nesterov": ["lr", "mu"],
     "adagrad": ["lr", "eps"], "rmsprop": ["lr", "rho", "eps"], "adadelta": ["rho", "eps", "lr"],
     "adam": ["lr", "beta1", "beta2", "eps"], "adamax": ["lr", "beta1", "beta2", "eps"],
-    "nadam": ["lr", "beta1", "beta2", "eps"],
+    "nadam": ["lr", "beta1", "beta2", "eps"], "adamw": ["lr", "beta1", "beta2", "eps", "weight_decay"],
 }
 SCHED_ARGS = {
     "constant": [], "step": ["every", "gamma"], "exponential": ["gamma"],
-    "polynomial": ["alpha", "beta", "gamma"], "cosine": ["t_max"],
+    "polynomial": ["alpha", "beta", "gamma"], "cosine": ["t_max"], "warmup_cosine": ["warmup", "t_max"],
 }
 SCHED_DEFAULTS = {"step": {"every": 1, "gamma": 0.1}, "exponential": {"gamma": 0.95},
-                  "polynomial": {"alpha": 0.1, "beta": 1, "gamma": 1}, "cosine": {"t_max": 10}}
+                  "polynomial": {"alpha": 0.1, "beta": 1, "gamma": 1}, "cosine": {"t_max": 10},
+                  "warmup_cosine": {"warmup": 0, "t_max": 10}}
+
+
+def warmup_cosine(warmup, t_max):
+    """docs/language.md's warmup_cosine as a LambdaLR factor of t (epochs or steps from 0)."""
+    def f(t):
+        if t < warmup:
+            return (t + 1) / warmup
+        if t >= t_max:
+            return 0.0
+        return 0.5 * (1 + math.cos(math.pi * (t - warmup) / (t_max - warmup)))
+    return f
 
 
 def parse_call(text, table):
@@ -98,6 +111,8 @@ def parse_cases():
                     case["optimizer"] = parse_call(v, OPT_ARGS)
                 elif k == "schedule":
                     case["schedule"] = parse_call(v, SCHED_ARGS)
+                elif k == "schedule_every":   # one step per epoch here: t is the same
+                    case[k] = v
                 elif k == "weight_decay":
                     case["weight_decay"] = float(v)
                 elif k in ("clip_norm", "clip_value"):
@@ -173,13 +188,17 @@ def make_optimizer(params, name, a, wd):
         if "rho" in a:
             kw["rho"] = a["rho"]
         return torch.optim.Adadelta(params, **kw)
-    cls = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "nadam": torch.optim.NAdam}[name]
+    if name == "adamw":   # its weight_decay is its own (decoupled); train-level L2 is refused
+        if "weight_decay" in a:
+            kw["weight_decay"] = a["weight_decay"]
+    cls = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "nadam": torch.optim.NAdam,
+           "adamw": torch.optim.AdamW}[name]
     if name == "nadam" and _nadam_has_double_mu():
         cls = NAdam2
     if "beta1" in a or "beta2" in a:
         d1, d2 = cls([torch.zeros(1)]).defaults["betas"]
         kw["betas"] = (a.get("beta1", d1), a.get("beta2", d2))
-    if name == "adam":
+    if name in ("adam", "adamw"):
         kw["amsgrad"] = False
     return cls(params, **kw)
 
@@ -192,6 +211,8 @@ def make_scheduler(opt, name, a):
         return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=a["gamma"])
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(a["t_max"]), eta_min=0)
+    if name == "warmup_cosine":
+        return torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(a["warmup"], a["t_max"]))
     return None
 
 

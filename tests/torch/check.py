@@ -17,8 +17,10 @@ CASES.py defines CASES, a dict from a case's name to a dict with
     torch        function(params, batch) -> the mean loss, from float64 tensors (class
                  labels as int64); the same model written in PyTorch
 and optionally n (examples, default 5), seed (default 7), scale (the standard deviation
-of the random parameters, default 0.5), tol (default 2e-3) and input_grads (inputs
-declared `grad` whose gradients are compared too).
+of the random parameters, default 0.5), tol (default 2e-3), input_grads (inputs
+declared `grad` whose gradients are compared too) and frozen ({name: shape}: parameters
+declared `frozen`, which the trainer must have and load but must give no gradient; the
+reference receives them with requires_grad False).
 
 Each case: `NNC case.nn --exe` builds the trainer; `trainer init --seed 1` gives the
 parameters' names, shapes and dtype; every parameter is replaced by a random value
@@ -153,6 +155,10 @@ def check_case(opts, name, case, work):
         if list(initial[pname].shape) != list(shape):
             raise CaseFailed(f"{pname} has shape {list(initial[pname].shape)}, the case says {list(shape)}")
 
+    for pname, shape in case.get("frozen", {}).items():
+        if pname not in initial or list(initial[pname].shape) != list(shape):
+            raise CaseFailed(f"the trainer has no frozen parameter {pname} of shape {list(shape)}")
+
     # Parameters first, in the trainer's order, then the batch: one seeded stream, so a
     # rerun checks the same values.
     rng = np.random.default_rng(case.get("seed", 7))
@@ -170,6 +176,9 @@ def check_case(opts, name, case, work):
     run([trainer, "grads", "--params", files["params"], "--batch", files["batch"], "--out", files["grads"]],
         "grads", 300)
     got = load_tensors(files["grads"])
+    for pname in case.get("frozen", {}):
+        if pname in got:
+            raise CaseFailed(f"the grads output has a gradient for the frozen parameter {pname}")
 
     # The reference: the same values in float64, gradients for the listed parameters
     # (not running statistics) and the listed inputs.

@@ -380,10 +380,57 @@ static void test_lower_builtin_defaults(void) {
 static void test_lower_train_errors(void) {
     unit u;
     CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [1]\nloss = sum(x)\n"
-                                     "train { batch = 0\n speed = 3\n optimizer = adamw(0.1) }\n", "lower"), 3);
+                                     "train { batch = 0\n speed = 3\n optimizer = lamb(0.1) }\n", "lower"), 3);
     CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "batch must be an integer"));
     CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "unknown train setting 'speed'"));
     CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "unknown optimizer"));
+    unit_free(&u);
+}
+
+/* adamw keeps its decay apart from the train block's L2; schedule_every picks t's unit */
+static void test_lower_train_adamw(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [1]\nloss = sum(x)\n"
+                                     "train { optimizer = adamw(lr=0.01)\n schedule = warmup_cosine(2, 9)\n"
+                                     " schedule_every = step }\n", "lower"), 0);
+    CU_ASSERT_DOUBLE_EQUAL(u.g->train.adamw_decay, 0.01, 0);   /* torch.optim.AdamW's default */
+    CU_ASSERT_DOUBLE_EQUAL(u.g->train.weight_decay, 0, 0);     /* no L2 */
+    CU_ASSERT_EQUAL(u.g->train.sched_every, 1);
+    CU_ASSERT_DOUBLE_EQUAL(u.g->train.sched_a, 2, 0);
+    CU_ASSERT_DOUBLE_EQUAL(u.g->train.sched_b, 9, 0);
+    unit_free(&u);
+    /* the L2 weight_decay with adamw is refused, in either order */
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [1]\nloss = sum(x)\n"
+                                     "train { weight_decay = 0.1\n optimizer = adamw }\n", "lower"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msgs, "adamw(weight_decay=...)"));
+    unit_free(&u);
+}
+
+/* A frozen param is planned after the trainable ones and gets no gradient; a const is a
+ * tensor of the activation block, with no gradient either. */
+static void test_const_frozen(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [2, 3]\nparam f: [3] = ones frozen\nparam w: [3]\n"
+                                     "const mask: [2, 2] = causal_mask\n"
+                                     "loss = sum(softmax(x @ transpose(x) + mask)) + sum(x * f * w)\n", "plan"), 0);
+    ir_node *f = named(&u, "f"), *w = named(&u, "w"), *mask = named(&u, "mask");
+    CU_ASSERT_EQUAL(f->param.buffer, 2);
+    CU_ASSERT_EQUAL(w->param.buffer, 0);
+    CU_ASSERT_EQUAL(w->offset, 0);
+    CU_ASSERT(f->offset >= u.g->train_size);
+    CU_ASSERT(u.g->train_size > 0 && u.g->train_size < u.g->param_size);
+    CU_ASSERT_PTR_NULL(f->grad);
+    CU_ASSERT_PTR_NOT_NULL(w->grad);
+    CU_ASSERT_EQUAL(mask->op, OP_CONST_TENSOR);
+    CU_ASSERT_EQUAL(mask->mem, MEM_ACT);
+    CU_ASSERT_FALSE(mask->batched);
+    CU_ASSERT_PTR_NULL(mask->grad);
+    CU_ASSERT_EQUAL(u.g->params.n, 2);   /* the const is not a parameter */
+    unit_free(&u);
+    /* `const(v)` is still the initializer; `const NAME:` the statement */
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput x: [3]\nparam p: [3] = const(0.5)\nconst c: [3] = const(2)\n"
+                                     "loss = sum(x * p * c)\n", "lower"), 0);
+    CU_ASSERT_DOUBLE_EQUAL(named(&u, "c")->param.a, 2, 0);
     unit_free(&u);
 }
 
@@ -801,6 +848,8 @@ int main(void) {
         {"lower", "built-in table", test_lower_builtin_table},
         {"lower", "built-in defaults", test_lower_builtin_defaults},
         {"lower", "train errors", test_lower_train_errors},
+        {"lower", "adamw and schedule_every", test_lower_train_adamw},
+        {"lower", "const tensors and frozen params", test_const_frozen},
         {"parser", "def", test_parse_def},
         {"lower", "function parameter names", test_func_param_names},
         {"lower", "function lines and scopes", test_func_lines_and_scope},

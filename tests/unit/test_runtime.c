@@ -770,6 +770,35 @@ static void test_schedules(void) {
     NEAR(lr_at(NNR_SCHED_COSINE, 10, 0, 0, 5), 0.05);
     NEAR(lr_at(NNR_SCHED_COSINE, 10, 0, 0, 10), 0.0);
     NEAR(lr_at(NNR_SCHED_COSINE, 4, 0, 0, 1), 0.1 * (1 + sqrt(0.5)) / 2);
+    /* warmup_cosine(warmup=4, t_max=8): LambdaLR's (t + 1) / 4, then the half cosine, then 0 */
+    NEAR(lr_at(NNR_SCHED_WARMUP_COSINE, 4, 8, 0, 0), 0.025);
+    NEAR(lr_at(NNR_SCHED_WARMUP_COSINE, 4, 8, 0, 3), 0.1);
+    NEAR(lr_at(NNR_SCHED_WARMUP_COSINE, 4, 8, 0, 4), 0.1);
+    NEAR(lr_at(NNR_SCHED_WARMUP_COSINE, 4, 8, 0, 6), 0.05);
+    NEAR(lr_at(NNR_SCHED_WARMUP_COSINE, 4, 8, 0, 8), 0.0);
+    NEAR(lr_at(NNR_SCHED_WARMUP_COSINE, 4, 8, 0, 1000000), 0.0);
+    NEAR(lr_at(NNR_SCHED_WARMUP_COSINE, 0, 2, 0, 0), 0.1);   /* no warmup: the cosine from t = 0 */
+    NEAR(lr_at(NNR_SCHED_WARMUP_COSINE, 0, 2, 0, 1), 0.05);
+}
+
+/* tril, triu, eye, causal_mask over the last two axes (each leading index alike), arange */
+static void test_init_structured(void) {
+    double w[12];
+    nnr_rng r;
+    nnr_rng_seed(&r, 1);
+    static const double tril[6] = {1, 0, 0, 1, 1, 0}, triu[6] = {1, 1, 1, 0, 1, 1}, eye[6] = {1, 0, 0, 0, 1, 0};
+    const struct { nnr_init_kind k; const double *want; } cases[] = {
+        {NNR_INIT_TRIL, tril}, {NNR_INIT_TRIU, triu}, {NNR_INIT_EYE, eye}};
+    for (int c = 0; c < 3; c++) {
+        nnr_init_fill(w, NNR_F64, 3, (int64_t[]){2, 2, 3}, (nnr_init){cases[c].k, 0, 0}, &r);
+        for (int i = 0; i < 12; i++) CU_ASSERT_EQUAL(w[i], cases[c].want[i % 6]);
+    }
+    float f[6];
+    nnr_init_fill(f, NNR_F32, 2, (int64_t[]){2, 3}, (nnr_init){NNR_INIT_CAUSAL_MASK, 0, 0}, &r);
+    CU_ASSERT(f[0] == 0 && f[3] == 0 && f[4] == 0);
+    CU_ASSERT(isinf(f[1]) && f[1] < 0 && isinf(f[2]) && isinf(f[5]));
+    nnr_init_fill(w, NNR_F64, 3, (int64_t[]){2, 3, 2}, (nnr_init){NNR_INIT_ARANGE, 0, 0}, &r);
+    for (int i = 0; i < 12; i++) CU_ASSERT_EQUAL(w[i], i);
 }
 
 /* ---- model init / save / load, through a hand-written model ---------------------------- */
@@ -1097,7 +1126,7 @@ static const struct suite { const char *name; test tests[8]; } suites[] = {
     {"rng", {{"determinism", test_rng_determinism}, {"distributions", test_rng_distributions},
              {"shuffle", test_rng_shuffle}}},
     {"init", {{"bounds", test_init_bounds}, {"constants", test_init_constants},
-              {"orthogonal", test_init_orthogonal}}},
+              {"orthogonal", test_init_orthogonal}, {"structured", test_init_structured}}},
     {"schedule", {{"values", test_schedules}}},
     {"data", {{"aligned memory", test_alloc_aligned}}},
     {"sparse products", {{"limit", test_sparse_limit}}},
