@@ -1,5 +1,6 @@
-/* emit_layout.c — tensors that move elements without arithmetic: transpose, concat,
- * slice and pad (a slice's gradient) as copies of contiguous blocks, a reshape or a
+/* emit_layout.c — tensors that move elements without arithmetic: transpose, concat of
+ * any number of operands, slice and pad (a slice's gradient) as copies of contiguous
+ * blocks, a permutation of more than two axes as one loop per axis, a reshape or a
  * training/inference select that needs memory of its own, and embedding's gather with
  * its gradient, a scatter-add into the table's rows. */
 #include "emit.h"
