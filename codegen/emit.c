@@ -377,8 +377,8 @@ static const char *expand_map(emitter *e, const char *t, const ir_node *x, const
     for (const char *p = t; *p;) {
         if (*p == '$') {
             char v = p[1];
-            const char *s = v == 'a' ? slot[0] : v == 'b' ? slot[1] : v == 'c' ? slot[2] : v == 'y' ? slot[3] : v == 'g' ? slot[4]
-                          : v == 'p' ? emit_lit(e, x->attr[0]) : emit_lit(e, x->attr[1]);
+            const char *s = v == 'a' ? slot[0] : v == 'b' ? slot[1] : v == 'c' ? slot[2] : v == 'y' ? slot[3]
+                          : v == 'g' ? slot[4] : v == 'p' ? emit_lit(e, x->attr[0]) : emit_lit(e, x->attr[1]);
             fputs(s ? s : "0", out);
             p += 2;
         } else if (*p == '#') {

@@ -81,6 +81,14 @@ void emit_sum(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    }\n");
 }
 
+/* Whether the code of x (its inlined expression) computes where's choice or its gradient. */
+static int reads_where(const ir_node *x) {
+    if ((x->op == OP_MAP || x->op == OP_MAP_GRAD) && ir_maps[x->fn].nargs == 3) return 1;
+    for (int k = 0; k < x->nin; k++)
+        if (emit_is_inline(x->in[k]) && reads_where(x->in[k])) return 1;
+    return 0;
+}
+
 /* sum_to (undoing a broadcast, or sum/mean over an axis) and max/min over axes: the
  * output starts at the identity of the combination, then every input element is folded
  * into the output element it reduces to. */
@@ -129,9 +137,10 @@ void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
         fprintf(o, "%.*s}\n", (int)strlen(ind) - 4, ind);
     } else {
         /* each iteration of the innermost loop folds into its own element: `omp simd` keeps
-         * GCC 12 from miscompiling a select broadcast along the middle loop (emit_open_loops;
-         * where's gradient summed to a broadcast operand, tests/gradcheck/where.nn) */
-        const char *ind = emit_open_loops(e, o, &c, "    ", !inner_reduced);
+         * GCC 12 from miscompiling where's select broadcast along the middle loop at -O3
+         * with AVX2 (emit_open_loops; where's gradient summed to a broadcast operand,
+         * tests/gradcheck/where.nn) */
+        const char *ind = emit_open_loops(e, o, &c, "    ", !inner_reduced && !is_max && reads_where(x));
         emit_stmt_open(e);
         const char *at = arena_printf(e->a, "%s[%s]", name, emit_index_of(e, n, &c)), *v = emit_read_at(e, x, &c);
         if (is_max)

@@ -1,5 +1,6 @@
-/* emit_layout.c — tensors that move elements without arithmetic: transpose, concat,
- * slice and pad (a slice's gradient) as copies of contiguous blocks, a reshape or a
+/* emit_layout.c — tensors that move elements without arithmetic: transpose, concat of
+ * any number of operands, slice and pad (a slice's gradient) as copies of contiguous
+ * blocks, a permutation of more than two axes as one loop per axis, a reshape or a
  * training/inference select that needs memory of its own, and embedding's gather with
  * its gradient, a scatter-add into the table's rows. */
 #include "emit.h"
@@ -25,18 +26,41 @@ static int64_t inner_size(const ir_node *x, int axis) {
     return q;
 }
 
+/* The term of index variable i%d in an index: "i2 * 12", "i2" at stride 1. */
+static const char *index_term(emitter *e, int axis, int64_t stride) {
+    return stride == 1 ? arena_printf(e->a, "i%d", axis) : arena_printf(e->a, "i%d * %lld", axis, (long long)stride);
+}
+
+/* Whether a permute copies its last two axes in tiles: when the second-to-last reads x's
+ * last axis (the innermost loop then reads x at a stride) and the two hold more than
+ * PERMUTE_TILE_MIN elements.  Measured on [8, A, 64] swapping its last two axes, batch
+ * 8, gcc -O3 -march=native: A = 64 and 128 are 15% slower tiled (what they read stays in
+ * L1), A = 512 twice as fast, [8, 256, 256] 1.7 times. */
+#define PERMUTE_TILE     16
+#define PERMUTE_TILE_MIN 16384
+static int permute_tiled(const ir_node *n) {
+    int r = n->shape.rank;
+    return n->perm[r - 2] == r - 1 && n->shape.dim[r - 2] > 1 && n->shape.dim[r - 1] > 1 &&
+           n->shape.dim[r - 2] * n->shape.dim[r - 1] > PERMUTE_TILE_MIN;
+}
+
 /* transpose of more than two axes (permute): out written in order, one loop per axis
- * longer than 1, each reading x at that axis's stride in x. */
+ * longer than 1, each reading x at that axis's stride in x; the last two axes in tiles
+ * when that reads x far apart (permute_tiled). */
 static void emit_permute(emitter *e, FILE *o, const ir_node *n) {
     const ir_node *x = n->in[0];
-    int64_t stride[IR_MAXRANK], numel = ir_numel(&n->shape);
-    for (int i = x->shape.rank - 1, s = 1; i >= 0; s *= (int)x->shape.dim[i--]) stride[i] = s;
-    char perm[64] = "", index[256] = "";
-    for (int i = 0; i < n->shape.rank; i++) {
+    int rank = n->shape.rank, tiled = permute_tiled(n);
+    int64_t stride[IR_MAXRANK], ostride[IR_MAXRANK], numel = ir_numel(&n->shape);
+    for (int i = rank - 1, s = 1; i >= 0; s *= (int)x->shape.dim[i--]) stride[i] = s;
+    for (int i = rank - 1, s = 1; i >= 0; s *= (int)n->shape.dim[i--]) ostride[i] = s;
+    char perm[64] = "", index[256] = "", oindex[256] = "";
+    for (int i = 0; i < rank; i++) {
         snprintf(perm + strlen(perm), sizeof perm - strlen(perm), "%s%d", i ? ", " : "", n->perm[i]);
-        if (n->shape.dim[i] > 1)
-            snprintf(index + strlen(index), sizeof index - strlen(index), "%si%d%s", *index ? " + " : "", i,
-                     stride[n->perm[i]] == 1 ? "" : arena_printf(e->a, " * %lld", (long long)stride[n->perm[i]]));
+        if (n->shape.dim[i] == 1) continue;
+        snprintf(index + strlen(index), sizeof index - strlen(index), "%s%s", *index ? " + " : "",
+                 index_term(e, i, stride[n->perm[i]]));
+        snprintf(oindex + strlen(oindex), sizeof oindex - strlen(oindex), "%s%s", *oindex ? " + " : "",
+                 index_term(e, i, ostride[i]));
     }
     fprintf(o, "    /* %s %s = %s(%s %s, [%s]): axis i of %s is axis [%s][i] of %s; d %s = d %s permuted back */\n",
             n->cname, emit_shape_of(e, n), n->what ? n->what : "transpose", emit_who(e, x), emit_shape_of(e, x), perm,
@@ -45,12 +69,24 @@ static void emit_permute(emitter *e, FILE *o, const ir_node *n) {
     const char *base = x->batched ? arena_printf(e->a, " + %s", emit_times(e, "b", numel)) : "";
     fprintf(o, x->batched ? "    for (int b = 0; b < n; b++) {\n" : "    {\n");
     fprintf(o, "%sconst %s *src = %s%s;\n%s%s *out = %s%s;\n", ind, e->T, from, base, ind, e->T, to, base);
-    for (int i = 0; i < n->shape.rank; i++) {
+    for (int i = 0; i < rank - 2 * tiled; i++) {
         if (n->shape.dim[i] == 1) continue;
         fprintf(o, "%sfor (int i%d = 0; i%d < %lld; i%d++)\n", ind, i, i, (long long)n->shape.dim[i], i);
         ind = arena_printf(e->a, "%s    ", ind);
     }
-    fprintf(o, "%s*out++ = src[%s];\n    }\n", ind, *index ? index : "0");
+    if (!tiled) {
+        fprintf(o, "%s*out++ = src[%s];\n    }\n", ind, *index ? index : "0");
+        return;
+    }
+    long long d1 = (long long)n->shape.dim[rank - 2], d2 = (long long)n->shape.dim[rank - 1];
+    fprintf(o, "%sfor (int ii = 0; ii < %lld; ii += %d)   /* tiles of %d x %d: what a tile reads stays in cache */\n",
+            ind, d1, PERMUTE_TILE, PERMUTE_TILE, PERMUTE_TILE);
+    fprintf(o, "%s    for (int jj = 0; jj < %lld; jj += %d)\n", ind, d2, PERMUTE_TILE);
+    fprintf(o, "%s        for (int i%d = ii; i%d < (ii + %d < %lld ? ii + %d : %lld); i%d++)\n", ind, rank - 2, rank - 2,
+            PERMUTE_TILE, d1, PERMUTE_TILE, d1, rank - 2);
+    fprintf(o, "%s            for (int i%d = jj; i%d < (jj + %d < %lld ? jj + %d : %lld); i%d++)\n", ind, rank - 1,
+            rank - 1, PERMUTE_TILE, d2, PERMUTE_TILE, d2, rank - 1);
+    fprintf(o, "%s                out[%s] = src[%s];\n    }\n", ind, oindex, index);
 }
 
 /* transpose, concat, slice and pad (slice's gradient): copies of contiguous blocks. */

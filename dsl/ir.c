@@ -30,7 +30,7 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_REDUCE_MAX] = {"reduce_max", 1, FAM_REDUCE},
     [OP_REDUCE_MAX_GRAD] = {"reduce_max_grad", 3, FAM_ELEMWISE},
     [OP_RESHAPE] = {"reshape", 1, FAM_VIEW},      [OP_TRANSPOSE] = {"transpose", 1, FAM_COPY},
-    [OP_CONCAT] = {"concat", -1, FAM_COPY},        [OP_SLICE] = {"slice", 1, FAM_COPY},
+    [OP_CONCAT] = {"concat", -1, FAM_COPY},       [OP_SLICE] = {"slice", 1, FAM_COPY},
     [OP_PAD] = {"pad", 1, FAM_COPY},              [OP_PAD_ADD] = {"pad_add", 2, FAM_COPY},
     [OP_IM2COL] = {"im2col", 1, FAM_COPY},        [OP_COL2IM] = {"col2im", 1, FAM_COPY},
     [OP_POOL] = {"pool", 1, FAM_COPY},            [OP_POOL_GRAD] = {"pool_grad", 2, FAM_COPY},
@@ -309,7 +309,8 @@ void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
             fprintf(out, " {axis %d%s}", n->axis, n->op == OP_REDUCE_MAX ? (n->attr[0] > 0 ? " max" : " min") : "");
         if (n->op == OP_SLICE || n->op == OP_PAD || n->op == OP_PAD_ADD) fprintf(out, " {start %g}", n->attr[0]);
         if (n->op == OP_TRANSPOSE && n->nperm > 2)   /* a matrix's transpose is the only one of rank 2 */
-            for (int k = 0; k < n->nperm; k++) fprintf(out, "%s%d%s", k ? " " : " {perm ", n->perm[k], k + 1 < n->nperm ? "" : "}");
+            for (int k = 0; k < n->nperm; k++)
+                fprintf(out, "%s%d%s", k ? " " : " {perm ", n->perm[k], k + 1 < n->nperm ? "" : "}");
         if (n->op == OP_LAYERNORM || n->op == OP_RMSNORM) fprintf(out, " {eps %g}", n->attr[0]);
         if (n->op == OP_NORM_PARAM_GRAD) fprintf(out, " {%s}", n->attr[0] ? "bias" : "weight");
         if (n->op == OP_PARAM && n->param.buffer == 2) fputs(" {frozen}", out);

@@ -1,6 +1,7 @@
 """N-d layout ops, softmax along any axis and where against PyTorch (tests/torch/check.py;
 scripts/conformance.sh runs it): permute and transpose(x, a, b) on examples of rank 3 and
-4 (a batch axis in front, so PyTorch's axes are nnc's plus one), concat of three and
+4 (a batch axis in front, so PyTorch's axes are nnc's plus one; one large enough to be
+copied in tiles), concat of three and
 more operands, split into a tuple, softmax and log_softmax along the first and a middle
 axis, and where with its condition and values broadcast together.  Each case compares
 the loss and the gradients of its parameters and `grad` inputs."""
@@ -29,6 +30,12 @@ CASES = {
         "y = permute(x, [3, 2, 0, 1])\nloss = sum(y * t) + sum(sin(y) * y)\n",
         {}, {"x": ("float", [2, 3, 1, 5]), "t": ("float", [5, 1, 2, 3])},
         lambda p, b: (lambda y: red(y * b["t"]) + red(torch.sin(y) * y))(b["x"].permute(0, 4, 3, 1, 2)).mean()),
+    "permute_tiled": case(   # last two axes of 130 x 129: copied in 16 x 16 tiles, ragged at the ends
+        "input x: [2, 130, 129] grad\nparam w: [2, 129, 130]\n"
+        "loss = sum(transpose(x, 1, 2) * w) + sum(permute(x, [2, 1, 0]) * permute(w, [1, 2, 0]))\n",
+        {"w": [2, 129, 130]}, {"x": ("float", [2, 130, 129])},
+        lambda p, b: (red(b["x"].transpose(2, 3) * p["w"]) +
+                      red(b["x"].permute(0, 3, 2, 1) * p["w"].permute(1, 2, 0))).mean(), n=2),
     "transpose_axes": case(
         "input x: [2, 3, 4, 2] grad\nparam w: [2, 4, 3, 2]\n"
         "a = transpose(x, 1, 2)\nc = transpose(x, 0, -1)\n"

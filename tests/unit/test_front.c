@@ -544,6 +544,26 @@ static void test_shape_layout(void) {
     unit_free(&u);
 }
 
+/* A permute copies its last two axes in tiles only when the innermost loop would read
+ * far apart: a swap of 130 x 129 axes does, one of 4 x 3 and a permute keeping the last
+ * axis do not. */
+static void test_emit_permute_tiles(void) {
+    char *big = c_without_comments("model m\ninput x: [2, 130, 129]\nloss = sum(transpose(x, 1, 2) * 2)\n");
+    char *small = c_without_comments("model m\ninput x: [2, 4, 3]\nloss = sum(transpose(x, 1, 2) * 2)\n");
+    char *kept = c_without_comments("model m\ninput x: [130, 2, 129]\nloss = sum(transpose(x, 0, 1) * 2)\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(small);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(kept);
+    CU_ASSERT_PTR_NOT_NULL(strstr(big, "for (int jj = 0; jj < 130; jj += 16)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(big, "out[i0 * 16770 + i1 * 130 + i2] = src[i0 * 16770 + i1 + i2 * 129];"));
+    CU_ASSERT_PTR_NULL(strstr(small, "jj"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(small, "*out++ = src[i0 * 12 + i1 + i2 * 3];"));
+    CU_ASSERT_PTR_NULL(strstr(kept, "jj"));
+    free(big);
+    free(small);
+    free(kept);
+}
+
 /* where(c, a, b) chooses: an infinity in the branch not taken cannot leak into the
  * value or the gradients as c a + (1 - c) b would leak 0 * inf = nan. */
 static void test_emit_where_chooses(void) {
@@ -871,6 +891,7 @@ int main(void) {
         {"names", "gradients after bindings", test_names_gradients},
         {"emit", "readable C", test_emit_readable},
         {"emit", "where chooses", test_emit_where_chooses},
+        {"emit", "permute tiles", test_emit_permute_tiles},
     };
     CU_pSuite suite = NULL;
     const char *current = "";
