@@ -55,6 +55,10 @@ typedef enum {
     /* products */
     OP_MATMUL,              /* op(A) · op(B) on 2-D views of the operands (see ir_mm) */
     OP_DENSE,               /* x · Wᵀ + b over the last axis of x */
+    /* attention(q, k, v): softmax(scale q kᵀ + mask) v per head, one fused kernel; attr[0] =
+     * causal, attr[1] = scale.  Its gradient with respect to in[arg] of the forward node
+     * in[1] (in[0]: d out): the first of a node's gradients computes all of them (fuse.c) */
+    OP_ATTENTION, OP_ATTENTION_GRAD,
     /* scans (ir_loop): a loop over the first axis of a sequence, its body nodes in the graph */
     OP_SCAN_STATE,          /* the state a step starts from: in[0] (init) at step 0, the last result after */
     OP_SCAN_X,              /* a step's slice xs[t] of in[0] */
@@ -65,7 +69,7 @@ typedef enum {
     OP__COUNT
 } ir_op;
 
-typedef enum { FAM_LEAF, FAM_ELEMWISE, FAM_REDUCE, FAM_ROW, FAM_MATMUL, FAM_DENSE, FAM_VIEW, FAM_COPY,
+typedef enum { FAM_LEAF, FAM_ELEMWISE, FAM_REDUCE, FAM_ROW, FAM_MATMUL, FAM_DENSE, FAM_ATTENTION, FAM_VIEW, FAM_COPY,
                FAM_EFFECT, FAM_SCAN } ir_family;
 
 typedef struct ir_opinfo {
@@ -170,7 +174,7 @@ struct ir_node {
     ir_role     role;
     const char *name;       /* user-visible name, or NULL */
     const char *what;       /* the function the user wrote, when it is not the op (mse's '-') */
-    int         fn, arg;    /* OP_MAP, OP_MAP_GRAD: ir_maps[fn]; the argument differentiated */
+    int         fn, arg;    /* OP_MAP, OP_MAP_GRAD: ir_maps[fn]; the argument differentiated (also OP_ATTENTION_GRAD's) */
     int         axis;       /* reductions and layout ops: the per-example axis, or IR_NOAXIS */
     int         view;       /* OP_RESHAPE: VIEW_GIVEN (shape set), VIEW_FLATTEN, VIEW_SQUEEZE (drop axis) */
     loc         at;         /* where in the source */

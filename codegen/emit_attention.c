@@ -1,0 +1,166 @@
+/* emit_attention.c — attention(q, k, v) as one fused kernel per example and head, forward
+ * and backward (PyTorch's scaled_dot_product_attention).
+ *
+ * Every (example, head) pair is independent: the kernel is an `omp parallel for` over
+ * them, each iteration two or four small GEMMs (nnr_sgemm / nnr_dgemm, single-threaded at
+ * these sizes, so the same bits at any thread count) and a row loop between them:
+ *
+ *   forward    S = Q Kᵀ [Tq, Tk];  P = softmax(scale S + mask) along each row, the row's
+ *              maximum subtracted;  O = P V [Tq, dv]
+ *   backward   dV = Pᵀ dO;  dP = dO Vᵀ;  dS = scale P ∘ (dP − D), D_i = dO_i · O_i (the
+ *              softmax's backward, scale folded in);  dQ = dS K;  dK = dSᵀ Q
+ *
+ * The mask (causal) is PyTorch's is_causal: query i sees keys 0 .. i (top-left aligned
+ * when Tq != Tk), so a row's softmax runs over its first min(i + 1, Tk) scores and the
+ * rest of P is zero, which makes their dS zero too.
+ *
+ * The forward kernel keeps P for the backward pass in its working memory (fuse.c), one
+ * [Tq, Tk] block per example and head, rather than keeping each row's log-sum-exp and
+ * recomputing P from Q and K as FlashAttention does.  Measured at the GPT example's sizes
+ * (4 heads, T = 64, d = 32, B = 64; bench/attention.sh, one thread): see bench/attention.sh's
+ * notes and the branch report — recomputing costs one more GEMM and Tq·Tk exponentials per
+ * head in the backward pass to save 64 KiB per example and head in f32, and P read back
+ * from memory is cheaper than that at these sizes.  The backward kernel's working memory
+ * is a [Tq, Tk] block per example and head for dP, turned into dS in place. */
+#include "emit.h"
+
+/* The sizes of the kernel of forward node f: heads (the product of the leading axes),
+ * queries, keys, the query/key width d and the value width dv. */
+typedef struct att_dims { long long h, tq, tk, d, dv; } att_dims;
+
+static att_dims dims_of(const ir_node *f) {
+    const ir_shape *q = &f->in[0]->shape, *v = &f->in[2]->shape;
+    att_dims a = {1, q->dim[q->rank - 2], v->dim[v->rank - 2], q->dim[q->rank - 1], v->dim[v->rank - 1]};
+    for (int i = 0; i < q->rank - 2; i++) a.h *= q->dim[i];
+    return a;
+}
+
+static const char *num(emitter *e, long long v) { return arena_printf(e->a, "%lld", v); }
+
+/* "x + (size_t)bh * per": the block of example and head bh of x. */
+static const char *at_head(emitter *e, const char *x, long long per) {
+    return arena_printf(e->a, "%s + (size_t)bh * %lld", x, per);
+}
+
+/* The loop over every example and head. */
+static void open_heads(FILE *o, const ir_node *f, att_dims a) {
+    fprintf(o, "%s\n", "        " EMIT_OMP_ROWS);
+    fprintf(o, "        for (int bh = 0; bh < %s%lld; bh++) {\n", f->batched ? "n * " : "", a.h);
+}
+
+static const char *describe(emitter *e, const ir_node *f) {
+    return arena_printf(e->a, "attention(%s %s, %s %s, %s %s)%s, scale %g", emit_who(e, f->in[0]),
+                        emit_shape_of(e, f->in[0]), emit_who(e, f->in[1]), emit_shape_of(e, f->in[1]),
+                        emit_who(e, f->in[2]), emit_shape_of(e, f->in[2]), f->attr[0] ? ", causal" : "", f->attr[1]);
+}
+
+/* The scores of row i that the mask lets through: att_len of them. */
+static void row_len(FILE *o, const ir_node *f, att_dims a, const char *ind) {
+    if (f->attr[0])
+        fprintf(o, "%sconst int att_len = i + 1 < %lld ? i + 1 : %lld;   /* causal: keys 0 .. i */\n", ind, a.tk, a.tk);
+    else
+        fprintf(o, "%sconst int att_len = %lld;\n", ind, a.tk);
+}
+
+static void emit_forward(emitter *e, FILE *o, ir_node *n) {
+    att_dims a = dims_of(n);
+    const char *T = e->T, *out = emit_mark(e, n);
+    fprintf(o, "    /* %s %s = %s, per example and head (%lld head%s):\n", out, emit_shape_of(e, n), describe(e, n),
+            a.h, a.h == 1 ? "" : "s");
+    fprintf(o, "     *   S = Q K^T [%lld, %lld] (a GEMM); P = softmax(scale S%s) along each row, less its maximum;\n",
+            a.tq, a.tk, n->attr[0] ? " + mask, -inf at key j > query i" : "");
+    fprintf(o, "     *   O = P V [%lld, %lld] (a GEMM).  P is kept for the backward pass: [%s%lld, %lld, %lld] at acts + %lld */\n",
+            a.tq, a.dv, n->batched ? "B, " : "", a.h, a.tq, a.tk, (long long)n->scratch_offset);
+    fprintf(o, "    {\n        %s *restrict att_p0 = m->acts + %lld;\n", T, (long long)n->scratch_offset);
+    open_heads(o, n, a);
+    fprintf(o, "            const %s *restrict att_q = %s, *restrict att_k = %s, *restrict att_v = %s;\n", T,
+            at_head(e, emit_mark(e, n->in[0]), a.tq * a.d), at_head(e, emit_mark(e, n->in[1]), a.tk * a.d),
+            at_head(e, emit_mark(e, n->in[2]), a.tk * a.dv));
+    fprintf(o, "            %s *restrict att_p = %s;\n", T, at_head(e, "att_p0", a.tq * a.tk));
+    emit_gemm(e, o, "            ", 0, 1, num(e, a.tq), num(e, a.tk), num(e, a.d), "att_q", a.d, "att_k", a.d,
+              emit_lit(e, 0), "att_p", a.tk);
+    fprintf(o, "            for (int i = 0; i < %lld; i++) {\n", a.tq);
+    fprintf(o, "                %s *restrict row = att_p + (size_t)i * %lld;\n", T, a.tk);
+    row_len(o, n, a, "                ");
+    fprintf(o, "                %s mx = row[0] * %s;\n", T, emit_lit(e, n->attr[1]));
+    fprintf(o, "                for (int j = 0; j < att_len; j++) {\n");
+    fprintf(o, "                    row[j] *= %s;\n", emit_lit(e, n->attr[1]));
+    fprintf(o, "                    mx = row[j] > mx ? row[j] : mx;\n                }\n");
+    fprintf(o, "                %s sum = %s;\n", T, emit_lit(e, 0));
+    fprintf(o, "                for (int j = 0; j < att_len; j++) {\n");
+    fprintf(o, "                    row[j] = %s(row[j] - mx);\n", emit_fn(e, "exp"));
+    fprintf(o, "                    sum += row[j];\n                }\n");
+    fprintf(o, "                const %s att_inv = %s / sum;\n", T, emit_lit(e, 1));
+    fprintf(o, "                for (int j = 0; j < att_len; j++) row[j] *= att_inv;\n");
+    if (n->attr[0]) fprintf(o, "                for (int j = att_len; j < %lld; j++) row[j] = %s;\n", a.tk, emit_lit(e, 0));
+    fprintf(o, "            }\n");
+    emit_gemm(e, o, "            ", 0, 0, num(e, a.tq), num(e, a.dv), num(e, a.tk), "att_p", a.tk, "att_v", a.dv,
+              emit_lit(e, 0), at_head(e, out, a.tq * a.dv), a.dv);
+    fprintf(o, "        }\n    }\n");
+}
+
+/* dS = scale P ∘ (dP − D) in dP's place, row by row, with D_i = dO_i · O_i. */
+static void emit_softmax_back(emitter *e, FILE *o, const ir_node *f, att_dims a) {
+    const char *T = e->T;
+    fprintf(o, "            for (int i = 0; i < %lld; i++) {\n", a.tq);
+    fprintf(o, "                %s att_d = %s;\n", T, emit_lit(e, 0));
+    fprintf(o, "                for (int j = 0; j < %lld; j++) att_d += att_do[(size_t)i * %lld + j] * att_o[(size_t)i * %lld + j];\n",
+            a.dv, a.dv, a.dv);
+    fprintf(o, "                %s *restrict row = att_ds + (size_t)i * %lld;\n", T, a.tk);
+    fprintf(o, "                const %s *restrict att_prow = att_p + (size_t)i * %lld;\n", T, a.tk);
+    row_len(o, f, a, "                ");
+    fprintf(o, "                for (int j = 0; j < att_len; j++) row[j] = %s * att_prow[j] * (row[j] - att_d);\n",
+            emit_lit(e, f->attr[1]));
+    if (f->attr[0]) fprintf(o, "                for (int j = att_len; j < %lld; j++) row[j] = %s;\n", a.tk, emit_lit(e, 0));
+    fprintf(o, "            }\n");
+}
+
+/* The gradients of forward node f that n's code computes: n and the nodes chained to it by
+ * `also` (fuse.c), by argument (q, k, v); NULL for one nobody needs. */
+static void emit_backward(emitter *e, FILE *o, ir_node *n) {
+    ir_node *f = n->in[1], *d[3] = {NULL, NULL, NULL};
+    for (ir_node *x = n; x; x = x->also) d[x->arg] = x;
+    att_dims a = dims_of(f);
+    const char *T = e->T;
+    int scores = d[0] || d[1];   /* dS is needed for d q and d k only */
+    fprintf(o, "    /* the gradients%s%s%s of %s = %s, per example and head:\n", d[0] ? " dq" : "", d[1] ? " dk" : "",
+            d[2] ? " dv" : "", emit_who(e, f), describe(e, f));
+    if (d[2]) fprintf(o, "     *   dV = P^T dO (a GEMM, P as the forward pass kept it)\n");
+    if (scores)
+        fprintf(o, "     *   dP = dO V^T (a GEMM); dS = scale P * (dP - D), D_i = dO_i . O_i: the softmax's backward\n"
+                   "     *   (dP and then dS [%s%lld, %lld, %lld] at acts + %lld)\n",
+                f->batched ? "B, " : "", a.h, a.tq, a.tk, (long long)n->scratch_offset);
+    if (d[0]) fprintf(o, "     *   dQ = dS K (a GEMM)\n");
+    if (d[1]) fprintf(o, "     *   dK = dS^T Q (a GEMM) */\n");
+    else fprintf(o, "     */\n");
+    fprintf(o, "    {\n        const %s *restrict att_p0 = m->acts + %lld;\n", T, (long long)f->scratch_offset);
+    if (scores) fprintf(o, "        %s *restrict att_ds0 = m->acts + %lld;\n", T, (long long)n->scratch_offset);
+    open_heads(o, f, a);
+    fprintf(o, "            const %s *restrict att_do = %s, *restrict att_p = %s;\n", T,
+            at_head(e, emit_mark(e, n->in[0]), a.tq * a.dv), at_head(e, "att_p0", a.tq * a.tk));
+    if (d[2])
+        emit_gemm(e, o, "            ", 1, 0, num(e, a.tk), num(e, a.dv), num(e, a.tq), "att_p", a.tk, "att_do", a.dv,
+                  emit_lit(e, 0), at_head(e, emit_mark(e, d[2]), a.tk * a.dv), a.dv);
+    if (scores) {
+        fprintf(o, "            const %s *restrict att_o = %s, *restrict att_v = %s;\n", T,
+                at_head(e, emit_mark(e, f), a.tq * a.dv), at_head(e, emit_mark(e, f->in[2]), a.tk * a.dv));
+        fprintf(o, "            %s *restrict att_ds = %s;\n", T, at_head(e, "att_ds0", a.tq * a.tk));
+        emit_gemm(e, o, "            ", 0, 1, num(e, a.tq), num(e, a.tk), num(e, a.dv), "att_do", a.dv, "att_v", a.dv,
+                  emit_lit(e, 0), "att_ds", a.tk);
+        emit_softmax_back(e, o, f, a);
+    }
+    if (d[0])
+        emit_gemm(e, o, "            ", 0, 0, num(e, a.tq), num(e, a.d), num(e, a.tk), "att_ds", a.tk,
+                  at_head(e, emit_mark(e, f->in[1]), a.tk * a.d), a.d, emit_lit(e, 0),
+                  at_head(e, emit_mark(e, d[0]), a.tq * a.d), a.d);
+    if (d[1])
+        emit_gemm(e, o, "            ", 1, 0, num(e, a.tk), num(e, a.d), num(e, a.tq), "att_ds", a.tk,
+                  at_head(e, emit_mark(e, f->in[0]), a.tq * a.d), a.d, emit_lit(e, 0),
+                  at_head(e, emit_mark(e, d[1]), a.tk * a.d), a.d);
+    fprintf(o, "        }\n    }\n");
+}
+
+void emit_attention(emitter *e, FILE *o, ir_node *n) {
+    if (n->op == OP_ATTENTION) emit_forward(e, o, n);
+    else emit_backward(e, o, n);
+}
