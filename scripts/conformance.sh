@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # conformance.sh — compares nnc's loss and gradients with PyTorch's, with the project's
 # own checker (tests/torch/check.py) on the project's own cases: tests/torch/cases.py,
-# cnn_cases.py, rnn_cases.py, scan_cases.py, slice_cases.py and graph_cases.py (random
-# graphs from a fixed seed); the recurrent and scan cases again in f64, where loss and
-# every gradient must agree to 1e-6.  A development check run before resolving an issue,
+# cnn_cases.py, rnn_cases.py, scan_cases.py, slice_cases.py, graph_cases.py (random
+# graphs from a fixed seed) and attention_cases.py; the recurrent, scan and attention
+# cases again in f64, where loss and every gradient must agree to 1e-6.  A development check run before resolving an issue,
 # not part of the test suite: it needs Debian's python3-torch, which nnc does not.
 #
 #   NNC_BUILD=DIR        the build directory to use (default build; configured and
@@ -41,11 +41,12 @@ cmake --build "$build" -j"$(nproc)" --target nnc nnr >/dev/null
 check() { /usr/bin/python3 tests/torch/check.py -j "$jobs" "$@"; }
 failed=""
 for cases in tests/torch/cases.py tests/torch/cnn_cases.py tests/torch/rnn_cases.py \
-             tests/torch/scan_cases.py tests/torch/slice_cases.py tests/torch/graph_cases.py; do
+             tests/torch/scan_cases.py tests/torch/slice_cases.py tests/torch/graph_cases.py \
+             tests/torch/attention_cases.py; do
     check "$build/nnc" "$cases" || failed="$failed $cases"
 done
-# Recurrent layers, scans, functions, repeat and share= again in double precision.
-for cases in tests/torch/rnn_cases.py tests/torch/scan_cases.py; do
+# Recurrent layers, scans, functions, repeat, share= and attention again in double precision.
+for cases in tests/torch/rnn_cases.py tests/torch/scan_cases.py tests/torch/attention_cases.py; do
     check --dtype f64 --tol 1e-6 "$build/nnc" "$cases" || failed="$failed $cases(f64)"
 done
 for cases in $extras; do
