@@ -228,10 +228,14 @@ static int infer_attention(ir_graph *g, ir_node *n, diag *d) {
             return -1;
         }
     }
-    if (k->shape.dim[r - 1] != dk || v->shape.dim[r - 2] != k->shape.dim[r - 2]) {
-        diag_error(d, n->at, "shape mismatch in attention: q %s, k %s and v %s need q [..., Tq, d], k [..., Tk, d] "
-                   "and v [..., Tk, dv]", ir_shape_str(g->a, &q->shape), ir_shape_str(g->a, &k->shape),
-                   ir_shape_str(g->a, &v->shape));
+    int64_t tk = k->shape.dim[r - 2];
+    if (k->shape.dim[r - 1] != dk || v->shape.dim[r - 2] != tk) {
+        int keys = k->shape.dim[r - 1] == dk;   /* else the widths differ */
+        diag_error(d, n->at, "shape mismatch in attention: q %s, k %s, v %s: %s (%lld) and %s (%lld) differ; "
+                   "attention takes q [..., Tq, d], k [..., Tk, d] and v [..., Tk, dv]", ir_shape_str(g->a, &q->shape),
+                   ir_shape_str(g->a, &k->shape), ir_shape_str(g->a, &v->shape),
+                   keys ? "k's keys Tk" : "q's width d", (long long)(keys ? tk : dk),
+                   keys ? "v's" : "k's", (long long)(keys ? v->shape.dim[r - 2] : k->shape.dim[r - 1]));
         return -1;
     }
     if (q->batched != k->batched || q->batched != v->batched) {
