@@ -2,10 +2,11 @@
  * and backward (PyTorch's scaled_dot_product_attention).
  *
  * Every (example, head) pair is independent: the kernel is an `omp parallel for` over
- * them, each iteration two or four small GEMMs (nnr_sgemm / nnr_dgemm, single-threaded at
- * these sizes, so the same bits at any thread count) and a row loop between them:
+ * them, each iteration two (forward) or up to four (backward) small GEMMs, each one
+ * cblas call on the iteration's thread (so the same bits at any thread count), and a row
+ * loop between them:
  *
- *   forward    S = Q Kᵀ [Tq, Tk];  P = softmax(scale S + mask) along each row, the row's
+ *   forward    S = scale Q Kᵀ [Tq, Tk];  P = softmax(S + mask) along each row, the row's
  *              maximum subtracted;  O = P V [Tq, dv]
  *   backward   dV = Pᵀ dO;  dP = dO Vᵀ;  dS = scale P ∘ (dP − D), D_i = dO_i · O_i (the
  *              softmax's backward, scale folded in);  dQ = dS K;  dK = dSᵀ Q
@@ -16,11 +17,12 @@
  *
  * The forward kernel keeps P for the backward pass in its working memory (fuse.c), one
  * [Tq, Tk] block per example and head, rather than keeping each row's log-sum-exp and
- * recomputing P from Q and K as FlashAttention does.  Measured at the GPT example's sizes
- * (4 heads, T = 64, d = 32, B = 64; bench/attention.sh, one thread): see bench/attention.sh's
- * notes and the branch report — recomputing costs one more GEMM and Tq·Tk exponentials per
- * head in the backward pass to save 64 KiB per example and head in f32, and P read back
- * from memory is cheaper than that at these sizes.  The backward kernel's working memory
+ * recomputing P from Q and K in the backward pass as FlashAttention does: recomputing
+ * costs one more GEMM and Tq·Tk exponentials per head to save 16 KiB per example and head
+ * (f32, T = 64), and at these sizes reading P back is the cheaper of the two.  Measured at
+ * the GPT example's sizes (4 heads, T = 64, d = 32, causal, one thread, forward + backward
+ * of bench/attention.sh's [heads, T, d] model): recomputing took 1.25x the step at B = 64
+ * (median 7.9 ms against 6.5 ms) and 1.25x at B = 32.  The backward kernel's working memory
  * is a [Tq, Tk] block per example and head for dP, turned into dS in place. */
 #include "emit.h"
 
