@@ -16,7 +16,8 @@
  * a Winograd convolution, the pooling itself); which products of the backward pass get
  * a second path for a mostly-zero gradient; which producers write their elementwise
  * reader as they store (epilogues); which slices are read in place by their readers'
- * loops instead of copied; and which dense products accumulate straight into a sum. */
+ * loops instead of copied; which dense products accumulate straight into a sum; and
+ * attention's working memory, with its gradients computed by one kernel. */
 #include <stdlib.h>
 #include <string.h>
 #include "codegen.h"

@@ -201,7 +201,7 @@ struct ir_node {
     int         direct;     /* OP_MATMUL: a convolution computed from its image, without im2col (fuse.c) */
     int         sparse_a;   /* OP_MATMUL: a second path for a mostly-zero left operand (fuse.c) */
     ir_node    *epi;        /* the elementwise node this one's code writes instead of itself (fuse.c) */
-    ir_node    *also;       /* the node whose code this one's includes */
+    ir_node    *also;       /* the node whose code this one's includes (attention's: a chain of them) */
     ir_node    *pool;       /* a conv gradient block: the max pooling gradient whose windows list its dY (fuse.c) */
     ir_node    *pool_sum;   /* ... and the bias gradient (sum of dY per channel) it adds up on the way */
     ir_node    *pooled;     /* a Winograd convolution: the max pooling its code computes from each 2x2
