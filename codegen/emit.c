@@ -581,6 +581,7 @@ static void emit_node(emitter *e, FILE *o, ir_node *n) {
         break;
     case FAM_MATMUL: emit_matmul(e, o, n); break;
     case FAM_DENSE: emit_dense(e, o, n); break;
+    case FAM_ATTENTION: emit_attention(e, o, n); break;
     case FAM_LEAF: case FAM_SCAN: break;
     }
 }
@@ -675,7 +676,8 @@ void emit_block(emitter *e, FILE *o, ir_node *n, fn_kind k) {
     emit_node(e, o, n);
     if (k == FN_FORWARD || k == FN_BACKWARD)
         emit_check(e, o, n->pooled ? n->pooled : n->epi ? n->epi : n->into ? n->into : n, names_of_pass[k]);
-    if (n->also && (k == FN_FORWARD || k == FN_BACKWARD)) emit_check(e, o, n->also, names_of_pass[k]);
+    /* what its code computes too: a convolution's input gradient, attention's other gradients */
+    for (ir_node *x = n->also; x && (k == FN_FORWARD || k == FN_BACKWARD); x = x->also) emit_check(e, o, x, names_of_pass[k]);
 }
 
 int emit_names_id(const char *s, const char *id) {

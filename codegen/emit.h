@@ -10,6 +10,7 @@
  *   emit_stack.c       stacks of products (`@` on operands of rank > 2): loops of GEMMs, folds
  *   emit_conv.c        im2col, direct and Winograd convolutions, their gradients,
  *                      epilogues, pooling
+ *   emit_attention.c   attention's fused kernels, forward and backward
  *   emit_scan.c        a scan's loops over its steps, forward and in reverse
  *   emit_optimizer.c   NAME_update
  *   emit_api.c         the whole file and header: struct, API, model tables (emit_c, emit_h)
@@ -133,6 +134,7 @@ void emit_stack_matmul(emitter *e, FILE *o, ir_node *n);  /* emit_stack.c */
 void emit_dense_into(emitter *e, FILE *o, ir_node *d, ir_node *n, ir_node *z);   /* n = z + d: d's GEMM into n */
 void emit_gemm(emitter *e, FILE *o, const char *ind, int ta, int tb, const char *M, const char *N, const char *K,
                const char *A, int64_t lda, const char *B, int64_t ldb, const char *beta, const char *C, int64_t ldc);
+void emit_attention(emitter *e, FILE *o, ir_node *n);     /* emit_attention.c: forward or its gradients */
 void emit_im2col(emitter *e, FILE *o, ir_node *n);        /* emit_conv.c */
 void emit_conv_direct(emitter *e, FILE *o, ir_node *n);
 void emit_conv_weight_grad(emitter *e, FILE *o, ir_node *n);

@@ -633,13 +633,15 @@ int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
 
 static int has_madd_code(const ir_graph *g) {   /* convolutions, sparse products */
     for (int i = 0; i < g->nodes.n; i++)
-        if (ir_at(g, i)->scratch) return 1;
+        if (ir_at(g, i)->scratch && ir_ops[ir_at(g, i)->op].fam != FAM_ATTENTION) return 1;
     return 0;
 }
 
 static int has_sparse_path(const ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++)
-        if (ir_at(g, i)->scratch && !ir_at(g, i)->direct && !ir_at(g, i)->sparse_a) return 1;
+        if (ir_at(g, i)->scratch && !ir_at(g, i)->direct && !ir_at(g, i)->sparse_a &&
+            ir_ops[ir_at(g, i)->op].fam != FAM_ATTENTION)
+            return 1;
     return 0;
 }
 
@@ -647,7 +649,7 @@ static int has_products(const ir_graph *g) {   /* what calls nnr_sgemm (a direct
     for (int i = 0; i < g->nodes.n; i++) {
         const ir_node *x = ir_at(g, i);
         int fam = ir_ops[x->op].fam;
-        if ((fam == FAM_MATMUL || fam == FAM_DENSE) && !x->direct) return 1;
+        if ((fam == FAM_MATMUL || fam == FAM_DENSE || fam == FAM_ATTENTION) && !x->direct) return 1;
     }
     return 0;
 }

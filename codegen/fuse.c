@@ -16,7 +16,8 @@
  * a Winograd convolution, the pooling itself); which products of the backward pass get
  * a second path for a mostly-zero gradient; which producers write their elementwise
  * reader as they store (epilogues); which slices are read in place by their readers'
- * loops instead of copied; and which dense products accumulate straight into a sum. */
+ * loops instead of copied; which dense products accumulate straight into a sum; and
+ * attention's working memory, with its gradients computed by one kernel. */
 #include <stdlib.h>
 #include <string.h>
 #include "codegen.h"
@@ -344,6 +345,35 @@ static void plan_epilogues(ir_graph *g) {
     }
 }
 
+/* attention (emit_attention.c): the forward kernel keeps each example's and head's
+ * probabilities P [Tq, Tk] in its working memory, which the backward pass reads (the plan
+ * reuses no memory, so they are there until then); the first of its gradients computes
+ * them all (the others are folded into its code, chained by `also`) with a [Tq, Tk]
+ * buffer per example and head for d scores. */
+static int64_t attention_scratch(const ir_graph *g, const ir_node *n) {
+    const ir_node *f = n->op == OP_ATTENTION ? n : n->in[1];
+    int64_t tk = f->in[1]->shape.dim[f->in[1]->shape.rank - 2];
+    int64_t rows = ir_numel(&f->shape) / f->shape.dim[f->shape.rank - 1];   /* heads x Tq */
+    return rows * tk * (f->batched ? g->train.batch : 1);
+}
+
+static void plan_attention(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (n->op == OP_ATTENTION && (n->in_train || n->in_infer || n->in_eval)) n->scratch = attention_scratch(g, n);
+        if (n->op != OP_ATTENTION_GRAD || !n->in_train || n->mem == MEM_NONE || n->folded) continue;
+        n->scratch = attention_scratch(g, n);
+        ir_node *last = n;
+        for (int j = i + 1; j < g->nodes.n; j++) {
+            ir_node *x = ir_at(g, j);
+            if (x->op != OP_ATTENTION_GRAD || x->in[1] != n->in[1] || !x->in_train || x->mem == MEM_NONE) continue;
+            last->also = x;
+            x->folded = 1;
+            last = x;
+        }
+    }
+}
+
 void fuse_plan(ir_graph *g) {
     int nn = g->nodes.n;
     ir_node **consumer = arena_alloc(g->a, sizeof(ir_node *) * (size_t)nn);
@@ -413,6 +443,7 @@ void fuse_plan(ir_graph *g) {
         n->mem = inline_ok ? MEM_NONE : MEM_ACT;
     }
     plan_conv_grads(g);
+    plan_attention(g);
     plan_slice_views(g);
     plan_step_sums(g);
     plan_added_products(g);

@@ -142,6 +142,20 @@ static void grad_dense(gradctx *c, ir_node *n, ir_node *gr) {
     if (n->nin == 3) contribute(c, n->in[2], sum_to(c, gr, n->in[2]));
 }
 
+/* attention's gradients d q, d k, d v: one OP_ATTENTION_GRAD node each (arg: which), all
+ * reading d out and the forward node (its q, k, v, its output and the probabilities its
+ * kernel kept); fuse.c has the first of them compute every one in one kernel. */
+static void grad_attention(gradctx *c, ir_node *n, ir_node *gr) {
+    for (int k = 0; k < 3; k++) {
+        if (!c->needs[n->in[k]->id]) continue;
+        ir_node *d = ir_node_new(c->g, OP_ATTENTION_GRAD, 2, (ir_node *[]){gr, n}, c->fwd->at);
+        d->arg = k;
+        d->attr[0] = n->attr[0];
+        d->attr[1] = n->attr[1];
+        contribute(c, n->in[k], finish(c, d));
+    }
+}
+
 /* g · ∂f/∂argument k of a table function: a node reading only what its template names
  * (relu's reads the output, sin's the argument), so nothing else is kept for backward. */
 static ir_node *grad_map(gradctx *c, ir_node *n, int k, ir_node *gr) {
@@ -266,6 +280,7 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
     case OP_CROSS_ENTROPY: contribute(c, a, mk(c, OP_CROSS_ENTROPY_GRAD, 3, gr, a, b)); break;
     case OP_PICK: contribute(c, a, mk_like(c, OP_PICK_GRAD, 2, gr, b, a)); break;
     case OP_MATMUL: grad_matmul(c, n, gr); break;
+    case OP_ATTENTION: grad_attention(c, n, gr); break;
     case OP_DENSE: grad_dense(c, n, gr); break;
     default:
         diag_error(c->d, n->at, "internal error: no gradient rule for '%s'", ir_ops[n->op].name);

@@ -49,6 +49,8 @@ static const char *const reserved[] = {
     "in", "bytes", "elements", "oi", "oj", "ci", "ki", "kj", "ii", "jj", "row", "inside", "done", "share",
     "run_mean", "run_var", "unbias", "img", "best", "dy", "nz", "nzv", "nonzero", "x_hwc", "dx_hwc", "dw_t", "w_t",
     "col_b", "xr", "wr", "xv", "qi", "fb", "kk", "fil", "gv", "count", "dyf", "dr", "wf", "take",
+    "bh", "att_p0", "att_ds0", "att_q", "att_k", "att_v", "att_o", "att_p", "att_ds", "att_do", "att_d",
+    "att_len", "att_inv", "att_prow",
     "nz_at", "nz_val", "nz_cnt", "q0", "zi", "vb", "lane", "av", "brow", "wu", "wv", "wm", "ti", "tj0", "tq",
     "xi", "di", "dj", "dt", "ta", "tr", "ym", "r0", "r1", "mf", "ux", "vx", "first", "pick", "gz", "bsum",
     "picks", "pv", "yv", "pm", "pk", "standardize", NULL};

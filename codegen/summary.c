@@ -46,6 +46,18 @@ static int64_t matmul_flops(const ir_node *n) {
     return 2 * p * q * k * ir_mm_count(m);
 }
 
+/* attention: two products [Tq, d] x [d, Tk] and [Tq, Tk] x [Tk, dv] per head, and about 5
+ * operations a score for the softmax; its gradient: four products and the softmax's. */
+static int64_t attention_flops(const ir_node *n) {
+    const ir_node *f = n->op == OP_ATTENTION ? n : n->in[1];
+    if (n->op == OP_ATTENTION_GRAD && n->folded) return 0;   /* counted at the first gradient */
+    const ir_shape *q = &f->in[0]->shape, *v = &f->in[2]->shape;
+    if (q->rank < 2 || v->rank < 2) return 0;
+    int64_t tq = q->dim[q->rank - 2], d = q->dim[q->rank - 1], tk = v->dim[v->rank - 2], dv = v->dim[v->rank - 1];
+    int64_t heads = ir_numel(q) / (tq * d), per = 2 * tq * tk * (d + dv) + 5 * tq * tk;
+    return heads * (n->op == OP_ATTENTION ? per : 2 * per);
+}
+
 /* FLOPs of one node for one example. */
 static int64_t node_flops(const ir_node *n) {
     int64_t out = ir_numel(&n->shape);
@@ -61,6 +73,7 @@ static int64_t node_flops(const ir_node *n) {
     }
     case FAM_MATMUL:   return matmul_flops(n);
     case FAM_DENSE:    return dense_flops(n);
+    case FAM_ATTENTION: return attention_flops(n);
     }
     return 0;
 }

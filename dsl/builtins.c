@@ -88,6 +88,10 @@ const builtin builtins[] = {
     {"gru", BK_LAYER, "xs, hidden, *, layers=1, h0=(zeros), share=(none)", call_recurrent, 2,
      "a GRU (PyTorch's gates r, z, n) over a sequence [T, d], a scan: every step's state of the last layer, "
      "[T, hidden]"},
+    {"attention", BK_PRODUCT, "q, k, v, *, causal=false, scale=(1/sqrt(d))", call_attention, 0,
+     "softmax(scale q k^T + mask) v per head, PyTorch's scaled_dot_product_attention, one fused kernel: "
+     "q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv] -> [..., Tq, dv], leading axes heads; causal masks "
+     "key j > query i"},
     {"one_hot", BK_TENSOR, "ids, k", call_one_hot, 0,
      "class indices ids [...] as floats [..., k]: 1 at each index, 0 elsewhere (no gradient to ids)"},
     {"zeros", BK_TENSOR, "shape", call_filled, 0, "a tensor of zeros of shape (a list such as [100]), without a batch"},
@@ -169,7 +173,7 @@ const builtin *builtin_find(const char *name, int npos, builtin_sig *sig) {
 
 static const char *const kind_names[BK__COUNT] = {
     [BK_ELEMENTWISE] = "elementwise", [BK_REDUCTION] = "reduction", [BK_LAST_AXIS] = "last axis",
-    [BK_LAYOUT] = "layout",           [BK_TENSOR] = "tensor",       [BK_LAYER] = "layer",         [BK_LOSS] = "loss",
+    [BK_LAYOUT] = "layout",           [BK_TENSOR] = "tensor",       [BK_PRODUCT] = "product",     [BK_LAYER] = "layer",         [BK_LOSS] = "loss",
     [BK_REGULARIZER] = "regularizer",
 };
 

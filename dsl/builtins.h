@@ -15,7 +15,7 @@
 #define BUILTIN_MAXARGS 8     /* as many as a call's gathered arguments hold (callargs) */
 
 /* The docs' groups, in the order the docs list them. */
-typedef enum { BK_ELEMENTWISE, BK_REDUCTION, BK_LAST_AXIS, BK_LAYOUT, BK_TENSOR, BK_LAYER, BK_LOSS,
+typedef enum { BK_ELEMENTWISE, BK_REDUCTION, BK_LAST_AXIS, BK_LAYOUT, BK_TENSOR, BK_PRODUCT, BK_LAYER, BK_LOSS,
                BK_REGULARIZER, BK__COUNT } builtin_kind;
 
 struct lower;

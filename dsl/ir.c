@@ -38,6 +38,7 @@ const ir_opinfo ir_ops[OP__COUNT] = {
     [OP_BN_UPDATE] = {"bn_update", 4, FAM_EFFECT},
     [OP_GATHER] = {"gather", 2, FAM_COPY},        [OP_SCATTER_ADD] = {"scatter_add", 2, FAM_COPY},
     [OP_MATMUL] = {"matmul", 2, FAM_MATMUL},      [OP_DENSE] = {"dense", -1, FAM_DENSE},
+    [OP_ATTENTION] = {"attention", 3, FAM_ATTENTION}, [OP_ATTENTION_GRAD] = {"attention_grad", 2, FAM_ATTENTION},
     [OP_SCAN_STATE] = {"scan_state", 1, FAM_SCAN}, [OP_SCAN_X] = {"scan_x", 1, FAM_SCAN},
     [OP_SCAN_OUT] = {"scan_out", 1, FAM_SCAN},    [OP_SCAN_SEED] = {"scan_seed", -1, FAM_SCAN},
     [OP_SCAN_DX] = {"scan_dx", 1, FAM_SCAN},      [OP_SCAN_ACC] = {"scan_acc", 1, FAM_SCAN},
@@ -320,6 +321,9 @@ void ir_dump(const ir_graph *g, FILE *out, const char *after_pass) {
             if (ir_init_nargs[k]) fprintf(out, ir_init_nargs[k] == 1 ? "(%g)" : "(%g, %g)", n->param.a, n->param.b);
             fputc('}', out);
         }
+        if (n->op == OP_ATTENTION)
+            fprintf(out, " {%sscale %g}", n->attr[0] ? "causal, " : "", n->attr[1]);
+        if (n->op == OP_ATTENTION_GRAD) fprintf(out, " {d%c}", "qkv"[n->arg % 3]);
         if (n->op == OP_MATMUL)
             fprintf(out, " {[%lld,%lld]%s @ [%lld,%lld]%s%s}", (long long)n->mm.ar, (long long)n->mm.ac,
                     n->mm.ta ? "T" : "", (long long)n->mm.br, (long long)n->mm.bc, n->mm.tb ? "T" : "",

@@ -63,6 +63,10 @@ typedef enum {
     /* products */
     OP_MATMUL,              /* op(A) · op(B) on 2-D views of the operands (see ir_mm) */
     OP_DENSE,               /* x · Wᵀ + b over the last axis of x */
+    /* attention(q, k, v): softmax(scale q kᵀ + mask) v per head, one fused kernel; attr[0] =
+     * causal, attr[1] = scale.  Its gradient with respect to in[arg] of the forward node
+     * in[1] (in[0]: d out): the first of a node's gradients computes all of them (fuse.c) */
+    OP_ATTENTION, OP_ATTENTION_GRAD,
     /* scans (ir_loop): a loop over the first axis of a sequence, its body nodes in the graph */
     OP_SCAN_STATE,          /* the state a step starts from: in[0] (init) at step 0, the last result after */
     OP_SCAN_X,              /* a step's slice xs[t] of in[0] */
@@ -73,7 +77,7 @@ typedef enum {
     OP__COUNT
 } ir_op;
 
-typedef enum { FAM_LEAF, FAM_ELEMWISE, FAM_REDUCE, FAM_ROW, FAM_MATMUL, FAM_DENSE, FAM_VIEW, FAM_COPY,
+typedef enum { FAM_LEAF, FAM_ELEMWISE, FAM_REDUCE, FAM_ROW, FAM_MATMUL, FAM_DENSE, FAM_ATTENTION, FAM_VIEW, FAM_COPY,
                FAM_EFFECT, FAM_SCAN } ir_family;
 
 typedef struct ir_opinfo {
@@ -197,7 +201,7 @@ struct ir_node {
     ir_role     role;
     const char *name;       /* user-visible name, or NULL */
     const char *what;       /* the function the user wrote, when it is not the op (mse's '-') */
-    int         fn, arg;    /* OP_MAP, OP_MAP_GRAD: ir_maps[fn]; the argument differentiated */
+    int         fn, arg;    /* OP_MAP, OP_MAP_GRAD: ir_maps[fn]; the argument differentiated (also OP_ATTENTION_GRAD's) */
     int         axis;       /* reductions and layout ops: the per-example axis, or IR_NOAXIS */
     int         view;       /* OP_RESHAPE: VIEW_GIVEN (shape set), VIEW_FLATTEN, VIEW_SQUEEZE (drop axis) */
     /* OP_TRANSPOSE: axis i of the result is axis perm[i] of the input, once shaped (nperm ==
@@ -229,7 +233,7 @@ struct ir_node {
     int         direct;     /* OP_MATMUL: a convolution computed from its image, without im2col (fuse.c) */
     int         sparse_a;   /* OP_MATMUL: a second path for a mostly-zero left operand (fuse.c) */
     ir_node    *epi;        /* the elementwise node this one's code writes instead of itself (fuse.c) */
-    ir_node    *also;       /* the node whose code this one's includes */
+    ir_node    *also;       /* the node whose code this one's includes (attention's: a chain of them) */
     ir_node    *pool;       /* a conv gradient block: the max pooling gradient whose windows list its dY (fuse.c) */
     ir_node    *pool_sum;   /* ... and the bias gradient (sum of dY per channel) it adds up on the way */
     ir_node    *pooled;     /* a Winograd convolution: the max pooling its code computes from each 2x2

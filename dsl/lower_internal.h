@@ -143,5 +143,6 @@ builtin_fn call_dense, call_one_hot, call_filled;                               
 builtin_fn call_conv, call_pool;                                                 /* layer_conv.c */
 builtin_fn call_dropout, call_batchnorm, call_rownorm;                           /* layer_norm.c */
 builtin_fn call_embedding, call_recurrent;                                       /* layer_seq.c */
+builtin_fn call_attention;                                                       /* lower_attention.c */
 builtin_fn call_squared_error, call_loss, call_regularizer;                      /* losses.c */
 #endif

@@ -1,6 +1,7 @@
 /* shape.c — shape inference for every op (see shape.h).  Layers learn their parameter
  * shapes here: dense(x, units) makes its weight [units, in] once x's shape is known. */
 #include "shape.h"
+#include <math.h>
 #include <string.h>
 
 static const char *op_spelling(const ir_node *n) {
@@ -221,6 +222,61 @@ static int infer_dense(ir_graph *g, ir_node *n, diag *d) {
     return 0;
 }
 
+/* attention(q, k, v): q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv] -> [..., Tq, dv], the
+ * same leading axes (the heads) in all three, and the batch in all three or in none (the
+ * kernel runs per example and head; a gradient summed over the batch would need more).
+ * Its gradients have the shape of the operand they are the gradient of. */
+static int infer_attention(ir_graph *g, ir_node *n, diag *d) {
+    if (n->op == OP_ATTENTION_GRAD) {
+        n->shape = n->in[1]->in[n->arg]->shape;
+        n->batched = n->in[1]->in[n->arg]->batched;
+        return 0;
+    }
+    ir_node *q = n->in[0], *k = n->in[1], *v = n->in[2];
+    static const char *const names[] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++)
+        if (n->in[i]->shape.rank < 2) {
+            diag_error(d, n->at, "attention needs %s as [..., T, d] (a matrix per head); %s is %s", names[i],
+                       describe(g, n->in[i]), ir_shape_str(g->a, &n->in[i]->shape));
+            return -1;
+        }
+    int r = q->shape.rank;
+    int64_t tq = q->shape.dim[r - 2], dk = q->shape.dim[r - 1];
+    ir_shape heads = q->shape;
+    heads.rank = r - 2;
+    for (int i = 1; i < 3; i++) {
+        ir_shape h = n->in[i]->shape;
+        h.rank -= 2;
+        if (!ir_shape_eq(&h, &heads)) {
+            diag_error(d, n->at, "attention needs the same leading (head) axes in q, k and v: q is %s, %s is %s",
+                       ir_shape_str(g->a, &q->shape), names[i], ir_shape_str(g->a, &n->in[i]->shape));
+            return -1;
+        }
+    }
+    int64_t tk = k->shape.dim[r - 2];
+    if (k->shape.dim[r - 1] != dk || v->shape.dim[r - 2] != tk) {
+        int keys = k->shape.dim[r - 1] == dk;   /* else the widths differ */
+        diag_error(d, n->at, "shape mismatch in attention: q %s, k %s, v %s: %s (%lld) and %s (%lld) differ; "
+                   "attention takes q [..., Tq, d], k [..., Tk, d] and v [..., Tk, dv]", ir_shape_str(g->a, &q->shape),
+                   ir_shape_str(g->a, &k->shape), ir_shape_str(g->a, &v->shape),
+                   keys ? "k's keys Tk" : "q's width d", (long long)(keys ? tk : dk),
+                   keys ? "v's" : "k's", (long long)(keys ? v->shape.dim[r - 2] : k->shape.dim[r - 1]));
+        return -1;
+    }
+    if (q->batched != k->batched || q->batched != v->batched) {
+        ir_node *other = k->batched != q->batched ? k : v;
+        diag_error(d, n->at, "attention needs q, k and v all with the batch or all without: q is %s, %s is %s",
+                   ir_node_shape_str(g->a, q), other == k ? "k" : "v", ir_node_shape_str(g->a, other));
+        return -1;
+    }
+    if (isnan(n->attr[1])) n->attr[1] = 1 / sqrt((double)dk);
+    n->shape = q->shape;
+    n->shape.dim[r - 2] = tq;
+    n->shape.dim[r - 1] = v->shape.dim[r - 1];
+    n->batched = q->batched;
+    return 0;
+}
+
 /* A per-example axis as written (negative counts from the end) made absolute; -1 if out of range. */
 static int norm_axis(int axis, int rank) {
     if (axis < 0) axis += rank;
@@ -438,6 +494,7 @@ int shape_infer(ir_graph *g, ir_node *n, diag *d) {
             }
             break;
         case OP_DENSE: rc = infer_dense(g, n, d); break;
+        case OP_ATTENTION: case OP_ATTENTION_GRAD: rc = infer_attention(g, n, d); break;
         case OP_SUM:
             /* mean: the 1/N scale is known once the operand's shape is */
             if (n->attr[1]) n->attr[0] /= (double)ir_numel(&n->in[0]->shape), n->attr[1] = 0;

@@ -348,6 +348,7 @@ static void test_lower_builtin_defaults(void) {
         {"rnn", "[5, 3]", "rnn(x, 4%s)"},
         {"lstm", "[5, 3]", "lstm(x, 4%s)"},
         {"gru", "[5, 3]", "gru(x, 4%s)"},
+        {"attention", "[3, 2, 4]", "attention(x, x, x%s)"},
     };
     for (const builtin *b = builtins; b->name; b++) {
         builtin_sig s;
@@ -760,6 +761,42 @@ static void test_fuse_lstm_step(void) {
     unit_free(&u);
 }
 
+/* attention: the first of its gradients computes them all (the others chained to it and
+ * folded), with a [Tq, Tk] block per example and head for d scores, and the forward node
+ * keeps P in as much; only the gradients somebody needs are made, and the default scale
+ * is 1/sqrt(d). */
+static void test_fuse_attention(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, "model m\ninput q: [2, 3, 4] grad\ninput k: [2, 5, 4]\ninput v: [2, 5, 6] grad\n"
+                                     "target t: [2, 3, 6]\nloss = sum(attention(q, k, v, causal=true) * t)\n"
+                                     "train { batch = 7 }\n", "plan"), 0);
+    ir_node *f = NULL, *lead = NULL;
+    int grads = 0, folded = 0;
+    for (int i = 0; i < u.g->nodes.n; i++) {
+        ir_node *n = ir_at(u.g, i);
+        if (n->op == OP_ATTENTION) f = n;
+        if (n->op != OP_ATTENTION_GRAD) continue;
+        grads++;
+        folded += n->folded;
+        if (!n->folded) lead = n;
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lead);
+    CU_ASSERT_EQUAL(f->shape.rank, 3);
+    CU_ASSERT_EQUAL(f->shape.dim[2], 6);
+    CU_ASSERT_DOUBLE_EQUAL(f->attr[1], 0.5, 1e-15);   /* 1/sqrt(4) */
+    CU_ASSERT_EQUAL(f->scratch, 7 * 2 * 3 * 5);          /* P: batch x heads x Tq x Tk */
+    CU_ASSERT_EQUAL(grads, 2);                            /* d q and d v: k has no gradient */
+    CU_ASSERT_EQUAL(folded, 1);
+    CU_ASSERT_EQUAL(lead->arg, 0);
+    CU_ASSERT_EQUAL(lead->scratch, 7 * 2 * 3 * 5);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lead->also);
+    CU_ASSERT_EQUAL(lead->also->arg, 2);
+    CU_ASSERT_PTR_NULL(lead->also->also);
+    CU_ASSERT(lead->scratch_offset >= f->scratch_offset + f->scratch);   /* its own memory */
+    unit_free(&u);
+}
+
 static void test_plan_layout(void) {
     unit u;
     CU_ASSERT_EQUAL(compile_upto(&u, MLP, "plan"), 0);
@@ -886,6 +923,7 @@ int main(void) {
         {"grad", "scan loops", test_grad_scan_loop},
         {"fuse", "elementwise chain", test_fuse_chain},
         {"fuse", "an LSTM's step", test_fuse_lstm_step},
+        {"fuse", "attention's gradients", test_fuse_attention},
         {"plan", "layout", test_plan_layout},
         {"names", "hostile names", test_names_hostile},
         {"names", "gradients after bindings", test_names_gradients},
