@@ -431,7 +431,7 @@ static void emit_info(emitter *e, FILE *o) {
     if (t->clip_value) fprintf(o, ", .clip_value = %.17g", t->clip_value);   /* only when set: */
     if (t->sched_every) fprintf(o, ", .sched_every = NNR_SCHED_EVERY_STEP");
     fprintf(o, "},\n");                    /* other models' generated C stays as it was */
-    fprintf(o, "    .summary = %s_summary_text,\n", P);
+    fprintf(o, "    .summary_lines = %s_summary_lines,\n", P);
     fprintf(o, "    .schema_hash = 0x%016llxull,\n", (unsigned long long)schema_hash(g));
     fprintf(o, "    .nnc_version = \"%s\",\n", NNC_VERSION);
     fprintf(o, "    .create = %s_create_, .destroy = %s_destroy_, .params = %s_params_, .grads = %s_grads_,\n", P, P, P, P);
@@ -444,15 +444,16 @@ static void emit_info(emitter *e, FILE *o) {
 
 static void emit_summary_string(emitter *e, FILE *o) {
     const char *text = summary_text(e->g);
-    fprintf(o, "\nstatic const char %s_summary_text[] =\n", e->P);
+    /* lines, not one literal: a large model's table passes the 4095 bytes C99 promises */
+    fprintf(o, "\nstatic const char *const %s_summary_lines[] = {\n", e->P);
     const char *p = text;
     while (*p) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
-        fprintf(o, "    %s\n", emit_cstring(e, arena_strndup(e->a, p, len)));
+        fprintf(o, "    %s,\n", emit_cstring(e, arena_strndup(e->a, p, len)));
         p += len;
     }
-    fprintf(o, "    \"\";\n");
+    fprintf(o, "    NULL,\n};\n");
 }
 
 static int has_dropout(const ir_graph *g) {

@@ -44,10 +44,18 @@ int nnr_cmd_plot(const nnr_model_info *info, const options *o) {
     return nnr_plot_svg(o->positional, o->out) ? nnr_trainer_fail() : 0;
 }
 
+void nnr_summary_print(const nnr_model_info *info, FILE *f) {
+    const char *last = "";
+    if (info->summary) {
+        fputs(last = info->summary, f);
+    } else if (info->summary_lines) {
+        for (const char *const *l = info->summary_lines; *l; l++) fputs(last = *l, f);
+    }
+    if (!*last || last[strlen(last) - 1] != '\n') fputc('\n', f);
+}
+
 int nnr_cmd_summary(const nnr_model_info *info, const options *o) {
     (void)o;
-    const char *text = info->summary ? info->summary : "";
-    fputs(text, stdout);
-    if (!*text || text[strlen(text) - 1] != '\n') putchar('\n');
+    nnr_summary_print(info, stdout);
     return 0;
 }

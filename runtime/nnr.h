@@ -197,7 +197,9 @@ typedef struct nnr_model_info {
     int                acc_out, acc_label; /* accuracy = argmax(out[acc_out]) == io[acc_label]; -1: none;
                                             a label [T] and an output [T, K]: at every position */
     nnr_train_config   train;            /* the model's train { } block, defaults filled */
-    const char        *summary;          /* the table `nnc --summary` prints */
+    const char        *summary;          /* the table `nnc --summary` prints, or NULL and ... */
+    const char *const *summary_lines;    /* ... its lines, NULL-terminated (nnc writes these: C99
+                                            promises string literals of 4095 bytes only) */
     uint64_t           schema_hash;      /* hash of names, shapes and dtype of params and io */
     const char        *nnc_version;      /* of the nnc that generated it (`m --version`); may be NULL */
 

@@ -664,7 +664,7 @@ static void describe_optimizer(char *buf, size_t cap, const nnr_train_config *t,
  * the whole optimizer, so a log says what produced it. */
 static void announce(const nnr_model_info *info, const session *s, const options *o,
                      const run *r) {
-    fputs(info->summary, stdout);
+    nnr_summary_print(info, stdout);
     printf("\ntraining on %lld examples", (long long)s->data.n);
     if (s->val.n) printf(", validating on %lld", (long long)s->val.n);
     if (s->test.n) printf(", testing on %lld", (long long)s->test.n);

@@ -61,6 +61,8 @@ int nnr_cmd_gradcheck(const nnr_model_info *info, const options *o);
 int nnr_cmd_init(const nnr_model_info *info, const options *o);         /* export.c */
 int nnr_cmd_export(const nnr_model_info *info, const options *o);
 int nnr_cmd_summary(const nnr_model_info *info, const options *o);
+/* The model's table (summary or summary_lines), ending with a newline. */
+void nnr_summary_print(const nnr_model_info *info, FILE *f);
 int nnr_cmd_plot(const nnr_model_info *info, const options *o);
 
 /* ---- what the commands share (session.c; its small helpers inline here) -------------- */

@@ -725,6 +725,13 @@ static void test_command_line(void) {
 
     CU_ASSERT_EQUAL(RUN(&toy_cls_info, "summary"), 0);
     CU_ASSERT_STRING_EQUAL(out_text, toy_cls_info.summary);
+    /* nnc writes the table as lines (summary_lines); the last one may lack its newline */
+    static const char *const lines[] = {"toy_cls: lin = dense(x, 3)\n", "[3]  15 parameters", NULL};
+    nnr_model_info by_lines = toy_cls_info;
+    by_lines.summary = NULL;
+    by_lines.summary_lines = lines;
+    CU_ASSERT_EQUAL(RUN(&by_lines, "summary"), 0);
+    CU_ASSERT_STRING_EQUAL(out_text, "toy_cls: lin = dense(x, 3)\n[3]  15 parameters\n");
 }
 
 /* ---- checkpoints, resuming, early stopping ----------------------------------------- */
