@@ -3,10 +3,11 @@
 # composition of primitives it replaces, softmax((q @ transpose(k)) * scale + mask) @ v,
 # forward + backward, and against PyTorch.
 #
-# Both nnc models take one head per example, [T, d] operands (what `@` does today), causal
+# The first two nnc models take one head per example, [T, d] operands, causal
 # (the composition reads its mask, 0 or -inf, as an input), loss = sum(o * t); the batch
-# is B x HEADS examples, the work of B examples of HEADS heads.  A third model, the fused op
-# on [HEADS, T, d] per example at batch B, is the GPT example's shape; PyTorch (1 thread,
+# is B x HEADS examples, the work of B examples of HEADS heads.  Two more, the fused op and
+# the composition (`@` on stacks, transpose(k, -1, -2), a const causal mask) on
+# [HEADS, T, d] per example at batch B, are the GPT example's shape; PyTorch (1 thread,
 # its formula: torch 1.13 has no scaled_dot_product_attention) runs the same shape.  Each
 # program times STEPS steps of forward + backward after 5 warm-up ones and prints the
 # minimum and the median microseconds per step (bench/attention_step.c); this script
@@ -60,6 +61,17 @@ o = attention(q, k, v, causal=true)
 loss = sum(o * t)
 train { batch = $B }
 NN
+cat > "$WORKDIR/att_heads_comp.nn" <<NN
+model att_heads_comp
+input q: [$HEADS, $T, $D] grad
+input k: [$HEADS, $T, $D] grad
+input v: [$HEADS, $T, $D] grad
+target t: [$HEADS, $T, $D]
+const causal: [$T, $T] = causal_mask
+o = softmax((q @ transpose(k, -1, -2)) * $SCALE + causal) @ v
+loss = sum(o * t)
+train { batch = $B }
+NN
 
 build() {   # build NAME INPUTS
     "$ROOT/build/nnc" "$WORKDIR/$1.nn" -o "$WORKDIR/$1.c"
@@ -72,18 +84,22 @@ build() {   # build NAME INPUTS
 build att_fused "q, k, v, t"
 build att_comp "q, k, v, mask, t"
 build att_heads "q, k, v, t"
+build att_heads_comp "q, k, v, t"
 
 export OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 echo "B=$B heads=$HEADS T=$T d=$D causal, forward + backward, us per step, $THREADS thread(s)"
 fused=$("$WORKDIR/att_fused" "$N" "$STEPS" 2>/dev/null)
 comp=$("$WORKDIR/att_comp" "$N" "$STEPS" "$T" 2>/dev/null)
 heads=$("$WORKDIR/att_heads" "$B" "$STEPS" 2>/dev/null)
+heads_comp=$("$WORKDIR/att_heads_comp" "$B" "$STEPS" 2>/dev/null)
 echo "one head per example, batch $N:"
 echo "  fused attention           $fused"
 echo "  softmax(q @ k^T ...) @ v  $comp"
 echo "$fused $comp" | awk '{ printf "  fused / composition: min %.3f median %.3f\n", $2 / $6, $4 / $8 }'
 echo "[heads, T, d] per example, batch $B:"
 echo "  fused attention           $heads"
+echo "  the same composed         $heads_comp"
+echo "$heads $heads_comp" | awk '{ printf "  fused / composition: min %.3f median %.3f\n", $2 / $6, $4 / $8 }'
 if [ -z "${NOTORCH:-}" ]; then
     torch=$("$PYTHON" "$ROOT/bench/attention_torch.py" "$B" "$HEADS" "$T" "$D" "$STEPS" "$THREADS")
     echo "  PyTorch                   $torch"
