@@ -14,7 +14,8 @@ enum { OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADADEL
        OPT_ADAMAX, OPT_NADAM, OPT_ADAMW };
 enum { SCHED_CONSTANT, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_POLYNOMIAL, SCHED_COSINE, SCHED_WARMUP_COSINE };
 
-static const struct { const char *name; int kind; double lr; const char *keys[5]; } optimizers[] = {
+/* keys: NULL-terminated, as gather_args reads them (adamw's five need the sixth slot) */
+static const struct { const char *name; int kind; double lr; const char *keys[6]; } optimizers[] = {
     {"sgd", OPT_SGD, 0.01, {"lr"}},
     {"momentum", OPT_MOMENTUM, 0.01, {"lr", "mu"}},
     {"nesterov", OPT_NESTEROV, 0.01, {"lr", "mu"}},
@@ -63,7 +64,7 @@ static void lower_optimizer(lower *L, const ast_expr *e) {
         t->lr = optimizers[i].lr;
         if (e->kind == AST_NAME) return;
         int nkeys = 0;
-        while (nkeys < 5 && optimizers[i].keys[nkeys]) nkeys++;
+        while (optimizers[i].keys[nkeys]) nkeys++;
         callargs ca;
         if (lower_gather_args(L, e, 0, nkeys, optimizers[i].keys, &ca)) return;
         for (int k = 0; k < nkeys; k++) {
