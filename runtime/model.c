@@ -81,8 +81,14 @@ static double value_at(nnr_dtype dt, const void *p, int64_t i) {
 typedef struct state_layout { int slots; int64_t per, tail; } state_layout;
 
 static state_layout layout_of(const nnr_model_info *info) {
-    static const int slots[] = {0, 1, 1, 1, 1, 2, 2, 2, 2};   /* by nnr_opt_kind */
-    state_layout l = {slots[info->train.opt], 0, info->train.opt == NNR_OPT_NADAM ? 2 : 0};
+    static const int slots[] = {   /* by nnr_opt_kind */
+        [NNR_OPT_SGD] = 0,     [NNR_OPT_MOMENTUM] = 1, [NNR_OPT_NESTEROV] = 1, [NNR_OPT_ADAGRAD] = 1,
+        [NNR_OPT_RMSPROP] = 1, [NNR_OPT_ADADELTA] = 2, [NNR_OPT_ADAM] = 2,     [NNR_OPT_ADAMAX] = 2,
+        [NNR_OPT_NADAM] = 2,   [NNR_OPT_ADAMW] = 2,
+    };
+    int opt = (int)info->train.opt;
+    if (opt < 0 || opt >= (int)(sizeof slots / sizeof *slots)) return (state_layout){0, 0, 0};   /* unknown */
+    state_layout l = {slots[opt], 0, opt == NNR_OPT_NADAM ? 2 : 0};
     if (l.slots && info->state_size >= l.tail) l.per = (info->state_size - l.tail) / l.slots;
     if (l.per * l.slots + l.tail != info->state_size) l = (state_layout){0, 0, 0};   /* unknown */
     return l;
@@ -93,7 +99,7 @@ static state_layout layout_of(const nnr_model_info *info) {
 static int squares_slot(nnr_opt_kind opt, int k) {
     switch (opt) {
     case NNR_OPT_ADAGRAD: case NNR_OPT_RMSPROP: case NNR_OPT_ADADELTA: return 1;
-    case NNR_OPT_ADAM: case NNR_OPT_ADAMAX: case NNR_OPT_NADAM: return k == 1;
+    case NNR_OPT_ADAM: case NNR_OPT_ADAMAX: case NNR_OPT_NADAM: case NNR_OPT_ADAMW: return k == 1;
     default: return 0;
     }
 }
