@@ -646,16 +646,6 @@ static int has_sparse_path(const ir_graph *g) {
     return 0;
 }
 
-/* A function of the table whose C calls the error function (erf, gelu): libmvec has
- * erff too, declared only where it is used so that other models' C is unchanged. */
-static int calls_erf(const ir_graph *g) {
-    for (int i = 0; i < g->nodes.n; i++) {
-        const ir_node *x = ir_at(g, i);
-        if ((x->op == OP_MAP || x->op == OP_MAP_GRAD) && strstr(ir_maps[x->fn].value, "@erf(")) return 1;
-    }
-    return 0;
-}
-
 static int has_products(const ir_graph *g) {   /* what calls nnr_sgemm (a direct convolution does not) */
     for (int i = 0; i < g->nodes.n; i++) {
         const ir_node *x = ir_at(g, i);
@@ -696,8 +686,9 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
                      "float expf(float) NNR_VECTOR_MATH;\nfloat logf(float) NNR_VECTOR_MATH;\n"
                      "float expm1f(float) NNR_VECTOR_MATH;\nfloat log1pf(float) NNR_VECTOR_MATH;\n"
                      "float tanhf(float) NNR_VECTOR_MATH;\nfloat sinf(float) NNR_VECTOR_MATH;\n"
-                     "float cosf(float) NNR_VECTOR_MATH;\nfloat tanf(float) NNR_VECTOR_MATH;\n%s"
-                     "#endif\n#endif\n", calls_erf(g) ? "float erff(float) NNR_VECTOR_MATH;\n" : "");
+                     "float cosf(float) NNR_VECTOR_MATH;\nfloat tanf(float) NNR_VECTOR_MATH;\n"
+                     "float erff(float) NNR_VECTOR_MATH;\n"
+                     "#endif\n#endif\n");
     if (has_products(g) || g->train_size >= EMIT_UPDATE_PARALLEL_MIN)
         fprintf(out, "\n/* Threads: nnr_%cgemm takes cblas_%cgemm's arguments and cuts a large product into\n"
                      " * blocks of rows or columns of its result, chosen from its shape alone, each one\n"
