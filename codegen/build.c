@@ -44,6 +44,12 @@
 #ifndef NNC_INSTALL_LIBDIR
 #define NNC_INSTALL_LIBDIR "lib"
 #endif
+#ifndef NNC_MPI_CFLAGS
+#define NNC_MPI_CFLAGS ""
+#endif
+#ifndef NNC_MPI_LIBS
+#define NNC_MPI_LIBS ""     /* empty: this nnc was built without MPI */
+#endif
 #ifndef NNC_LINK_LIBS
 #define NNC_LINK_LIBS "-lopenblas -ljansson -lz -lm"
 #endif
@@ -175,12 +181,17 @@ static const char *installed(arena *a, const char *rel, const char *configured) 
     return configured;
 }
 
-static int build(arena *a, const char *c_path, const char *exe_path, int verbose) {
+static int build(arena *a, const char *c_path, const char *exe_path, int mpi, int verbose) {
     int local = in_build_tree(a);
     const char *inc = local ? NNC_BUILD_INCLUDE : installed(a, NNC_INSTALL_INCLUDEDIR, NNC_INSTALL_INCLUDE);
-    const char *lib = arena_printf(a, "%s/libnnr.a",
-                                   local ? NNC_BUILD_LIB : installed(a, NNC_INSTALL_LIBDIR, NNC_INSTALL_LIB));
-    if (check_exists("library", lib) < 0 ||
+    const char *libdir = local ? NNC_BUILD_LIB : installed(a, NNC_INSTALL_LIBDIR, NNC_INSTALL_LIB);
+    const char *lib = arena_printf(a, "%s/libnnr.a", libdir), *mpi_lib = arena_printf(a, "%s/libnnr_mpi.a", libdir);
+    if (mpi && !NNC_MPI_LIBS[0]) {
+        fprintf(stderr, "nnc: --mpi: this nnc was built without MPI (install Open MPI's development files, "
+                        "e.g. apt-get install libopenmpi-dev openmpi-bin, and build nnc again)\n");
+        return -1;
+    }
+    if (check_exists("library", lib) < 0 || (mpi && check_exists("MPI library", mpi_lib) < 0) ||
         check_exists("header", arena_printf(a, "%s/nnr.h", inc)) < 0)
         return -1;
 
@@ -191,11 +202,14 @@ static int build(arena *a, const char *c_path, const char *exe_path, int verbose
     add_words(a, &argv, getenv("NNC_CFLAGS"));
     add(a, &argv, arena_printf(a, "-I%s", inc));
     if (NNC_CBLAS_INCLUDE[0]) add(a, &argv, "-I" NNC_CBLAS_INCLUDE);
+    if (mpi) add_words(a, &argv, NNC_MPI_CFLAGS);
     add(a, &argv, c_path);
     add(a, &argv, "-o");
     add(a, &argv, exe_path);
+    if (mpi) add(a, &argv, mpi_lib);   /* before libnnr.a, whose nnr_main it calls */
     add(a, &argv, lib);
     add_words(a, &argv, NNC_LINK_LIBS);
+    if (mpi) add_words(a, &argv, NNC_MPI_LIBS);
     add(a, &argv, NULL);
 
     if (verbose) fprintf(stderr, "%s\n", command_text(a, &argv));
@@ -211,9 +225,9 @@ static int build(arena *a, const char *c_path, const char *exe_path, int verbose
     return -1;
 }
 
-int build_exe(const char *c_path, const char *exe_path, int verbose) {
+int build_exe(const char *c_path, const char *exe_path, int mpi, int verbose) {
     arena a = {0};      /* build_exe has no compilation arena; this one lives for the call */
-    int rc = build(&a, c_path, exe_path, verbose);
+    int rc = build(&a, c_path, exe_path, mpi, verbose);
     arena_free(&a);
     return rc;
 }

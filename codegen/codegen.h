@@ -79,6 +79,7 @@ typedef struct emit_opts {
     const char *source_path;     /* the .nn file, for comments */
     const char *which;
     int         with_main;       /* --exe: add main() calling nnr_main */
+    int         mpi;             /* --mpi: ... calling nnr_mpi_main, a rank of an MPI run */
 } emit_opts;
 int   emit_c(ir_graph *g, FILE *out, const emit_opts *o);
 int   emit_h(ir_graph *g, FILE *out, const emit_opts *o);
@@ -89,5 +90,5 @@ char *summary_text(ir_graph *g);
 void  graph_dot(ir_graph *g, FILE *out);
 /* build.c: compile and link a generated trainer (--exe).  Returns 0, or -1 after
  * printing why to stderr. */
-int   build_exe(const char *c_path, const char *exe_path, int verbose);
+int   build_exe(const char *c_path, const char *exe_path, int mpi, int verbose);
 #endif

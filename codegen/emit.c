@@ -284,7 +284,7 @@ const char *emit_read_at(emitter *e, const ir_node *x, const ictx *c) {
     if (e->subst && storage_in(x, e->infer_mode) == e->subst) return e->subst_value;
     if (e->subst2 && storage_in(x, e->infer_mode) == e->subst2) return e->subst2_value;
     if (x->op == OP_CONST) return emit_lit(e, x->attr[0]);
-    if (x->op == OP_INV_N) return "inv_n";
+    if (x->op == OP_INV_N) return x->ranks ? "inv_batch" : "inv_n";
     if (emit_is_slice_view(x)) return read_sliced(e, x, c);
     if (emit_is_inline(x)) return emit_expr(e, x, c);
     return arena_printf(e->a, "%s[%s]", emit_mark(e, x), emit_index_of(e, x, c));
@@ -430,9 +430,11 @@ static const char *expr_of(emitter *e, const ir_node *x, const ictx *c) {
                             emit_lit(e, k - 1));
     case OP_MAP: return expand_map(e, ir_maps[x->fn].value, x, c);
     case OP_DROPOUT_MASK:      /* keep with probability 1 - p, scaled so the expectation is unchanged */
-        return arena_printf(e->a, "(%s_uniform(m->seed, m->step, %d, %s) >= %s ? %s : %s)", e->P, x->id,
-                            emit_index_of(e, x, c), emit_lit(e, x->attr[0]), emit_lit(e, 1 / (1 - x->attr[0])),
-                            emit_lit(e, 0));
+        /* numbered within the global batch, so a shard's examples draw their masks of one process */
+        return arena_printf(e->a, "(%s_uniform(m->seed, m->step, %d, %s%s) >= %s ? %s : %s)", e->P, x->id,
+                            emit_index_of(e, x, c),
+                            x->batched ? arena_printf(e->a, " + m->shard_at * %lld", (long long)ir_numel(&x->shape)) : "",
+                            emit_lit(e, x->attr[0]), emit_lit(e, 1 / (1 - x->attr[0])), emit_lit(e, 0));
     case OP_REDUCE_MAX_GRAD:   /* the gradient goes to the extreme elements (grad.c divides it among ties) */
         return arena_printf(e->a, "(%s == %s ? %s : %s)", b, operand(e, x->in[2], c, 1), a, emit_lit(e, 0));
     case OP_MAP_GRAD: return expand_map(e, ir_maps[x->fn].grad[x->arg], x, c);
@@ -680,6 +682,10 @@ void emit_block(emitter *e, FILE *o, ir_node *n, fn_kind k) {
     for (ir_node *x = n->also; x && (k == FN_FORWARD || k == FN_BACKWARD); x = x->also) emit_check(e, o, x, names_of_pass[k]);
 }
 
+/* The examples batch statistics span: the call's n, or the global batch when a shard's
+ * statistics are summed over the processes (synchronized batchnorm, NAME_shard). */
+const char *emit_stats_n(void) { return "(m->sum_ranks && m->shard_n ? m->shard_n : n)"; }
+
 int emit_names_id(const char *s, const char *id) {
     size_t n = strlen(id);
     for (const char *p = strstr(s, id); p; p = strstr(p + 1, id)) {
@@ -713,13 +719,14 @@ void emit_pass(emitter *e, FILE *o, fn_kind k) {
         if (g->loss->batched) {
             fprintf(b, "    double total = 0;\n    for (int b = 0; b < n; b++) total += %s[b];\n",
                     emit_mark(e, g->loss));
-            fprintf(b, "    m->loss = total / n;\n");
+            fprintf(b, "    m->loss = total / (m->shard_n ? m->shard_n : n);   /* a shard's: its part of the global mean */\n");
         } else {
             fprintf(b, "    m->loss = %s[0];\n", emit_mark(e, g->loss));
         }
     }
     fclose(b);
-    inv_n = strstr(text, "inv_n") != NULL;
+    inv_n = emit_names_id(text, "inv_n");
+    int inv_batch = emit_names_id(text, "inv_batch");
     /* NAME_forward and NAME_backward are the public API's (emit_api.c): the passes they run are
      * NAME_forward_pass and NAME_backward_pass */
     static const char *const names[] = {"forward_pass", "backward_pass", "infer", "forward_eval"};
@@ -733,10 +740,13 @@ void emit_pass(emitter *e, FILE *o, fn_kind k) {
         ir_node *x = ir_at(g, i);
         if (e->used[i]) declare(e, o, x, 0);
     }
-    if (inv_n) fprintf(o, "    const %s inv_n = %s / n;   /* %s */\n", e->T, emit_lit(e, 1),
-                       k == FN_BACKWARD ? "d mean(loss) / d loss[b]" : "1 / the batch, for batch statistics");
+    /* a shard of a global batch (NAME_shard): the mean is the global batch's */
+    if (inv_n) fprintf(o, "    const %s inv_n = %s / (m->shard_n ? m->shard_n : n);   /* d mean(loss) / d loss[b] */\n",
+                       e->T, emit_lit(e, 1));
+    if (inv_batch) fprintf(o, "    const %s inv_batch = %s / %s;   /* 1 / the examples of the batch statistics */\n",
+                           e->T, emit_lit(e, 1), emit_stats_n());
     if (!any && !strstr(text, "m->loss")) fprintf(o, "    (void)m; (void)n;\n");
-    else if (!inv_n && !emit_names_id(text, "n"))   /* -Wunused-parameter */
+    else if (!inv_n && !inv_batch && !emit_names_id(text, "n"))   /* -Wunused-parameter */
         fprintf(o, "    (void)n;   /* no tensor of this pass has a batch axis */\n");
     fputs(text, o);
     fputs("}\n", o);

@@ -97,6 +97,7 @@ const char *emit_mark(emitter *e, const ir_node *x);   /* x's storage, declared 
 const char *emit_who(emitter *e, const ir_node *x);    /* x's name for a comment */
 /* Whether C text s names the identifier id (not as part of a longer name). */
 int emit_names_id(const char *s, const char *id);
+const char *emit_stats_n(void);   /* the C expression of the examples batch statistics span */
 const char *emit_label(emitter *e, const ir_node *x);  /* the same for a tensor without memory */
 const char *emit_index_of(emitter *e, const ir_node *x, const ictx *c);
 const char *emit_read_at(emitter *e, const ir_node *x, const ictx *c);   /* x's value at c's index */

@@ -29,6 +29,10 @@ static void emit_struct(emitter *e, FILE *o) {
     fprintf(o, "    uint64_t seed;     /* of the initialization, and of dropout's masks */\n");
     fprintf(o, "    %s lr;          /* learning rate of the current epoch */\n", e->T);
     fprintf(o, "    double loss;       /* mean loss of the last forward pass */\n");
+    fprintf(o, "    int64_t shard_at, shard_n;   /* %s_shard: the calls' examples are examples shard_at..\n"
+               "                                    of a global batch of shard_n; 0, 0: the call is the batch */\n", e->P);
+    fprintf(o, "    nnr_sum_fn sum_ranks;        /* NULL, or adds batch statistics over the processes */\n");
+    fprintf(o, "    void *sum_ranks_ctx;\n");
     fprintf(o, "    int check;         /* --check-numerics: 0 off, 1 on, 2 a non-finite value was found */\n");
     fprintf(o, "    char numerics[256];/* which, where and when */\n");
     for (int i = 0; i < g->io.n; i++) {
@@ -155,6 +159,8 @@ static void emit_step_api(emitter *e, FILE *o) {
     fprintf(o, "void %s_set_lr(%s *m, double lr) { m->lr = (%s)lr; }\n", P, P, T);
     fprintf(o, "double %s_lr(const %s *m) { return m->lr; }\n", P, P);
     fprintf(o, "int64_t %s_step(const %s *m) { return m->step; }\n\n", P, P);
+    fprintf(o, "void %s_shard(%s *m, int64_t at, int64_t total, nnr_sum_fn sum, void *ctx) {\n", P, P);
+    fprintf(o, "    m->shard_at = at;\n    m->shard_n = total;\n    m->sum_ranks = sum;\n    m->sum_ranks_ctx = ctx;\n}\n\n");
 }
 
 /* predict: any n, in chunks of BATCH; NAME_predict standardizes the float inputs with the
@@ -397,6 +403,9 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "    return %s_run_backward_(m) ? NAN : m->loss;\n}\n", P);
     fprintf(o, "static double %s_train_step_(void *m, int n, const void *const *in) {\n", P);
     fprintf(o, "    double loss = %s_loss_grad_(m, n, in);\n    if (loss == loss) %s_update(m);\n    return loss;\n}\n", P, P);
+    fprintf(o, "static void %s_update_(void *m) { %s_update(m); }\n", P, P);
+    fprintf(o, "static void %s_shard_(void *m, int64_t at, int64_t total, nnr_sum_fn sum, void *ctx) {\n"
+               "    %s_shard(m, at, total, sum, ctx);\n}\n", P, P);
     fprintf(o, "static void %s_predict_(void *mv, int n, const void *const *in, void *const *out) {\n", P);
     fprintf(o, "    %s *m = mv;\n", P);
     if (g->outputs.n == 0) fprintf(o, "    (void)m; (void)n; (void)in; (void)out;\n");
@@ -438,7 +447,8 @@ static void emit_info(emitter *e, FILE *o) {
     fprintf(o, "    .state = %s_state_, .step = %s_step_, .input_grad = %s_input_grad_,\n", P, P, P);
     fprintf(o, "    .loss = %s_loss_, .loss_grad = %s_loss_grad_, .train_step = %s_train_step_,\n", P, P, P);
     fprintf(o, "    .predict = %s_predict_, .set_lr = %s_set_lr_, .set_seed = %s_set_seed_,\n", P, P, P);
-    fprintf(o, "    .set_check = %s_set_check_, .numerics = %s_numerics_,\n};\n\n", P, P);
+    fprintf(o, "    .set_check = %s_set_check_, .numerics = %s_numerics_,\n", P, P);
+    fprintf(o, "    .update = %s_update_, .shard = %s_shard_,\n};\n\n", P, P);
     fprintf(o, "const nnr_model_info *%s_info(void) { return &%s_model; }\n", P, P);
 }
 
@@ -605,7 +615,14 @@ int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
     fprintf(out, "%s %s_train_step(%s *m, int n%s);\n", T, P, P, io_params(&e, 0));
     fprintf(out, "void    %s_set_lr(%s *m, double lr);   /* starts as the train block's lr */\n", P, P);
     fprintf(out, "double  %s_lr(const %s *m);\n", P, P);
-    fprintf(out, "int64_t %s_step(const %s *m);          /* updates taken (0 after init) */\n\n", P, P);
+    fprintf(out, "int64_t %s_step(const %s *m);          /* updates taken (0 after init) */\n", P, P);
+    fprintf(out, "/* data-parallel training (docs/distributed.md): the next calls' n examples are examples\n"
+                 " * at..at+n-1 of a global batch of `total` that other processes share, so the loss and\n"
+                 " * gradients are this share's part of the global mean (their sum over the processes is\n"
+                 " * it) and dropout draws the masks the whole batch would; sum, when not NULL, adds a\n"
+                 " * buffer of batch statistics over the processes in place (synchronized batchnorm).\n"
+                 " * %s_shard(m, 0, 0, NULL, NULL) makes each call its own batch again. */\n", P);
+    fprintf(out, "void    %s_shard(%s *m, int64_t at, int64_t total, nnr_sum_fn sum, void *ctx);\n\n", P, P);
     fprintf(out, "/* inference on any n (in chunks of BATCH): one buffer per output */\n");
     for (int i = 0; i < g->io.n; i++) {
         ir_node *x = g->io.v[i];
@@ -725,7 +742,10 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
     if (emit_has_modes(g)) emit_pass(&e, out, FN_EVAL);
     emit_api(&e, out);
     emit_info(&e, out);
-    if (o->with_main)
+    if (o->with_main && o->mpi)
+        fprintf(out, "\n/* the trainer program, one rank of a data-parallel run: mpirun -np N ./m train ... */\n"
+                     "int main(int argc, char **argv) { return nnr_mpi_main(&%s_model, argc, argv); }\n", e.P);
+    else if (o->with_main)
         fprintf(out, "\n/* the trainer program: m train | eval | predict | init | grads | gradcheck | summary */\n"
                      "int main(int argc, char **argv) { return nnr_main(&%s_model, argc, argv); }\n", e.P);
     return ferror(out) ? -1 : 0;

@@ -149,6 +149,9 @@ void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
             emit_stmt_close(e, o, ind, arena_printf(e->a, "%s += %s;", at, v));
     }
     if (scale != 1) fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] *= %s;\n", it, count, name, emit_lit(e, scale));
+    if (n->ranks)
+        fprintf(o, "    /* synchronized batchnorm (NAME_shard): summed over every process's share of the batch */\n"
+                   "    if (m->sum_ranks) m->sum_ranks(m->sum_ranks_ctx, %s, %s);\n", name, count);
 }
 
 /* Rows of a last-axis op: every example's leading axes, times the batch. */
@@ -242,9 +245,9 @@ void emit_bn_update(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    /* %s and %s: running statistics, momentum %g, unbiased variance */\n", rm->name, rv->name, mom);
     fprintf(o, "    {\n        %s *run_mean = m->params + %lld, *run_var = m->params + %lld;\n", e->T,
             (long long)rm->offset, (long long)rv->offset);
-    const char *count = emit_times(e, "n", per);
-    fprintf(o, "        const %s unbias = %s > 1 ? (%s)(%s) / (%s - 1) : %s;\n", e->T, count, e->T, count, count,
-            emit_lit(e, 1));
+    fprintf(o, "        const int64_t count = %s;   /* the values each batch statistic spans */\n",
+            emit_times(e, emit_stats_n(), per));
+    fprintf(o, "        const %s unbias = count > 1 ? (%s)count / (count - 1) : %s;\n", e->T, e->T, emit_lit(e, 1));
     fprintf(o, "        for (int ci = 0; ci < %lld; ci++) {\n", c);
     fprintf(o, "            run_mean[ci] = %s * run_mean[ci] + %s * %s[ci];\n", emit_lit(e, 1 - mom), emit_lit(e, mom), emit_mark(e, n->in[2]));
     fprintf(o, "            run_var[ci] = %s * run_var[ci] + %s * %s[ci] * unbias;\n", emit_lit(e, 1 - mom),

@@ -237,6 +237,10 @@ static void grad_node(gradctx *c, ir_node *n, ir_node *gr) {
         break;
     case OP_EXPAND: contribute(c, a, sum_to(c, gr, a)); break;
     case OP_SUM_TO:   /* a mean over an axis scales by 1/N */
+        if (n->ranks) {   /* summed over the processes too: so is every process's part of its gradient */
+            gr = mk_like(c, OP_SUM_TO, 1, gr, NULL, gr);
+            gr->ranks = gr->keep = 1;
+        }
         t = expand(c, gr, a);
         contribute(c, a, n->attr[0] == 0 || n->attr[0] == 1 ? t : mk(c, OP_MUL, 2, t, cnst(c, n->attr[0]), NULL));
         break;

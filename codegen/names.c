@@ -43,7 +43,7 @@ static const char *const reserved[] = {
     "index", "rindex", "random", "select", "remove", "rename", "unlink", "open", "close", "read", "write",
     /* the generator's own identifiers */
     "i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7",   /* a permute's loops (emit_layout.c) */
-    "m", "n", "b", "i", "j", "k", "l", "r", "p", "g", "acc", "mx", "sum", "inv_n", "lr", "src", "dsrc",
+    "m", "n", "b", "i", "j", "k", "l", "r", "p", "g", "acc", "mx", "sum", "inv_n", "inv_batch", "lr", "src", "dsrc",
     "ysrc", "out", "dl", "lse", "total", "s1", "s2", "gi", "ag", "clip", "coef", "norm2", "delta", "denom",
     "step_size", "bc1", "bc2", "inv_bc2_sqrt", "mu_t", "mu_next", "c_grad", "c_avg", "at", "chunk", "mv",
     "in", "bytes", "elements", "oi", "oj", "ci", "ki", "kj", "ii", "jj", "row", "inside", "done", "share",

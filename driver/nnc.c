@@ -27,7 +27,7 @@
 
 typedef struct options {
     const char *input, *output, *header, *emit, *dtype, *max_memory;
-    int exe, summary, graph, dump_ir, verbose, help, version;
+    int exe, mpi, summary, graph, dump_ir, verbose, help, version;
     int64_t memory_limit;  /* bytes; 0: none */
 } options;
 
@@ -244,13 +244,13 @@ static const char *include_name(compilation *c, const targets *t) {
  * C file on disk always has its header.  -1 after an I/O error (exit 2). */
 static int write_outputs(compilation *c, const targets *t) {
     const options *o = c->opt;
-    emit_opts eo = {include_name(c, t), c->src->path, o->emit, o->exe};
+    emit_opts eo = {include_name(c, t), c->src->path, o->emit, o->exe, o->mpi};
     if (o->summary) return write_to(c, t->cfile, put_summary, &eo);
     if (o->graph) return write_to(c, t->cfile, put_graph, &eo);
     if (o->emit) return write_to(c, t->cfile, put_c, &eo);
     if (t->hfile && write_to(c, t->hfile, put_h, &eo)) return -1;
     if (write_to(c, t->cfile, put_c, &eo)) return -1;
-    return t->program ? build_exe(t->cfile, t->program, o->verbose) : 0;
+    return t->program ? build_exe(t->cfile, t->program, o->mpi, o->verbose) : 0;
 }
 
 /* ---- command line ------------------------------------------------------------------- */
@@ -261,6 +261,8 @@ static void usage(FILE *f) {
           "  nnc MODEL.nn -o model.c        write model.c and model.h (forward, backward, update)\n"
           "  nnc MODEL.nn --exe -o model    also compile and link the trainer program `model`\n"
           "                                 (keeping model.c and model.h beside it)\n"
+          "  nnc MODEL.nn --exe --mpi -o m  the trainer as one rank of a data-parallel run:\n"
+          "                                 mpirun -np N ./m train ... (Open MPI)\n"
           "  nnc MODEL.nn --summary         table: name, op, output shape, parameters, FLOPs, bytes\n"
           "  nnc MODEL.nn --emit PASS       print one generated function: forward, backward,\n"
           "                                 update or infer\n"
@@ -342,6 +344,7 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strncmp(a, "--emit=", 7)) o->emit = a + 7;
         else if (!strncmp(a, "--dtype=", 8)) o->dtype = a + 8;
         else if (!strcmp(a, "--exe")) o->exe = 1;
+        else if (!strcmp(a, "--mpi")) o->mpi = 1;
         else if (!strcmp(a, "--summary")) o->summary = 1;
         else if (!strcmp(a, "--graph")) o->graph = 1;
         else if (!strcmp(a, "--dump-ir")) o->dump_ir = 1;
@@ -372,6 +375,11 @@ static int parse_args(int argc, char **argv, options *o) {
     }
     if (o->exe + o->summary + o->graph + (o->emit != NULL) > 1) {
         fprintf(stderr, "nnc: --exe, --summary, --emit and --graph each make one output; give one of them\n");
+        return -1;
+    }
+    if (o->mpi && !o->exe) {
+        fprintf(stderr, "nnc: --mpi builds the trainer program for mpirun: give it with --exe (an application "
+                        "calls nnr_mpi_main and links libnnr_mpi.a itself, docs/distributed.md)\n");
         return -1;
     }
     if (o->dtype && strcmp(o->dtype, "f32") && strcmp(o->dtype, "f64")) {

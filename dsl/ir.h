@@ -243,6 +243,10 @@ struct ir_node {
     ir_loop    *loop;       /* the scan loop whose body computes it, or NULL */
     int         per_step;   /* stored once per step of its loop (plan.c: step_stride apart) */
     int         keep;       /* always stored (a loop's result, carry, accumulator) */
+    int         ranks;      /* OP_SUM_TO: also summed over every process's share of the batch when the
+                               model's sum_ranks is set (synchronized batchnorm, docs/distributed.md);
+                               OP_INV_N: 1 / the examples its batch statistics span (1 / n, or the
+                               global batch when they are summed over the processes) */
     ir_node    *into;       /* OP_MATMUL, OP_SUM_TO: adds into this OP_SCAN_ACC instead; OP_DENSE:
                                accumulates into this OP_ADD, which starts from its other term (fuse.c) */
     int64_t     step_stride;

@@ -27,7 +27,9 @@ ir_node *call_dropout(lower *L, const ast_expr *e, const callargs *ca) {
 }
 
 static ir_node *scaled(lower *L, ir_node *x, double per_example, loc at) {   /* x / (n * per_example) */
-    return ir_binary(L->g, OP_MUL, ir_binary(L->g, OP_MUL, x, ir_node_new(L->g, OP_INV_N, 0, NULL, at), at),
+    ir_node *inv = ir_node_new(L->g, OP_INV_N, 0, NULL, at);
+    inv->ranks = 1;   /* the batch its statistics span: all processes' when they are summed */
+    return ir_binary(L->g, OP_MUL, ir_binary(L->g, OP_MUL, x, inv, at),
                      ir_const(L->g, 1 / per_example, at), at);
 }
 
@@ -57,10 +59,12 @@ ir_node *call_batchnorm(lower *L, const ast_expr *e, const callargs *ca) {
     ir_node *wv = layer_view_as(L, w, cs, at), *bv = layer_view_as(L, b, cs, at);
     ir_node *s1 = ir_unary(g, OP_SUM_TO, x, at);
     s1->shape = cs;
+    s1->ranks = s1->keep = 1;   /* synchronized batchnorm sums it over the processes too */
     ir_node *mean = scaled(L, s1, (double)per, at);
     ir_node *xc = ir_binary(g, OP_SUB, x, mean, at);
     ir_node *s2 = ir_unary(g, OP_SUM_TO, ir_binary(g, OP_MUL, xc, xc, at), at);
     s2->shape = cs;
+    s2->ranks = s2->keep = 1;
     ir_node *var = scaled(L, s2, (double)per, at);
     ir_node *inv = ir_unary(g, OP_POWC, ir_binary(g, OP_ADD, var, ir_const(g, eps, at), at), at);
     inv->attr[0] = -0.5;

@@ -183,6 +183,10 @@ typedef struct nnr_train_config {
  * cfg->sched_every is NNR_SCHED_EVERY_STEP) under cfg's schedule, from base_lr. */
 double nnr_schedule_lr(const nnr_train_config *cfg, double base_lr, int64_t t);
 
+/* Adds COUNT elements at X (the model's dtype) over every process of a data-parallel run,
+ * in place: the same sum on each (synchronized batch statistics; NAME_shard). */
+typedef void (*nnr_sum_fn)(void *ctx, void *x, int64_t count);
+
 typedef struct nnr_model_info {
     const char        *name;             /* model name as written */
     const char        *source;           /* the .nn file it was compiled from */
@@ -226,6 +230,11 @@ typedef struct nnr_model_info {
      * and is NULL while everything is finite.  Both may be NULL (hand-written models). */
     void   (*set_check)(void *m, int on);
     const char *(*numerics)(void *m);
+    /* Data parallelism (docs/distributed.md): update is the optimizer step of train_step
+     * alone; shard as NAME_shard.  NULL in hand-written models, which then train in one
+     * process only. */
+    void   (*update)(void *m);
+    void   (*shard)(void *m, int64_t at, int64_t total, nnr_sum_fn sum, void *ctx);
 } nnr_model_info;
 
 /* ---- whole-model helpers used by the generated _init/_load/_save -------------------- */
@@ -462,6 +471,9 @@ int nnr_plot_svg(const char *csv_path, const char *svg_path);
  * train eval predict init grads gradcheck summary, and export and plot.  Returns the
  * process exit status. */
 int nnr_main(const nnr_model_info *info, int argc, char **argv);
+/* `nnc MODEL.nn --exe --mpi`: the same program as one rank of a data-parallel run under
+ * mpirun (libnnr_mpi.a; docs/distributed.md).  Starts and ends MPI around nnr_main. */
+int nnr_mpi_main(const nnr_model_info *info, int argc, char **argv);
 
 #ifdef __cplusplus
 }

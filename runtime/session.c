@@ -155,21 +155,31 @@ static int64_t count_hits(const nnr_model_info *info, evaluator *ev, int nb) {
     return hits;
 }
 
-scores nnr_session_evaluate(const nnr_model_info *info, void *m, const nnr_dataset *d,
-                            evaluator *ev) {
+void nnr_session_evaluate_range(const nnr_model_info *info, void *m, const nnr_dataset *d,
+                                int64_t lo, int64_t hi, evaluator *ev, double *loss_sum,
+                                int64_t *hits) {
     double sum = 0;
-    int64_t hits = 0;
+    int64_t right = 0;
     if (ev->confusion)
         memset(ev->confusion, 0, (size_t)ev->classes * (size_t)ev->width * sizeof(int64_t));
-    for (int64_t at = 0; at < d->n; at += info->batch) {
-        int nb = (int)(d->n - at < info->batch ? d->n - at : info->batch);
+    for (int64_t at = lo; at < hi; at += info->batch) {
+        int nb = (int)(hi - at < info->batch ? hi - at : info->batch);
         nnr_session_point_at(info, d, at, ev);
         sum += info->loss(m, nb, ev->in, 0) * nb;
         if (ev->confusion) {
             info->predict(m, nb, ev->inputs, ev->out);
-            hits += count_hits(info, ev, nb);
+            right += count_hits(info, ev, nb);
         }
     }
+    *loss_sum = sum;
+    *hits = right;
+}
+
+scores nnr_session_evaluate(const nnr_model_info *info, void *m, const nnr_dataset *d,
+                            evaluator *ev) {
+    double sum;
+    int64_t hits;
+    nnr_session_evaluate_range(info, m, d, 0, d->n, ev, &sum, &hits);
     scores s = {sum / (double)d->n, NAN};
     if (ev->confusion) s.accuracy = (double)hits / (double)(d->n * ev->labels);
     return s;

@@ -302,6 +302,12 @@ static int64_t batches_in(const nnr_model_info *info, int64_t n) {
  * A signal the parent ignored (nohup, a background job of a shell without job control)
  * stays ignored. */
 static volatile sig_atomic_t stop_signal;   /* 0, or the signal that asked to stop */
+static int stop_agreed;                     /* with ranks: some rank was asked to stop, as
+                                               every rank learned at the same step */
+
+/* Whether to stop: with ranks, only as they all agreed (parallel.c), so that they stop
+ * after the same step, whichever of them the signal reached. */
+static int stopping(void) { return nnr_comm_world ? stop_agreed : stop_signal != 0; }
 static char stop_message[160];              /* written by the handler: write(2) is safe */
 
 static void on_stop_signal(int sig) {
@@ -318,9 +324,15 @@ static void on_stop_signal(int sig) {
 typedef struct stop_handlers { struct sigaction old_int, old_term; } stop_handlers;
 
 static void stop_handlers_install(stop_handlers *h) {
-    snprintf(stop_message, sizeof stop_message, "\n%s: stopping after this step and saving "
-             "(interrupt again to quit at once)\n", nnr_trainer_prog);
+    if (nnr_comm_world)   /* mpirun also sends SIGTERM when another rank has died */
+        snprintf(stop_message, sizeof stop_message, "\n%s: stopping after this step with every "
+                 "rank and saving; if a rank has died, the job ends now and the last checkpoint "
+                 "stays as it was\n", nnr_trainer_prog);
+    else
+        snprintf(stop_message, sizeof stop_message, "\n%s: stopping after this step and saving "
+                 "(interrupt again to quit at once)\n", nnr_trainer_prog);
     stop_signal = 0;
+    stop_agreed = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
@@ -344,8 +356,8 @@ enum { EPOCH_DONE = 0, EPOCH_FAILED = -1, EPOCH_STOPPED = 1 };
  * EPOCH_FAILED after recording why training cannot go on, or EPOCH_STOPPED when a signal
  * asked to stop before its last batch (s->ck then holds the position after the last step
  * taken).  *secs: the time its steps took. */
-static int train_epoch(const nnr_model_info *info, session *s, saver *sv, int e,
-                       int epochs, double *mean, double *secs) {
+static int train_epoch(const nnr_model_info *info, session *s, const options *o, saver *sv,
+                       int e, int epochs, double *mean, double *secs) {
     const int64_t n = s->data.n, last = batches_in(info, n) - 1;
     nnr_checkpoint *ck = &s->ck;
     double sum = ck->loss_sum;
@@ -354,12 +366,21 @@ static int train_epoch(const nnr_model_info *info, session *s, saver *sv, int e,
     for (int64_t bi = ck->batch; bi <= last; bi++) {
         int64_t at = bi * info->batch;
         int nb = (int)(n - at < info->batch ? n - at : info->batch);
-        nnr_data_gather(info, &s->data, s->order + at, nb, s->stage);
         int64_t step = *info->step(s->m) + 1;     /* this step's number (from 1) */
         /* schedule_every = step: t is the optimizer steps done, which a checkpoint keeps */
         if (info->train.sched_every == NNR_SCHED_EVERY_STEP)
             info->set_lr(s->m, nnr_schedule_lr(&info->train, ck->lr, step - 1));
-        double loss = info->train_step(s->m, nb, (const void *const *)s->stage);
+        double loss;
+        if (nnr_comm_world) {
+            loss = nnr_par_step(info, s, o, at, nb, stop_signal != 0, &stop_agreed);
+            if (isfinite(loss) && nnr_par_check_same(info, s->m, o)) {
+                bar_clear(&b);
+                return EPOCH_FAILED;
+            }
+        } else {
+            nnr_data_gather(info, &s->data, s->order + at, nb, s->stage);
+            loss = info->train_step(s->m, nb, (const void *const *)s->stage);
+        }
         if (!isfinite(loss)) {
             bar_clear(&b);
             loss_failed(info, s, sv, loss, e, step, at, nb);
@@ -388,7 +409,7 @@ static int train_epoch(const nnr_model_info *info, session *s, saver *sv, int e,
             }
         }
         bar_draw(&b, e, epochs, at + nb, n, sum / (double)(at + nb));
-        if (stop_signal && bi < last) {
+        if (stopping() && bi < last) {
             ck->batch = bi + 1;
             ck->loss_sum = sum;
             bar_clear(&b);
@@ -582,8 +603,8 @@ static int end_epoch(const nnr_model_info *info, session *s, const options *o, r
     ck->epoch = e;
     ck->batch = 0;
     ck->loss_sum = 0;
-    if (has_val) *val = nnr_session_evaluate(info, s->m, &s->val, &s->ev);
-    if (has_test) *test = nnr_session_evaluate(info, s->m, &s->test, &s->ev);
+    if (has_val) *val = nnr_par_evaluate(info, s->m, &s->val, &s->ev);
+    if (has_test) *test = nnr_par_evaluate(info, s->m, &s->test, &s->ev);
     print_epoch(e, r->epochs, train_loss, has_val ? val : NULL, has_test ? test : NULL, secs);
     if (s->file && log_row(s->file, o->log, e, train_loss, has_val ? val : NULL, test, secs, lr,
                            r->optimizer))
@@ -669,6 +690,11 @@ static void announce(const nnr_model_info *info, const session *s, const options
     if (s->val.n) printf(", validating on %lld", (long long)s->val.n);
     if (s->test.n) printf(", testing on %lld", (long long)s->test.n);
     printf("; batch %d, %d epoch%s", info->batch, r->epochs, r->epochs == 1 ? "" : "s");
+    const nnr_comm *c = nnr_comm_world;
+    if (c)
+        printf("; %d rank%s, each taking %d%s of every batch%s", c->size, c->size == 1 ? "" : "s",
+               info->batch / c->size, info->batch % c->size ? " or one more" : "",
+               o->sync_batchnorm ? ", batch statistics over all ranks" : "");
     if (o->resume)
         printf(", resumed from %s after %lld epoch%s and %lld batch%s", o->resume,
                (long long)s->ck.epoch, s->ck.epoch == 1 ? "" : "s", (long long)s->ck.batch,
@@ -697,46 +723,14 @@ static void report_test(const options *o, const nnr_checkpoint *ck, const run *r
     else printf("test accuracy: %.4f%s\n", sc->accuracy, note);
 }
 
-/* An argument as a POSIX shell reads it back: bare when it is plain, else single-quoted. */
-static void shell_word(FILE *f, const char *arg) {
-    if (*arg && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-                            "_@%+=:,./-") == strlen(arg)) {
-        fputs(arg, f);
-        return;
-    }
-    fputc('\'', f);
-    for (const char *p = arg; *p; p++) {
-        if (*p == '\'') fputs("'\\''", f);
-        else fputc(*p, f);
-    }
-    fputc('\'', f);
-}
-
-/* The command line that resumes this run from `ckpt`: this one, less --load and --resume,
- * plus --resume ckpt. */
-static void resume_command(FILE *f, const options *o, const char *ckpt) {
-    for (int i = 0; i < o->argc; i++) {
-        const char *a = o->argv[i];
-        if (i >= 2 && (!strcmp(a, "--load") || !strcmp(a, "--resume"))) {
-            i++;
-            continue;
-        }
-        if (i >= 2 && (!strncmp(a, "--load=", 7) || !strncmp(a, "--resume=", 9))) continue;
-        if (i) fputc(' ', f);
-        shell_word(f, a);
-    }
-    fputs(" --resume ", f);
-    shell_word(f, ckpt);
-    fputc('\n', f);
-}
-
 /* After a stop signal: the model at its last step goes to --checkpoint and (unless
  * --patience has a best epoch there) to --save, and the run says where it stopped and how
  * to go on.  Returns 130 (128 + SIGINT, as a shell reports a program Ctrl-C ended), or -1
  * when the state is not finite or a write failed. */
 static int interrupted(const nnr_model_info *info, session *s, const options *o, const run *r,
                        int64_t first_step) {
-    const char *sig = stop_signal == SIGTERM ? "SIGTERM" : "SIGINT";
+    const char *sig = stop_signal == SIGTERM ? "SIGTERM" : stop_signal == SIGINT ? "SIGINT"
+                      : "a signal to another rank";
     nnr_checkpoint *ck = &s->ck;
     int64_t step = *info->step(s->m);
     if (step == first_step) {
@@ -766,7 +760,7 @@ static int interrupted(const nnr_model_info *info, session *s, const options *o,
     const char *from = o->checkpoint ? o->checkpoint : o->save && !best_kept ? o->save : NULL;
     if (from) {
         fprintf(stderr, "to resume: ");
-        resume_command(stderr, o, from);
+        nnr_trainer_resume_command(stderr, o, from);
     } else {
         fprintf(stderr, "no checkpoint of this position was written: --checkpoint CKPT makes "
                         "an interrupted run resumable\n");
@@ -774,10 +768,17 @@ static int interrupted(const nnr_model_info *info, session *s, const options *o,
     return 130;
 }
 
-int nnr_cmd_train(const nnr_model_info *info, const options *o) {
-    int64_t epochs = o->epochs >= 0 ? o->epochs : info->train.epochs;
-    int bad = train_usage(info, o, &epochs);
-    if (bad) return bad;
+int nnr_cmd_train(const nnr_model_info *info, const options *given) {
+    int64_t epochs = given->epochs >= 0 ? given->epochs : info->train.epochs;
+    int bad = train_usage(info, given, &epochs);
+    if (!bad) bad = nnr_par_usage(info, given);
+    if (bad) return bad < 0 ? nnr_trainer_fail() : bad;
+    /* with ranks, rank 0 alone writes the log, the checkpoints and the saved model: the
+     * others hold the same parameters */
+    options rank_opts = *given;
+    if (nnr_comm_world && nnr_comm_world->rank > 0)
+        rank_opts.log = rank_opts.save = rank_opts.checkpoint = NULL;
+    const options *o = &rank_opts;
     run r = {0};
     r.has_val = !isnan(o->val_split) && o->val_split != 0;
     r.has_test = o->test.n > 0 || o->test_text;
@@ -805,6 +806,7 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
          (r.has_test && nnr_session_load_set(info, o, "--test", &o->test, "--test-text",
                                              o->test_text, &s.ck, &s.test)) ||
          (resumed && check_resume(info, o, &s)) ||
+         nnr_par_check_data(info, o, s.data.n) ||
          (o->standardize && !resumed && standardize_stats(info, &s)) ||
          nnr_session_apply_standardize(info, &s,
                                        o->resume ? o->resume : o->load ? o->load : "--standardize") ||
@@ -821,8 +823,9 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
     if (!rc) rc = snapshot_alloc(info, &sv);
     scores val = {NAN, NAN}, test = {NAN, NAN};
     int64_t first_step = s.m ? *info->step(s.m) : 0;
+    double step_secs = 0;
     int stopped = !rc && patience_over(o, &s.ck), status = EPOCH_DONE;
-    for (int e = (int)s.ck.epoch + 1; !rc && !stopped && !stop_signal && e <= epochs; e++) {
+    for (int e = (int)s.ck.epoch + 1; !rc && !stopped && !stopping() && e <= epochs; e++) {
         /* per step, the epoch's row logs the rate of its first step (also when resumed within it) */
         int per_step = info->train.sched_every == NNR_SCHED_EVERY_STEP;
         int64_t t = per_step ? (int64_t)(e - 1) * batches_in(info, s.data.n) : e - 1;
@@ -830,14 +833,15 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
         info->set_lr(s.m, lr);
         epoch_order(s.order, s.data.n, s.ck.seed, e);
         double secs = 0, train_loss = NAN;
-        status = train_epoch(info, &s, &sv, e, (int)epochs, &train_loss, &secs);
+        status = train_epoch(info, &s, o, &sv, e, (int)epochs, &train_loss, &secs);
+        step_secs += secs;
         rc = status == EPOCH_FAILED ? -1
              : status == EPOCH_DONE ? end_epoch(info, &s, o, &r, e, train_loss, secs, lr, &val, &test)
                                     : 0;
         stopped = !rc && patience_over(o, &s.ck);
     }
     /* a signal that came after the last epoch's steps lets the run finish as usual */
-    int signalled = !rc && stop_signal && !stopped && (status == EPOCH_STOPPED || s.ck.epoch < epochs);
+    int signalled = !rc && stopping() && !stopped && (status == EPOCH_STOPPED || s.ck.epoch < epochs);
     if (!rc && stopped)
         printf("early stopping: %s_loss has not improved for %lld epoch%s; best epoch %lld "
                "(%s_loss %.4f)%s%s\n", r.has_val ? "val" : "test", (long long)o->patience,
@@ -845,6 +849,10 @@ int nnr_cmd_train(const nnr_model_info *info, const options *o) {
                (long long)s.ck.best_epoch, r.has_val ? "val" : "test", s.ck.best_loss,
                o->save ? ", its model is in " : "", o->save ? o->save : "");
     if (!rc && !signalled && r.has_test) report_test(o, &s.ck, &r, &test);
+    if (!rc && nnr_comm_world && step_secs > 0)   /* what data parallelism cost (bench/mpi.sh) */
+        printf("ranks: summing the gradients over %d ranks took %.3f s of the epochs' %.3f s (%.1f%%)\n",
+               nnr_comm_world->size, nnr_par_comm_seconds(), step_secs,
+               100 * nnr_par_comm_seconds() / step_secs);
     if (!rc && s.file) {
         int bad_close = fclose(s.file);
         s.file = NULL;

@@ -100,6 +100,10 @@ static const option_def option_defs[] = {
      "standardize float inputs (training set statistics)"},
     {"--check-numerics", OPT_FLAG, F(check_numerics), " train ", NULL, R_ANY, IO_NONE,
      "stop at the first non-finite tensor, naming it"},
+    {"--sync-batchnorm", OPT_FLAG, F(sync_batchnorm), " train ", NULL, R_ANY, IO_NONE,
+     "mpirun: batch statistics over every rank's share"},
+    {"--check-ranks", OPT_COUNT, F(check_ranks), " train ", "K", R_AT_LEAST_1, IO_NONE,
+     "mpirun: check every K steps that ranks agree"},
     {"--log", OPT_PATH, F(log), " train ", "RUN.csv", R_ANY, IO_STREAM,
      "write one CSV row per epoch"},
     {"--out", OPT_PATH, F(out), " predict ", "FILE", R_ANY, IO_WRITE,
@@ -141,7 +145,8 @@ static const command commands[] = {
      "[--val-split F] [--log RUN.csv] [--resume CKPT]\n"
      "[--checkpoint CKPT [--checkpoint-every N]] [--patience N]\n"
      "[--check-numerics] [--diverge-factor F] [--label-column NAME]\n"
-     "[--standardize] [--text FILE] [--test-text FILE]",
+     "[--standardize] [--text FILE] [--test-text FILE]\n"
+     "[--sync-batchnorm] [--check-ranks K]",
      "train the model, printing a line per epoch"},
     {"eval", nnr_cmd_eval,
      "--load CKPT --test NAME=FILE ... [--label-column NAME]\n"
@@ -309,6 +314,40 @@ int nnr_trainer_fail(void) {
     return 1;
 }
 
+/* An argument as a POSIX shell reads it back: bare when it is plain, else single-quoted. */
+static void shell_word(FILE *f, const char *arg) {
+    if (*arg && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                            "_@%+=:,./-") == strlen(arg)) {
+        fputs(arg, f);
+        return;
+    }
+    fputc('\'', f);
+    for (const char *p = arg; *p; p++) {
+        if (*p == '\'') fputs("'\\''", f);
+        else fputc(*p, f);
+    }
+    fputc('\'', f);
+}
+
+/* The command line that resumes this run from `ckpt`: this one, less --load and --resume,
+ * plus --resume ckpt. */
+void nnr_trainer_resume_command(FILE *f, const options *o, const char *ckpt) {
+    if (nnr_comm_world) fprintf(f, "mpirun -np %d ", nnr_comm_world->size);   /* the same ranks */
+    for (int i = 0; i < o->argc; i++) {
+        const char *a = o->argv[i];
+        if (i >= 2 && (!strcmp(a, "--load") || !strcmp(a, "--resume"))) {
+            i++;
+            continue;
+        }
+        if (i >= 2 && (!strncmp(a, "--load=", 7) || !strncmp(a, "--resume=", 9))) continue;
+        if (i) fputc(' ', f);
+        shell_word(f, a);
+    }
+    fputs(" --resume ", f);
+    shell_word(f, ckpt);
+    fputc('\n', f);
+}
+
 /* The command line's text options against the others: 0, or a usage error's status. */
 int nnr_trainer_text_usage(const options *o) {
     if (o->text && o->train.n)
@@ -436,7 +475,7 @@ static int parse_options(const command *cmd, int argc, char **argv, options *o) 
 static int options_init(options *o, const command *cmd, int argc) {
     memset(o, 0, sizeof *o);
     o->cmd = cmd;
-    o->epochs = o->samples = o->checkpoint_every = o->patience = -1;
+    o->epochs = o->samples = o->checkpoint_every = o->patience = o->check_ranks = -1;
     o->lr = o->val_split = o->eps = o->tol = o->diverge = NAN;
     specs *lists[] = {&o->train, &o->test, &o->input, &o->batch};
     for (int i = 0; i < 4; i++)

@@ -39,6 +39,8 @@ typedef struct options {
     double      diverge;            /* --diverge-factor: NAN not given, 0 off */
     int         standardize;
     int         check_numerics;     /* --check-numerics: stop at the first non-finite tensor */
+    int         sync_batchnorm;     /* --sync-batchnorm: batch statistics over every rank */
+    int64_t     check_ranks;        /* --check-ranks K: compare the ranks' parameters; -1 not given */
     int         argc;               /* the command line, for the --resume command an */
     char      **argv;               /* interrupted run prints */
     FILE       *stdin_copy;         /* an input given as '-': standard input copied to a */
@@ -50,6 +52,25 @@ int nnr_trainer_usage_error(const struct command *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));                    /* returns 2 */
 int nnr_trainer_fail(void);                                   /* returns 1 */
 int nnr_trainer_text_usage(const options *o);
+/* The command line that resumes this run from CKPT, on one line: this one, less --load
+ * and --resume, plus --resume CKPT (under mpirun, with mpirun -np N before it). */
+void nnr_trainer_resume_command(FILE *f, const options *o, const char *ckpt);
+
+/* ---- data parallelism: the ranks of a run (parallel.c; the engine is mpi.c) ---------- */
+
+/* The processes that train one model together, each on its share of every batch.  The
+ * engine (MPI, in libnnr_mpi) fills it before nnr_main; NULL: this process trains alone.
+ * Every function returns 0, or -1 after recording why. */
+typedef struct nnr_comm {
+    int rank, size;
+    /* COUNT elements of DTYPE (F32, F64 or I64) at X summed over every rank, in place;
+     * every rank gets the same bits */
+    int (*sum)(void *x, int64_t count, nnr_dtype dtype);
+    int (*min_u64)(uint64_t *x, int count);     /* the smallest over the ranks, in place */
+    int (*bcast)(void *x, int64_t bytes);       /* rank 0's bytes to every rank */
+} nnr_comm;
+extern const nnr_comm *nnr_comm_world;
+
 
 /* ---- the commands: each returns the program's exit status ---------------------------- */
 
@@ -134,5 +155,24 @@ void nnr_session_point_at(const nnr_model_info *info, const nnr_dataset *d, int6
                           evaluator *ev);
 scores nnr_session_evaluate(const nnr_model_info *info, void *m, const nnr_dataset *d,
                             evaluator *ev);
+/* Examples lo..hi-1 of d: the sum of their losses and the correct predictions among them
+ * (0 without accuracy); ev's confusion matrix counts these examples alone. */
+void   nnr_session_evaluate_range(const nnr_model_info *info, void *m, const nnr_dataset *d,
+                                  int64_t lo, int64_t hi, evaluator *ev, double *loss_sum,
+                                  int64_t *hits);
+
+/* ---- data parallelism in the trainer (parallel.c) ------------------------------------ */
+
+int    nnr_par_usage(const nnr_model_info *info, const options *o);
+int    nnr_par_check_data(const nnr_model_info *info, const options *o, int64_t n);
+/* One optimizer step of the global batch at..at+nb-1 of s->order, each rank taking its
+ * share: the global mean loss (NaN: no update was made).  *stop: whether any rank was
+ * asked to stop (stop_in on some rank), the same on every rank. */
+double nnr_par_step(const nnr_model_info *info, session *s, const options *o,
+                    int64_t at, int nb, int stop_in, int *stop);
+int    nnr_par_check_same(const nnr_model_info *info, void *m, const options *o);
+scores nnr_par_evaluate(const nnr_model_info *info, void *m, const nnr_dataset *d,
+                        evaluator *ev);
+double nnr_par_comm_seconds(void);   /* spent in the gradient sums so far */
 
 #endif

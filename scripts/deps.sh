@@ -4,9 +4,11 @@
 # Sourced by the other scripts; also runnable alone.
 set -eu
 # g++ and man-db are for the tests: the generated header from C++, the C++ consumer
-# project (tests/portable.sh, tests/consumer.sh), and the installed man pages (man -l)
+# project (tests/portable.sh, tests/consumer.sh), and the installed man pages (man -l);
+# Open MPI for data-parallel trainers (`nnc --exe --mpi`, tests/mpi.sh)
 NNC_PACKAGES="gcc make cmake pkg-config flex bison libopenblas-dev libcunit1-dev zlib1g-dev
 libjansson-dev dataset-fashion-mnist wamerican python3 clang libclang-rt-dev libomp-dev valgrind
+libopenmpi-dev openmpi-bin
 g++ man-db"
 missing=""
 for p in $NNC_PACKAGES; do

@@ -14,9 +14,14 @@
  *     range; none of them changes the gradients;
  *   - zero_grad zeroes; loss_grad overwrites a block whatever it held;
  *   - NAME_param / NAME_grad agree with NAME_params / NAME_grads and the info tables, and
- *     an unknown name gives NULL.
+ *     an unknown name gives NULL;
+ *   - data parallelism (NAME_shard): two threads standing in for two processes, each with
+ *     its own model and an unequal share of the batch, their batch statistics summed
+ *     through the sum function; the two losses and gradient blocks add up to the whole
+ *     batch's in one model (dropout's masks, batchnorm synchronized), up to rounding.
  * Exits 1 when a check failed. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +251,65 @@ static void test_names(void) {
     F(free)(m);
 }
 
+/* ---- data parallelism: two threads as the two processes of a data-parallel step ---- */
+
+typedef struct pair { pthread_barrier_t bar; void *slot[2]; } pair;
+typedef struct share { model *m; int rank, lo, hi; void **batch; double loss; pair *p; } share;
+
+/* The model's nnr_sum_fn: both shares' buffers added, in one order, into both. */
+static void sum_pair(void *ctx, void *x, int64_t count) {
+    share *s = ctx;
+    s->p->slot[s->rank] = x;
+    pthread_barrier_wait(&s->p->bar);
+    void *sum = copy_of(s->p->slot[0], (size_t)count * es);
+    for (int64_t i = 0; i < count; i++) {
+        if (info->dtype == NNR_F64) ((double *)sum)[i] += ((const double *)s->p->slot[1])[i];
+        else ((float *)sum)[i] += ((const float *)s->p->slot[1])[i];
+    }
+    pthread_barrier_wait(&s->p->bar);   /* both have read both before either writes */
+    memcpy(x, sum, (size_t)count * es);
+    free(sum);
+}
+
+static void *run_share(void *arg) {
+    share *s = arg;
+    F(shard)(s->m, s->lo, info->batch, sum_pair, s);
+    void **part = batch_from(s->batch, s->lo);
+    s->loss = info->loss_grad(s->m, s->hi - s->lo, (const void *const *)part);
+    F(shard)(s->m, 0, 0, NULL, NULL);
+    free(part);
+    return NULL;
+}
+
+static void test_shards(void **b1) {
+    int B = info->batch, k = B / 3 > 0 ? B / 3 : 1;
+    if (B < 2) return;
+    model *whole = F(new)();
+    F(init)(whole, 7);
+    double loss = F(loss_grad)(whole, B, IO(b1));
+    pair p;
+    pthread_barrier_init(&p.bar, NULL, 2);
+    share s[2] = {{F(new)(), 0, 0, k, b1, 0, &p}, {F(new)(), 1, k, B, b1, 0, &p}};
+    pthread_t t[2];
+    for (int r = 0; r < 2; r++) {
+        F(init)(s[r].m, 7);
+        pthread_create(&t[r], NULL, run_share, &s[r]);
+    }
+    for (int r = 0; r < 2; r++) pthread_join(t[r], NULL);
+    pthread_barrier_destroy(&p.bar);
+    double tol = info->dtype == NNR_F64 ? 1e-10 : 1e-5, big = 0, worst = 0;
+    const void *g = F(grads)(whole), *g0 = F(grads)(s[0].m), *g1 = F(grads)(s[1].m);
+    for (int64_t i = 0; i < info->param_size; i++) big = fmax(big, fabs(at(g, i)));
+    for (int64_t i = 0; i < info->param_size; i++) worst = fmax(worst, fabs(at(g0, i) + at(g1, i) - at(g, i)));
+    printf("    shares of %d and %d: losses %.9g + %.9g (whole %.9g), largest gradient difference %.3g of %.3g\n",
+           k, B - k, s[0].loss, s[1].loss, loss, worst, big);
+    check(fabs(s[0].loss + s[1].loss - loss) <= tol * fabs(loss), "NAME_shard: the shares' losses add up to the batch's");
+    check(worst <= tol * big && big > 0, "NAME_shard: ... and so do their gradients");
+    F(free)(s[0].m);
+    F(free)(s[1].m);
+    F(free)(whole);
+}
+
 int main(void) {
     info = F(info)();
     es = nnr_dtype_size(info->dtype);
@@ -257,6 +321,7 @@ int main(void) {
     test_steps(b1, b2);
     test_accumulation(b1, b2);
     test_names();
+    test_shards(b1);
     for (int k = 0; k < info->nio; k++) free(b1[k]), free(b2[k]);
     free(b1);
     free(b2);

@@ -16,7 +16,7 @@ start_work "$1" "$2"
 LIB=$(dirname "$NNC")/libnnr.a
 CC=${CC:-cc}
 # shellcheck disable=SC2206  # flags, split into words
-CFLAGS=(-std=c11 -O1 -fopenmp -Wall -Wextra -Werror ${NNC_CFLAGS:-} -I. -I"$SRC/runtime")
+CFLAGS=(-std=c11 -O1 -fopenmp -pthread -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror ${NNC_CFLAGS:-} -I. -I"$SRC/runtime")
 # the generated C as `nnc --exe` compiles it (codegen/build.c): vectorized math (libmvec)
 # rounds differently from the scalar functions, so bitwise comparisons with the trainer
 # need the trainer's flags
