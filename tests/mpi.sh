@@ -4,10 +4,14 @@
 # one-process trainer, with the same global batch.
 #
 # - 1 rank gives the one-process trainer's checkpoint bit for bit;
-# - 2 and 3 ranks with --sync-batchnorm give its parameters within 1e-5 (f32; measured
-#   about 3e-6 at 2 ranks) and 1e-9 (f64 with Adam): not bit for bit, since a rank's
-#   gradient is summed over its share before the shares are added; --check-ranks 1
-#   checks after every step that the ranks hold the same parameters;
+# - 2 and 3 ranks with --sync-batchnorm give its parameters within 1e-9 in f64 (momentum
+#   SGD and Adam; measured about 1e-13): not bit for bit, since a rank's gradient is summed
+#   over its share before the shares are added.  In f32 that rounding (1e-7) is enough
+#   to flip, now and then, a ReLU whose input is within it of 0, which moves that example's
+#   gradient for good: measured 3e-6 (2 ranks) and 1e-5 (3 ranks) after the 120 steps at
+#   -O3, but 2e-2 at 3 ranks in the -O1 sanitizer build, so f32 is held to 5e-2, which
+#   still catches a wrong share, scale or mask (those differ by more than 1e-1);
+#   --check-ranks 1 checks after every step that the ranks hold the same parameters;
 # - with each rank's own batch statistics (the default, as PyTorch's DDP) the run differs;
 # - the test set is scored in shards: the last epoch's test loss is `m eval`'s;
 # - rank 1 killed with SIGKILL mid-epoch ends the job with a message, the checkpoint stays
@@ -16,10 +20,17 @@
 # - what cannot run is refused with a message.
 set -u
 . "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
 start_work "$1" "$2"
 # mpirun refuses root unless told; CI runs as root.  Two cores: oversubscribe for 3 ranks.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 MPIRUN="mpirun --oversubscribe"
+# under scripts/test.sh --sanitize: Open MPI's own allocations, kept until exit, are not
+# nnc's leaks (tests/mpi.supp); its libraries have no frame pointers, so LeakSanitizer
+# needs the slow unwinder to see them in a stack, and its components must stay loaded
+export LSAN_OPTIONS="suppressions=$HERE/mpi.supp:print_suppressions=0"
+[ -n "${ASAN_OPTIONS:-}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0"
+export OMPI_MCA_mca_base_component_disable_dlclose=1
 
 fashion_safetensors 1790 all.safetensors
 python3 - <<'PY'
@@ -81,28 +92,35 @@ train {
   optimizer = momentum(lr=0.05)
 }
 EOF
-sed 's/momentum(lr=0.05)/adam(lr=0.003)/' bn.nn >bn64.nn
+sed 's/momentum(lr=0.05)/adam(lr=0.003)/' bn.nn >adam.nn
 check "compile the one-process trainer" "$NNC" bn.nn --exe -o one
 check "compile the MPI trainer (--exe --mpi)" "$NNC" bn.nn --exe --mpi -o ranks
-check "compile both in f64 with Adam" bash -c "'$NNC' bn64.nn --dtype f64 --exe -o one64 && '$NNC' bn64.nn --dtype f64 --exe --mpi -o ranks64"
+check "compile both in f64, and both in f64 with Adam" bash -c "'$NNC' bn.nn --dtype f64 --exe -o one64 &&
+    '$NNC' bn.nn --dtype f64 --exe --mpi -o ranks64 && '$NNC' adam.nn --dtype f64 --exe -o adam64 &&
+    '$NNC' adam.nn --dtype f64 --exe --mpi -o adamranks64"
 TRAIN="--train train.safetensors"
 
 check "one process" ./one train $TRAIN --save one.safetensors
 check "1 rank: the one-process checkpoint, bit for bit" bash -c \
     "$MPIRUN -np 1 ./ranks train $TRAIN --save r1.safetensors --check-ranks 1 >/dev/null && cmp one.safetensors r1.safetensors"
+check "one process, f64: momentum SGD and Adam" bash -c "./one64 train $TRAIN --save one64.safetensors >/dev/null &&
+    ./adam64 train $TRAIN --save adam64.safetensors >/dev/null"
 for np in 2 3; do
-    check "$np ranks, --sync-batchnorm: the same parameters on every rank after every step (--check-ranks 1)" \
+    check "$np ranks, f32, --sync-batchnorm: the same parameters on every rank after every step (--check-ranks 1)" \
         $MPIRUN -np $np ./ranks train $TRAIN --save r$np.safetensors --sync-batchnorm --check-ranks 1
-    check "$np ranks, --sync-batchnorm: the one-process parameters within 1e-5" python3 relclose.py one.safetensors r$np.safetensors 1e-5
+    check "$np ranks, f32: the one-process parameters within 5e-2 (f32's rounding, see above)" \
+        python3 relclose.py one.safetensors r$np.safetensors 5e-2
+    check "$np ranks, f64, --sync-batchnorm, momentum SGD: the one-process parameters within 1e-9" bash -c \
+        "$MPIRUN -np $np ./ranks64 train $TRAIN --save r64_$np.safetensors --sync-batchnorm --check-ranks 1 >/dev/null &&
+         python3 relclose.py one64.safetensors r64_$np.safetensors 1e-9"
+    check "$np ranks, f64, --sync-batchnorm, Adam: the one-process parameters within 1e-9" bash -c \
+        "$MPIRUN -np $np ./adamranks64 train $TRAIN --save a64_$np.safetensors --sync-batchnorm --check-ranks 1 >/dev/null &&
+         python3 relclose.py adam64.safetensors a64_$np.safetensors 1e-9"
 done
-check "control: 2 ranks give other bits than one process (the sum's order)" bash -c "! cmp -s one.safetensors r2.safetensors"
-check "f64, Adam, 2 ranks, --sync-batchnorm: the one-process parameters within 1e-9" bash -c \
-    "./one64 train $TRAIN --save one64.safetensors >/dev/null && \
-     $MPIRUN -np 2 ./ranks64 train $TRAIN --save r64.safetensors --sync-batchnorm >/dev/null && \
-     python3 relclose.py one64.safetensors r64.safetensors 1e-9"
+check "control: 2 ranks give other bits than one process (the sum's order)" bash -c "! cmp -s one64.safetensors r64_2.safetensors"
 check "each rank's own batch statistics (the default): the ranks agree, the run differs from one process" bash -c \
-    "$MPIRUN -np 2 ./ranks train $TRAIN --save local.safetensors --check-ranks 1 >/dev/null && \
-     ! python3 relclose.py one.safetensors local.safetensors 1e-3"
+    "$MPIRUN -np 2 ./ranks64 train $TRAIN --save local.safetensors --check-ranks 1 >/dev/null && \
+     ! python3 relclose.py one64.safetensors local.safetensors 1e-1"
 
 # sharded evaluation: the last epoch's test loss is the whole test set's
 check "2 ranks score the test set in shards: the last epoch's test loss is m eval's" bash -c \
