@@ -3,7 +3,8 @@
  * the ranks do with them).  A trainer built with `nnc MODEL.nn --exe --mpi` calls it from
  * main, and runs as `mpirun -np N ./MODEL train ...`.
  *
- * Rank 0 alone speaks: the other ranks' standard output and error go to /dev/null, since
+ * `train` is the command the ranks share; any other runs on rank 0 alone.  Rank 0 alone
+ * speaks: the other ranks' standard output and error go to /dev/null, since
  * they would print the same lines, and a rank other than 0 that fails says so on the
  * standard error it started with.  A run that fails, or a rank that dies, ends the whole
  * job: mpirun kills the others (MPI_Abort here), since a rank left waiting in a
@@ -85,6 +86,12 @@ int nnr_mpi_main(const nnr_model_info *info, int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &comm.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &comm.size);
     nnr_comm_world = &comm;
+    /* train is the one command the ranks share; any other (eval, predict, export, ...)
+     * runs on rank 0 alone, so that the others do not write its outputs over it */
+    if (comm.rank > 0 && (argc < 2 || strcmp(argv[1], "train") != 0)) {
+        MPI_Finalize();
+        return 0;
+    }
     int saved = comm.rank > 0 ? quiet() : -1;
     int status = nnr_main(info, argc, argv);
     fflush(stdout);

@@ -133,6 +133,9 @@ whole = float(re.search(r'loss:? *([0-9.]+)', open('eval.txt').read()).group(1))
 print(row['test_loss'], whole)
 sys.exit(0 if abs(float(row['test_loss']) - whole) <= 1e-4 * whole else 1)\""
 
+check "other commands under mpirun run on rank 0 alone: eval prints its result once" bash -c \
+    "$MPIRUN -np 2 ./ranks eval --load ev.safetensors --test test.safetensors >eval2.txt && diff eval.txt eval2.txt"
+
 # rank 1 killed mid-epoch; the job ends, the checkpoint stays whole, --resume completes
 ARGS="--train big.safetensors --epochs 8 --checkpoint-every 20"
 check "uninterrupted 2-rank run" $MPIRUN -np 2 ./ranks train $ARGS --sync-batchnorm --checkpoint full.ckpt --save full.safetensors
