@@ -111,6 +111,9 @@ void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
         fprintf(o, "    /* %s %s = how many elements of %s %s tie at the %s (their gradient is shared) */\n", name,
                 emit_shape_of(e, n), emit_who(e, x->in[1]), emit_shape_of(e, x),
                 x->in[2]->attr[0] > 0 ? "maximum" : "minimum");
+    else if (n->ranks && x->batched == n->batched && ir_numel(&x->shape) == ir_numel(&n->shape))
+        fprintf(o, "    /* %s %s: a batch statistic's gradient, this share's part */\n", name,
+                emit_shape_of(e, n));   /* grad.c's sum over the processes */
     else
         fprintf(o, "    /* %s %s %s %s %s summed over the axes it was broadcast along%s */\n", name,
                 emit_shape_of(e, n), is, src, emit_shape_of(e, x), n->batched ? "" : " (the batch too)");
