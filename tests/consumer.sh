@@ -14,7 +14,13 @@
 #     it builds and runs, defines no tests of nnc's, and nnc's compile options (C11,
 #     -Wall, the POSIX defines) stay out of the parent's targets, the model's C included;
 #   - the installed man pages render (man -l), and the installed nnc's --exe builds a
-#     trainer from the installed header and library.
+#     trainer from the installed header and library;
+#   - when nnc was built with Open MPI (issue 26): the installed nnc's --exe --mpi builds a
+#     trainer with the installed libnnr_mpi.a that trains under `mpirun -np 2`; a project
+#     whose main() calls nnr_mpi_main, its model added by nnc_add_model(... MPI), builds
+#     against the installed package and trains under `mpirun -np 2`; where the consumer
+#     finds no MPI, nnc is still found (examples/consumer configures) and
+#     nnc_add_model(... MPI) stops cmake with a message saying what to install.
 #
 # CC and CFLAGS are the build's compiler and flags (a sanitizer build's libnnr.a needs
 # its -fsanitize flags on the consumer's link line too); the C++ compiler is CC's sibling.
@@ -130,4 +136,82 @@ installed_exe() {   # with the build's compiler: a clang-built libnnr.a needs cl
         ./quadrants summary | grep -q quadrants
 }
 check "the installed nnc --exe compiles against the installed header and library" installed_exe
+
+# ---- MPI: the installed nnc --exe --mpi, and nnc_add_model(... MPI) ----
+if [ -z "$(find "$PREFIX" -name libnnr_mpi.a)" ]; then
+    echo "skip: nnc was built without MPI (no libnnr_mpi.a installed): no MPI checks"
+    finish; exit
+fi
+# mpirun refuses root unless told (CI runs as root).  Under scripts/test.sh --sanitize,
+# Open MPI's own allocations are not nnc's leaks (tests/mpi.sh says why these three).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export LSAN_OPTIONS="suppressions=$SRC/tests/mpi.supp:print_suppressions=0"
+[ -n "${ASAN_OPTIONS:-}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0"
+export OMPI_MCA_mca_base_component_disable_dlclose=1
+python3 - >"$WORK/quadrants.csv" <<'PY'
+# 256 points of the consumer's problem: class 1 in the 1st and 3rd quadrants
+import random
+r = random.Random(1)
+print('x0,x1,y')
+for _ in range(256):
+    a, b = r.uniform(-1, 1), r.uniform(-1, 1)
+    print('%.4f,%.4f,%d' % (a, b, (a > 0) == (b > 0)))
+PY
+# trains_on_2_ranks PROG LOG: an epoch under mpirun -np 2 exits 0 and the banner says 2 ranks
+trains_on_2_ranks() {
+    mpirun --oversubscribe -np 2 "$1" train --train "$WORK/quadrants.csv" --label-column y \
+        --epochs 1 >"$2" 2>&1 || { cat "$2"; return 1; }
+    cat "$2"
+    grep -q "2 ranks, each taking 16 of every batch" "$2" && grep -q "^epoch 1/1" "$2"
+}
+installed_exe_mpi() {
+    NNC_CC=${NNC_CC:-$CC} "$PREFIX/bin/nnc" "$CONSUMER/quadrants.nn" --exe --mpi -v \
+        -o quadrants_mpi >exe_mpi.log 2>&1 || { cat exe_mpi.log; return 1; }
+    cat exe_mpi.log
+    grep -q -- "$PREFIX/bin/../lib[^ ]*/libnnr_mpi.a" exe_mpi.log &&
+        trains_on_2_ranks ./quadrants_mpi train_mpi.log
+}
+check "the installed nnc --exe --mpi links the installed libnnr_mpi.a and trains on 2 ranks" \
+    installed_exe_mpi
+
+# a consumer project of two files: nnc_add_model(... MPI), main() calling nnr_mpi_main
+mkdir -p "$WORK/mpi"
+cp "$CONSUMER/quadrants.nn" "$WORK/mpi/"
+cat >"$WORK/mpi/CMakeLists.txt" <<'EOF'
+cmake_minimum_required(VERSION 3.21)
+project(ranks LANGUAGES C)
+find_package(nnc 0.1 REQUIRED)
+add_executable(ranks main.c)
+nnc_add_model(ranks quadrants.nn MPI)
+EOF
+cat >"$WORK/mpi/main.c" <<'EOF'
+#include "quadrants.h"
+int main(int argc, char **argv) { return nnr_mpi_main(quadrants_info(), argc, argv); }
+EOF
+mpi_project_build() {
+    cmake_c_cxx "$WORK/mpi" "$WORK/mpi/build" -DCMAKE_PREFIX_PATH="$PREFIX" &&
+        grep -qx "nnc_DIR:PATH=${config%/*}" "$WORK/mpi/build/CMakeCache.txt" &&
+        cmake --build "$WORK/mpi/build" -j2
+}
+check "a project with nnc_add_model(... MPI) builds against the prefix" mpi_project_build
+check "its program, whose main() calls nnr_mpi_main, trains on 2 ranks under mpirun" \
+    trains_on_2_ranks "$WORK/mpi/build/ranks" "$WORK/mpi/train.log"
+
+# A consumer without MPI (CMAKE_DISABLE_FIND_PACKAGE_MPI: its find_package(MPI) fails)
+# still finds nnc, and nnc_add_model(... MPI) says what is missing.
+no_mpi_finds_nnc() {
+    cmake_c_cxx "$CONSUMER" "$WORK/consumer-nompi" -DCMAKE_PREFIX_PATH="$PREFIX" \
+        -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON >nompi.log 2>&1 || { cat nompi.log; return 1; }
+}
+check "without MPI, examples/consumer still finds nnc" no_mpi_finds_nnc
+no_mpi_refused() {
+    cmake_c_cxx "$WORK/mpi" "$WORK/mpi/nompi" -DCMAKE_PREFIX_PATH="$PREFIX" \
+        -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON >nompi_mpi.log 2>&1
+    local rc=$?
+    cat nompi_mpi.log
+    # cmake wraps the message: read it as one line
+    [ $rc -ne 0 ] && tr -s ' \n' '  ' <nompi_mpi.log |
+        grep -q "nnc::nnr_mpi is not defined: find_package(MPI COMPONENTS C) found no MPI (Debian: apt-get install libopenmpi-dev openmpi-bin)"
+}
+check "without MPI, nnc_add_model(... MPI) stops cmake, naming what to install" no_mpi_refused
 finish
