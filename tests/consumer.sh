@@ -138,10 +138,12 @@ installed_exe() {   # with the build's compiler: a clang-built libnnr.a needs cl
 check "the installed nnc --exe compiles against the installed header and library" installed_exe
 
 # ---- MPI: the installed nnc --exe --mpi, and nnc_add_model(... MPI) ----
+# scripts/deps.sh installs Open MPI, so an nnc built without it is a failure here, not a skip
 if [ -z "$(find "$PREFIX" -name libnnr_mpi.a)" ]; then
-    echo "skip: nnc was built without MPI (no libnnr_mpi.a installed): no MPI checks"
+    fail "the installation has libnnr_mpi.a (nnc was built with Open MPI)"
     finish; exit
 fi
+pass "the installation has libnnr_mpi.a (nnc was built with Open MPI)"
 # mpirun refuses root unless told (CI runs as root).  Under scripts/test.sh --sanitize,
 # Open MPI's own allocations are not nnc's leaks (tests/mpi.sh says why these three).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
