@@ -40,6 +40,8 @@ void emit_elementwise(emitter *e, FILE *o, ir_node *n) {
     collect_views(e, n, views, sizeof views, 1);
     fprintf(o, "    /* %s %s%s%s%s%s */\n", n->cname, emit_shape_of(e, n), *math ? ": " : "", math,
             *views ? (*math ? "; reads in place " : ", reading in place ") : "", views);
+    if (ir_numel(&n->shape) * (n->batched ? e->g->train.batch : 1) >= EMIT_LOOP_PARALLEL_MIN)
+        fprintf(o, "    %s\n", EMIT_OMP_ROWS);   /* each iteration writes its own element */
     const char *ind = emit_open_loops(e, o, &c, "    ", 1);
     emit_stmt_open(e);
     const char *v = emit_expr(e, n, &c);

@@ -182,6 +182,7 @@ static void plan_sparse_products(ir_graph *g);
 static void plan_step_sums(ir_graph *g);
 static void plan_added_products(ir_graph *g);
 static void plan_tiled_pads(ir_graph *g);
+static void plan_conv_chunks(ir_graph *g);
 
 static void plan_conv_grads(ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++) {
@@ -207,7 +208,51 @@ static void plan_conv_grads(ir_graph *g) {
     plan_epilogues(g);
     plan_pooled_conv_grads(g);
     plan_pooled_convs(g);
+    plan_conv_chunks(g);
     plan_sparse_products(g);
+}
+
+/* A convolution's per-example loop (forward, or its gradients) runs on nnc's threads in a
+ * fixed number of chunks of consecutive examples, chosen from the shapes alone — never
+ * from the thread count — so that every number is computed the same way, and a run gives
+ * the same bits, at any thread count: each chunk has its own working memory (the
+ * example's image, its lists, ...), and where examples' contributions are summed (the
+ * weights' gradient, the bias's sum of a pooled gradient) each chunk sums its own
+ * examples into a partial of its own, the partials added in chunk order afterwards.
+ * Chunks come in powers of two up to FUSE_CONV_CHUNKS_MAX (2 and 4 threads share them
+ * evenly), at most one per example, and only as many as keep FUSE_CONV_CHUNK_MACS of
+ * work in each: a parallel region costs a few microseconds to start (tens where idle
+ * threads sleep), a chunk of 2^20 multiply-adds some 50 us on one core. */
+int fuse_conv_chunks(const ir_conv *g, int64_t filters, int64_t batch) {
+    double macs = (double)batch * (double)(g->oh * g->ow) * (double)filters * (double)(g->c * g->kh * g->kw);
+    int chunks = 1;
+    while (chunks < FUSE_CONV_CHUNKS_MAX && 2LL * chunks <= batch && macs >= 2.0 * FUSE_CONV_CHUNK_MACS * chunks)
+        chunks *= 2;
+    return chunks;
+}
+
+/* The weights' gradient and, with a pooled dY, the bias's sum: the partials each chunk of a
+ * convolution's gradients adds after its other working memory (emit_conv.c). */
+int64_t fuse_conv_partials(const ir_node *n) {
+    int wgrad = is_conv_weight_grad(n);
+    int64_t filters = wgrad ? n->mm.ar : n->in[0]->mm.ar, bias = n->pool_sum ? filters : 0;
+    if (!wgrad) return bias;
+    const ir_conv *c = &n->in[1]->conv;
+    return filters * c->c * c->kh * c->kw + bias;
+}
+
+static void plan_conv_chunks(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (!n->scratch || n->folded) continue;
+        if (n->direct) {
+            n->scratch *= fuse_conv_chunks(&n->in[1]->conv, n->mm.ar, g->train.batch);
+        } else if (n->in_train && n->pass == IR_BWD && (is_conv_weight_grad(n) || is_conv_input_grad(n))) {
+            int chunks = is_conv_weight_grad(n) ? fuse_conv_chunks(&n->in[1]->conv, n->mm.ar, g->train.batch)
+                                                : fuse_conv_chunks(&n->conv, n->in[0]->mm.ar, g->train.batch);
+            n->scratch = chunks * (n->scratch + fuse_conv_partials(n));
+        }
+    }
 }
 
 /* Sparse products.  A dense layer's backward pass multiplies its output's gradient dY
