@@ -24,7 +24,9 @@ enum { FUSE_WINO_TILES = 6, FUSE_WINO_FILTERS = 32 };   /* a register block: til
  * partial sums each chunk of its gradients keeps (fuse.c) */
 int   fuse_conv_chunks(const ir_conv *g, int64_t filters, int64_t batch);
 int64_t fuse_conv_partials(const ir_node *n);
-enum { FUSE_CONV_CHUNKS_MAX = 8, FUSE_CONV_CHUNK_MACS = 1 << 20 };
+enum { FUSE_CONV_CHUNKS_MAX = 8, FUSE_CONV_CHUNK_MACS = 1 << 20, FUSE_SUM_CHUNK_ELEMENTS = 1 << 16 };
+int   fuse_batch_sum_chunks(const ir_node *n, int64_t batch);   /* a sum over the batch, the same way */
+int64_t fuse_sum_part_stride(const ir_node *n);                  /* ... its partials' distance */
 int   fuse_sparse_form(const ir_node *n);   /* 1: dX = dY · W, 2: dW = dYᵀ · X (a sparse path), else 0 */
 /* emit_stack.c: how a stack of products (ir_mm.srank > 0) runs as GEMMs.  An axis of its
  * loops: size matrices (times the batch when batch), each operand (A, B, C) moving by

@@ -183,6 +183,7 @@ static void plan_step_sums(ir_graph *g);
 static void plan_added_products(ir_graph *g);
 static void plan_tiled_pads(ir_graph *g);
 static void plan_conv_chunks(ir_graph *g);
+static void plan_batch_sums(ir_graph *g);
 
 static void plan_conv_grads(ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++) {
@@ -493,6 +494,39 @@ void fuse_plan(ir_graph *g) {
     plan_step_sums(g);
     plan_added_products(g);
     plan_tiled_pads(g);
+    plan_batch_sums(g);
+}
+
+/* A sum over the batch (a bias's gradient: sum_to a shape without the batch) of a large
+ * tensor runs on nnc's threads like a convolution's loop (fuse_conv_chunks): the batch in
+ * fixed chunks chosen from the shapes alone, at least FUSE_SUM_CHUNK_ELEMENTS elements
+ * each, every chunk summing its examples into a partial of its own (working memory: one
+ * copy of the result per chunk), the partials added in chunk order (emit_elementwise.c).
+ * The partials are at most an eighth of the elements summed, so that zeroing and adding
+ * them up costs one thread little (a wide sum over a few examples stays whole).  Sums
+ * inside a scan's loop or added into one (`into`) stay on one thread.  Returns 1 for a
+ * node that is no such sum. */
+int fuse_batch_sum_chunks(const ir_node *n, int64_t batch) {
+    if (n->op != OP_SUM_TO || n->batched || !n->in[0]->batched || n->into || n->loop || n->in[0]->per_step) return 1;
+    double elements = (double)ir_numel(&n->in[0]->shape) * (double)batch, out = (double)ir_numel(&n->shape);
+    int chunks = 1;
+    while (chunks < FUSE_CONV_CHUNKS_MAX && 2LL * chunks <= batch && elements >= 2.0 * FUSE_SUM_CHUNK_ELEMENTS * chunks &&
+           2.0 * chunks * out * 8 <= elements)
+        chunks *= 2;
+    return chunks;
+}
+
+/* How far apart the chunks' partials are: whole 64-byte lines of floats (of doubles, two),
+ * so that no two threads write one line. */
+int64_t fuse_sum_part_stride(const ir_node *n) { return (ir_numel(&n->shape) + 15) / 16 * 16; }
+
+static void plan_batch_sums(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if ((!n->in_train && !n->in_infer && !n->in_eval) || n->mem == MEM_NONE || n->folded || n->scratch) continue;
+        int chunks = fuse_batch_sum_chunks(n, g->train.batch);
+        if (chunks > 1) n->scratch = chunks * fuse_sum_part_stride(n);
+    }
 }
 
 /* A product a scan's backward loop sums over the steps (a recurrent weight's gradient)
