@@ -737,6 +737,8 @@ static void plan_pooled_conv_grads(ir_graph *g) {
         if (prod) prod->mem = MEM_NONE;   /* Wᵀ · dY for col2im: the dense path's only */
         if (sum) sum->folded = 1;
         n->scratch += c->oh * c->ow;   /* the listed nonzeros' values */
+        if (wgrad && n->in[1]->mem == MEM_NONE)   /* no dense path: no example's patches to rebuild */
+            n->scratch -= ir_numel(&n->in[1]->shape);
     }
 }
 
