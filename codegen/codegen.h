@@ -20,6 +20,13 @@ int   fuse_winograd(const ir_conv *g);
 typedef struct fuse_wino_mem { int64_t image, filters, u, v, m; } fuse_wino_mem;
 fuse_wino_mem fuse_wino_layout(const ir_conv *g, int64_t filters);
 enum { FUSE_WINO_TILES = 6, FUSE_WINO_FILTERS = 32 };   /* a register block: tiles x filters */
+/* the fixed chunks of examples a convolution's loop runs in on nnc's threads, and the
+ * partial sums each chunk of its gradients keeps (fuse.c) */
+int   fuse_conv_chunks(const ir_conv *g, int64_t filters, int64_t batch);
+int64_t fuse_conv_partials(const ir_node *n);
+enum { FUSE_CONV_CHUNKS_MAX = 8, FUSE_CONV_CHUNK_MACS = 1 << 20, FUSE_SUM_CHUNK_ELEMENTS = 1 << 16 };
+int   fuse_batch_sum_chunks(const ir_node *n, int64_t batch);   /* a sum over the batch, the same way */
+int64_t fuse_sum_part_stride(const ir_node *n);                  /* ... its partials' distance */
 int   fuse_sparse_form(const ir_node *n);   /* 1: dX = dY · W, 2: dW = dYᵀ · X (a sparse path), else 0 */
 /* emit_stack.c: how a stack of products (ir_mm.srank > 0) runs as GEMMs.  An axis of its
  * loops: size matrices (times the batch when batch), each operand (A, B, C) moving by

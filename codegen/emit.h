@@ -9,7 +9,8 @@
  *   emit_products.c    GEMMs over the batch, dense, the sparse backward products
  *   emit_stack.c       stacks of products (`@` on operands of rank > 2): loops of GEMMs, folds
  *   emit_conv.c        im2col, direct and Winograd convolutions, their gradients,
- *                      epilogues, pooling
+ *                      epilogues
+ *   emit_pool.c        pooling and its gradient
  *   emit_attention.c   attention's fused kernels, forward and backward
  *   emit_scan.c        a scan's loops over its steps, forward and in reverse
  *   emit_optimizer.c   NAME_update
@@ -72,6 +73,12 @@ typedef enum { FN_FORWARD, FN_BACKWARD, FN_INFER, FN_EVAL } fn_kind;
  * would cost more than the loop (Adam takes about 0.27 ns an element on one core: 63 us
  * for the Fashion MLP's 235,152, perf; 32,768 elements are some 9 us). */
 #define EMIT_UPDATE_PARALLEL_MIN 32768
+
+/* An elementwise loop, im2col / col2im or pooling over a batch of at least this many
+ * elements runs on nnc's threads (EMIT_OMP_ROWS), each thread a block of whole elements,
+ * rows or planes; below it, one thread: an element takes some 0.3 ns (relu's gradient,
+ * memory-bound), so 65,536 are some 20 us, where starting the threads costs a few. */
+#define EMIT_LOOP_PARALLEL_MIN 65536
 
 /* ---- emit.c: text ---- */
 void        emit_setup(emitter *e, ir_graph *g, FILE *out, const emit_opts *o);
@@ -139,7 +146,11 @@ void emit_attention(emitter *e, FILE *o, ir_node *n);     /* emit_attention.c: f
 void emit_im2col(emitter *e, FILE *o, ir_node *n);        /* emit_conv.c */
 void emit_conv_direct(emitter *e, FILE *o, ir_node *n);
 void emit_conv_weight_grad(emitter *e, FILE *o, ir_node *n);
-void emit_pool(emitter *e, FILE *o, ir_node *n);
+/* the statement storing value as p's element at c's index, through p's epilogue if it has
+ * one (fuse.c), and the comment line saying what the epilogue writes */
+const char *emit_epilogue_store(emitter *e, const ir_node *p, const ictx *c, const char *own, const char *value);
+void emit_epilogue_note(emitter *e, FILE *o, const ir_node *p, const char *ind);
+void emit_pool(emitter *e, FILE *o, ir_node *n);          /* emit_pool.c */
 void emit_update(emitter *e, FILE *o);                    /* emit_optimizer.c */
 void emit_scan_op(emitter *e, FILE *o, ir_node *n);       /* emit_scan.c: a scan's copies */
 int  emit_loop(emitter *e, FILE *o, ir_loop *l, fn_kind k);   /* a scan's loop; returns its last node */

@@ -1,10 +1,12 @@
-/* emit_conv.c — convolutions and pooling: im2col and col2im, the forward convolution
- * computed directly or by Winograd's F(2x2, 3x3), a convolution's gradients with their
- * path for a mostly-zero dY, the epilogues that store an elementwise expression as each
- * output is computed, and max / average pooling with their gradients.
+/* emit_conv.c — convolutions: im2col and col2im, the forward convolution computed
+ * directly or by Winograd's F(2x2, 3x3) (with max pooling inside it), a convolution's
+ * gradients with their path for a mostly-zero dY, and the epilogues that store an
+ * elementwise expression as each output is computed (emit_pool.c's pooling uses them).
  *
- * fuse.c decides which path each convolution takes and the working memory it gets
- * (scratch_offset in the activation block); this file writes the loops.  Each kernel's
+ * fuse.c decides which path each convolution takes, the working memory it gets
+ * (scratch_offset in the activation block) and the fixed chunks of examples its loop runs
+ * in on nnc's threads, each chunk with its own copy of that memory and its own partial
+ * sums (fuse_conv_chunks); this file writes the loops.  Each kernel's
  * comment in the generated C gives the geometry (kernel, stride, padding) and the
  * layout of every buffer it uses. */
 #include "emit.h"
@@ -33,6 +35,8 @@ static void im2col_loops(emitter *e, FILE *o, const ir_conv *g, int back, const 
     int padded = conv_padded(g);
     const char *in = ind;
     if (nb) {
+        if ((long long)e->g->train.batch * k * p >= EMIT_LOOP_PARALLEL_MIN)
+            fprintf(o, "%s%s   /* each example's own rows / image */\n", ind, EMIT_OMP_ROWS);
         fprintf(o, "%sfor (int b = 0; b < %s; b++)\n", ind, nb);
         in = arena_printf(e->a, "%s    ", ind);
     }
@@ -82,6 +86,37 @@ void emit_im2col(emitter *e, FILE *o, ir_node *n) {
             emit_shape_of(e, n), ir_op_name(n), emit_who(e, n->in[0]), emit_shape_of(e, n->in[0]), (long long)g.kh,
             (long long)g.kw, (long long)g.sh, (long long)g.sw, (long long)g.ph, (long long)g.pw);
     im2col_loops(e, o, &g, back, emit_mark(e, img), emit_mark(e, col), img->batched ? "n" : "1", 0, "    ");
+}
+
+/* ---- the fixed chunks of examples of a convolution's loop (see fuse.c) ----------- */
+
+/* Opens the loop over a convolution's chunks of examples, shared among nnc's threads,
+ * or a plain block for one chunk; `partials` says what each chunk sums on its own. */
+static void open_chunks(emitter *e, FILE *o, int chunks, const char *partials) {
+    if (chunks == 1) {
+        fprintf(o, "    {\n");
+        return;
+    }
+    long long each = (e->g->train.batch + chunks - 1) / chunks;
+    fprintf(o, "    /* the batch in %d chunks of %lld examples, chosen from the shapes alone (fuse.c) and shared\n"
+               "     * among nnc's threads: each chunk has its own working memory%s, so every number is\n"
+               "     * computed the same way at any thread count */\n",
+            chunks, each, partials ? arena_printf(e->a, "\n     * and %s, added in chunk order after the loop", partials) : "");
+    fprintf(o, "    %s\n", EMIT_OMP_ROWS);
+    fprintf(o, "    for (int ch = 0; ch < %d; ch++) {\n", chunks);
+}
+
+/* Where chunk ch's copy of the working memory at `at` is: per elements apart. */
+static const char *chunk_at(emitter *e, long long at, int chunks, long long per) {
+    if (chunks == 1) return arena_printf(e->a, "%lld", at);
+    return at ? arena_printf(e->a, "%lld + (size_t)ch * %lld", at, per) : arena_printf(e->a, "(size_t)ch * %lld", per);
+}
+
+/* The bounds of chunk ch's loop over its examples (the last chunks have fewer, or none,
+ * when n is below the compiled batch). */
+static const char *chunk_examples(emitter *e, int chunks) {
+    long long each = (e->g->train.batch + chunks - 1) / chunks;
+    return chunks > 1 ? arena_printf(e->a, "ch * %lld; b < n && b < (ch + 1) * %lld", each, each) : "0; b < n";
 }
 
 /* ---- a convolution's gradients, with a path for sparse dY (see fuse.c) --------- */
@@ -159,7 +194,7 @@ static void pooled_nonzeros(emitter *e, FILE *o, const convgeo *v, const ir_node
     fprintf(o, "                        nzv[oi * %lld + oj] = gz;\n", pw);
     if (owner->pool_sum) fprintf(o, "                        bsum += gz;\n");
     fprintf(o, "                    }\n                }\n");
-    if (owner->pool_sum) fprintf(o, "                %s[f] += bsum;\n", emit_mark(e, owner->pool_sum));
+    if (owner->pool_sum) fprintf(o, "                bias_part[f] += bsum;\n");
     fprintf(o, "                int count = 0;   /* the nonzeros, moved to the front */\n");
     fprintf(o, "                for (int z = 0; z < %lld; z++) {\n", nw);
     fprintf(o, "                    nz[count] = nz[z];\n                    nzv[count] = nzv[z];\n");
@@ -230,16 +265,34 @@ static void relayout(FILE *o, const convgeo *v, int to_hwc, const char *dst, con
     fprintf(o, "                        %s%s = %s%s;\n", dst, to_hwc ? b : a, src, to_hwc ? a : b);
 }
 
+/* C = op(A) op(B) + beta C for one example: nnr_sgemm, which cuts a large product among
+ * nnc's threads, when the examples run one after the other; within a chunk of examples
+ * (already on a thread of its own), one cblas call, whose product is the same at any
+ * thread count. */
+static void example_gemm(emitter *e, FILE *o, int chunks, int ta, int tb, long long m, long long n, long long k,
+                         const char *a, long long lda, const char *b, long long ldb, int beta, const char *c,
+                         long long ldc) {
+    const char *ind = "                ";
+    if (chunks == 1) {
+        emit_gemm(e, o, ind, ta, tb, arena_printf(e->a, "%lld", m), arena_printf(e->a, "%lld", n),
+                  arena_printf(e->a, "%lld", k), a, lda, b, ldb, emit_lit(e, beta), c, ldc);
+        return;
+    }
+    fprintf(o, "%scblas_%cgemm(CblasRowMajor, %s, %s, %lld, %lld, %lld, %s, %s, %lld, %s, %lld, %s, %s, %lld);\n", ind,
+            e->f[0] ? 's' : 'd', ta ? "CblasTrans" : "CblasNoTrans", tb ? "CblasTrans" : "CblasNoTrans", m, n, k,
+            emit_lit(e, 1), a, lda, b, ldb, emit_lit(e, beta), c, ldc);
+}
+
 /* The dense path of a convolution's gradients for example b: taken when more than
  * NNR_CONV_SPARSE_BELOW of its dY is nonzero; two GEMMs (the weights' over the example's
  * im2col, rebuilt here when there is no im2col tensor) and col2im. */
-static void emit_dense_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn, const convgeo *vg, int one_col) {
+static void emit_dense_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn, const convgeo *vg, int one_col,
+                                  int chunks) {
     convgeo v = *vg;
     ir_node *prod = xn ? xn->in[0] : NULL;
     const ir_node *col = wn ? wn->in[1] : NULL;
     const char *dy = emit_mark(e, wn ? wn->in[0] : prod->in[1]);
-    const char *dw = wn ? emit_mark(e, wn) : NULL, *cl = wn && !one_col ? emit_mark(e, col) : NULL,
-               *X = wn ? emit_mark(e, col->in[0]) : NULL;
+    const char *cl = wn && !one_col ? emit_mark(e, col) : NULL, *X = wn ? emit_mark(e, col->in[0]) : NULL;
     const char *dx = xn ? emit_mark(e, xn) : NULL, *dcol = xn ? emit_mark(e, prod) : NULL,
                *W = xn ? emit_mark(e, prod->in[0]) : NULL;
     long long fp = v.f * v.p;
@@ -249,16 +302,31 @@ static void emit_dense_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn,
     const char *ind = "                ";
     if (one_col) im2col_loops(e, o, &col->conv, 0, X, "col_b", NULL, 1, ind);
     if (wn)
-        emit_gemm(e, o, ind, 0, 1, arena_printf(e->a, "%lld", v.f), arena_printf(e->a, "%lld", v.k),
-                  arena_printf(e->a, "%lld", v.p), "dy", v.p,
-                  one_col ? "col_b" : arena_printf(e->a, "%s + (size_t)b * %lld", cl, v.k * v.p), v.p, emit_lit(e, 1), dw, v.k);
+        example_gemm(e, o, chunks, 0, 1, v.f, v.k, v.p, "dy", v.p,
+                     one_col ? "col_b" : arena_printf(e->a, "%s + (size_t)b * %lld", cl, v.k * v.p), v.p, 1, "dw_part", v.k);
     if (xn) {
-        emit_gemm(e, o, ind, 1, 0, arena_printf(e->a, "%lld", v.k), arena_printf(e->a, "%lld", v.p),
-                  arena_printf(e->a, "%lld", v.f), W, v.k, "dy", v.p, emit_lit(e, 0),
-                  arena_printf(e->a, "%s + (size_t)b * %lld", dcol, v.k * v.p), v.p);
+        example_gemm(e, o, chunks, 1, 0, v.k, v.p, v.f, W, v.k, "dy", v.p, 0,
+                     arena_printf(e->a, "%s + (size_t)b * %lld", dcol, v.k * v.p), v.p);
         im2col_loops(e, o, &xn->conv, 1, dx, dcol, NULL, 0, ind);
     }
     fprintf(o, "                continue;\n            }\n");
+}
+
+/* dst [count] = the chunks' partials (at, per elements apart) added in chunk order: the
+ * same sum at any thread count. */
+static void add_partials(emitter *e, FILE *o, int chunks, long long per, const char *dst, const char *what,
+                         long long at, long long count) {
+    const char *T = e->T;
+    if (chunks == 1) {
+        fprintf(o, "    memcpy(%s, m->acts + %lld, %lld * sizeof(%s));   /* %s */\n", dst, at, count, T, what);
+        return;
+    }
+    fprintf(o, "    {   /* %s: the chunks' partials, added in chunk order */\n", what);
+    fprintf(o, "        const %s *restrict parts = m->acts + %lld;   /* chunk ch's at ch * %lld */\n", T, at, per);
+    fprintf(o, "        for (int i = 0; i < %lld; i++) {\n", count);
+    fprintf(o, "            %s sum = parts[i];\n", T);
+    fprintf(o, "            for (int ch = 1; ch < %d; ch++) sum += parts[(size_t)ch * %lld + i];\n", chunks, per);
+    fprintf(o, "            %s[i] = sum;\n        }\n    }\n", dst);
 }
 
 /* A convolution's gradients from dY [B, F, P]: the weights' dW = dY · colᵀ summed over
@@ -297,40 +365,56 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
                "     * in [F, kh, kw, C] order. */\n",
             wn ? " g times the patch it saw to dW" : "", wn && xn ? "\n     * and" : "",
             xn ? " g times its filter to the positions the patch came from" : "", v.hp, v.wp, v.c);
-    fprintf(o, "    {\n");
-    if (wn) {
-        fprintf(o, "        %s *restrict x_hwc = m->acts + %lld;   /* the example's input */\n", T, at);
-        fprintf(o, "        %s *restrict dw_t = m->acts + %lld;   /* the sparse examples' dW */\n", T, at + 2 * hwc);
-    }
+    int chunks = fuse_conv_chunks(wn ? &col->conv : &xn->conv, v.f, e->g->train.batch);
+    long long per = (long long)owner->scratch / chunks;   /* each chunk's working memory (fuse.c) */
+    long long parts = per - (long long)fuse_conv_partials(owner), bias_parts = parts + (wn ? fk : 0);
+    const char *psum = owner->pool_sum ? emit_mark(e, owner->pool_sum) : NULL;
     if (xn) {
-        fprintf(o, "        %s *restrict dx_hwc = m->acts + %lld;   /* the example's dX */\n", T, at + hwc);
-        fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + 2 * hwc + fk);
-    }
-    fprintf(o, "        int32_t *restrict nz = (int32_t *)(m->acts + %lld);   /* [%lld] */\n", at + 2 * hwc + 2 * fk, v.p);
-    if (pool)
-        fprintf(o, "        %s *restrict nzv = m->acts + %lld;   /* their values */\n", T, at + 2 * hwc + 2 * fk + v.p);
-    if (pool && pool->pooled)
-        fprintf(o, "        const uint8_t *restrict picks = (const uint8_t *)(m->acts + %lld);   /* each window's, from the forward pass */\n",
-                (long long)pool->pooled->scratch_offset);
-    if (one_col && !pool)
-        fprintf(o, "        %s *restrict col_b = m->acts + %lld;   /* the example's patches [%lld, %lld] */\n", T,
-                at + 2 * hwc + 2 * fk + v.p, v.k, v.p);
-    if (wn) {
-        fprintf(o, "        memset(x_hwc, 0, %lld * sizeof(%s));   /* the padding stays zero */\n", hwc, T);
-        fprintf(o, "        memset(dw_t, 0, %lld * sizeof(%s));\n", fk, T);
-        fprintf(o, "        memset(%s, 0, %lld * sizeof(%s));\n", dw, fk, T);
-    }
-    if (xn) {
+        fprintf(o, "    {   /* the filters, once for every chunk of examples */\n");
+        fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* [F, kh, kw, C] */\n", T, at + 2 * hwc + fk);
         fprintf(o, "        for (int f = 0; f < %lld; f++)\n", v.f);
         fprintf(o, "            for (int ci = 0; ci < %lld; ci++)\n", v.c);
         fprintf(o, "                for (int kk = 0; kk < %lld; kk++)   /* ki * kw + kj */\n", v.kh * v.kw);
         fprintf(o, "                    w_t[(f * %lld + kk) * %lld + ci] = %s[(f * %lld + ci) * %lld + kk];\n", v.kh * v.kw,
                 v.c, W, v.c, v.kh * v.kw);
+        fprintf(o, "    }\n");
     }
-    if (owner->pool_sum)
-        fprintf(o, "        memset(%s, 0, %lld * sizeof(%s));\n", emit_mark(e, owner->pool_sum), v.f, T);
-    fprintf(o, "        for (int b = 0; b < n; b++) {\n");
-    if (!pool) emit_dense_conv_grads(e, o, wn, xn, &v, one_col);
+    const char *sums = wn && psum ? "its own partial sums of dW and the bias"
+                     : wn         ? "its own partial sum of dW"
+                     : psum       ? "its own partial sum of the bias" : NULL;
+    open_chunks(e, o, chunks, sums);
+    if (wn) {
+        fprintf(o, "        %s *restrict x_hwc = m->acts + %s;   /* the example's input */\n", T, chunk_at(e, at, chunks, per));
+        fprintf(o, "        %s *restrict dw_t = m->acts + %s;   /* the sparse examples' dW */\n", T,
+                chunk_at(e, at + 2 * hwc, chunks, per));
+        fprintf(o, "        %s *restrict dw_part = m->acts + %s;   /* the chunk's dW */\n", T, chunk_at(e, at + parts, chunks, per));
+    }
+    if (xn) {
+        fprintf(o, "        %s *restrict dx_hwc = m->acts + %s;   /* the example's dX */\n", T, chunk_at(e, at + hwc, chunks, per));
+        fprintf(o, "        const %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + 2 * hwc + fk);
+    }
+    if (psum)
+        fprintf(o, "        %s *restrict bias_part = m->acts + %s;   /* the chunk's sum of %s */\n", T,
+                chunk_at(e, at + bias_parts, chunks, per), psum);
+    fprintf(o, "        int32_t *restrict nz = (int32_t *)(m->acts + %s);   /* [%lld] */\n",
+            chunk_at(e, at + 2 * hwc + 2 * fk, chunks, per), v.p);
+    if (pool)
+        fprintf(o, "        %s *restrict nzv = m->acts + %s;   /* their values */\n", T,
+                chunk_at(e, at + 2 * hwc + 2 * fk + v.p, chunks, per));
+    if (pool && pool->pooled)
+        fprintf(o, "        const uint8_t *restrict picks = (const uint8_t *)(m->acts + %lld);   /* each window's, from the forward pass */\n",
+                (long long)pool->pooled->scratch_offset);
+    if (one_col && !pool)
+        fprintf(o, "        %s *restrict col_b = m->acts + %s;   /* the example's patches [%lld, %lld] */\n", T,
+                chunk_at(e, at + 2 * hwc + 2 * fk + v.p, chunks, per), v.k, v.p);
+    if (wn) {
+        fprintf(o, "        memset(x_hwc, 0, %lld * sizeof(%s));   /* the padding stays zero */\n", hwc, T);
+        fprintf(o, "        memset(dw_t, 0, %lld * sizeof(%s));\n", fk, T);
+        fprintf(o, "        memset(dw_part, 0, %lld * sizeof(%s));\n", fk, T);
+    }
+    if (psum) fprintf(o, "        memset(bias_part, 0, %lld * sizeof(%s));\n", v.f, T);
+    fprintf(o, "        for (int b = %s; b++) {\n", chunk_examples(e, chunks));
+    if (!pool) emit_dense_conv_grads(e, o, wn, xn, &v, one_col, chunks);
 
     if (wn) {
         fprintf(o, "            const %s *restrict img = %s + (size_t)b * %lld;\n", T, X, v.c * v.h * v.w);
@@ -344,13 +428,15 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
     }
     fprintf(o, "        }\n");
     if (wn) {
-        fprintf(o, "        for (int f = 0; f < %lld; f++)\n", v.f);
+        fprintf(o, "        for (int f = 0; f < %lld; f++)   /* the sparse examples' dW, in dW's order */\n", v.f);
         fprintf(o, "            for (int ci = 0; ci < %lld; ci++)\n", v.c);
         fprintf(o, "                for (int kk = 0; kk < %lld; kk++)\n", v.kh * v.kw);
-        fprintf(o, "                    %s[(f * %lld + ci) * %lld + kk] += dw_t[(f * %lld + kk) * %lld + ci];\n", dw, v.c,
+        fprintf(o, "                    dw_part[(f * %lld + ci) * %lld + kk] += dw_t[(f * %lld + kk) * %lld + ci];\n", v.c,
                 v.kh * v.kw, v.kh * v.kw, v.c);
     }
     fprintf(o, "    }\n");
+    if (wn) add_partials(e, o, chunks, per, dw, "dW", at + parts, fk);
+    if (psum) add_partials(e, o, chunks, per, psum, "the bias's sum", at + bias_parts, v.f);
 }
 
 void emit_conv_weight_grad(emitter *e, FILE *o, ir_node *n) { emit_conv_grads(e, o, n, n->also); }
@@ -361,7 +447,7 @@ static void emit_conv_input_grad(emitter *e, FILE *o, ir_node *n) { emit_conv_gr
 
 /* The statement storing value, node p's element at c's index: p's own, or that of the
  * node whose expression its code computes, with value in place of p. */
-static const char *store(emitter *e, const ir_node *p, const ictx *c, const char *own, const char *value) {
+const char *emit_epilogue_store(emitter *e, const ir_node *p, const ictx *c, const char *own, const char *value) {
     if (!p->epi) return arena_printf(e->a, "%s = %s;", own, value);
     e->subst = p;
     e->subst_value = arena_printf(e->a, "(%s)", value);
@@ -371,7 +457,7 @@ static const char *store(emitter *e, const ir_node *p, const ictx *c, const char
 }
 
 /* A comment line saying what an epilogue writes. */
-static void epilogue_note(emitter *e, FILE *o, const ir_node *p, const char *ind) {
+void emit_epilogue_note(emitter *e, FILE *o, const ir_node *p, const char *ind) {
     if (!p->epi) return;
     char math[512] = "";
     if (p->epi->pass == IR_BWD) emit_collect_math(p->epi, math, sizeof math, 1);
@@ -406,7 +492,7 @@ static void direct_block(emitter *e, FILE *o, const ir_node *n, const ictx *c, c
     fprintf(o, "%s    for (int qi = 0; qi < %lld; qi++)\n", ind, q);
     fprintf(o, "%s        for (int f = 0; f < %lld; f++)\n", ind, fbn);
     fprintf(o, "%s            %s\n", ind,
-            store(e, n, c, arena_printf(e->a, "out[((size_t)(fb + f) * %lld + oi) * %lld + oj + qi]", v->oh, v->ow),
+            emit_epilogue_store(e, n, c, arena_printf(e->a, "out[((size_t)(fb + f) * %lld + oi) * %lld + oj + qi]", v->oh, v->ow),
                   "acc[qi][f]"));
 }
 
@@ -611,7 +697,7 @@ static void wino_tiles_out(emitter *e, FILE *o, const ir_node *n, const ictx *c,
     fprintf(o, "%s            const int oi = 2 * ti + di, oj = 2 * (tj0 + tq) + dj;\n", ind);
     fprintf(o, "%s            for (int f = 0; f < %lld; f++)\n", ind, fbn);
     fprintf(o, "%s                %s\n", ind,
-            store(e, n, c, arena_printf(e->a, "out[((size_t)(fb + f) * %lld + oi) * %lld + oj]", v->oh, v->ow),
+            emit_epilogue_store(e, n, c, arena_printf(e->a, "out[((size_t)(fb + f) * %lld + oi) * %lld + oj]", v->oh, v->ow),
                   "ym[di][dj][f]"));
     fprintf(o, "%s        }\n%s}\n", ind, ind);
 }
@@ -705,22 +791,16 @@ void emit_conv_direct(emitter *e, FILE *o, ir_node *n) {
                 emit_shape_of(e, n->pooled),
                 n->pooled->scratch ? " (the first tap at the maximum) for the\n     * gradient" : "", emit_label(e, n->epi));
     else
-        epilogue_note(e, o, n, "    ");
-    fprintf(o, "    {\n");
-    fprintf(o, "        %s *restrict x_hwc = m->acts + %lld;   /* the example's image */\n", T, at);
-    if (n->pooled && n->pooled->scratch)
-        fprintf(o, "        uint8_t *restrict picks = (uint8_t *)(m->acts + %lld);   /* [B, %lld, %lld, %lld] */\n",
-                (long long)n->pooled->scratch_offset, v.f, v.oh / 2, v.ow / 2);
+        emit_epilogue_note(e, o, n, "    ");
+    int chunks = fuse_conv_chunks(&col->conv, v.f, e->g->train.batch);
+    long long per = (long long)n->scratch / chunks;   /* each chunk's working memory (fuse.c) */
     int taps = !wino || wm.filters;   /* the direct loops run somewhere */
-    if (taps) fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + hwc);
-    if (wino) {
-        long long u = at + wm.image + wm.filters;
-        fprintf(o, "        %s *restrict wu = m->acts + %lld;   /* the filters, transformed */\n", T, u);
-        fprintf(o, "        %s *restrict wv = m->acts + %lld;   /* a block of tiles, transformed */\n", T, u + wm.u);
-        fprintf(o, "        %s *restrict wm = m->acts + %lld;   /* their products */\n", T, u + wm.u + wm.v);
+    if (taps || wino) {
+        fprintf(o, "    {   /* the filters, once for every chunk of examples */\n");
+        if (taps) fprintf(o, "        %s *restrict w_t = m->acts + %lld;   /* [kh, kw, C, F] */\n", T, at + hwc);
+        if (wino)
+            fprintf(o, "        %s *restrict wu = m->acts + %lld;   /* transformed */\n", T, at + wm.image + wm.filters);
     }
-    if (v.hp * v.wp != v.h * v.w)
-        fprintf(o, "        memset(x_hwc, 0, %lld * sizeof(%s));   /* the padding stays zero */\n", hwc, T);
     if (taps) {
         fprintf(o, "        for (int f = 0; f < %lld; f++)\n", v.f);
         fprintf(o, "            for (int ci = 0; ci < %lld; ci++)\n", v.c);
@@ -729,7 +809,24 @@ void emit_conv_direct(emitter *e, FILE *o, ir_node *n) {
                 W, v.c, v.kh * v.kw);
     }
     if (wino) wino_filters(e, o, &v, W);
-    fprintf(o, "        for (int b = 0; b < n; b++) {\n");
+    if (taps || wino) fprintf(o, "    }\n");
+    open_chunks(e, o, chunks, NULL);
+    fprintf(o, "        %s *restrict x_hwc = m->acts + %s;   /* the example's image */\n", T, chunk_at(e, at, chunks, per));
+    if (taps) fprintf(o, "        const %s *restrict w_t = m->acts + %lld;   /* the filters */\n", T, at + hwc);
+    if (wino) {
+        long long u = at + wm.image + wm.filters;
+        fprintf(o, "        const %s *restrict wu = m->acts + %lld;   /* the filters, transformed */\n", T, u);
+        fprintf(o, "        %s *restrict wv = m->acts + %s;   /* a block of tiles, transformed */\n", T,
+                chunk_at(e, u + wm.u, chunks, per));
+        fprintf(o, "        %s *restrict wm = m->acts + %s;   /* their products */\n", T,
+                chunk_at(e, u + wm.u + wm.v, chunks, per));
+    }
+    if (n->pooled && n->pooled->scratch)
+        fprintf(o, "        uint8_t *restrict picks = (uint8_t *)(m->acts + %lld);   /* [B, %lld, %lld, %lld] */\n",
+                (long long)n->pooled->scratch_offset, v.f, v.oh / 2, v.ow / 2);
+    if (v.hp * v.wp != v.h * v.w)
+        fprintf(o, "        memset(x_hwc, 0, %lld * sizeof(%s));   /* the padding stays zero */\n", hwc, T);
+    fprintf(o, "        for (int b = %s; b++) {\n", chunk_examples(e, chunks));
     fprintf(o, "            const %s *restrict img = %s + (size_t)b * %lld;\n", T, X, v.c * v.h * v.w);
     relayout(o, &v, 1, "x_hwc", "img");
     if (Y) fprintf(o, "            %s *restrict out = %s + (size_t)b * %lld;\n", T, Y, v.f * v.p);
@@ -751,73 +848,4 @@ void emit_conv_direct(emitter *e, FILE *o, ir_node *n) {
         }
     }
     fprintf(o, "        }\n    }\n");
-}
-
-/* ---- pooling ------------------------------------------------------------------- */
-
-/* max / average pooling windows (no padding), and their gradient: the window's maximum
- * takes the whole gradient (the first one, on a tie, as PyTorch), an average spreads it. */
-void emit_pool(emitter *e, FILE *o, ir_node *n) {
-    int grad = n->op == OP_POOL_GRAD, is_max = n->attr[0] != 0;
-    ir_conv g = n->conv;
-    const ir_node *x = n->in[grad ? 1 : 0];
-    long long win = (long long)(g.kh * g.kw);
-    const char *X = emit_mark(e, x), *T = e->T, *nb = x->batched ? "n" : "1";
-    fprintf(o, "    /* %s %s = %s%s(%s %s), window %lldx%lld, stride %lldx%lld%s */\n",
-            n->cname ? n->cname : "the gradient", emit_shape_of(e, n),
-            is_max ? "maxpool" : "avgpool", grad ? "_grad" : "", emit_who(e, x), emit_shape_of(e, x), (long long)g.kh,
-            (long long)g.kw, (long long)g.sh, (long long)g.sw,
-            grad ? (is_max ? ": d max/du = 1 at the window's maximum" : ": d mean/du = 1/(kh kw)") : "");
-    epilogue_note(e, o, n, "    ");
-    const char *out = n->epi ? n->cname : emit_mark(e, n);
-    /* windows that tile the plane exactly write every element of the gradient once */
-    int tiled = fuse_pool_tiled(&g);
-    fprintf(o, "    for (int b = 0; b < %s * %lld; b++) {   /* every channel of every example */\n", nb, (long long)g.c);
-    if (grad && !tiled)   /* zeroed plane by plane, while it is in cache for the windows that follow */
-        fprintf(o, "        memset(%s + (size_t)b * %lld, 0, %lld * sizeof(%s));\n", out, (long long)(g.h * g.w),
-                (long long)(g.h * g.w), T);
-    fprintf(o, "        for (int oi = 0; oi < %lld; oi++)\n", (long long)g.oh);
-    fprintf(o, "            for (int oj = 0; oj < %lld; oj++) {\n", (long long)g.ow);
-    fprintf(o, "                const size_t at = ((size_t)b * %lld + oi) * %lld + oj;\n", (long long)g.oh, (long long)g.ow);
-    const char *src = arena_printf(e->a, "(size_t)b * %lld + (oi * %lld + ki) * %lld + oj * %lld + kj",
-                                   (long long)(g.h * g.w), (long long)g.sh, (long long)g.w, (long long)g.sw);
-    const char *loops = arena_printf(e->a, "for (int ki = 0; ki < %lld; ki++)\n                    for (int kj = 0; kj < %lld; kj++)",
-                                     (long long)g.kh, (long long)g.kw);
-    if (!grad) {
-        fprintf(o, "                %s acc = %s;\n", T, is_max ? "-INFINITY" : emit_lit(e, 0));
-        fprintf(o, "                %s\n", loops);
-        if (is_max) fprintf(o, "                        acc = %s[%s] > acc ? %s[%s] : acc;\n", X, src, X, src);
-        else fprintf(o, "                        acc += %s[%s];\n", X, src);
-        fprintf(o, "                %s[at] = acc%s;\n", out, is_max ? "" : arena_printf(e->a, " / %s", emit_lit(e, (double)win)));
-    } else if (is_max && tiled) {
-        /* the first maximum of the window takes gv, as PyTorch breaks ties (the first tap
-         * when the maximum is NaN); selects instead of branches, so the loop over oj
-         * vectorizes */
-        const char *first = arena_printf(e->a, "(size_t)b * %lld + oi * %lld * %lld + oj * %lld", (long long)(g.h * g.w),
-                                         (long long)g.sh, (long long)g.w, (long long)g.sw);
-        fprintf(o, "                %s acc = %s[%s];\n", T, X, first);
-        fprintf(o, "                %s\n", loops);
-        fprintf(o, "                        acc = %s[%s] > acc ? %s[%s] : acc;\n", X, src, X, src);
-        fprintf(o, "                %s gv = %s[at];   /* until a tap takes it */\n", T, emit_mark(e, n->in[0]));
-        fprintf(o, "                %s {\n", loops);
-        /* with an epilogue, i is the element's index in every tensor it reads (fuse.c) */
-        ictx flat = {LOOP_FLAT, x->batched, 0, {0}, {0}};
-        const char *at_i = n->epi ? arena_printf(e->a, "const size_t i = %s; ", src) : "";
-        const char *own = arena_printf(e->a, "%s[%s]", out, src), *tap = arena_printf(e->a, "%s[%s]", X, src);
-        fprintf(o, "                        const int take = %s == acc || (ki + kj == 0 && acc != acc);\n", tap);
-        fprintf(o, "                        { %s%s }\n", at_i, store(e, n, &flat, own, arena_printf(e->a, "take ? gv : %s", emit_lit(e, 0))));
-        fprintf(o, "                        gv = take ? %s : gv;\n                    }\n", emit_lit(e, 0));
-    } else if (is_max) {   /* the first maximum of the window, as PyTorch breaks ties */
-        fprintf(o, "                size_t best = (size_t)b * %lld + oi * %lld * %lld + oj * %lld;\n", (long long)(g.h * g.w),
-                (long long)g.sh, (long long)g.w, (long long)g.sw);
-        fprintf(o, "                %s\n", loops);
-        fprintf(o, "                        if (%s[%s] > %s[best]) best = %s;\n", X, src, X, src);
-        fprintf(o, "                %s[best] += %s[at];\n", out, emit_mark(e, n->in[0]));
-    } else {
-        fprintf(o, "                const %s share = %s[at] / %s;\n", T, emit_mark(e, n->in[0]),
-                emit_lit(e, (double)win));
-        fprintf(o, "                %s\n", loops);
-        fprintf(o, "                        %s[%s] %s= share;\n", out, src, tiled ? "" : "+");
-    }
-    fprintf(o, "            }\n    }\n");
 }

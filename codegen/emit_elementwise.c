@@ -40,6 +40,8 @@ void emit_elementwise(emitter *e, FILE *o, ir_node *n) {
     collect_views(e, n, views, sizeof views, 1);
     fprintf(o, "    /* %s %s%s%s%s%s */\n", n->cname, emit_shape_of(e, n), *math ? ": " : "", math,
             *views ? (*math ? "; reads in place " : ", reading in place ") : "", views);
+    if (ir_numel(&n->shape) * (n->batched ? e->g->train.batch : 1) >= EMIT_LOOP_PARALLEL_MIN)
+        fprintf(o, "    %s\n", EMIT_OMP_ROWS);   /* each iteration writes its own element */
     const char *ind = emit_open_loops(e, o, &c, "    ", 1);
     emit_stmt_open(e);
     const char *v = emit_expr(e, n, &c);
@@ -89,6 +91,63 @@ static int reads_where(const ir_node *x) {
     return 0;
 }
 
+/* The loops folding every element of x (read at c's index) into the element of n it
+ * reduces to, stored in `name`, opened at `ind`; the batch's loop is open already when
+ * batch_open.  An innermost axis that is summed away goes through a register. */
+static void fold_into(emitter *e, FILE *o, const ir_node *n, ictx c, const char *name, const char *ind0,
+                      int batch_open, int inner_reduced, int simd) {
+    const ir_node *x = n->in[0];
+    int is_max = n->op == OP_REDUCE_MAX, hi = n->attr[0] > 0, last = x->shape.rank - 1;
+    ictx loops = c;
+    if (batch_open) loops.batched = 0;
+    if (inner_reduced && !is_max) {
+        /* the innermost axis is summed: a register accumulates it, in an order the compiler may vectorize */
+        loops.rank--;
+        const char *ind = emit_open_loops(e, o, &loops, ind0, 0);
+        fprintf(o, " {\n%s%s acc = 0;\n%s#pragma omp simd reduction(+:acc)\n", ind, e->T, ind);
+        fprintf(o, "%sfor (int %s = 0; %s < %lld; %s++)", ind, c.v[last], c.v[last], (long long)x->shape.dim[last], c.v[last]);
+        emit_stmt_open(e);
+        emit_stmt_close(e, o, arena_printf(e->a, "%s    ", ind), arena_printf(e->a, "acc += %s;", emit_read_at(e, x, &c)));
+        c.v[last] = "0";
+        fprintf(o, "%s%s[%s] += acc;\n", ind, name, emit_index_of(e, n, &c));
+        fprintf(o, "%.*s}\n", (int)strlen(ind) - 4, ind);
+        return;
+    }
+    const char *ind = emit_open_loops(e, o, &loops, ind0, simd);
+    emit_stmt_open(e);
+    const char *at = arena_printf(e->a, "%s[%s]", name, emit_index_of(e, n, &c)), *v = emit_read_at(e, x, &c);
+    if (is_max)
+        emit_stmt_close(e, o, ind, arena_printf(e->a, "%s = %s(%s, %s);", at, emit_fn(e, hi ? "fmax" : "fmin"), at, v));
+    else
+        emit_stmt_close(e, o, ind, arena_printf(e->a, "%s += %s;", at, v));
+}
+
+/* A sum over the batch of a large tensor (fuse.c): the batch in fixed chunks shared among
+ * nnc's threads, each summing its examples into a partial of its own, the partials then
+ * added in chunk order into `name`. */
+static void sum_chunks(emitter *e, FILE *o, const ir_node *n, ictx c, int chunks, const char *name, int inner_reduced,
+                       int simd) {
+    const char *T = e->T;
+    long long numel = (long long)ir_numel(&n->shape), each = (e->g->train.batch + chunks - 1) / chunks;
+    long long at = (long long)n->scratch_offset, per = (long long)fuse_sum_part_stride(n);
+    fprintf(o, "    /* the batch in %d chunks of %lld examples, chosen from the shapes alone (fuse.c) and shared\n"
+               "     * among nnc's threads: each chunk sums its examples into a partial of its own, and the\n"
+               "     * partials are added in chunk order after the loop, so the same bits at any thread count */\n",
+            chunks, each);
+    fprintf(o, "    %s\n", EMIT_OMP_ROWS);
+    fprintf(o, "    for (int ch = 0; ch < %d; ch++) {\n", chunks);
+    fprintf(o, "        %s *restrict part = m->acts + %lld + (size_t)ch * %lld;   /* the chunk's sum */\n", T, at, per);
+    fprintf(o, "        memset(part, 0, %lld * sizeof(%s));\n", numel, T);
+    fprintf(o, "        for (int b = ch * %lld; b < n && b < (ch + 1) * %lld; b++) {\n", each, each);
+    fold_into(e, o, n, c, "part", "            ", 1, inner_reduced, simd);
+    fprintf(o, "        }\n    }\n");
+    fprintf(o, "    {\n        const %s *restrict parts = m->acts + %lld;   /* chunk ch's at ch * %lld */\n", T, at, per);
+    fprintf(o, "        for (int i = 0; i < %lld; i++) {\n", numel);
+    fprintf(o, "            %s sum = parts[i];\n", T);
+    fprintf(o, "            for (int ch = 1; ch < %d; ch++) sum += parts[(size_t)ch * %lld + i];\n", chunks, per);
+    fprintf(o, "            %s[i] = sum;\n        }\n    }\n", name);
+}
+
 /* sum_to (undoing a broadcast, or sum/mean over an axis) and max/min over axes: the
  * output starts at the identity of the combination, then every input element is folded
  * into the output element it reduces to. */
@@ -120,36 +179,22 @@ void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
     long long numel = (long long)ir_numel(&n->shape);
     const char *count = n->batched ? emit_times(e, "n", numel) : arena_printf(e->a, "%lld", numel);
     const char *it = emit_count_type(e, n->batched ? numel : 1);
-    if (is_max)
-        fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] = %sINFINITY;\n", it, count, name, hi ? "-" : "");
-    else if (!n->into)
-        fprintf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(%s));\n", name, count, e->T);
     int last = x->shape.rank - 1, off = x->shape.rank - n->shape.rank;
     int inner_reduced = last >= 0 && x->shape.dim[last] > 1 && (last - off < 0 || n->shape.dim[last - off] == 1);
-    if (inner_reduced && !is_max) {
-        /* the innermost axis is summed: a register accumulates it, in an order the compiler may vectorize */
-        ictx outer = c;
-        outer.rank--;
-        const char *ind = emit_open_loops(e, o, &outer, "    ", 0);
-        fprintf(o, " {\n%s%s acc = 0;\n%s#pragma omp simd reduction(+:acc)\n", ind, e->T, ind);
-        fprintf(o, "%sfor (int %s = 0; %s < %lld; %s++)", ind, c.v[last], c.v[last], (long long)x->shape.dim[last], c.v[last]);
-        emit_stmt_open(e);
-        emit_stmt_close(e, o, arena_printf(e->a, "%s    ", ind), arena_printf(e->a, "acc += %s;", emit_read_at(e, x, &c)));
-        c.v[last] = "0";
-        fprintf(o, "%s%s[%s] += acc;\n", ind, name, emit_index_of(e, n, &c));
-        fprintf(o, "%.*s}\n", (int)strlen(ind) - 4, ind);
+    /* each iteration of the innermost loop folds into its own element: `omp simd` keeps
+     * GCC 12 from miscompiling where's select broadcast along the middle loop at -O3
+     * with AVX2 (emit_open_loops; where's gradient summed to a broadcast operand,
+     * tests/gradcheck/where.nn) */
+    int simd = !inner_reduced && !is_max && reads_where(x);
+    int chunks = n->scratch ? fuse_batch_sum_chunks(n, e->g->train.batch) : 1;
+    if (chunks > 1) {
+        sum_chunks(e, o, n, c, chunks, name, inner_reduced, simd);
     } else {
-        /* each iteration of the innermost loop folds into its own element: `omp simd` keeps
-         * GCC 12 from miscompiling where's select broadcast along the middle loop at -O3
-         * with AVX2 (emit_open_loops; where's gradient summed to a broadcast operand,
-         * tests/gradcheck/where.nn) */
-        const char *ind = emit_open_loops(e, o, &c, "    ", !inner_reduced && !is_max && reads_where(x));
-        emit_stmt_open(e);
-        const char *at = arena_printf(e->a, "%s[%s]", name, emit_index_of(e, n, &c)), *v = emit_read_at(e, x, &c);
         if (is_max)
-            emit_stmt_close(e, o, ind, arena_printf(e->a, "%s = %s(%s, %s);", at, emit_fn(e, hi ? "fmax" : "fmin"), at, v));
-        else
-            emit_stmt_close(e, o, ind, arena_printf(e->a, "%s += %s;", at, v));
+            fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] = %sINFINITY;\n", it, count, name, hi ? "-" : "");
+        else if (!n->into)
+            fprintf(o, "    memset(%s, 0, (size_t)(%s) * sizeof(%s));\n", name, count, e->T);
+        fold_into(e, o, n, c, name, "    ", 0, inner_reduced, simd);
     }
     if (scale != 1) fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] *= %s;\n", it, count, name, emit_lit(e, scale));
     if (n->ranks)

@@ -182,6 +182,8 @@ static void plan_sparse_products(ir_graph *g);
 static void plan_step_sums(ir_graph *g);
 static void plan_added_products(ir_graph *g);
 static void plan_tiled_pads(ir_graph *g);
+static void plan_conv_chunks(ir_graph *g);
+static void plan_batch_sums(ir_graph *g);
 
 static void plan_conv_grads(ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++) {
@@ -207,7 +209,51 @@ static void plan_conv_grads(ir_graph *g) {
     plan_epilogues(g);
     plan_pooled_conv_grads(g);
     plan_pooled_convs(g);
+    plan_conv_chunks(g);
     plan_sparse_products(g);
+}
+
+/* A convolution's per-example loop (forward, or its gradients) runs on nnc's threads in a
+ * fixed number of chunks of consecutive examples, chosen from the shapes alone — never
+ * from the thread count — so that every number is computed the same way, and a run gives
+ * the same bits, at any thread count: each chunk has its own working memory (the
+ * example's image, its lists, ...), and where examples' contributions are summed (the
+ * weights' gradient, the bias's sum of a pooled gradient) each chunk sums its own
+ * examples into a partial of its own, the partials added in chunk order afterwards.
+ * Chunks come in powers of two up to FUSE_CONV_CHUNKS_MAX (2 and 4 threads share them
+ * evenly), at most one per example, and only as many as keep FUSE_CONV_CHUNK_MACS of
+ * work in each: a parallel region costs a few microseconds to start (tens where idle
+ * threads sleep), a chunk of 2^20 multiply-adds some 50 us on one core. */
+int fuse_conv_chunks(const ir_conv *g, int64_t filters, int64_t batch) {
+    double macs = (double)batch * (double)(g->oh * g->ow) * (double)filters * (double)(g->c * g->kh * g->kw);
+    int chunks = 1;
+    while (chunks < FUSE_CONV_CHUNKS_MAX && 2LL * chunks <= batch && macs >= 2.0 * FUSE_CONV_CHUNK_MACS * chunks)
+        chunks *= 2;
+    return chunks;
+}
+
+/* The weights' gradient and, with a pooled dY, the bias's sum: the partials each chunk of a
+ * convolution's gradients adds after its other working memory (emit_conv.c). */
+int64_t fuse_conv_partials(const ir_node *n) {
+    int wgrad = is_conv_weight_grad(n);
+    int64_t filters = wgrad ? n->mm.ar : n->in[0]->mm.ar, bias = n->pool_sum ? filters : 0;
+    if (!wgrad) return bias;
+    const ir_conv *c = &n->in[1]->conv;
+    return filters * c->c * c->kh * c->kw + bias;
+}
+
+static void plan_conv_chunks(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if (!n->scratch || n->folded) continue;
+        if (n->direct) {
+            n->scratch *= fuse_conv_chunks(&n->in[1]->conv, n->mm.ar, g->train.batch);
+        } else if (n->in_train && n->pass == IR_BWD && (is_conv_weight_grad(n) || is_conv_input_grad(n))) {
+            int chunks = is_conv_weight_grad(n) ? fuse_conv_chunks(&n->in[1]->conv, n->mm.ar, g->train.batch)
+                                                : fuse_conv_chunks(&n->conv, n->in[0]->mm.ar, g->train.batch);
+            n->scratch = chunks * (n->scratch + fuse_conv_partials(n));
+        }
+    }
 }
 
 /* Sparse products.  A dense layer's backward pass multiplies its output's gradient dY
@@ -448,6 +494,39 @@ void fuse_plan(ir_graph *g) {
     plan_step_sums(g);
     plan_added_products(g);
     plan_tiled_pads(g);
+    plan_batch_sums(g);
+}
+
+/* A sum over the batch (a bias's gradient: sum_to a shape without the batch) of a large
+ * tensor runs on nnc's threads like a convolution's loop (fuse_conv_chunks): the batch in
+ * fixed chunks chosen from the shapes alone, at least FUSE_SUM_CHUNK_ELEMENTS elements
+ * each, every chunk summing its examples into a partial of its own (working memory: one
+ * copy of the result per chunk), the partials added in chunk order (emit_elementwise.c).
+ * The partials are at most an eighth of the elements summed, so that zeroing and adding
+ * them up costs one thread little (a wide sum over a few examples stays whole).  Sums
+ * inside a scan's loop or added into one (`into`) stay on one thread.  Returns 1 for a
+ * node that is no such sum. */
+int fuse_batch_sum_chunks(const ir_node *n, int64_t batch) {
+    if (n->op != OP_SUM_TO || n->batched || !n->in[0]->batched || n->into || n->loop || n->in[0]->per_step) return 1;
+    double elements = (double)ir_numel(&n->in[0]->shape) * (double)batch, out = (double)ir_numel(&n->shape);
+    int chunks = 1;
+    while (chunks < FUSE_CONV_CHUNKS_MAX && 2LL * chunks <= batch && elements >= 2.0 * FUSE_SUM_CHUNK_ELEMENTS * chunks &&
+           2.0 * chunks * out * 8 <= elements)
+        chunks *= 2;
+    return chunks;
+}
+
+/* How far apart the chunks' partials are: whole 64-byte lines of floats (of doubles, two),
+ * so that no two threads write one line. */
+int64_t fuse_sum_part_stride(const ir_node *n) { return (ir_numel(&n->shape) + 15) / 16 * 16; }
+
+static void plan_batch_sums(ir_graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        ir_node *n = ir_at(g, i);
+        if ((!n->in_train && !n->in_infer && !n->in_eval) || n->mem == MEM_NONE || n->folded || n->scratch) continue;
+        int chunks = fuse_batch_sum_chunks(n, g->train.batch);
+        if (chunks > 1) n->scratch = chunks * fuse_sum_part_stride(n);
+    }
 }
 
 /* A product a scan's backward loop sums over the steps (a recurrent weight's gradient)
@@ -658,6 +737,8 @@ static void plan_pooled_conv_grads(ir_graph *g) {
         if (prod) prod->mem = MEM_NONE;   /* Wᵀ · dY for col2im: the dense path's only */
         if (sum) sum->folded = 1;
         n->scratch += c->oh * c->ow;   /* the listed nonzeros' values */
+        if (wgrad && n->in[1]->mem == MEM_NONE)   /* no dense path: no example's patches to rebuild */
+            n->scratch -= ir_numel(&n->in[1]->shape);
     }
 }
 

@@ -70,15 +70,15 @@ refuses() {
     local rc=$?
     cat err.log
     [ $rc -eq 1 ] && [ ! -e refused.c ] &&
-        grep -q "wide.nn:1:7: error: the model's memory plan needs 152.1 GiB (163284988416 bytes), more than the limit of 16.0 GiB (17179869184 bytes, --max-memory 16G)" err.log &&
+        grep -q "wide.nn:1:7: error: the model's memory plan needs 152.2 GiB (163385651712 bytes), more than the limit of 16.0 GiB (17179869184 bytes, --max-memory 16G)" err.log &&
         grep -q "note: 'h' \[B, 3, 1024, 1024\] takes 12.0 GiB of the activations" err.log
 }
 check "--max-memory 16G refuses a 152 GiB plan, naming total, limit and largest tensors" refuses --max-memory 16G
 check "--max-memory 200G accepts it" "$NNC" wide.nn -o ok.c --max-memory 200G
 check "--max-memory 0 turns the limit off" "$NNC" wide.nn -o ok.c --max-memory 0
-check "--max-memory=163284988416 (bytes, the plan's exact size) accepts it" "$NNC" wide.nn -o ok.c --max-memory=163284988416
-check "--max-memory 163284988415 refuses it" sh -c '! "$1" wide.nn -o no.c --max-memory 163284988415' sh "$NNC"
-summary() { "$NNC" wide.nn --summary --max-memory 1M | grep -F "total 163,284,988,416"; }
+check "--max-memory=163385651712 (bytes, the plan's exact size) accepts it" "$NNC" wide.nn -o ok.c --max-memory=163385651712
+check "--max-memory 163385651711 refuses it" sh -c '! "$1" wide.nn -o no.c --max-memory 163385651711' sh "$NNC"
+summary() { "$NNC" wide.nn --summary --max-memory 1M | grep -F "total 163,385,651,712"; }
 check "--summary prints the plan's total even over the limit" summary
 bad_size() {
     "$NNC" wide.nn -o bad.c --max-memory 12X 2>err.log
@@ -87,7 +87,8 @@ bad_size() {
 check "--max-memory 12X is a usage error (exit 2)" bad_size
 
 # ---- the trainer's out-of-memory message ----------------------------------------------
-# 2,953,003,008 bytes (adam: params, grads, two state tensors, activations at batch 16384)
+# 2,953,265,152 bytes (adam: params, grads, two state tensors, activations at batch 16384 with
+# the chunks' partial sums of the bias gradients)
 cat >oom.nn <<'NN'
 model oom
 input x: [4096]
@@ -103,7 +104,7 @@ oom_message() {
     (ulimit -v 1000000 && ./oom "$@") 2>err.log
     local rc=$?
     cat err.log
-    [ $rc -ne 0 ] && grep -qF "out of memory: model oom asked for 2953003008 bytes (parameters 134250496, gradients 134250496, optimizer state 268500992, activations for a batch of 16384: 2416001024)" err.log
+    [ $rc -ne 0 ] && grep -qF "out of memory: model oom asked for 2953265152 bytes (parameters 134250496, gradients 134250496, optimizer state 268500992, activations for a batch of 16384: 2416263168)" err.log
 }
 if [ -n "${ASAN_OPTIONS:-}" ]; then
     echo "skip: ulimit -v under AddressSanitizer"

@@ -7,7 +7,8 @@
 # any result.  Trained here, one epoch each: the Fashion MLP example (its first product,
 # K = 784, summed in another order at 2 OpenBLAS threads than at 1 before nnc took the
 # threads over), a wider MLP whose products are cut into 8 blocks, the Fashion CNN example
-# (convolutions, pooling, dropout, a 4608-128 dense layer) and the character LSTM example.
+# (convolutions, pooling, dropout, a 4608-128 dense layer), a CNN whose convolutions run in
+# chunks of examples (at a batch the chunks do not divide) and the character LSTM example.
 # The exported parameters (`m export`) and the log rows without their seconds are compared
 # byte for byte with the one-thread run's.  Last, a run beside a CPU-burning process: 2
 # threads are not much slower than 1 (idle threads sleep instead of spinning).
@@ -31,6 +32,24 @@ train {
   optimizer = adam(lr=0.001)
 }
 NN
+# convolutions that run in chunks of examples on nnc's threads (codegen/fuse.c): c2 and c3
+# in 8 chunks of 2 examples at batch 13 (the last chunk empty; 600 images leave a last
+# batch of 2), c2's gradients by the dense path (tanh), c3's pooled by the sparse one,
+# each chunk summing its own dW and bias partials
+cat >convs.nn <<'NN'
+model convs
+input  x: [1, 28, 28]
+label  y: class(10)
+c1     = relu(conv2d(x, 8, kernel=3, pad=same))
+c2     = tanh(conv2d(c1, 16, kernel=3, pad=same))
+c3     = relu(conv2d(c2, 16, kernel=3, pad=same))
+logits = dense(flatten(maxpool2d(c3, 2)), 10)
+loss   = cross_entropy(logits, y)
+train {
+  batch     = 13
+  optimizer = adam(lr=0.001)
+}
+NN
 head -c 6000 "$EXAMPLES/../README.md" >text.txt
 
 # trains PROG with T threads on the rest of the arguments, then exports its parameters
@@ -48,10 +67,11 @@ same() {   # same PROG T: the run with T threads ends where the one-thread run d
 
 check "compile the examples and a wide MLP" bash -c "'$NNC' '$EXAMPLES/fashion_mlp.nn' --exe -o mlp &&
     '$NNC' wide.nn --exe -o wide && '$NNC' '$EXAMPLES/fashion_cnn.nn' --exe -o cnn &&
-    '$NNC' '$EXAMPLES/charlm/charlm.nn' --exe -o charlm"
-for prog in mlp wide cnn charlm; do
+    '$NNC' '$EXAMPLES/charlm/charlm.nn' --exe -o charlm && '$NNC' convs.nn --exe -o convs"
+check "convs: its convolutions run in 8 chunks" bash -c "'$NNC' convs.nn -o convs.c && [ \$(grep -c 'the batch in 8 chunks of 2 examples' convs.c) -ge 4 ]"
+for prog in mlp wide cnn convs charlm; do
     case $prog in
-        cnn) data=(--train data.safetensors --val-split 0.8) ;;   # 600 images
+        cnn|convs) data=(--train data.safetensors --val-split 0.8) ;;   # 600 images
         charlm) data=(--text text.txt) ;;
         *) data=(--train data.safetensors) ;;
     esac

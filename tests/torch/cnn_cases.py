@@ -12,8 +12,8 @@ channels or more (computed with Winograd's F(2x2, 3x3)), conv1d, max and average
 kernel 2 and with kernel 3 stride 2, batchnorm in training mode after dense, conv2d and
 conv1d (batch statistics; the harness randomizes running_mean/var, which do not enter a
 training-mode loss, and lists no running stats in `params`), a two-layer binding's
-numbered parameters, and a tiny version of the lecture's CNN (no dropout: its random
-masks cannot match PyTorch's).  Batches are never larger than the compiled batch, so
+numbered parameters, convolutions that run in chunks of examples on nnc's threads, and a
+tiny version of the lecture's CNN (no dropout: its random masks cannot match PyTorch's).  Batches are never larger than the compiled batch, so
 `grads` sees the whole batch at once (batchnorm's statistics depend on it)."""
 import warnings
 
@@ -136,6 +136,26 @@ train { batch = 8 }
         torch=lambda p, b: F.cross_entropy(
             lin(p, "z.0", F.conv2d(F.relu(conv(p, "c", b["x"], padding="same")), p["d.weight"]).flatten(1))
             + lin(p, "z.1", torch.tanh(conv(p, "e", b["w"], padding=1)).flatten(1)), b["y"]),
+    ),
+    # convolutions large enough to run in fixed chunks of examples on nnc's threads (fuse.c):
+    # c in 2 chunks of 4 examples (dense-path gradients through tanh, dX too), d in 4 chunks of
+    # 2 (pooled Winograd, sparse path); n = 5 leaves chunks partly full and one empty
+    "conv2d_chunks": dict(
+        nn="""model conv2d_chunks
+input x: [8, 16, 16] grad
+label y: class(3)
+c = tanh(conv2d(x, 16, kernel=3, pad=same))
+d = maxpool2d(relu(conv2d(c, 16, kernel=3, pad=same)), 2)
+z = dense(flatten(d), 3)
+loss = cross_entropy(z, y)
+train { batch = 8 }
+""",
+        params={"c.weight": [16, 8, 3, 3], "c.bias": [16], "d.weight": [16, 16, 3, 3], "d.bias": [16],
+                "z.weight": [3, 1024], "z.bias": [3]},
+        batch={"x": ("float", [8, 16, 16]), "y": ("class", 3, [])},
+        n=5, scale=0.3, input_grads=["x"],
+        torch=lambda p, b: F.cross_entropy(lin(p, "z", F.max_pool2d(F.relu(conv(
+            p, "d", torch.tanh(conv(p, "c", b["x"], padding=1)), padding=1)), 2).flatten(1)), b["y"]),
     ),
     # pad=same, even kernels (4 and 2): PyTorch's padding='same' puts the odd element at the
     # end (right/bottom); several input channels, non-square: [3, 6, 7] -> [2, 6, 7] -> [2, 6, 7]
