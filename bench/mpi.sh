@@ -85,24 +85,5 @@ for m in $MODELS; do
     echo "$m,$us,$steps" >>"$WORKDIR/sums.csv"
     echo "$m,$((params * 4)),$batch,$(awk -v s="$best" -v k="$steps" 'BEGIN {printf "%.6g", s / k}')" >>"$WORKDIR/costs.csv"
 done
-python3 - "$WORKDIR/runs.csv" "$WORKDIR/sums.csv" <<'PY' | tee "$WORKDIR/table.md"
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
-sums = {r['model']: r for r in csv.DictReader(open(sys.argv[2]))}
-models = list(dict.fromkeys(r['model'] for r in rows))
-print('| model | 1 rank x 1 thread, s (min, median) | 2 ranks x 1 thread, s | 1 rank x 2 threads, s '
-      '| speedup of 2 ranks over 1 (best, median) | 2 ranks / (1 rank x 2 threads) (min, median) '
-      '| gradient sums and waits, % of the 2-rank epoch | the sums alone, % of the 2-rank epoch |')
-print('|---|---|---|---|---|---|---|---|')
-for m in models:
-    t = {c: {int(r['round']): float(r['seconds']) for r in rows if r['model'] == m and r['config'] == c} for c in 'ABC'}
-    ab = [t['A'][k] / t['B'][k] for k in t['B']]
-    bc = [t['B'][k] / t['C'][k] for k in t['B']]
-    share = [float(r['comm_share']) for r in rows if r['model'] == m and r['config'] == 'B' and r['comm_share']]
-    f = lambda v: '%.2f, %.2f' % (min(v), statistics.median(v))
-    alone = float(sums[m]['allreduce_us']) * 1e-6 * int(sums[m]['steps']) / statistics.median(t['B'].values())
-    print('| %s | %s | %s | %s | %.2f, %.2f | %s | %.1f | %.1f |' % (m, f(t['A'].values()), f(t['B'].values()),
-          f(t['C'].values()), max(ab), statistics.median(ab), f(bc),
-          statistics.median(share) if share else float('nan'), 100 * alone))
-PY
+python3 "$ROOT/bench/mpi_table.py" "$WORKDIR/runs.csv" "$WORKDIR/sums.csv" | tee "$WORKDIR/table.md"
 echo "mpi.sh: cost model inputs in $WORKDIR/costs.csv (bench/cost_model.py $WORKDIR/costs.csv)"
