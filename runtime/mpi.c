@@ -74,9 +74,12 @@ int nnr_mpi_main(const nnr_model_info *info, int argc, char **argv) {
     /* nnr_main may start the program again with how idle threads wait in its environment:
      * that must happen before MPI starts, which a process does once */
     nnr_threads_passive(argv);
-    int rc = MPI_Init(&argc, &argv);
+    /* nnc's OpenMP threads never call MPI, but they exist: the standard's level for
+     * that is FUNNELED (only the main thread calls MPI), not SINGLE */
+    int provided = MPI_THREAD_SINGLE;
+    int rc = MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     if (rc != MPI_SUCCESS) {
-        fprintf(stderr, "%s: MPI_Init failed (error %d)\n", argc > 0 ? argv[0] : info->name, rc);
+        fprintf(stderr, "%s: MPI_Init_thread failed (error %d)\n", argc > 0 ? argv[0] : info->name, rc);
         return 1;
     }
     /* a failed collective returns its error, which the trainer reports, instead of
