@@ -14,28 +14,22 @@
  * the ranks, which makes a run the single-process one again.
  *
  * The gradient block is summed in one call after the backward pass rather than in buckets
- * started during it: at these models' sizes the sum takes a few percent of a step
- * (bench/mpi.sh measures it), the most overlap could hide.  The engine (mpi.c) knows MPI;
- * this file only calls nnr_comm_world's functions.
+ * started during it: on one machine the sum is copies and additions done by the ranks' own
+ * cores, which are busy with the backward pass, so overlap hides none of it (bench/mpi.sh
+ * measures the sums at 3-25 % of a 2-rank epoch; docs/distributed.md).  The engine
+ * (mpi.c) knows MPI; this file only calls nnr_comm_world's functions.
  */
 #include "nnr.h"
 #include "trainer.h"
 
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 const nnr_comm *nnr_comm_world;   /* set by the MPI engine before nnr_main */
 
 static double comm_secs;
 
 double nnr_par_comm_seconds(void) { return comm_secs; }
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* The options that only mean something with ranks, and the model's fitness for them. */
 int nnr_par_usage(const nnr_model_info *info, const options *o) {
@@ -95,10 +89,10 @@ double nnr_par_step(const nnr_model_info *info, session *s, const options *o, in
     } else {   /* a last batch smaller than the ranks: this one adds nothing */
         memset(info->grads(s->m), 0, (size_t)info->param_size * nnr_dtype_size(info->dtype));
     }
-    double t0 = now();
+    double t0 = nnr_now();
     double v[2] = {part, stop_in ? 1 : 0};
     int bad = c->sum(info->grads(s->m), info->param_size, info->dtype) || c->sum(v, 2, NNR_F64);
-    comm_secs += now() - t0;
+    comm_secs += nnr_now() - t0;
     *stop = v[1] > 0;
     if (bad) return NAN;
     if (isfinite(v[0])) info->update(s->m);

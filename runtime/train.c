@@ -26,7 +26,7 @@
 #define BAR_INTERVAL   0.1          /* seconds between progress redraws */
 #define TERM_COLUMNS   80           /* when neither the terminal nor $COLUMNS says */
 
-static double now(void) {
+double nnr_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -72,7 +72,7 @@ static int term_columns(void) {
  * then the line is cut. */
 static void bar_draw(bar *b, int epoch, int epochs, int64_t done, int64_t n, double loss) {
     if (!b->on) return;
-    double t = now();
+    double t = nnr_now();
     if (done < n && t - b->last < BAR_INTERVAL) return;
     b->last = t;
     char rate[32], eta[32], head[64], tail[96], stats[96], line[512];
@@ -361,7 +361,7 @@ static int train_epoch(const nnr_model_info *info, session *s, const options *o,
     const int64_t n = s->data.n, last = batches_in(info, n) - 1;
     nnr_checkpoint *ck = &s->ck;
     double sum = ck->loss_sum;
-    double t0 = now();
+    double t0 = nnr_now();
     bar b = {isatty(fileno(stderr)), t0, t0};       /* first drawn once a rate is known */
     for (int64_t bi = ck->batch; bi <= last; bi++) {
         int64_t at = bi * info->batch;
@@ -416,7 +416,7 @@ static int train_epoch(const nnr_model_info *info, session *s, const options *o,
             return EPOCH_STOPPED;
         }
     }
-    *secs = now() - t0;
+    *secs = nnr_now() - t0;
     bar_clear(&b);
     *mean = sum / (double)n;
     return EPOCH_DONE;

@@ -163,6 +163,8 @@ void   nnr_session_evaluate_range(const nnr_model_info *info, void *m, const nnr
 
 /* ---- data parallelism in the trainer (parallel.c) ------------------------------------ */
 
+double nnr_now(void);   /* seconds on a monotonic clock (train.c) */
+
 int    nnr_par_usage(const nnr_model_info *info, const options *o);
 int    nnr_par_check_data(const nnr_model_info *info, const options *o, int64_t n);
 /* One optimizer step of the global batch at..at+nb-1 of s->order, each rank taking its
