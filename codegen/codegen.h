@@ -49,6 +49,7 @@ int64_t stack_by_batch(const ir_node *n, const char **arg);
 /* plan.c: give every materialized tensor a block and an offset (params, grads, acts). */
 void  plan_memory(ir_graph *g);
 int   plan_state_slots(int opt);                 /* optimizer state: tensors per trainable parameter */
+int64_t plan_unfrozen_end(const ir_graph *g);   /* where the frozen parameters' tail starts */
 int64_t plan_state_size(const ir_graph *g);      /* elements of the optimizer state block */
 int64_t plan_total_bytes(const ir_graph *g);     /* params, grads, state, activations; INT64_MAX: more */
 /* Errors, at the statement, for a GEMM argument the batch pushes past INT_MAX; returns the

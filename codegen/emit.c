@@ -54,7 +54,15 @@ const char *emit_lit(emitter *e, double v) {
     return arena_printf(e->a, v < 0 ? "(%s%s)" : "%s%s", buf, e->f[0] ? "f" : "");
 }
 
-const char *emit_fn(emitter *e, const char *name) { return arena_printf(e->a, "%s%s", name, e->f); }
+/* libm's function for the dtype (expf), or with --math inline the file's own (NAME_expf) */
+static const char *math_fn(emitter *e, const char *name, int dbl) {
+    int bit = e->o->own_math ? emit_math_bit(name) : 0;
+    e->math_used[dbl] |= (unsigned)bit;
+    return arena_printf(e->a, "%s%s%s%s", bit ? e->P : "", bit ? "_" : "", name, dbl ? "" : e->f);
+}
+
+const char *emit_fn(emitter *e, const char *name) { return math_fn(e, name, e->g->f64); }
+const char *emit_dfn(emitter *e, const char *name) { return math_fn(e, name, 1); }
 
 /* User text inside a C comment: printable ASCII only, no comment terminator, no trigraph. */
 const char *emit_comment_text(emitter *e, const char *s, size_t len) {
@@ -601,8 +609,12 @@ static void declare(emitter *e, FILE *o, const ir_node *x, int writes) {
                 what);
         break;
     case MEM_PARAM:
-        fprintf(o, "    %s%s *restrict %s = m->params + %lld;   /* %s%s */\n", writes ? "" : "const ", T, x->cname,
-                (long long)x->offset, emit_shape_of(e, x), what);
+        if (emit_param_in_flash(e, x))   /* the embedded target's baked weights, read in place */
+            fprintf(o, "    const %s *restrict %s = %s_weights + %lld;   /* %s%s, in flash */\n", T, x->cname, e->P,
+                    (long long)x->offset, emit_shape_of(e, x), what);
+        else
+            fprintf(o, "    %s%s *restrict %s = m->params + %lld;   /* %s%s */\n", writes ? "" : "const ", T, x->cname,
+                    (long long)x->offset, emit_shape_of(e, x), what);
         break;
     case MEM_GRAD:
         fprintf(o, "    %s *restrict %s = m->grads + %lld;   /* %s */\n", T, x->cname, (long long)x->offset,

@@ -50,6 +50,7 @@ typedef struct emitter {
     const names_owner *owners;   /* names.c's bindings per node and gradients' owners, for the locals' names */
     int         depth;      /* how deep the expression last built nests inlined nodes */
     int         embedded;   /* --target embedded: one thread, no BLAS, static memory */
+    unsigned    math_used[2];   /* --math inline: the functions called, in T and in double (emit_math.c) */
 } emitter;
 
 typedef enum { LOOP_FLAT, LOOP_EXAMPLE, LOOP_NESTED } loop_mode;
@@ -129,8 +130,21 @@ void        emit_uniform(emitter *e, FILE *o);             /* dropout's hash */
 void        emit_model_comment(emitter *e, FILE *o, const char *what);
 void        emit_h_model(emitter *e, FILE *out);           /* the header's list of tensors */
 
+/* ---- emit_math.c: --math inline, the file's own exp, log, ... ---- */
+enum { EMIT_MATH_EXP = 1, EMIT_MATH_LOG = 2, EMIT_MATH_EXPM1 = 4, EMIT_MATH_LOG1P = 8, EMIT_MATH_TANH = 16,
+       EMIT_MATH_SIN = 32, EMIT_MATH_COS = 64, EMIT_MATH_TAN = 128, EMIT_MATH_ERF = 256, EMIT_MATH_POW = 512,
+       EMIT_MATH_SQRT = 1024, EMIT_MATH_FABS = 2048, EMIT_MATH_FMAX = 4096, EMIT_MATH_FMIN = 8192, EMIT_MATH_FMA = 16384 };
+int  emit_math_bit(const char *libm_name);   /* "exp" -> EMIT_MATH_EXP; 0 if not one of them */
+/* The static definitions of the functions in `used`, PREFIX_expf... (f64: PREFIX_exp...), and
+ * the helpers they call. */
+void emit_math(FILE *o, const char *prefix, int f64, unsigned used);
+const char *emit_dfn(emitter *e, const char *name);   /* a double math function: libm's or the file's */
+
 /* ---- emit_embedded.c: --target embedded's file and header ---- */
 int         emit_embedded_c(emitter *e, FILE *out);
+/* Whether parameter p stays in flash: baked by --weights and never written (frozen, or
+ * every parameter with --infer-only); its readers read NAME_weights in place. */
+int         emit_param_in_flash(const emitter *e, const ir_node *p);
 int         emit_embedded_h(emitter *e, FILE *out);
 
 /* ---- emit.c: loops ---- */

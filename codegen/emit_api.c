@@ -682,7 +682,10 @@ static int has_sparse_product(const ir_graph *g) {
 /* The macros of the kernels a model uses: NNR_MADD, the sparse paths' fractions. */
 void emit_kernel_macros(emitter *e, FILE *out) {
     const ir_graph *g = e->g;
-    if (has_madd_code(g))
+    if (has_madd_code(g) && e->o->own_math)   /* the file's fma: fused where the target has one */
+        fprintf(out, "\n/* a * b + c, fused where the target has a fused multiply-add (--math inline's fma) */\n"
+                     "#define NNR_MADD(a, b, c) %s(a, b, c)\n", emit_fn(e, "fma"));
+    else if (has_madd_code(g))
         fprintf(out, "\n/* a * b + c in one rounding, a fused multiply-add, where the target has one: the\n"
                      " * inner loops of convolutions and sparse products (in ISO C mode, -std=c11, GCC does not\n"
                      " * contract a * b + c). */\n"

@@ -10,6 +10,7 @@
 #include "emit.h"
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The bytes each part takes, as the header states them. */
@@ -28,13 +29,27 @@ static int64_t features_of(const ir_graph *g) {
 }
 
 static int baked_params_in_flash(const emitter *e) { return e->o->weights && e->g->infer_only; }
+
+int emit_param_in_flash(const emitter *e, const ir_node *p) {
+    return e->embedded && e->o->weights && (e->g->infer_only || p->param.buffer == 2);
+}
+
+/* The elements of the parameter block that live in RAM: every parameter but those that stay
+ * in flash.  Frozen parameters lie after the trainable ones (plan.c), so fine-tuning the
+ * last layer of a baked model keeps that layer and the buffers in RAM, the rest in flash. */
+static int64_t ram_param_elements(const emitter *e) {
+    const ir_graph *g = e->g;
+    if (!e->o->weights) return g->param_size;
+    if (g->infer_only) return 0;
+    return plan_unfrozen_end(g);
+}
 static int64_t nstd(const emitter *e) { return e->o->weights ? e->o->weights->nstd : 0; }
 
 static ram ram_of(const emitter *e) {
     const ir_graph *g = e->g;
     int64_t es = g->f64 ? 8 : 4;
     ram r = {0};
-    r.params = baked_params_in_flash(e) ? 0 : g->param_size * es;
+    r.params = ram_param_elements(e) * es;
     if (!g->infer_only) {
         r.grads = g->train_size * es;
         r.state = plan_state_size(g) * es;
@@ -51,11 +66,15 @@ static ram ram_of(const emitter *e) {
 static void emit_gemm_loops(emitter *e, FILE *o) {
     const char *P = e->P, *T = e->T;
     fprintf(o, "\n/* The products: cblas_%cgemm's row-major arguments and meaning, C = alpha op(A) op(B) +\n"
-               " * beta C, as loops (this target has no BLAS).  With B as stored, the inner loop runs\n"
-               " * along a row of B and of C, which the compiler vectorizes; with B transposed, each\n"
-               " * element of C is a dot product along rows of A and B. */\n", e->f[0] ? 's' : 'd');
+               " * beta C, as loops (this target has no BLAS).  With B as stored, four rows of C at a\n"
+               " * time take each row of B once, along which the inner loop runs and the compiler\n"
+               " * vectorizes; with B transposed, each element of C is a dot product along rows of A and\n"
+               " * B.  Each element sums its K products in order, however its rows are grouped. */\n",
+            e->f[0] ? 's' : 'd');
     fprintf(o, "enum { CblasRowMajor = 101 };   /* cblas.h's values, for the calls to read alike */\n"
                "enum { CblasNoTrans = 111, CblasTrans = 112 };\n\n");
+    fprintf(o, "/* op(A)[i][k] */\n#define %s_A_AT(i, k) (ta == CblasNoTrans ? A[(int64_t)(i) * lda + (k)] : A[(int64_t)(k) * lda + (i)])\n\n",
+            e->PU);
     fprintf(o, "static void %s_gemm(int layout, int ta, int tb, int M, int N, int K, %s alpha, const %s *restrict A,\n"
                "                    int lda, const %s *restrict B, int ldb, %s beta, %s *restrict C, int ldc) {\n",
             P, T, T, T, T, T);
@@ -63,25 +82,41 @@ static void emit_gemm_loops(emitter *e, FILE *o) {
     fprintf(o, "    for (int i = 0; i < M; i++) {\n");
     fprintf(o, "        %s *restrict c = C + (int64_t)i * ldc;\n", T);
     fprintf(o, "        if (beta == 0)\n            for (int j = 0; j < N; j++) c[j] = 0;\n");
-    fprintf(o, "        else if (beta != 1)\n            for (int j = 0; j < N; j++) c[j] *= beta;\n");
-    fprintf(o, "        if (tb == CblasNoTrans) {\n");
+    fprintf(o, "        else if (beta != 1)\n            for (int j = 0; j < N; j++) c[j] *= beta;\n    }\n");
+    fprintf(o, "    if (tb == CblasNoTrans) {\n");
+    fprintf(o, "        int i = 0;\n");
+    fprintf(o, "        for (; i + 4 <= M; i += 4) {   /* four rows of C */\n");
+    fprintf(o, "            %s *restrict c0 = C + (int64_t)i * ldc, *restrict c1 = c0 + ldc;\n", T);
+    fprintf(o, "            %s *restrict c2 = c1 + ldc, *restrict c3 = c2 + ldc;\n", T);
     fprintf(o, "            for (int k = 0; k < K; k++) {\n");
-    fprintf(o, "                const %s a = alpha * (ta == CblasNoTrans ? A[(int64_t)i * lda + k] : A[(int64_t)k * lda + i]);\n", T);
+    fprintf(o, "                const %s a0 = alpha * %s_A_AT(i, k), a1 = alpha * %s_A_AT(i + 1, k);\n", T, e->PU, e->PU);
+    fprintf(o, "                const %s a2 = alpha * %s_A_AT(i + 2, k), a3 = alpha * %s_A_AT(i + 3, k);\n", T, e->PU, e->PU);
+    fprintf(o, "                const %s *restrict b = B + (int64_t)k * ldb;\n", T);
+    fprintf(o, "                for (int j = 0; j < N; j++) {\n");
+    fprintf(o, "                    const %s bj = b[j];\n", T);
+    fprintf(o, "                    c0[j] += a0 * bj;\n                    c1[j] += a1 * bj;\n");
+    fprintf(o, "                    c2[j] += a2 * bj;\n                    c3[j] += a3 * bj;\n");
+    fprintf(o, "                }\n            }\n        }\n");
+    fprintf(o, "        for (; i < M; i++) {   /* the last rows, one at a time */\n");
+    fprintf(o, "            %s *restrict c = C + (int64_t)i * ldc;\n", T);
+    fprintf(o, "            for (int k = 0; k < K; k++) {\n");
+    fprintf(o, "                const %s a = alpha * %s_A_AT(i, k);\n", T, e->PU);
     fprintf(o, "                const %s *restrict b = B + (int64_t)k * ldb;\n", T);
     fprintf(o, "                for (int j = 0; j < N; j++) c[j] += a * b[j];\n");
-    fprintf(o, "            }\n        } else {\n");
-    fprintf(o, "            for (int j = 0; j < N; j++) {\n");
-    fprintf(o, "                const %s *restrict b = B + (int64_t)j * ldb;\n", T);
-    fprintf(o, "                %s sum = 0;\n", T);
-    fprintf(o, "                if (ta == CblasNoTrans) {\n");
-    fprintf(o, "                    const %s *restrict a = A + (int64_t)i * lda;\n", T);
-    fprintf(o, "                    #pragma omp simd reduction(+:sum)\n");
-    fprintf(o, "                    for (int k = 0; k < K; k++) sum += a[k] * b[k];\n");
-    fprintf(o, "                } else {\n");
-    fprintf(o, "                    for (int k = 0; k < K; k++) sum += A[(int64_t)k * lda + i] * b[k];\n");
-    fprintf(o, "                }\n");
-    fprintf(o, "                c[j] += alpha * sum;\n");
-    fprintf(o, "            }\n        }\n    }\n}\n");
+    fprintf(o, "            }\n        }\n        return;\n    }\n");
+    fprintf(o, "    for (int i = 0; i < M; i++)\n");
+    fprintf(o, "        for (int j = 0; j < N; j++) {\n");
+    fprintf(o, "            const %s *restrict b = B + (int64_t)j * ldb;\n", T);
+    fprintf(o, "            %s sum = 0;\n", T);
+    fprintf(o, "            if (ta == CblasNoTrans) {\n");
+    fprintf(o, "                const %s *restrict a = A + (int64_t)i * lda;\n", T);
+    fprintf(o, "                #pragma omp simd reduction(+:sum)\n");
+    fprintf(o, "                for (int k = 0; k < K; k++) sum += a[k] * b[k];\n");
+    fprintf(o, "            } else {\n");
+    fprintf(o, "                for (int k = 0; k < K; k++) sum += A[(int64_t)k * lda + i] * b[k];\n");
+    fprintf(o, "            }\n");
+    fprintf(o, "            C[(int64_t)i * ldc + j] += alpha * sum;\n");
+    fprintf(o, "        }\n}\n#undef %s_A_AT\n", e->PU);
 }
 
 /* ---- the struct and the static memory ------------------------------------------ */
@@ -90,8 +125,9 @@ static void emit_struct(emitter *e, FILE *o) {
     ir_graph *g = e->g;
     const char *T = e->T;
     fprintf(o, "\nstruct %s {\n", e->P);
-    fprintf(o, "    %s%s *params;     /* %lld elements: every parameter, laid out as the header lists */\n",
-            baked_params_in_flash(e) ? "const " : "", T, (long long)g->param_size);
+    fprintf(o, "    %s%s *params;     /* %lld elements: the parameters, laid out as the header lists%s */\n",
+            baked_params_in_flash(e) ? "const " : "", T, (long long)(baked_params_in_flash(e) ? g->param_size : ram_param_elements(e)),
+            ram_param_elements(e) < g->param_size && !baked_params_in_flash(e) ? " (the frozen ones: in flash)" : "");
     if (!g->infer_only) {
         fprintf(o, "    %s *grads;      /* d mean(loss) / d params: the %lld trainable elements */\n", T,
                 (long long)g->train_size);
@@ -161,8 +197,9 @@ static void emit_memory(emitter *e, FILE *o) {
     }
     fprintf(o, "\n");
     if (!baked_params_in_flash(e))
-        fprintf(o, "static %s %s %s_ALIGNED;   /* %lld bytes */\n", T, array(e, arena_printf(e->a, "%s_param_block", P), g->param_size),
-                e->PU, (long long)r.params);
+        fprintf(o, "static %s %s %s_ALIGNED;   /* %lld bytes%s */\n", T,
+                array(e, arena_printf(e->a, "%s_param_block", P), ram_param_elements(e)), e->PU, (long long)r.params,
+                ram_param_elements(e) < g->param_size ? ": the parameters that change; the frozen ones stay in flash" : "");
     if (!g->infer_only) {
         fprintf(o, "static %s %s %s_ALIGNED;   /* %lld bytes: the trainable parameters' */\n", T,
                 array(e, arena_printf(e->a, "%s_grad_block", P), g->train_size), e->PU, (long long)r.grads);
@@ -233,7 +270,8 @@ static void emit_rng(emitter *e, FILE *o, int used) {
     if (used & F_NORMAL) {
         fprintf(o, "static double %s_rng_normal(%s_rng *r) {   /* Box-Muller, one value a call */\n", P, P);
         fprintf(o, "    const double u1 = 1.0 - %s_rng_uniform(r), u2 = %s_rng_uniform(r);\n", P, P);
-        fprintf(o, "    return sqrt(-2.0 * log(u1)) * cos(6.2831853071795862 * u2);\n}\n\n");
+        fprintf(o, "    return %s(-2.0 * %s(u1)) * %s(6.2831853071795862 * u2);\n}\n\n", emit_dfn(e, "sqrt"),
+                emit_dfn(e, "log"), emit_dfn(e, "cos"));
         fprintf(o, "static void %s_fill_normal(%s *p, int64_t n, double mean, double std, %s_rng *r) {\n"
                    "    for (int64_t i = 0; i < n; i++) p[i] = (%s)(mean + std * %s_rng_normal(r));\n}\n\n",
                 P, T, P, T, P);
@@ -274,7 +312,7 @@ static void emit_fills(emitter *e, FILE *o, int used) {
         fprintf(o, "                for (int64_t r = 0; r < m; r++)\n");
         fprintf(o, "                    p[j * vs + r * es] = (%s)((double)p[j * vs + r * es] - c * p[i * vs + r * es]);\n", T);
         fprintf(o, "            }\n");
-        fprintf(o, "        const double norm = sqrt(%s_dot(p, m, vs, es, j, j));\n", P);
+        fprintf(o, "        const double norm = %s(%s_dot(p, m, vs, es, j, j));\n", emit_dfn(e, "sqrt"), P);
         fprintf(o, "        if (norm > 0)\n            for (int64_t r = 0; r < m; r++) p[j * vs + r * es] = (%s)(p[j * vs + r * es] / norm);\n", T);
         fprintf(o, "    }\n}\n\n");
     }
@@ -374,7 +412,8 @@ static void emit_new_free(emitter *e, FILE *o) {
     if (baked_params_in_flash(e)) fprintf(o, "    m->params = %s_weights;   /* read in place, from flash */\n", P);
     else {
         fprintf(o, "    m->params = %s_param_block;\n", P);
-        if (e->o->weights) fprintf(o, "    memcpy(%s_param_block, %s_weights, sizeof %s_param_block);   /* --weights */\n", P, P, P);
+        if (e->o->weights) fprintf(o, "    memcpy(%s_param_block, %s_weights, sizeof %s_param_block);   /* --weights%s */\n", P, P, P,
+                                   ram_param_elements(e) < g->param_size ? ": all but the frozen parameters" : "");
         else fprintf(o, "    memset(%s_param_block, 0, sizeof %s_param_block);   /* until %s_init */\n", P, P, P);
     }
     if (!g->infer_only) {
@@ -494,6 +533,12 @@ int emit_embedded_c(emitter *e, FILE *out) {
                  " * embedded).  Compile it with -fopenmp-simd, which honours the loops' simd pragmas\n"
                  " * and needs no OpenMP runtime, and link libm. */\n");
     fprintf(out, "#include <math.h>\n#include <stdint.h>\n#include <string.h>\n#include \"%s\"\n", e->o->header_name);
+    /* the body first into memory: --math inline writes the functions it called above it */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *main_out = out;
+    out = open_memstream(&text, &len);
+    if (!out) return -1;
     emit_kernel_macros(e, out);
     if (emit_has_products(g)) emit_gemm_loops(e, out);
     emit_struct(e, out);
@@ -505,21 +550,33 @@ int emit_embedded_c(emitter *e, FILE *out) {
         emit_update(e, out);
     }
     emit_pass(e, out, FN_INFER);
-    int used = fills_used(e, !baked_params_in_flash(e));
-    if (!baked_params_in_flash(e) || emit_has_consts(g)) {   /* NAME_init, NAME_consts */
+    int used = fills_used(e, !e->o->weights);
+    if (!e->o->weights || emit_has_consts(g)) {   /* NAME_init, NAME_consts */
         emit_rng(e, out, used);
         emit_fills(e, out, used);
     }
     fprintf(out, "\n/* ---- the API of %s ---- */\n\n", e->o->header_name);
     if (emit_has_consts(g)) emit_consts(e, out);
-    if (!baked_params_in_flash(e)) emit_init(e, out);
+    if (!e->o->weights) emit_init(e, out);
     emit_new_free(e, out);
     if (!g->infer_only) {
         emit_bad_n(e, out);
         emit_step_api(e, out);
     }
     emit_predict(e, out);
-    return ferror(out) ? -1 : 0;
+    int failed = ferror(out) != 0;
+    fclose(out);
+    if (e->math_used[0] && !g->f64) {
+        fprintf(main_out, "\n/* ---- --math inline: the math functions, in float (emit_math.c) ---- */\n");
+        emit_math(main_out, P, 0, e->math_used[0]);
+    }
+    if (e->math_used[1]) {
+        fprintf(main_out, "\n/* ---- --math inline: the math functions, in double ---- */\n");
+        emit_math(main_out, P, 1, e->math_used[1]);
+    }
+    fwrite(text, 1, len, main_out);
+    free(text);
+    return failed || ferror(main_out) ? -1 : 0;
 }
 
 /* ---- the header ------------------------------------------------------------------------ */
@@ -559,7 +616,7 @@ int emit_embedded_h(emitter *e, FILE *out) {
     fprintf(out, "typedef struct %s %s;\n\n", P, P);
     fprintf(out, "%s *%s_new(void);   /* the model; NULL while in use */\n", P, P);
     fprintf(out, "void %s_free(%s *m);   /* NULL is fine */\n", P, P);
-    if (!baked_params_in_flash(e))
+    if (!e->o->weights)
         fprintf(out, "void %s_init(%s *m, uint64_t seed);   /* the model's initializers, as the host's%s */\n", P, P,
                 g->infer_only ? "" : "; gradients, state, step 0");
     fprintf(out, "const char *%s_error(void);   /* the last error's message */\n\n", P);
@@ -586,7 +643,10 @@ int emit_embedded_h(emitter *e, FILE *out) {
     fprintf(out, "/* inference on any n (in chunks of BATCH)%s: one buffer per output */\n",
             nstd(e) ? ", the float inputs standardized as the baked checkpoint says" : "");
     fprintf(out, "void %s_predict(%s *m, int n%s%s);\n", P, P, emit_io_params(e, 1), emit_out_params(e));
-    fprintf(out, "%s%s *%s_params(%s *m);   /* %s_PARAMS elements */\n", baked_params_in_flash(e) ? "const " : "", T, P, P, PU);
+    fprintf(out, "%s%s *%s_params(%s *m);   /* %s */\n", baked_params_in_flash(e) ? "const " : "", T, P, P,
+            ram_param_elements(e) < g->param_size && !baked_params_in_flash(e)
+                ? "the parameters before the frozen ones (NAME_RAM_PARAMS bytes); those are in flash"
+                : arena_printf(e->a, "%s_PARAMS elements", PU));
     fprintf(out, "\n#ifdef __cplusplus\n}\n#endif\n#endif\n");
     return ferror(out) ? -1 : 0;
 }

@@ -54,7 +54,7 @@ void emit_update(emitter *e, FILE *o) {
         } else {
             fprintf(o, "    for (int64_t i = 0; i < %lld; i++) norm2 += (double)g[i] * g[i];\n", N);
         }
-        fprintf(o, "    const double coef = %s / (sqrt(norm2) + 1e-6);\n", emit_lit(e, t->clip_norm));
+        fprintf(o, "    const double coef = %s / (%s(norm2) + 1e-6);\n", emit_lit(e, t->clip_norm), emit_dfn(e, "sqrt"));
         fprintf(o, "    const %s clip = coef < 1 ? (%s)coef : %s;\n", T, T, emit_lit(e, 1));
     }
     const char *gi = t->clip_norm ? arena_printf(e->a, "%s * clip", gv) : gv;
@@ -62,27 +62,28 @@ void emit_update(emitter *e, FILE *o) {
     const char *b1 = emit_lit(e, t->beta1), *b2 = emit_lit(e, t->beta2), *eps = emit_lit(e, t->eps);
     switch (t->opt) {
     case 6: case 9: /* adam, adamw */
-        fprintf(o, "    const double bc1 = 1 - pow(%.17g, (double)m->step), bc2 = 1 - pow(%.17g, (double)m->step);\n",
-                t->beta1, t->beta2);
+        fprintf(o, "    const double bc1 = 1 - %s(%.17g, (double)m->step), bc2 = 1 - %s(%.17g, (double)m->step);\n",
+                emit_dfn(e, "pow"), t->beta1, emit_dfn(e, "pow"), t->beta2);
         /* PyTorch divides by sqrt(bc2) per element; a multiply by its inverse saves one of the
          * loop's two divisions (the divider bounds this loop) and differs by rounding only */
-        fprintf(o, "    const %s step_size = (%s)(lr / bc1), inv_bc2_sqrt = (%s)(1 / sqrt(bc2));\n", T, T, T);
+        fprintf(o, "    const %s step_size = (%s)(lr / bc1), inv_bc2_sqrt = (%s)(1 / %s(bc2));\n", T, T, T, emit_dfn(e, "sqrt"));
         if (t->opt == 9 && t->adamw_decay)   /* torch.optim.AdamW's param.mul_(1 - lr * weight_decay) */
             fprintf(o, "    const %s decay = (%s)(1 - (double)lr * %.17g);\n", T, T, t->adamw_decay);
         break;
     case 7: /* adamax */
-        fprintf(o, "    const %s step_size = (%s)(lr / (1 - pow(%.17g, (double)m->step)));\n", T, T, t->beta1);
+        fprintf(o, "    const %s step_size = (%s)(lr / (1 - %s(%.17g, (double)m->step)));\n", T, T, emit_dfn(e, "pow"), t->beta1);
         break;
     case 8: /* nadam */
-        fprintf(o, "    const double mu_t = %.17g * (1 - 0.5 * pow(0.96, m->step * 0.004));\n", t->beta1);
-        fprintf(o, "    const double mu_next = %.17g * (1 - 0.5 * pow(0.96, (m->step + 1) * 0.004));\n", t->beta1);
+        fprintf(o, "    const double mu_t = %.17g * (1 - 0.5 * %s(0.96, m->step * 0.004));\n", t->beta1, emit_dfn(e, "pow"));
+        fprintf(o, "    const double mu_next = %.17g * (1 - 0.5 * %s(0.96, (m->step + 1) * 0.004));\n", t->beta1,
+                emit_dfn(e, "pow"));
         fprintf(o, "    double *mu_product = (double *)(void *)(m->state + %lld);   /* kept with the state */\n", 2 * N);
         fprintf(o, "    double product = 1;\n    memcpy(&product, mu_product, sizeof product);\n");
         fprintf(o, "    if (m->step == 1) product = 1;\n    product *= mu_t;\n    memcpy(mu_product, &product, sizeof product);\n");
-        fprintf(o, "    const double bc2 = 1 - pow(%.17g, (double)m->step);\n", t->beta2);
+        fprintf(o, "    const double bc2 = 1 - %s(%.17g, (double)m->step);\n", emit_dfn(e, "pow"), t->beta2);
         fprintf(o, "    const %s c_grad = (%s)(lr * (1 - mu_t) / (1 - product));\n", T, T);
         fprintf(o, "    const %s c_avg = (%s)(lr * mu_next / (1 - product * mu_next));\n", T, T);
-        fprintf(o, "    const %s inv_bc2_sqrt = (%s)(1 / sqrt(bc2));   /* as adam's */\n", T, T);
+        fprintf(o, "    const %s inv_bc2_sqrt = (%s)(1 / %s(bc2));   /* as adam's */\n", T, T, emit_dfn(e, "sqrt"));
         break;
     default: break;
     }

@@ -59,6 +59,17 @@ void plan_memory(ir_graph *g) {
     g->act_size = off;
 }
 
+/* The end of the parameters that are not frozen: with --weights the embedded target keeps
+ * the frozen ones, which lie after the trainable ones, in flash (emit_embedded.c). */
+int64_t plan_unfrozen_end(const ir_graph *g) {
+    int64_t end = 0;
+    for (int i = 0; i < g->params.n; i++) {
+        const ir_node *p = g->params.v[i];
+        if (p->param.buffer != 2 && p->offset + ir_numel(&p->shape) > end) end = p->offset + ir_numel(&p->shape);
+    }
+    return end;
+}
+
 int plan_state_slots(int opt) {
     switch (opt) {
     case 0: return 0;                  /* sgd */

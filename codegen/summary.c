@@ -301,10 +301,12 @@ char *summary_embedded(ir_graph *g) {
     int64_t state = g->infer_only ? 0 : plan_state_size(g) * es, acts = g->act_size * es;
     char *s = arena_printf(g->a, "\nembedded target (%s, batch %d): static RAM in bytes\n", g->infer_only ? "inference only" : "training",
                            g->train.batch);
-    s = arena_printf(g->a, "%s  parameters      %12lld   (in flash instead with --weights --infer-only)\n", s, (long long)params);
+    int64_t unfrozen = g->infer_only ? 0 : plan_unfrozen_end(g) * es;
+    s = arena_printf(g->a, "%s  parameters      %12lld   (with --weights: %lld, %s)\n", s, (long long)params,
+                     (long long)unfrozen, g->infer_only ? "read in place from flash" : "the frozen ones stay in flash");
     s = arena_printf(g->a, "%s  gradients       %12lld\n  optimizer state %12lld\n  activations     %12lld\n", s,
                      (long long)grads, (long long)state, (long long)acts);
     s = arena_printf(g->a, "%s  total           %12lld\n", s, (long long)(params + grads + state + acts));
-    return arena_printf(g->a, "%sflash: --weights adds %lld bytes of parameters (and 16 a feature of a standardization)\n", s,
-                        (long long)params);
+    return arena_printf(g->a, "%sflash: --weights adds %lld bytes of parameters (and 16 a feature of a standardization);\n"
+                              "code: as the compiler makes it (arm-none-eabi-size of the image)\n", s, (long long)params);
 }

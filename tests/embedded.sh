@@ -22,9 +22,10 @@ CF=(-std=c99 -O1 -fopenmp-simd -Wall -Wextra -Werror ${NNC_CFLAGS:-})
 # equal MODEL.nn: the embedded target equals the host's on MODEL
 equal() {
     local nn=$1 d
-    d=eq_$(basename "$nn" .nn)
+    shift
+    d=eq_$(basename "$nn" .nn)$(echo "$@" | tr -c 'a-z\n' _)
     mkdir -p "$d" && cd "$d" || return 1
-    "$NNC" "$nn" -o host.c && "$NNC" "$nn" --target embedded -o emb.c &&
+    "$NNC" "$nn" -o host.c && "$NNC" "$nn" --target embedded "$@" -o emb.c &&
         gcc "${CF[@]}" -c emb.c -o emb0.o &&
         nm --defined-only -g emb0.o | awk '{print $3" emb_"$3}' >syms &&
         objcopy --redefine-syms=syms emb0.o emb.o &&
@@ -41,6 +42,16 @@ models=("$SRC"/examples/*.nn "$SRC"/examples/*/*.nn "$SRC"/tests/gradcheck/*.nn)
 for nn in "${models[@]}"; do
     check "equal: $(basename "$(dirname "$nn")")/$(basename "$nn")" equal "$nn"
 done
+
+# --math inline: the file's own exp, log, tanh... (codegen/emit_math.c) within a few ulp of
+# libm's, so the models still agree within 1e-5
+for nn in "$SRC"/examples/fashion_mlp.nn "$SRC"/examples/fashion_cnn.nn "$SRC"/examples/gpt/gpt.nn \
+          "$SRC"/tests/gradcheck/{erf_silu,gelu,trig,elu_softplus,lstm,pow_half,prob_losses,log}.nn; do
+    check "equal, --math inline: $(basename "$nn")" equal "$nn" --math inline
+done
+# ... each function against glibc over its range (max ulp), warning-free, no libm symbol
+check "--math inline: every function within 4 ulp of glibc, no libm symbol on a Cortex-M4F" \
+    sh -c "cc -O2 -I'$SRC/codegen' -o test_math '$SRC/tests/embedded/test_math.c' && ./test_math \"\$PWD/math_work\""
 
 # ---- symbols and warnings -------------------------------------------------------------
 "$NNC" "$SRC/examples/fashion_cnn.nn" --target embedded -o cnn.c
