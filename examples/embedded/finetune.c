@@ -6,6 +6,11 @@
  * batches go round the baked set), prints `step S: loss X` after each, the loss of the
  * whole set before and after, and returns nonzero when the last step's loss is not below
  * the first's (or the model could not be created).
+ *
+ * The same program builds for the host against nnc's host target (`nnc
+ * fashion_mlp_tail.nn -o fashion_mlp_tail.c`, linked with libnnr) with
+ * -DNNR_HOST_LOAD='"tail.safetensors"': the host model starts from that file instead of
+ * baked weights, and its losses are the reference run.sh compares the device's with.
  */
 #include <stdio.h>
 #include <stdint.h>
@@ -38,6 +43,15 @@ static double set_loss(NNR_MODEL *m)
 
 int main(void)
 {
+#ifdef NNR_HOST_LOAD
+    printf("model %s (host): %ld parameters, batch %d\n", NNR_MODEL_NAME,
+           (long)NNR_MACRO(PARAMS), (int)NNR_MACRO(BATCH));
+    NNR_MODEL *m = NNR_FN(new)();
+    if (!m || NNR_FN(load)(m, NNR_HOST_LOAD) != 0) {
+        printf("error: %s: %s\n", NNR_HOST_LOAD, nnr_error());
+        return 1;
+    }
+#else
     printf("model %s: %ld parameters, batch %d, %ld bytes of RAM "
            "(params %ld, grads %ld, state %ld, acts %ld), %ld bytes of baked weights\n",
            NNR_MODEL_NAME, (long)NNR_MACRO(PARAMS), (int)NNR_MACRO(BATCH),
@@ -49,6 +63,7 @@ int main(void)
         printf("error: %s_new: %s\n", NNR_MODEL_NAME, NNR_FN(error)());
         return 1;
     }
+#endif
     if (NNR_LR > 0) NNR_FN(set_lr)(m, NNR_LR);
     printf("learning rate %g, %d steps on %d images\n", NNR_FN(lr)(m), NNR_STEPS, NNR_TEST_N);
     printf("loss of the %d images before: %.6f\n", NNR_TEST_N, set_loss(m));

@@ -111,6 +111,32 @@ python3 "$HERE/rename_params.py" fashion_mlp.params.safetensors tail.safetensors
 cross finetune fashion_mlp_tail finetune
 if ! device finetune; then echo "FAIL: finetune.elf did not exit 0 (the loss did not fall?)"; status=1; fi
 
+# the reference: the same program against nnc's host target, from the same parameters
+echo "--- host: finetune (nnc's host target, libnnr)"
+SRC=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
+[ -r "$SRC/runtime/nnr.h" ] || SRC=$(cd "$HERE/../.." && pwd)   # the build's sources, else these
+mkdir -p host
+"$NNC" "$HERE/fashion_mlp_tail.nn" -o host/fashion_mlp_tail.c
+cc -std=c11 -O2 -Wall -Wextra -fopenmp -Ihost -I. -I"$HERE" -I"$SRC/runtime" \
+    $(pkg-config --cflags openblas 2>/dev/null || true) -DNNR_HOST_LOAD='"tail.safetensors"' \
+    "$HERE/finetune.c" host/fashion_mlp_tail.c test_images.c "$BUILD/libnnr.a" \
+    -lopenblas -ljansson -lz -lm -o finetune-host
+./finetune-host > finetune-host.txt || true
+cat finetune-host.txt
+# every step's loss within 1e-4 relative (float32 sums in another order; no dropout)
+if ! awk '/^step [0-9]+: loss/ { s = $2; sub(":", "", s); v = $4
+              if (FILENAME == ARGV[1]) h[s] = v; else { d[s] = v; n++ } }
+          END { bad = 0
+                for (s in d) { e = d[s] - h[s]; if (e < 0) e = -e
+                               if (!(s in h) || e > 1e-4 * (h[s] < 0 ? -h[s] : h[s]) + 1e-6) {
+                                   printf "step %s: device %s host %s\n", s, d[s], h[s]; bad = 1 } }
+                if (n == 0) { print "no steps from the device"; bad = 1 }
+                exit bad }' finetune-host.txt finetune.txt; then
+    echo "FAIL: the device's finetune losses differ from the host's"; status=1
+else
+    echo "finetune: the device's losses match the host target's (within 1e-4 relative)"
+fi
+
 echo "=== arm-none-eabi-size"
 arm-none-eabi-size "${elfs[@]}"
 
