@@ -4,6 +4,8 @@
  * weights baked into flash, and prints one line per image, `image K: class C (label L)`,
  * then a summary.  run.sh compares the classes with the host trainer's `m predict`.
  * Build against fashion_mlp.h (default) or fashion_cnn.h (-DMODEL_CNN): model_select.h.
+ * With -DNNR_PRINT_PROBS each image also gets a line `probs K: P0 ... P9` (%.6e), which
+ * run.sh compares with the host's probabilities.
  * Returns 0 when the model was created and ran; accuracy does not decide the status.
  */
 #include <stdio.h>
@@ -33,6 +35,11 @@ int main(void)
             if (probs[j] > probs[c]) c = j;
         correct += c == nnr_test_labels[k];
         printf("image %d: class %d (label %d)\n", k, c, (int)nnr_test_labels[k]);
+#ifdef NNR_PRINT_PROBS
+        printf("probs %d:", k);
+        for (int j = 0; j < NNR_CLASSES; j++) printf(" %.6e", (double)probs[j]);
+        printf("\n");
+#endif
     }
     printf("%s: %d of %d images classified as labelled\n", NNR_MODEL_NAME, correct, NNR_TEST_N);
     NNR_FN(free)(m);

@@ -61,12 +61,16 @@ cross() {
     elfs+=("$out.elf")
 }
 
-# run an ELF under qemu: its output to OUT.txt (and the terminal); the status is main's
+# run an ELF under qemu: its output to OUT.txt (and, less the probs lines, the terminal);
+# the status is main's
 device() {
-    local out=$1 rc=0
+    local out=$1 rc=0 t0 t1
     echo "--- qemu: $out.elf"
+    t0=$(date +%s.%N)
     timeout "$QEMU_TIMEOUT" $QEMU "$out.elf" > "$out.txt" 2>&1 || rc=$?
-    cat "$out.txt"
+    t1=$(date +%s.%N)
+    grep -v '^probs ' "$out.txt" || true
+    echo "(qemu: status $rc, $(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%.1f", b - a }') s)"
     [ $rc = 124 ] && echo "run.sh: $out.elf did not finish in ${QEMU_TIMEOUT}s" >&2
     return $rc
 }
@@ -87,7 +91,7 @@ for model in fashion_mlp fashion_cnn; do
     "$NNC" "$EXAMPLES/$model.nn" --target embedded --weights "$model.safetensors" --infer-only --batch 1 -o "$model.c"
     flags=()
     [ $model = fashion_cnn ] && flags=(-DMODEL_CNN)
-    cross "classify-$model" "$model" classify "${flags[@]}"
+    cross "classify-$model" "$model" classify -DNNR_PRINT_PROBS "${flags[@]}"
     if ! device "classify-$model"; then
         echo "FAIL: classify-$model.elf did not exit 0"; status=1; continue
     fi
@@ -100,6 +104,15 @@ for model in fashion_mlp fashion_cnn; do
         status=1
     else
         echo "$model: the device's $N classes match the host's predict: $(tr '\n' ' ' < "$model-device.classes")"
+    fi
+    # and the probabilities, to 1e-4 absolute (float32 sums in another order)
+    if ! awk -F'[ ,]+' 'NR == FNR { if (FNR > 1) for (j = 1; j <= 10; j++) h[FNR - 2, j - 1] = $j; next }
+              /^probs / { k = $2 + 0; n++
+                          for (j = 0; j < 10; j++) { e = $(j + 3) - h[k, j]; if (e < 0) e = -e
+                                                     if (e > worst) worst = e } }
+              END { printf "worst difference of a probability: %.3g\n", worst
+                    exit !(n > 0 && worst <= 1e-4) }' "$model-host.csv" "classify-$model.txt"; then
+        echo "FAIL: $model: the device's probabilities differ from the host's by more than 1e-4"; status=1
     fi
 done
 
@@ -127,7 +140,7 @@ cat finetune-host.txt
 if ! awk '/^step [0-9]+: loss/ { s = $2; sub(":", "", s); v = $4
               if (FILENAME == ARGV[1]) h[s] = v; else { d[s] = v; n++ } }
           END { bad = 0
-                for (s in d) { e = d[s] - h[s]; if (e < 0) e = -e
+                for (s = 1; s <= n; s++) { e = d[s] - h[s]; if (e < 0) e = -e
                                if (!(s in h) || e > 1e-4 * (h[s] < 0 ? -h[s] : h[s]) + 1e-6) {
                                    printf "step %s: device %s host %s\n", s, d[s], h[s]; bad = 1 } }
                 if (n == 0) { print "no steps from the device"; bad = 1 }
