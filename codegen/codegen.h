@@ -23,6 +23,7 @@ enum { FUSE_WINO_TILES = 6, FUSE_WINO_FILTERS = 32 };   /* a register block: til
 /* the fixed chunks of examples a convolution's loop runs in on nnc's threads, and the
  * partial sums each chunk of its gradients keeps (fuse.c) */
 int   fuse_conv_chunks(const ir_conv *g, int64_t filters, int64_t batch);
+int64_t fuse_chunk_batch(const ir_graph *g);   /* the batch the chunks divide: 1 on the embedded target */
 int64_t fuse_conv_partials(const ir_node *n);
 enum { FUSE_CONV_CHUNKS_MAX = 8, FUSE_CONV_CHUNK_MACS = 1 << 20, FUSE_SUM_CHUNK_ELEMENTS = 1 << 16 };
 int   fuse_batch_sum_chunks(const ir_node *n, int64_t batch);   /* a sum over the batch, the same way */
@@ -81,18 +82,34 @@ const char *names_base(ir_graph *g, const names_owner *o, const ir_node *n);   /
 /* emit_api.c: write the model's C file and header (emit.h lists the emitter's files).
  * `which` selects --emit: NULL for the whole file, or "forward", "backward", "update",
  * "infer" to print only that function. */
+/* weights.c: a checkpoint's parameters for --weights, checked against the model's and laid
+ * out as its parameter block, in double precision; the input standardization if the file
+ * has one.  -1 after printing why to stderr. */
+typedef struct emit_weights {
+    const char   *path;
+    double       *params;        /* param_size elements, the block's layout (padding 0) */
+    int64_t       nstd;          /* features of the standardization; 0: none */
+    const double *mean, *std;
+} emit_weights;
+int weights_read(ir_graph *g, const char *path, emit_weights *w);
+
 typedef struct emit_opts {
     const char *header_name;     /* "model.h" as the .c file includes it */
     const char *source_path;     /* the .nn file, for comments */
     const char *which;
     int         with_main;       /* --exe: add main() calling nnr_main */
     int         mpi;             /* --mpi: ... calling nnr_mpi_main, a rank of an MPI run */
+    int         embedded;        /* --target embedded (emit_embedded.c) */
+    const emit_weights *weights; /* --weights: baked in as static const arrays; NULL: none */
+    int         own_math;        /* --math inline: the math functions written into the file */
 } emit_opts;
 int   emit_c(ir_graph *g, FILE *out, const emit_opts *o);
 int   emit_h(ir_graph *g, FILE *out, const emit_opts *o);
 
 /* summary.c: the Keras-like table of --summary (also embedded in the trainer). */
 char *summary_text(ir_graph *g);
+/* ... and for --target embedded, the RAM and flash each part of the model takes. */
+char *summary_embedded(ir_graph *g);
 /* graph.c: forward and backward graphs for Graphviz (--graph). */
 void  graph_dot(ir_graph *g, FILE *out);
 /* build.c: compile and link a generated trainer (--exe).  Returns 0, or -1 after

@@ -27,6 +27,7 @@ void emit_setup(emitter *e, ir_graph *g, FILE *out, const emit_opts *o) {
     e->a = g->a;
     e->out = out;
     e->o = o;
+    e->embedded = o->embedded;
     e->T = g->f64 ? "double" : "float";
     e->f = g->f64 ? "" : "f";
     const char *P = names_unreserved(g->a, names_mangle(g->a, g->model));
@@ -433,7 +434,7 @@ static const char *expr_of(emitter *e, const ir_node *x, const ictx *c) {
         /* numbered within the global batch, so a shard's examples draw their masks of one process */
         return arena_printf(e->a, "(%s_uniform(m->seed, m->step, %d, %s%s) >= %s ? %s : %s)", e->P, x->id,
                             emit_index_of(e, x, c),
-                            x->batched ? arena_printf(e->a, " + m->shard_at * %lld", (long long)ir_numel(&x->shape)) : "",
+                            x->batched && !e->embedded ? arena_printf(e->a, " + m->shard_at * %lld", (long long)ir_numel(&x->shape)) : "",
                             emit_lit(e, x->attr[0]), emit_lit(e, 1 / (1 - x->attr[0])), emit_lit(e, 0));
     case OP_REDUCE_MAX_GRAD:   /* the gradient goes to the extreme elements (grad.c divides it among ties) */
         return arena_printf(e->a, "(%s == %s ? %s : %s)", b, operand(e, x->in[2], c, 1), a, emit_lit(e, 0));
@@ -648,6 +649,7 @@ static int holds_mask(const ir_node *n, int depth) {
 
 /* --check-numerics: one line after each block of the training step; costs a branch when off. */
 static void emit_check(emitter *e, FILE *o, ir_node *n, const char *pass) {
+    if (e->embedded) return;   /* the device has no snprintf: no --check-numerics */
     if (holds_mask(n, 8)) return;   /* -inf where the mask hides a score is no fault */
     /* a scan's stacked tensors are written a step at a time, copies of checked ones */
     if (n->op == OP_BN_UPDATE || n->op == OP_SCAN_OUT || n->op == OP_SCAN_DX) return;
@@ -684,7 +686,26 @@ void emit_block(emitter *e, FILE *o, ir_node *n, fn_kind k) {
 
 /* The examples batch statistics span: the call's n, or the global batch when a shard's
  * statistics are summed over the processes (synchronized batchnorm, NAME_shard). */
-const char *emit_stats_n(void) { return "(m->sum_ranks && m->shard_n ? m->shard_n : n)"; }
+const char *emit_stats_n(const emitter *e) {
+    return e->embedded ? "n" : "(m->sum_ranks && m->shard_n ? m->shard_n : n)";
+}
+
+/* The examples the mean loss divides by: the call's, or a shard's global batch (the
+ * embedded target has no shards). */
+static const char *mean_n(const emitter *e) { return e->embedded ? "n" : "(m->shard_n ? m->shard_n : n)"; }
+
+/* A loop's iterations shared among nnc's threads (EMIT_OMP_ROWS, then `rest`, a clause or
+ * a comment); the embedded target has one thread and no OpenMP: nothing. */
+void emit_omp_rows(const emitter *e, FILE *o, const char *ind, const char *rest) {
+    if (!e->embedded) fprintf(o, "%s%s%s\n", ind, EMIT_OMP_ROWS, rest);
+}
+
+/* The GEMM function a product calls: nnr_sgemm, which cuts a large product among nnc's
+ * threads, or (cut 0) cblas_sgemm itself; the embedded target's own loops (emit_embedded.c). */
+const char *emit_gemm_fn(const emitter *e, int cut) {
+    if (e->embedded) return arena_printf(e->a, "%s_gemm", e->P);
+    return arena_printf(e->a, "%s_%cgemm", cut ? "nnr" : "cblas", e->f[0] ? 's' : 'd');
+}
 
 int emit_names_id(const char *s, const char *id) {
     size_t n = strlen(id);
@@ -719,7 +740,8 @@ void emit_pass(emitter *e, FILE *o, fn_kind k) {
         if (g->loss->batched) {
             fprintf(b, "    double total = 0;\n    for (int b = 0; b < n; b++) total += %s[b];\n",
                     emit_mark(e, g->loss));
-            fprintf(b, "    m->loss = total / (m->shard_n ? m->shard_n : n);   /* a shard's: its part of the global mean */\n");
+            fprintf(b, "    m->loss = total / %s;%s\n", mean_n(e),
+                    e->embedded ? "" : "   /* a shard's: its part of the global mean */");
         } else {
             fprintf(b, "    m->loss = %s[0];\n", emit_mark(e, g->loss));
         }
@@ -741,10 +763,10 @@ void emit_pass(emitter *e, FILE *o, fn_kind k) {
         if (e->used[i]) declare(e, o, x, 0);
     }
     /* a shard of a global batch (NAME_shard): the mean is the global batch's */
-    if (inv_n) fprintf(o, "    const %s inv_n = %s / (m->shard_n ? m->shard_n : n);   /* d mean(loss) / d loss[b] */\n",
-                       e->T, emit_lit(e, 1));
+    if (inv_n) fprintf(o, "    const %s inv_n = %s / %s;   /* d mean(loss) / d loss[b] */\n", e->T, emit_lit(e, 1),
+                       mean_n(e));
     if (inv_batch) fprintf(o, "    const %s inv_batch = %s / %s;   /* 1 / the examples of the batch statistics */\n",
-                           e->T, emit_lit(e, 1), emit_stats_n());
+                           e->T, emit_lit(e, 1), emit_stats_n(e));
     if (!any && !strstr(text, "m->loss")) fprintf(o, "    (void)m; (void)n;\n");
     else if (!inv_n && !inv_batch && !emit_names_id(text, "n"))   /* -Wunused-parameter */
         fprintf(o, "    (void)n;   /* no tensor of this pass has a batch axis */\n");

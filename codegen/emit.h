@@ -49,6 +49,7 @@ typedef struct emitter {
     names_set   bases;      /* ... and the names they were made from, with how many each */
     const names_owner *owners;   /* names.c's bindings per node and gradients' owners, for the locals' names */
     int         depth;      /* how deep the expression last built nests inlined nodes */
+    int         embedded;   /* --target embedded: one thread, no BLAS, static memory */
 } emitter;
 
 typedef enum { LOOP_FLAT, LOOP_EXAMPLE, LOOP_NESTED } loop_mode;
@@ -104,7 +105,7 @@ const char *emit_mark(emitter *e, const ir_node *x);   /* x's storage, declared 
 const char *emit_who(emitter *e, const ir_node *x);    /* x's name for a comment */
 /* Whether C text s names the identifier id (not as part of a longer name). */
 int emit_names_id(const char *s, const char *id);
-const char *emit_stats_n(void);   /* the C expression of the examples batch statistics span */
+const char *emit_stats_n(const emitter *e);   /* the C expression of the examples batch statistics span */
 const char *emit_label(emitter *e, const ir_node *x);  /* the same for a tensor without memory */
 const char *emit_index_of(emitter *e, const ir_node *x, const ictx *c);
 const char *emit_read_at(emitter *e, const ir_node *x, const ictx *c);   /* x's value at c's index */
@@ -112,6 +113,25 @@ const char *emit_expr(emitter *e, const ir_node *x, const ictx *c);      /* elem
 void        emit_stmt_open(emitter *e);   /* expressions built until the close may share operands */
 void        emit_stmt_close(emitter *e, FILE *o, const char *ind, const char *stmt);   /* the body */
 void        emit_collect_math(const ir_node *x, char *buf, size_t cap, int top);   /* local derivatives */
+
+/* ---- emit.c: what differs between the targets ---- */
+void        emit_omp_rows(const emitter *e, FILE *o, const char *ind, const char *rest);   /* EMIT_OMP_ROWS */
+const char *emit_gemm_fn(const emitter *e, int cut);   /* nnr_sgemm (cut 1), cblas_sgemm, NAME_gemm */
+
+/* ---- emit_api.c: parts the embedded target's file shares ---- */
+const char *emit_io_params(emitter *e, int only_inputs);   /* ", const float *x, const int32_t *y" */
+const char *emit_out_params(emitter *e);                    /* ", float *probs" */
+int         emit_has_consts(const ir_graph *g);
+int         emit_has_dropout(const ir_graph *g);
+int         emit_has_products(const ir_graph *g);   /* any GEMM call */
+void        emit_kernel_macros(emitter *e, FILE *out);   /* NNR_MADD, the sparse fractions */
+void        emit_uniform(emitter *e, FILE *o);             /* dropout's hash */
+void        emit_model_comment(emitter *e, FILE *o, const char *what);
+void        emit_h_model(emitter *e, FILE *out);           /* the header's list of tensors */
+
+/* ---- emit_embedded.c: --target embedded's file and header ---- */
+int         emit_embedded_c(emitter *e, FILE *out);
+int         emit_embedded_h(emitter *e, FILE *out);
 
 /* ---- emit.c: loops ---- */
 ictx        emit_layout_ctx(const ir_node *lay);

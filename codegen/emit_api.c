@@ -57,7 +57,7 @@ static void emit_shape_init(FILE *o, const ir_shape *s) {
 }
 
 /* The argument list of the typed step functions: one pointer per input, label, target. */
-static const char *io_params(emitter *e, int only_inputs) {
+const char *emit_io_params(emitter *e, int only_inputs) {
     ir_graph *g = e->g;
     char *s = "";
     for (int i = 0; i < g->io.n; i++) {
@@ -68,7 +68,7 @@ static const char *io_params(emitter *e, int only_inputs) {
     return s;
 }
 
-static const char *out_params(emitter *e) {
+const char *emit_out_params(emitter *e) {
     char *s = "";
     for (int i = 0; i < e->g->outputs.n; i++) {
         ir_output *out = e->g->outputs.v[i];
@@ -132,7 +132,7 @@ static void emit_step_api(emitter *e, FILE *o) {
     fprintf(o, "    if (m->check == 2) {\n        nnr_set_error(\"%%s\", m->numerics);\n        return -1;\n    }\n");
     fprintf(o, "    return 0;\n}\n\n");
     /* forward, backward, zero_grad */
-    fprintf(o, "%s %s_forward(%s *m, int n%s) {\n", T, P, P, io_params(e, 0));
+    fprintf(o, "%s %s_forward(%s *m, int n%s) {\n", T, P, P, emit_io_params(e, 0));
     fprintf(o, "    if (%s_bad_n_(\"%s_forward\", n)) {\n        m->pending = 0;\n        return NAN;\n    }\n", P, P);
     for (int i = 0; i < g->io.n; i++) {
         ir_node *x = g->io.v[i];
@@ -147,12 +147,12 @@ static void emit_step_api(emitter *e, FILE *o) {
     fprintf(o, "/* zero_grad + forward + backward, without zero_grad's memset: the backward pass writes\n"
                " * every gradient it computes, and the block's other elements (buffers, padding) are\n"
                " * never anything but 0 */\n");
-    fprintf(o, "%s %s_loss_grad(%s *m, int n%s) {\n", T, P, P, io_params(e, 0));
+    fprintf(o, "%s %s_loss_grad(%s *m, int n%s) {\n", T, P, P, emit_io_params(e, 0));
     fprintf(o, "    %s loss = %s_forward(m, n", T, P);
     for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
     fprintf(o, ");\n    if (!m->pending) return NAN;   /* refused: the gradients stay as they were */\n");
     fprintf(o, "    m->grads_clear = 1;\n    return %s_run_backward_(m) ? NAN : loss;\n}\n\n", P);
-    fprintf(o, "%s %s_train_step(%s *m, int n%s) {\n", T, P, P, io_params(e, 0));
+    fprintf(o, "%s %s_train_step(%s *m, int n%s) {\n", T, P, P, emit_io_params(e, 0));
     fprintf(o, "    %s loss = %s_loss_grad(m, n", T, P);
     for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
     fprintf(o, ");\n    if (loss == loss) %s_update(m);   /* not after a refused call (NaN) */\n    return loss;\n}\n\n", P);
@@ -170,8 +170,8 @@ static void emit_step_api(emitter *e, FILE *o) {
 static void emit_predict(emitter *e, FILE *o) {
     ir_graph *g = e->g;
     const char *P = e->P, *T = e->T;
-    fprintf(o, "static void %s_predict_with_(%s *m, const nnr_standardization *standardize, int n%s%s) {\n", P, P, io_params(e, 1),
-            out_params(e));
+    fprintf(o, "static void %s_predict_with_(%s *m, const nnr_standardization *standardize, int n%s%s) {\n", P, P, emit_io_params(e, 1),
+            emit_out_params(e));
     int any_float = 0;
     for (int i = 0; i < g->io.n; i++) {   /* no output depends on it: not read, may be NULL */
         ir_node *x = g->io.v[i];
@@ -198,8 +198,8 @@ static void emit_predict(emitter *e, FILE *o) {
                 out->node->cname, sz, (long long)out->node->offset, sz, T);
     }
     fprintf(o, "    }\n}\n\n");
-    fprintf(o, "void %s_predict(%s *m, int n%s%s) {\n    %s_predict_with_(m, &m->norm, n", P, P, io_params(e, 1),
-            out_params(e), P);
+    fprintf(o, "void %s_predict(%s *m, int n%s%s) {\n    %s_predict_with_(m, &m->norm, n", P, P, emit_io_params(e, 1),
+            emit_out_params(e), P);
     for (int i = 0; i < g->io.n; i++) {
         ir_node *x = g->io.v[i];
         if (x->role == ROLE_INPUT) fprintf(o, ", %s", x->cname);
@@ -264,7 +264,7 @@ static void emit_consts(emitter *e, FILE *o) {
     if (any) fprintf(o, "}\n\n");
 }
 
-static int has_consts(const ir_graph *g) {
+int emit_has_consts(const ir_graph *g) {
     for (int i = 0; i < g->fwd_count; i++)
         if (ir_at(g, i)->op == OP_CONST_TENSOR && !ir_at(g, i)->bad) return 1;
     return 0;
@@ -287,7 +287,7 @@ static void emit_api(emitter *e, FILE *o) {
     fprintf(o, "    m->lr = %s;\n    m->grads_clear = 1;\n", emit_lit(e, g->train.lr));
     fprintf(o, "    if (!m->params || !m->grads || !m->state || !m->acts) {\n"
                "        %s_free(m);\n        return NULL;\n    }\n", P);
-    if (has_consts(g)) fprintf(o, "    %s_consts_(m);\n", P);
+    if (emit_has_consts(g)) fprintf(o, "    %s_consts_(m);\n", P);
     fprintf(o, "    return m;\n}\n\n");
     fprintf(o, "void %s_free(%s *m) {\n    if (!m) return;\n    free(m->params);\n    free(m->grads);\n"
                "    free(m->grads_added);\n    free(m->state);\n    free(m->acts);\n"
@@ -466,13 +466,13 @@ static void emit_summary_string(emitter *e, FILE *o) {
     fprintf(o, "    NULL,\n};\n");
 }
 
-static int has_dropout(const ir_graph *g) {
+int emit_has_dropout(const ir_graph *g) {
     for (int i = 0; i < g->fwd_count; i++)
         if (ir_at(g, i)->op == OP_DROPOUT_MASK) return 1;
     return 0;
 }
 
-static void emit_uniform(emitter *e, FILE *o) {
+void emit_uniform(emitter *e, FILE *o) {
     fprintf(o, "\n/* Dropout's random numbers: a hash of (seed, step, tensor, element), so a step's mask is\n"
                " * the same however often its loss is evaluated (gradcheck) and runs are reproducible. */\n");
     fprintf(o, "static inline double %s_uniform(uint64_t seed, int64_t step, int tensor, int64_t i) {\n", e->P);
@@ -482,7 +482,7 @@ static void emit_uniform(emitter *e, FILE *o) {
     fprintf(o, "    z ^= z >> 31;\n    return (double)(z >> 11) * 0x1.0p-53;\n}\n");
 }
 
-static void emit_model_comment(emitter *e, FILE *o, const char *what) {
+void emit_model_comment(emitter *e, FILE *o, const char *what) {
     ir_graph *g = e->g;
     const char *src = emit_comment_text(e, e->o->source_path ? e->o->source_path : g->src->path,
                                    strlen(e->o->source_path ? e->o->source_path : g->src->path));
@@ -503,7 +503,7 @@ static const char *shape_words(emitter *e, const ir_shape *s) {
 }
 
 /* What this model's functions take and give: the arguments, the outputs, the parameters. */
-static void emit_h_model(emitter *e, FILE *out) {
+void emit_h_model(emitter *e, FILE *out) {
     ir_graph *g = e->g;
     static const char *const roles[] = {"input", "label", "target"};
     fprintf(out, "/* ---- this model ----------------------------------------------------------------------\n");
@@ -588,6 +588,7 @@ static const char api_conventions[] =
 int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
     emitter e;
     emit_setup(&e, g, out, o);
+    if (o->embedded) return emit_embedded_h(&e, out);
     const char *P = e.P, *T = e.T;
     emit_model_comment(&e, out, arena_printf(g->a, "%s.h", P));
     fprintf(out, "#ifndef %s_NNC_H\n#define %s_NNC_H\n\n#include <stdint.h>\n#include \"nnr.h\"\n\n", e.PU, e.PU);
@@ -606,13 +607,13 @@ int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
     fprintf(out, "int  %s_load(%s *m, const char *path);\n", P, P);
     fprintf(out, "int  %s_save(const %s *m, const char *path);  /* atomic: the old file or the new one */\n\n", P, P);
     fprintf(out, "/* training, step by step */\n");
-    fprintf(out, "%s %s_forward(%s *m, int n%s);\n", T, P, P, io_params(&e, 0));
+    fprintf(out, "%s %s_forward(%s *m, int n%s);\n", T, P, P, emit_io_params(&e, 0));
     fprintf(out, "int  %s_backward(%s *m);   /* adds to the gradients; -1 without a forward to use */\n", P, P);
     fprintf(out, "void %s_zero_grad(%s *m);\n", P, P);
     fprintf(out, "void %s_update(%s *m);\n", P, P);
     fprintf(out, "/* the common step in one call each */\n");
-    fprintf(out, "%s %s_loss_grad(%s *m, int n%s);\n", T, P, P, io_params(&e, 0));
-    fprintf(out, "%s %s_train_step(%s *m, int n%s);\n", T, P, P, io_params(&e, 0));
+    fprintf(out, "%s %s_loss_grad(%s *m, int n%s);\n", T, P, P, emit_io_params(&e, 0));
+    fprintf(out, "%s %s_train_step(%s *m, int n%s);\n", T, P, P, emit_io_params(&e, 0));
     fprintf(out, "void    %s_set_lr(%s *m, double lr);   /* starts as the train block's lr */\n", P, P);
     fprintf(out, "double  %s_lr(const %s *m);\n", P, P);
     fprintf(out, "int64_t %s_step(const %s *m);          /* updates taken (0 after init) */\n", P, P);
@@ -629,7 +630,7 @@ int emit_h(ir_graph *g, FILE *out, const emit_opts *o) {
         if (x->role == ROLE_INPUT && !x->in_infer)
             fprintf(out, "/* %s is not read: no output depends on it, so NULL may be passed */\n", x->cname);
     }
-    fprintf(out, "void %s_predict(%s *m, int n%s%s);\n", P, P, io_params(&e, 1), out_params(&e));
+    fprintf(out, "void %s_predict(%s *m, int n%s%s);\n", P, P, emit_io_params(&e, 1), emit_out_params(&e));
     fprintf(out, "/* the standardization predict applies: the feature count (0: none), mean and std into\n"
                  " * *mean and *std (may be NULL; the model's memory); set: copies them, n = 0 removes */\n");
     fprintf(out, "int64_t %s_standardization(const %s *m, const double **mean, const double **std);\n", P, P);
@@ -663,7 +664,7 @@ static int has_sparse_path(const ir_graph *g) {
     return 0;
 }
 
-static int has_products(const ir_graph *g) {   /* what calls nnr_sgemm (a direct convolution does not) */
+int emit_has_products(const ir_graph *g) {   /* what calls nnr_sgemm (a direct convolution does not) */
     for (int i = 0; i < g->nodes.n; i++) {
         const ir_node *x = ir_at(g, i);
         int fam = ir_ops[x->op].fam;
@@ -678,9 +679,31 @@ static int has_sparse_product(const ir_graph *g) {
     return 0;
 }
 
+/* The macros of the kernels a model uses: NNR_MADD, the sparse paths' fractions. */
+void emit_kernel_macros(emitter *e, FILE *out) {
+    const ir_graph *g = e->g;
+    if (has_madd_code(g))
+        fprintf(out, "\n/* a * b + c in one rounding, a fused multiply-add, where the target has one: the\n"
+                     " * inner loops of convolutions and sparse products (in ISO C mode, -std=c11, GCC does not\n"
+                     " * contract a * b + c). */\n"
+                     "#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)\n#define NNR_MADD(a, b, c) %s(a, b, c)\n"
+                     "#else\n#define NNR_MADD(a, b, c) ((a) * (b) + (c))\n#endif\n", emit_fn(e, "fma"));
+    if (has_sparse_path(g))
+        fprintf(out, "\n/* A convolution's gradient takes its sparse path for an example whose dY has at most\n"
+                     " * this fraction of nonzeros (-DNNR_CONV_SPARSE_BELOW=0: never; =1: always). */\n"
+                     "#ifndef NNR_CONV_SPARSE_BELOW\n#define NNR_CONV_SPARSE_BELOW 0.3\n#endif\n");
+    if (has_sparse_product(g))
+        fprintf(out, "\n/* A product of the backward pass whose left operand is mostly zero (relu's gradient,\n"
+                     " * dropout) takes its sparse path when at most this fraction of that operand is\n"
+                     " * nonzero, 3/4 of it for a product of 2^27 multiply-adds or more\n"
+                     " * (-DNNR_GEMM_SPARSE_BELOW=0: never; =1: always). */\n"
+                     "#ifndef NNR_GEMM_SPARSE_BELOW\n#define NNR_GEMM_SPARSE_BELOW 0.4\n#endif\n");
+}
+
 int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
     emitter e;
     emit_setup(&e, g, out, o);
+    if (o->embedded && !o->which) return emit_embedded_c(&e, out);
     if (o->which) {
         if (!strcmp(o->which, "forward")) emit_pass(&e, out, FN_FORWARD);
         else if (!strcmp(o->which, "backward")) emit_pass(&e, out, FN_BACKWARD);
@@ -706,7 +729,7 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
                      "float cosf(float) NNR_VECTOR_MATH;\nfloat tanf(float) NNR_VECTOR_MATH;\n"
                      "float erff(float) NNR_VECTOR_MATH;\n"
                      "#endif\n#endif\n");
-    if (has_products(g) || g->train_size >= EMIT_UPDATE_PARALLEL_MIN)
+    if (emit_has_products(g) || g->train_size >= EMIT_UPDATE_PARALLEL_MIN)
         fprintf(out, "\n/* Threads: nnr_%cgemm takes cblas_%cgemm's arguments and cuts a large product into\n"
                      " * blocks of rows or columns of its result, chosen from its shape alone, each one\n"
                      " * single-threaded cblas call, shared among nnc's threads (runtime/gemm.c); an\n"
@@ -714,26 +737,11 @@ int emit_c(ir_graph *g, FILE *out, const emit_opts *o) {
                      " * is computed the same way, and a run gives the same bits, at any thread count\n"
                      " * (OPENBLAS_NUM_THREADS; compiled without -fopenmp, the loops run on one). */\n",
                 e.f[0] ? 's' : 'd', e.f[0] ? 's' : 'd');
-    if (has_madd_code(g))
-        fprintf(out, "\n/* a * b + c in one rounding, a fused multiply-add, where the target has one: the\n"
-                     " * inner loops of convolutions and sparse products (in ISO C mode, -std=c11, GCC does not\n"
-                     " * contract a * b + c). */\n"
-                     "#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)\n#define NNR_MADD(a, b, c) %s(a, b, c)\n"
-                     "#else\n#define NNR_MADD(a, b, c) ((a) * (b) + (c))\n#endif\n", emit_fn(&e, "fma"));
-    if (has_sparse_path(g))
-        fprintf(out, "\n/* A convolution's gradient takes its sparse path for an example whose dY has at most\n"
-                     " * this fraction of nonzeros (-DNNR_CONV_SPARSE_BELOW=0: never; =1: always). */\n"
-                     "#ifndef NNR_CONV_SPARSE_BELOW\n#define NNR_CONV_SPARSE_BELOW 0.3\n#endif\n");
-    if (has_sparse_product(g))
-        fprintf(out, "\n/* A product of the backward pass whose left operand is mostly zero (relu's gradient,\n"
-                     " * dropout) takes its sparse path when at most this fraction of that operand is\n"
-                     " * nonzero, 3/4 of it for a product of 2^27 multiply-adds or more\n"
-                     " * (-DNNR_GEMM_SPARSE_BELOW=0: never; =1: always). */\n"
-                     "#ifndef NNR_GEMM_SPARSE_BELOW\n#define NNR_GEMM_SPARSE_BELOW 0.4\n#endif\n");
+    emit_kernel_macros(&e, out);
     emit_struct(&e, out);
     emit_summary_string(&e, out);
     fprintf(out, "\nstatic const nnr_model_info %s_model;\n", e.P);
-    if (has_dropout(g)) emit_uniform(&e, out);
+    if (emit_has_dropout(g)) emit_uniform(&e, out);
     emit_check_function(&e, out);
     emit_pass(&e, out, FN_FORWARD);
     emit_pass(&e, out, FN_BACKWARD);

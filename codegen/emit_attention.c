@@ -44,8 +44,8 @@ static att_dims dims_of(const ir_node *f) {
  * call at any thread count. */
 static void gemm(emitter *e, FILE *o, int ta, int tb, long long m, long long n, long long k, double alpha,
                  const char *a, long long lda, const char *b, long long ldb, const char *c, long long ldc) {
-    fprintf(o, "            cblas_%cgemm(CblasRowMajor, %s, %s, %lld, %lld, %lld, %s, %s, %lld, %s, %lld, %s, %s, %lld);\n",
-            e->f[0] ? 's' : 'd', ta ? "CblasTrans" : "CblasNoTrans", tb ? "CblasTrans" : "CblasNoTrans", m, n, k,
+    fprintf(o, "            %s(CblasRowMajor, %s, %s, %lld, %lld, %lld, %s, %s, %lld, %s, %lld, %s, %s, %lld);\n",
+            emit_gemm_fn(e, 0), ta ? "CblasTrans" : "CblasNoTrans", tb ? "CblasTrans" : "CblasNoTrans", m, n, k,
             emit_lit(e, alpha), a, lda, b, ldb, emit_lit(e, 0), c, ldc);
 }
 
@@ -55,8 +55,8 @@ static const char *at_head(emitter *e, const char *x, long long per) {
 }
 
 /* The loop over every example and head. */
-static void open_heads(FILE *o, const ir_node *f, att_dims a) {
-    fprintf(o, "%s\n", "        " EMIT_OMP_ROWS);
+static void open_heads(const emitter *e, FILE *o, const ir_node *f, att_dims a) {
+    emit_omp_rows(e, o, "        ", "");
     fprintf(o, "        for (int bh = 0; bh < %s%lld; bh++) {\n", f->batched ? "n * " : "", a.h);
 }
 
@@ -84,7 +84,7 @@ static void emit_forward(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "     *   O = P V [%lld, %lld] (a GEMM).  P is kept for the backward pass: [%s%lld, %lld, %lld] at acts + %lld */\n",
             a.tq, a.dv, n->batched ? "B, " : "", a.h, a.tq, a.tk, (long long)n->scratch_offset);
     fprintf(o, "    {\n        %s *restrict att_p0 = m->acts + %lld;\n", T, (long long)n->scratch_offset);
-    open_heads(o, n, a);
+    open_heads(e, o, n, a);
     fprintf(o, "            const %s *restrict att_q = %s, *restrict att_k = %s, *restrict att_v = %s;\n", T,
             at_head(e, emit_mark(e, n->in[0]), a.tq * a.d), at_head(e, emit_mark(e, n->in[1]), a.tk * a.d),
             at_head(e, emit_mark(e, n->in[2]), a.tk * a.dv));
@@ -143,7 +143,7 @@ static void emit_backward(emitter *e, FILE *o, ir_node *n) {
     else fprintf(o, "     */\n");
     fprintf(o, "    {\n        const %s *restrict att_p0 = m->acts + %lld;\n", T, (long long)f->scratch_offset);
     if (scores) fprintf(o, "        %s *restrict att_ds0 = m->acts + %lld;\n", T, (long long)n->scratch_offset);
-    open_heads(o, f, a);
+    open_heads(e, o, f, a);
     fprintf(o, "            const %s *restrict att_do = %s, *restrict att_p = %s;\n", T,
             at_head(e, emit_mark(e, n->in[0]), a.tq * a.dv), at_head(e, "att_p0", a.tq * a.tk));
     if (d[2])

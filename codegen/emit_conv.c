@@ -36,7 +36,7 @@ static void im2col_loops(emitter *e, FILE *o, const ir_conv *g, int back, const 
     const char *in = ind;
     if (nb) {
         if ((long long)e->g->train.batch * k * p >= EMIT_LOOP_PARALLEL_MIN)
-            fprintf(o, "%s%s   /* each example's own rows / image */\n", ind, EMIT_OMP_ROWS);
+            emit_omp_rows(e, o, ind, "   /* each example's own rows / image */");
         fprintf(o, "%sfor (int b = 0; b < %s; b++)\n", ind, nb);
         in = arena_printf(e->a, "%s    ", ind);
     }
@@ -102,7 +102,7 @@ static void open_chunks(emitter *e, FILE *o, int chunks, const char *partials) {
                "     * among nnc's threads: each chunk has its own working memory%s, so every number is\n"
                "     * computed the same way at any thread count */\n",
             chunks, each, partials ? arena_printf(e->a, "\n     * and %s, added in chunk order after the loop", partials) : "");
-    fprintf(o, "    %s\n", EMIT_OMP_ROWS);
+    emit_omp_rows(e, o, "    ", "");
     fprintf(o, "    for (int ch = 0; ch < %d; ch++) {\n", chunks);
 }
 
@@ -278,8 +278,8 @@ static void example_gemm(emitter *e, FILE *o, int chunks, int ta, int tb, long l
                   arena_printf(e->a, "%lld", k), a, lda, b, ldb, emit_lit(e, beta), c, ldc);
         return;
     }
-    fprintf(o, "%scblas_%cgemm(CblasRowMajor, %s, %s, %lld, %lld, %lld, %s, %s, %lld, %s, %lld, %s, %s, %lld);\n", ind,
-            e->f[0] ? 's' : 'd', ta ? "CblasTrans" : "CblasNoTrans", tb ? "CblasTrans" : "CblasNoTrans", m, n, k,
+    fprintf(o, "%s%s(CblasRowMajor, %s, %s, %lld, %lld, %lld, %s, %s, %lld, %s, %lld, %s, %s, %lld);\n", ind,
+            emit_gemm_fn(e, 0), ta ? "CblasTrans" : "CblasNoTrans", tb ? "CblasTrans" : "CblasNoTrans", m, n, k,
             emit_lit(e, 1), a, lda, b, ldb, emit_lit(e, beta), c, ldc);
 }
 
@@ -365,7 +365,7 @@ static void emit_conv_grads(emitter *e, FILE *o, ir_node *wn, ir_node *xn) {
                "     * in [F, kh, kw, C] order. */\n",
             wn ? " g times the patch it saw to dW" : "", wn && xn ? "\n     * and" : "",
             xn ? " g times its filter to the positions the patch came from" : "", v.hp, v.wp, v.c);
-    int chunks = fuse_conv_chunks(wn ? &col->conv : &xn->conv, v.f, e->g->train.batch);
+    int chunks = fuse_conv_chunks(wn ? &col->conv : &xn->conv, v.f, fuse_chunk_batch(e->g));
     long long per = (long long)owner->scratch / chunks;   /* each chunk's working memory (fuse.c) */
     long long parts = per - (long long)fuse_conv_partials(owner), bias_parts = parts + (wn ? fk : 0);
     const char *psum = owner->pool_sum ? emit_mark(e, owner->pool_sum) : NULL;
@@ -792,7 +792,7 @@ void emit_conv_direct(emitter *e, FILE *o, ir_node *n) {
                 n->pooled->scratch ? " (the first tap at the maximum) for the\n     * gradient" : "", emit_label(e, n->epi));
     else
         emit_epilogue_note(e, o, n, "    ");
-    int chunks = fuse_conv_chunks(&col->conv, v.f, e->g->train.batch);
+    int chunks = fuse_conv_chunks(&col->conv, v.f, fuse_chunk_batch(e->g));
     long long per = (long long)n->scratch / chunks;   /* each chunk's working memory (fuse.c) */
     int taps = !wino || wm.filters;   /* the direct loops run somewhere */
     if (taps || wino) {

@@ -41,7 +41,7 @@ void emit_elementwise(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    /* %s %s%s%s%s%s */\n", n->cname, emit_shape_of(e, n), *math ? ": " : "", math,
             *views ? (*math ? "; reads in place " : ", reading in place ") : "", views);
     if (ir_numel(&n->shape) * (n->batched ? e->g->train.batch : 1) >= EMIT_LOOP_PARALLEL_MIN)
-        fprintf(o, "    %s\n", EMIT_OMP_ROWS);   /* each iteration writes its own element */
+        emit_omp_rows(e, o, "    ", "");   /* each iteration writes its own element */
     const char *ind = emit_open_loops(e, o, &c, "    ", 1);
     emit_stmt_open(e);
     const char *v = emit_expr(e, n, &c);
@@ -134,7 +134,7 @@ static void sum_chunks(emitter *e, FILE *o, const ir_node *n, ictx c, int chunks
                "     * among nnc's threads: each chunk sums its examples into a partial of its own, and the\n"
                "     * partials are added in chunk order after the loop, so the same bits at any thread count */\n",
             chunks, each);
-    fprintf(o, "    %s\n", EMIT_OMP_ROWS);
+    emit_omp_rows(e, o, "    ", "");
     fprintf(o, "    for (int ch = 0; ch < %d; ch++) {\n", chunks);
     fprintf(o, "        %s *restrict part = m->acts + %lld + (size_t)ch * %lld;   /* the chunk's sum */\n", T, at, per);
     fprintf(o, "        memset(part, 0, %lld * sizeof(%s));\n", numel, T);
@@ -186,7 +186,7 @@ void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
      * with AVX2 (emit_open_loops; where's gradient summed to a broadcast operand,
      * tests/gradcheck/where.nn) */
     int simd = !inner_reduced && !is_max && reads_where(x);
-    int chunks = n->scratch ? fuse_batch_sum_chunks(n, e->g->train.batch) : 1;
+    int chunks = n->scratch ? fuse_batch_sum_chunks(n, fuse_chunk_batch(e->g)) : 1;
     if (chunks > 1) {
         sum_chunks(e, o, n, c, chunks, name, inner_reduced, simd);
     } else {
@@ -197,7 +197,7 @@ void emit_sum_to(emitter *e, FILE *o, ir_node *n) {
         fold_into(e, o, n, c, name, "    ", 0, inner_reduced, simd);
     }
     if (scale != 1) fprintf(o, "    for (%s i = 0; i < %s; i++) %s[i] *= %s;\n", it, count, name, emit_lit(e, scale));
-    if (n->ranks)
+    if (n->ranks && !e->embedded)
         fprintf(o, "    /* synchronized batchnorm (NAME_shard): summed over every process's share of the batch */\n"
                    "    if (m->sum_ranks) m->sum_ranks(m->sum_ranks_ctx, %s, %s);\n", name, count);
 }
@@ -294,7 +294,7 @@ void emit_bn_update(emitter *e, FILE *o, ir_node *n) {
     fprintf(o, "    {\n        %s *run_mean = m->params + %lld, *run_var = m->params + %lld;\n", e->T,
             (long long)rm->offset, (long long)rv->offset);
     fprintf(o, "        const int64_t count = %s;   /* the values each batch statistic spans */\n",
-            emit_times(e, emit_stats_n(), per));
+            emit_times(e, emit_stats_n(e), per));
     fprintf(o, "        const %s unbias = count > 1 ? (%s)count / (count - 1) : %s;\n", e->T, e->T, emit_lit(e, 1));
     fprintf(o, "        for (int ci = 0; ci < %lld; ci++) {\n", c);
     fprintf(o, "            run_mean[ci] = %s * run_mean[ci] + %s * %s[ci];\n", emit_lit(e, 1 - mom), emit_lit(e, mom), emit_mark(e, n->in[2]));

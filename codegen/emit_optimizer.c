@@ -86,7 +86,7 @@ void emit_update(emitter *e, FILE *o) {
         break;
     default: break;
     }
-    if (N >= EMIT_UPDATE_PARALLEL_MIN) fprintf(o, "    %s\n", EMIT_OMP_ROWS);
+    if (N >= EMIT_UPDATE_PARALLEL_MIN) emit_omp_rows(e, o, "    ", "");
     fprintf(o, "    for (int64_t i = 0; i < %lld; i++) {\n", N);
     fprintf(o, "        const %s gi = %s%s;\n", T, gi, wd);
     switch (t->opt) {

@@ -27,7 +27,7 @@ void emit_pool(emitter *e, FILE *o, ir_node *n) {
     /* windows that tile the plane exactly write every element of the gradient once */
     int tiled = fuse_pool_tiled(&g);
     if ((long long)(x->batched ? e->g->train.batch : 1) * g.c * g.h * g.w >= EMIT_LOOP_PARALLEL_MIN)
-        fprintf(o, "    %s   /* each plane its own windows */\n", EMIT_OMP_ROWS);
+        emit_omp_rows(e, o, "    ", "   /* each plane its own windows */");
     fprintf(o, "    for (int b = 0; b < %s * %lld; b++) {   /* every channel of every example */\n", nb, (long long)g.c);
     if (grad && !tiled)   /* zeroed plane by plane, while it is in cache for the windows that follow */
         fprintf(o, "        memset(%s + (size_t)b * %lld, 0, %lld * sizeof(%s));\n", out, (long long)(g.h * g.w),

@@ -23,9 +23,9 @@ static const char *mul_n(emitter *e, int64_t v) { return emit_times(e, "n", v); 
 void emit_gemm(emitter *e, FILE *o, const char *ind, int ta, int tb, const char *M, const char *N,
                const char *K, const char *A, int64_t lda, const char *B, int64_t ldb, const char *beta,
                const char *C, int64_t ldc) {
-    fprintf(o, "%snnr_%cgemm(CblasRowMajor, %s, %s, %s, %s, %s,\n%s            %s, %s, %lld, %s, %lld,\n"
+    fprintf(o, "%s%s(CblasRowMajor, %s, %s, %s, %s, %s,\n%s            %s, %s, %lld, %s, %lld,\n"
                "%s            %s, %s, %lld);\n",
-            ind, e->f[0] ? 's' : 'd', trans(ta), trans(tb), M, N, K, ind, emit_lit(e, 1), A, (long long)lda, B,
+            ind, emit_gemm_fn(e, 1), trans(ta), trans(tb), M, N, K, ind, emit_lit(e, 1), A, (long long)lda, B,
             (long long)ldb, ind, beta, C, (long long)ldc);
 }
 
@@ -97,7 +97,7 @@ static void sparse_block(emitter *e, FILE *o, const char *rows, long long L, lon
     const char *T = e->T;
     long long lanes = 64 / (e->f[0] ? 4 : 8), vbs = w % lanes == 0 ? w / lanes : 1;
     if (w % lanes) lanes = w;
-    if (parallel) fprintf(o, "%s%s\n", ind, EMIT_OMP_ROWS);
+    if (parallel) emit_omp_rows(e, o, ind, "");
     fprintf(o, "%sfor (int r = 0; r < %s; r++) {\n", ind, rows);
     fprintf(o, "%s    %s acc[%lld][%lld];\n", ind, T, vbs, lanes);
     fprintf(o, "%s    for (int vb = 0; vb < %lld; vb++)\n", ind, vbs);
@@ -177,7 +177,7 @@ static void emit_sparse_product(emitter *e, FILE *o, ir_node *n) {
     const char *in4 = "                ";
     if (full) {
         /* one output row per iteration: the rows are shared among nnc's threads */
-        fprintf(o, "            %s collapse(2)\n", EMIT_OMP_ROWS);
+        emit_omp_rows(e, o, "            ", " collapse(2)");
         fprintf(o, "            for (int q0 = 0; q0 < %lld; q0 += %lld)\n", full, run);
         sparse_block(e, o, rows, L, q, run, b, c, in4, 0);
     }

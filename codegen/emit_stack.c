@@ -187,7 +187,7 @@ void emit_stack_matmul(emitter *e, FILE *o, ir_node *n) {
     for (int j = outer; j < no; j++) first = arena_printf(e->a, "%s%s%s", first, *first ? " || " : "", var[order[j]]);
     if (*first && !n->into) beta = arena_printf(e->a, "%s ? %s : %s", first, emit_lit(e, 1), emit_lit(e, 0));
     if (outer && s.p * s.k * s.q < STACK_ONE_BLOCK_MACS)
-        fprintf(o, "    %s%s\n", EMIT_OMP_ROWS, outer > 1 ? arena_printf(e->a, " collapse(%d)", outer) : "");
+        emit_omp_rows(e, o, "    ", outer > 1 ? arena_printf(e->a, " collapse(%d)", outer) : "");
     for (int j = 0; j < no; j++, ind = arena_printf(e->a, "%s    ", ind)) {
         const stack_axis *a = &s.axis[order[j]];
         fprintf(o, "%sfor (%s %s = 0; %s < %s; %s++)\n", ind, a->batch ? emit_count_type(e, a->size) : "int",

@@ -224,6 +224,10 @@ static void plan_conv_grads(ir_graph *g) {
  * evenly), at most one per example, and only as many as keep FUSE_CONV_CHUNK_MACS of
  * work in each: a parallel region costs a few microseconds to start (tens where idle
  * threads sleep), a chunk of 2^20 multiply-adds some 50 us on one core. */
+/* The examples that chunks may divide: the batch, or 1 for the embedded target, which runs
+ * on one core and has no memory to spare for the chunks' partial sums. */
+int64_t fuse_chunk_batch(const ir_graph *g) { return g->embedded ? 1 : g->train.batch; }
+
 int fuse_conv_chunks(const ir_conv *g, int64_t filters, int64_t batch) {
     double macs = (double)batch * (double)(g->oh * g->ow) * (double)filters * (double)(g->c * g->kh * g->kw);
     int chunks = 1;
@@ -247,10 +251,10 @@ static void plan_conv_chunks(ir_graph *g) {
         ir_node *n = ir_at(g, i);
         if (!n->scratch || n->folded) continue;
         if (n->direct) {
-            n->scratch *= fuse_conv_chunks(&n->in[1]->conv, n->mm.ar, g->train.batch);
+            n->scratch *= fuse_conv_chunks(&n->in[1]->conv, n->mm.ar, fuse_chunk_batch(g));
         } else if (n->in_train && n->pass == IR_BWD && (is_conv_weight_grad(n) || is_conv_input_grad(n))) {
-            int chunks = is_conv_weight_grad(n) ? fuse_conv_chunks(&n->in[1]->conv, n->mm.ar, g->train.batch)
-                                                : fuse_conv_chunks(&n->conv, n->in[0]->mm.ar, g->train.batch);
+            int chunks = is_conv_weight_grad(n) ? fuse_conv_chunks(&n->in[1]->conv, n->mm.ar, fuse_chunk_batch(g))
+                                                : fuse_conv_chunks(&n->conv, n->in[0]->mm.ar, fuse_chunk_batch(g));
             n->scratch = chunks * (n->scratch + fuse_conv_partials(n));
         }
     }
@@ -289,6 +293,8 @@ int fuse_sparse_form(const ir_node *n) {
 }
 
 static void plan_sparse_products(ir_graph *g) {
+    /* the lists take two to three times dY's memory, which a microcontroller does not spare */
+    if (g->embedded) return;
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
         int form = fuse_sparse_form(n);
@@ -524,7 +530,7 @@ static void plan_batch_sums(ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
         if ((!n->in_train && !n->in_infer && !n->in_eval) || n->mem == MEM_NONE || n->folded || n->scratch) continue;
-        int chunks = fuse_batch_sum_chunks(n, g->train.batch);
+        int chunks = fuse_batch_sum_chunks(n, fuse_chunk_batch(g));
         if (chunks > 1) n->scratch = chunks * fuse_sum_part_stride(n);
     }
 }

@@ -45,6 +45,7 @@ void plan_memory(ir_graph *g) {
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
         if (n->mem != MEM_ACT && !n->scratch) continue;
+        if (g->infer_only && !n->in_infer) continue;   /* --infer-only: RAM is inference's activations */
         if (n->mem == MEM_ACT) {
             int64_t size = align_up(sat_mul(ir_numel(&n->shape), n->batched ? g->train.batch : 1));
             n->offset = off;
@@ -152,6 +153,7 @@ static void note_largest(ir_graph *g, diag *d, int64_t eb, int count) {
     for (int i = 0; i < g->nodes.n; i++) {
         ir_node *n = ir_at(g, i);
         if (n->mem != MEM_ACT && !n->scratch) continue;
+        if (g->infer_only && !n->in_infer) continue;   /* --infer-only: RAM is inference's activations */
         int64_t el = n->mem == MEM_ACT ? sat_mul(ir_numel(&n->shape), n->batched ? g->train.batch : 1) : 0;
         if (n->per_step) el = sat_mul(el, n->loop->steps);
         rows[nrows][0] = sat_mul(sat_add(el, n->scratch), eb);

@@ -291,3 +291,20 @@ char *summary_text(ir_graph *g) {
     free(buf);
     return text;
 }
+
+/* --summary --target embedded: the static RAM each block takes and the flash that
+ * --weights adds, as the generated header's NAME_RAM_* macros state them (code size
+ * depends on the compiler: arm-none-eabi-size of the built image gives it). */
+char *summary_embedded(ir_graph *g) {
+    int64_t es = g->f64 ? 8 : 4, params = g->param_size * es;
+    int64_t grads = g->infer_only ? 0 : g->train_size * es;
+    int64_t state = g->infer_only ? 0 : plan_state_size(g) * es, acts = g->act_size * es;
+    char *s = arena_printf(g->a, "\nembedded target (%s, batch %d): static RAM in bytes\n", g->infer_only ? "inference only" : "training",
+                           g->train.batch);
+    s = arena_printf(g->a, "%s  parameters      %12lld   (in flash instead with --weights --infer-only)\n", s, (long long)params);
+    s = arena_printf(g->a, "%s  gradients       %12lld\n  optimizer state %12lld\n  activations     %12lld\n", s,
+                     (long long)grads, (long long)state, (long long)acts);
+    s = arena_printf(g->a, "%s  total           %12lld\n", s, (long long)(params + grads + state + acts));
+    return arena_printf(g->a, "%sflash: --weights adds %lld bytes of parameters (and 16 a feature of a standardization)\n", s,
+                        (long long)params);
+}

@@ -27,7 +27,10 @@
 
 typedef struct options {
     const char *input, *output, *header, *emit, *dtype, *max_memory;
-    int exe, mpi, summary, graph, dump_ir, verbose, help, version;
+    const char *target, *weights, *batch, *math;   /* --target embedded and its options */
+    int exe, mpi, summary, graph, dump_ir, verbose, help, version, infer_only;
+    int embedded;          /* --target embedded */
+    int batch_n;           /* --batch N; 0: the train block's */
     int64_t memory_limit;  /* bytes; 0: none */
 } options;
 
@@ -50,7 +53,10 @@ static int pass_parse(compilation *c) {
 static int pass_lower(compilation *c) {
     c->g = ir_graph_new(&c->a, c->src);
     c->g->f64 = c->opt->dtype && !strcmp(c->opt->dtype, "f64");
+    c->g->embedded = c->opt->embedded;
+    c->g->infer_only = c->opt->infer_only;
     lower_program(c->g, &c->parse.prog, &c->d);
+    if (c->opt->batch_n) c->g->train.batch = c->opt->batch_n;   /* --batch: the compiled batch */
     return c->d.errors;
 }
 
@@ -59,7 +65,8 @@ static int pass_shapes(compilation *c) {
     return c->d.errors;
 }
 
-static int pass_grad(compilation *c) { return grad_build(c->g, &c->d) ? 1 : c->d.errors; }
+/* --infer-only skips it: no gradient, no optimizer state, only inference is emitted */
+static int pass_grad(compilation *c) { return c->g->infer_only ? 0 : grad_build(c->g, &c->d) ? 1 : c->d.errors; }
 static int pass_fuse(compilation *c) { fuse_plan(c->g); return 0; }
 /* --summary shows a plan over the limit instead of refusing it: that is how one sizes it down */
 static int pass_plan(compilation *c) {
@@ -137,7 +144,8 @@ static int put_c(compilation *c, FILE *f, const emit_opts *eo) { return emit_c(c
 static int put_h(compilation *c, FILE *f, const emit_opts *eo) { return emit_h(c->g, f, eo); }
 static int put_summary(compilation *c, FILE *f, const emit_opts *eo) {
     (void)eo;
-    return fputs(summary_text(c->g), f) < 0 ? -1 : 0;
+    if (fputs(summary_text(c->g), f) < 0) return -1;
+    return c->g->embedded && fputs(summary_embedded(c->g), f) < 0 ? -1 : 0;
 }
 static int put_graph(compilation *c, FILE *f, const emit_opts *eo) {
     (void)eo;
@@ -244,7 +252,13 @@ static const char *include_name(compilation *c, const targets *t) {
  * C file on disk always has its header.  -1 after an I/O error (exit 2). */
 static int write_outputs(compilation *c, const targets *t) {
     const options *o = c->opt;
-    emit_opts eo = {include_name(c, t), c->src->path, o->emit, o->exe, o->mpi};
+    emit_opts eo = {include_name(c, t), c->src->path, o->emit, o->exe, o->mpi, o->embedded, NULL, 0};
+    emit_weights w;
+    if (o->weights && !o->summary) {   /* --weights: baked into the C file (codegen/weights.c) */
+        if (weights_read(c->g, o->weights, &w)) return -1;
+        eo.weights = &w;
+    }
+    eo.own_math = o->math && !strcmp(o->math, "inline");
     if (o->summary) return write_to(c, t->cfile, put_summary, &eo);
     if (o->graph) return write_to(c, t->cfile, put_graph, &eo);
     if (o->emit) return write_to(c, t->cfile, put_c, &eo);
@@ -281,6 +295,18 @@ static void usage(FILE *f) {
           "\n"
           "options:\n"
           "  --dtype f32|f64   precision of every float tensor (default f32; f64 uses dgemm)\n"
+          "  --batch N         the compiled batch (n <= N examples per call) instead of the\n"
+          "                    train block's\n"
+          "\n"
+          "the embedded target (docs/embedded.md):\n"
+          "  --target embedded C99 for a microcontroller: no BLAS, no OpenMP, no malloc, no\n"
+          "                    stdio; every buffer a static array (--summary: flash and RAM)\n"
+          "  --weights CK      bake a checkpoint's parameters into the C file as static const\n"
+          "                    arrays (flash); without it NAME_init draws them from a seed\n"
+          "  --infer-only      only inference: no gradients, no optimizer state, no training API\n"
+          "  --math libm|inline  exp, log, tanh... from libm (default) or written into the file\n"
+          "\n"
+          "other options:\n"
           "  --max-memory SIZE refuse a model whose memory plan (params, grads, optimizer state,\n"
           "                    activations) is larger: bytes, or with K, M, G or T (powers of 1024);\n"
           "                    0 or none: no limit (default: the machine's physical memory)\n"
@@ -330,6 +356,32 @@ static int set_memory_limit(options *o) {
     return 0;
 }
 
+/* --target and the options that only it takes. */
+static int check_target(options *o) {
+    if (o->target && strcmp(o->target, "host") && strcmp(o->target, "embedded"))
+        return usage_error("--target takes host (the default) or embedded, not '%s'", o->target);
+    o->embedded = o->target && !strcmp(o->target, "embedded");
+    if (o->batch) {
+        char *end;
+        errno = 0;
+        long v = strtol(o->batch, &end, 10);
+        if (end == o->batch || *end || errno || v < 1 || v > 1 << 30)
+            return usage_error("--batch takes a whole number of examples from 1 to %d, not '%s'", 1 << 30, o->batch);
+        o->batch_n = (int)v;
+    }
+    if (o->math && strcmp(o->math, "libm") && strcmp(o->math, "inline"))
+        return usage_error("--math takes libm or inline, not '%s'", o->math);
+    const char *only = o->weights ? "--weights" : o->infer_only ? "--infer-only" : o->math ? "--math" : NULL;
+    if (only && !o->embedded)
+        return usage_error("%s is an option of the embedded target: add --target embedded", only);
+    if (o->embedded && (o->exe || o->mpi))
+        return usage_error("--target embedded writes C for a microcontroller's own program; the trainer program "
+                           "(--exe%s) is the host's", o->mpi ? " --mpi" : "");
+    if (o->embedded && o->emit && o->infer_only && strcmp(o->emit, "infer"))
+        return usage_error("--infer-only emits no %s function: --emit infer", o->emit);
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -343,6 +395,15 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strncmp(a, "--header=", 9)) o->header = a + 9;
         else if (!strncmp(a, "--emit=", 7)) o->emit = a + 7;
         else if (!strncmp(a, "--dtype=", 8)) o->dtype = a + 8;
+        else if (!strcmp(a, "--target")) value = &o->target;
+        else if (!strncmp(a, "--target=", 9)) o->target = a + 9;
+        else if (!strcmp(a, "--weights")) value = &o->weights;
+        else if (!strncmp(a, "--weights=", 10)) o->weights = a + 10;
+        else if (!strcmp(a, "--batch")) value = &o->batch;
+        else if (!strncmp(a, "--batch=", 8)) o->batch = a + 8;
+        else if (!strcmp(a, "--math")) value = &o->math;
+        else if (!strncmp(a, "--math=", 7)) o->math = a + 7;
+        else if (!strcmp(a, "--infer-only")) o->infer_only = 1;
         else if (!strcmp(a, "--exe")) o->exe = 1;
         else if (!strcmp(a, "--mpi")) o->mpi = 1;
         else if (!strcmp(a, "--summary")) o->summary = 1;
@@ -382,6 +443,7 @@ static int parse_args(int argc, char **argv, options *o) {
                         "calls nnr_mpi_main and links libnnr_mpi.a itself, docs/distributed.md)\n");
         return -1;
     }
+    if (check_target(o)) return -1;
     if (o->dtype && strcmp(o->dtype, "f32") && strcmp(o->dtype, "f64")) {
         fprintf(stderr, "nnc: --dtype must be f32 or f64, not '%s'\n", o->dtype);
         return -1;

@@ -285,6 +285,8 @@ typedef struct ir_graph {
     int          fwd_count; /* nodes [0, fwd_count) are the forward graph */
     int          shaped_upto; /* nodes [0, shaped_upto) were all given to shape inference */
     int          f64;       /* --dtype f64 */
+    int          embedded;  /* --target embedded: one core, static memory (fuse.c, plan.c, emit_embedded.c) */
+    int          infer_only;   /* --infer-only: no backward pass, only inference's tensors planned */
     int64_t      param_size, act_size;
     int64_t      train_size;   /* the trainable head of the parameter block; buffers follow */
 } ir_graph;

@@ -94,7 +94,7 @@ static void cc_check(ir_graph *g, const char *cmd) {
     char h[64], c[64];
     snprintf(h, sizeof h, "%s/fuzz.h", dir);
     snprintf(c, sizeof c, "%s/fuzz.c", dir);
-    emit_opts eh = {"fuzz.h", "fuzz.nn", NULL, 1, 0}, ec = {"fuzz.h", "fuzz.nn", NULL, 1, 0};
+    emit_opts eh = {"fuzz.h", "fuzz.nn", NULL, 1, 0, 0, NULL, 0}, ec = {"fuzz.h", "fuzz.nn", NULL, 1, 0, 0, NULL, 0};
     if (emit_to_file(g, emit_h, &eh, h) || emit_to_file(g, emit_c, &ec, c)) abort();
     char *run = cc_command(cmd, c);
     if (!run) abort();
@@ -145,12 +145,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     if (ok) {
-        emit_opts eo = {"fuzz.h", "fuzz.nn", NULL, 1, 0};
+        emit_opts eo = {"fuzz.h", "fuzz.nn", NULL, 1, 0, 0, NULL, 0};
         emit_to_memory(g, emit_h, &eo);
         emit_to_memory(g, emit_c, &eo);
         static const char *const which[] = {"forward", "backward", "update", "infer"};
         for (int i = 0; i < 4; i++) {
-            emit_opts one = {"model.h", "fuzz.nn", which[i], 0, 0};
+            emit_opts one = {"model.h", "fuzz.nn", which[i], 0, 0, 0, NULL, 0};
             emit_to_memory(g, emit_c, &one);
         }
         (void)summary_text(g);           /* arena-owned */

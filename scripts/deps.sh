@@ -5,10 +5,13 @@
 set -eu
 # g++ and man-db are for the tests: the generated header from C++, the C++ consumer
 # project (tests/portable.sh, tests/consumer.sh), and the installed man pages (man -l);
-# Open MPI for data-parallel trainers (`nnc --exe --mpi`, tests/mpi.sh)
+# Open MPI for data-parallel trainers (`nnc --exe --mpi`, tests/mpi.sh); the Arm cross
+# compiler, newlib and qemu for the embedded target (`--target embedded`, examples/embedded,
+# tests/embedded.sh)
 NNC_PACKAGES="gcc make cmake pkg-config flex bison libopenblas-dev libcunit1-dev zlib1g-dev
 libjansson-dev dataset-fashion-mnist wamerican python3 clang libclang-rt-dev libomp-dev valgrind
 libopenmpi-dev openmpi-bin
+gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 g++ man-db"
 missing=""
 for p in $NNC_PACKAGES; do

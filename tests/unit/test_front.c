@@ -307,7 +307,7 @@ static char *c_without_comments(const char *model) {
     char *text = NULL, *out;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    emit_opts o = {"m.h", "m.nn", NULL, 0, 0};
+    emit_opts o = {"m.h", "m.nn", NULL, 0, 0, 0, NULL, 0};
     emit_c(u.g, f, &o);
     fclose(f);
     out = malloc(len + 1);
@@ -873,7 +873,7 @@ static void test_emit_readable(void) {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    emit_opts o = {"mlp.h", "mlp.nn", NULL, 0, 0};
+    emit_opts o = {"mlp.h", "mlp.nn", NULL, 0, 0, 0, NULL, 0};
     CU_ASSERT_EQUAL(emit_c(u.g, f, &o), 0);
     fclose(f);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "static void mlp_forward_pass(mlp *m, int n)"));
