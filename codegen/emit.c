@@ -57,7 +57,6 @@ const char *emit_lit(emitter *e, double v) {
 /* libm's function for the dtype (expf), or with --math inline the file's own (NAME_expf) */
 static const char *math_fn(emitter *e, const char *name, int dbl) {
     int bit = e->o->own_math ? emit_math_bit(name) : 0;
-    e->math_used[dbl] |= (unsigned)bit;
     return arena_printf(e->a, "%s%s%s%s", bit ? e->P : "", bit ? "_" : "", name, dbl ? "" : e->f);
 }
 

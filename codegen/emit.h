@@ -50,7 +50,6 @@ typedef struct emitter {
     const names_owner *owners;   /* names.c's bindings per node and gradients' owners, for the locals' names */
     int         depth;      /* how deep the expression last built nests inlined nodes */
     int         embedded;   /* --target embedded: one thread, no BLAS, static memory */
-    unsigned    math_used[2];   /* --math inline: the functions called, in T and in double (emit_math.c) */
 } emitter;
 
 typedef enum { LOOP_FLAT, LOOP_EXAMPLE, LOOP_NESTED } loop_mode;

@@ -8,6 +8,7 @@
  * copies into RAM, or, with `--infer-only`, that the inference pass reads in place; then
  * the RAM is the activations alone (docs/embedded.md). */
 #include "emit.h"
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -525,6 +526,47 @@ static void emit_predict(emitter *e, FILE *o) {
     fprintf(o, "%s%s *%s_params(%s *m) { return m->params; }\n", baked_params_in_flash(e) ? "const " : "", T, P, P);
 }
 
+/* Whether C text s calls function id: the identifier followed by '(', outside comments and
+ * string literals (a comment quotes a derivative's formula: "d gelu_tanh(u)/du"). */
+static int calls(const char *s, const char *id) {
+    size_t n = strlen(id);
+    for (const char *p = s; *p; p++) {
+        if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            if (!end) return 0;
+            p = end + 1;
+        } else if (*p == '"') {
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1]) p++;
+            if (!*p) return 0;
+        } else if (!strncmp(p, id, n) && (p == s || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
+            const char *q = p + n;
+            while (*q == ' ') q++;
+            if (*q == '(') return 1;
+        }
+    }
+    return 0;
+}
+
+/* --math inline: the functions the file calls, found in its text (a kernel may ask for a
+ * function's name and not call it: an unused static function is a warning), in float and
+ * in double, above the code that calls them. */
+static void emit_own_math(emitter *e, FILE *o, const char *text) {
+    static const char *const names[] = {"exp", "log", "expm1", "log1p", "tanh", "sin", "cos", "tan",
+                                        "erf", "pow", "sqrt", "fabs", "fmax", "fmin", "fma"};
+    unsigned used[2] = {0, 0};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        for (int dbl = 0; dbl < 2; dbl++)
+            if (calls(text, arena_printf(e->a, "%s_%s%s", e->P, names[i], dbl ? "" : "f")))
+                used[dbl] |= (unsigned)emit_math_bit(names[i]);
+    static const char *const what[] = {"float", "double"};
+    for (int dbl = 0; dbl < 2; dbl++)
+        if (used[dbl]) {
+            fprintf(o, "\n/* ---- --math inline: the math functions, in %s (nnc's emit_math.c) ---- */\n", what[dbl]);
+            emit_math(o, e->P, dbl, used[dbl]);
+        }
+}
+
 int emit_embedded_c(emitter *e, FILE *out) {
     ir_graph *g = e->g;
     const char *P = e->P;
@@ -540,7 +582,6 @@ int emit_embedded_c(emitter *e, FILE *out) {
     out = open_memstream(&text, &len);
     if (!out) return -1;
     emit_kernel_macros(e, out);
-    if (emit_has_products(g)) emit_gemm_loops(e, out);
     emit_struct(e, out);
     emit_memory(e, out);
     if (emit_has_dropout(g) && !g->infer_only) emit_uniform(e, out);
@@ -566,14 +607,9 @@ int emit_embedded_c(emitter *e, FILE *out) {
     emit_predict(e, out);
     int failed = ferror(out) != 0;
     fclose(out);
-    if (e->math_used[0] && !g->f64) {
-        fprintf(main_out, "\n/* ---- --math inline: the math functions, in float (emit_math.c) ---- */\n");
-        emit_math(main_out, P, 0, e->math_used[0]);
-    }
-    if (e->math_used[1]) {
-        fprintf(main_out, "\n/* ---- --math inline: the math functions, in double ---- */\n");
-        emit_math(main_out, P, 1, e->math_used[1]);
-    }
+    if (e->o->own_math) emit_own_math(e, main_out, text);
+    /* the products' loops, when a pass calls them (--infer-only's may not) */
+    if (calls(text, arena_printf(g->a, "%s_gemm", P))) emit_gemm_loops(e, main_out);
     fwrite(text, 1, len, main_out);
     free(text);
     return failed || ferror(main_out) ? -1 : 0;

@@ -281,7 +281,14 @@ int names_has_loops(const ir_graph *g) {
  * are members beside them, so their names must differ. */
 static const char *const struct_members[] = {"params", "grads", "state", "acts", "grads_added", "grads_clear",
                                              "pending", "norm", "step", "seed", "lr", "loss", "check",
-                                             "numerics", NULL};
+                                             "numerics", "in_use", NULL};
+
+/* The file-scope functions and arrays the pass functions call or read, named after the
+ * model (NAME_gemm, NAME_uniform, NAME_weights, --math inline's NAME_expf, ...): no local
+ * may hide one. */
+static const char *const model_scope[] = {"gemm", "uniform", "check", "weights", "exp", "log", "expm1", "log1p",
+                                          "tanh", "sin", "cos", "tan", "erf", "pow", "sqrt", "fabs", "fmax",
+                                          "fmin", "fma", NULL};
 
 static const char *io_base(const ir_node *n, const char *base, arena *a) {
     if (n->role != ROLE_INPUT && n->role != ROLE_LABEL && n->role != ROLE_TARGET) return base;
@@ -293,6 +300,11 @@ static const char *io_base(const ir_node *n, const char *base, arena *a) {
 void names_assign(ir_graph *g) {
     names_set used = {g->a, NULL, NULL, 0, 0};
     if (names_has_loops(g)) names_set_add(&used, "t");   /* a scan's step (emit_scan.c); only then, so a target t stays t */
+    const char *P = names_unreserved(g->a, names_mangle(g->a, g->model));   /* emit_setup's prefix */
+    for (int i = 0; model_scope[i]; i++) {
+        names_set_add(&used, arena_printf(g->a, "%s_%s", P, model_scope[i]));
+        names_set_add(&used, arena_printf(g->a, "%s_%sf", P, model_scope[i]));
+    }
     const names_owner *owners = names_owners(g);
     /* user-declared names first, so they keep their spelling when something must yield */
     for (int pass = 0; pass < 2; pass++)

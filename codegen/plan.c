@@ -8,7 +8,9 @@
  * tensor, if it has one.
  * Offsets are aligned to 64 bytes.  The optimizer's state is a fourth block, its size
  * given here for the emitter and --summary alike.
- * (No buffer is reused yet: the activation block is the sum of the tensors.)  A tensor of
+ * For training no buffer is reused: the activation block is the sum of the tensors; with
+ * --infer-only, tensors whose lifetimes in the inference pass do not overlap share memory
+ * (plan_reuse).  A tensor of
  * a scan's forward body is stored once per step, step_stride elements apart.
  * Sizes are 64-bit and saturate at INT64_MAX instead of wrapping, so a plan too large
  * for any machine is refused (plan_check_memory) rather than printed small. */
@@ -22,6 +24,100 @@
 static int64_t sat_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
 static int64_t sat_mul(int64_t a, int64_t b) { return b && a > INT64_MAX / b ? INT64_MAX : a * b; }
 static int64_t align_up(int64_t v) { return v > INT64_MAX - ALIGN ? INT64_MAX : (v + ALIGN - 1) / ALIGN * ALIGN; }
+
+/* ---- --infer-only: tensors whose lifetimes do not overlap share memory ------------- */
+
+/* A block of the inference pass's memory: a tensor, or a node's working memory, live from
+ * the first node that writes it to the last that reads it (indices of the graph, which the
+ * pass runs in order). */
+typedef struct span { ir_node *n; int scratch, first, last; int64_t size, offset; } span;
+
+static int by_first(const void *x, const void *y) {
+    const span *a = x, *b = y;
+    return a->first != b->first ? (a->first > b->first) - (a->first < b->first) : (a->n->id > b->n->id) - (a->n->id < b->n->id);
+}
+
+/* Lifetimes, conservatively: a node's memory is live from the first node whose code writes
+ * it (itself, or the producer whose code writes it as an epilogue, a pooling or a sum:
+ * epi, pooled, into, also) to the last node that reads it, a tensor computed inside its
+ * consumer's loop or a view reading it where that consumer runs.  Whatever a scan's loop
+ * touches, a const tensor, an output (predict copies it after the pass) and what another
+ * node's code computes (folded) live through the whole pass. */
+static void lifetimes(ir_graph *g, int *first, int *last) {
+    int nn = g->nodes.n, end = nn;
+    int *use = malloc(sizeof *use * (size_t)(nn + 1));
+    for (int i = 0; i < nn; i++) first[i] = last[i] = i, use[i] = -1;
+    for (int i = 0; i < nn; i++) {
+        ir_node *q = ir_at(g, i);
+        if (!q->in_infer) continue;
+        ir_node *targets[3 + 64] = {q->epi, q->pooled, q->into};
+        int k = 3;
+        for (ir_node *a = q->also; a && k < 3 + 64; a = a->also) targets[k++] = a;
+        for (int t = 0; t < k; t++) {
+            if (!targets[t]) continue;
+            int id = targets[t]->id;
+            if (i < first[id]) first[id] = i;
+            if (i > last[id]) last[id] = i;
+            if (q->loop) first[id] = 0, last[id] = end;
+        }
+    }
+    for (int i = 0; i < g->outputs.n; i++) last[((ir_output *)g->outputs.v[i])->node->id] = end;
+    for (int i = nn - 1; i >= 0; i--) {   /* consumers before their inputs */
+        ir_node *c = ir_at(g, i);
+        if (!c->in_infer) continue;
+        int pinned = c->loop || c->folded || c->keep || c->per_step || c->op == OP_CONST_TENSOR;
+        if (pinned) first[i] = 0, last[i] = end;
+        /* when c's value is read: its own block, or (computed inline, a view) its readers' */
+        int at = pinned ? end : c->mem == MEM_NONE && !c->epi && !c->into ? (use[i] > i ? use[i] : i) : i;
+        for (int k = 0; k < c->nin; k++) {
+            int x = c->in[k]->id;
+            if (at > use[x]) use[x] = at;
+            if (at > last[x]) last[x] = at;
+        }
+    }
+    free(use);
+}
+
+/* Places each block at the lowest offset where it meets no block live at the same time
+ * (first fit, in order of first use), 64-byte aligned. */
+static void plan_reuse(ir_graph *g) {
+    int nn = g->nodes.n, count = 0;
+    int *first = malloc(sizeof *first * (size_t)(nn + 1)), *last = malloc(sizeof *last * (size_t)(nn + 1));
+    span *s = malloc(sizeof *s * (size_t)(2 * nn + 1));
+    lifetimes(g, first, last);
+    for (int i = 0; i < nn; i++) {
+        ir_node *n = ir_at(g, i);
+        if (!n->in_infer) continue;
+        int64_t size = align_up(sat_mul(ir_numel(&n->shape), n->batched ? g->train.batch : 1));
+        if (n->mem == MEM_ACT)   /* a scan body's tensor: one per step (step_stride, set above) */
+            s[count++] = (span){n, 0, first[i], last[i], n->per_step ? sat_mul(size, n->loop->steps) : size, 0};
+        if (n->scratch) s[count++] = (span){n, 1, first[i], i > last[i] ? i : last[i], align_up(n->scratch), 0};
+    }
+    qsort(s, (size_t)count, sizeof *s, by_first);
+    int64_t top = 0;
+    span **live = malloc(sizeof *live * (size_t)(count + 1));
+    for (int a = 0; a < count; a++) {
+        int nlive = 0;   /* the placed blocks whose lifetimes meet this one's, by offset */
+        for (int b = 0; b < a; b++)
+            if (s[b].first <= s[a].last && s[a].first <= s[b].last) {
+                int j = nlive++;
+                while (j > 0 && live[j - 1]->offset > s[b].offset) live[j] = live[j - 1], j--;
+                live[j] = &s[b];
+            }
+        int64_t at = 0;
+        for (int j = 0; j < nlive && sat_add(at, s[a].size) > live[j]->offset; j++)
+            if (sat_add(live[j]->offset, live[j]->size) > at) at = sat_add(live[j]->offset, live[j]->size);
+        s[a].offset = at;
+        if (s[a].scratch) s[a].n->scratch_offset = at;
+        else s[a].n->offset = at;
+        if (sat_add(at, s[a].size) > top) top = sat_add(at, s[a].size);
+    }
+    g->act_size = top;
+    free(live);
+    free(s);
+    free(first);
+    free(last);
+}
 
 void plan_memory(ir_graph *g) {
     int64_t off = 0;
@@ -57,6 +153,7 @@ void plan_memory(ir_graph *g) {
         off = align_up(sat_add(off, n->scratch));
     }
     g->act_size = off;
+    if (g->infer_only) plan_reuse(g);
 }
 
 /* The end of the parameters that are not frozen: with --weights the embedded target keeps

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh: the embedded example end to end, in a temporary directory.
 #
-#   examples/embedded/run.sh [BUILD_DIR]        (default /work/main/build; nnc is BUILD_DIR/nnc)
+#   examples/embedded/run.sh [BUILD_DIR]        (default: the repository's build/; nnc is BUILD_DIR/nnc)
 #
 # 1. bakes the first 20 Fashion-MNIST test images into C (bake_images.py), and writes the
 #    same 20 records as IDX files for the host;
@@ -21,7 +21,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 EXAMPLES=$(cd "$HERE/.." && pwd)
-BUILD=$(cd "${1:-/work/main/build}" && pwd)
+BUILD=$(cd "${1:-$EXAMPLES/../build}" && pwd)
 NNC=$BUILD/nnc
 DATA=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 EPOCHS=${EPOCHS:-1}

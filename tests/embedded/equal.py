@@ -31,17 +31,21 @@ def proto(fn):
     return [p.strip().rsplit(" ", 1)[0].rstrip("*").strip() + " *" for p in m.group(1).split(",")[1:]]
 
 
-lg, pr = proto("loss_grad"), proto("predict")
+trains = proto("loss_grad") is not None   # not with --infer-only: then init and predict alone
+lg, pr = proto("loss_grad") or [], proto("predict")
 pins = [t for t in pr if t.startswith("const")]
 pouts = [t for t in pr if not t.startswith("const")]
-T = "double" if re.search(r"^double %s_loss_grad" % name, text, re.M) else "float"
+T = "double" if re.search(r"^(double|const double) \*?%s_params" % name, text, re.M) else "float"
 o = []
 w = o.append
 w('#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include "%s"\n' % host_h)
 w("typedef struct emb_model emb_model;")
+w("#define EMB_TRAINS %d" % trains)
 w("emb_model *emb_%s_new(void);\nvoid emb_%s_init(emb_model *m, uint64_t seed);" % (name, name))
-w("%s emb_%s_loss_grad(emb_model *m, int n%s);" % (T, name, "".join(", " + t for t in lg)))
-w("void emb_%s_update(emb_model *m);\n%s *emb_%s_params(emb_model *m);\n%s *emb_%s_grads(emb_model *m);" % (name, T, name, T, name))
+w("%s *emb_%s_params(emb_model *m);" % (T, name))
+if trains:
+    w("%s emb_%s_loss_grad(emb_model *m, int n%s);" % (T, name, "".join(", " + t for t in lg)))
+    w("void emb_%s_update(emb_model *m);\n%s *emb_%s_grads(emb_model *m);" % (name, T, name))
 w("void emb_%s_predict(emb_model *m, int n%s);" % (name, "".join(", " + t for t in pr)))
 w("const char *emb_%s_error(void);" % name)
 args = lambda types, base: "".join(", (%s)%s[%d]" % (t, base, i) for i, t in enumerate(types))
@@ -69,11 +73,13 @@ static void near(const char *what, const %(T)s *a, const %(T)s *b, int64_t count
     near_at(what, a, b, count, tol, 0);
 }
 
+#if EMB_TRAINS
 static double largest(const %(T)s *a, int64_t count) {
     double m = 0;
     for (int64_t i = 0; i < count; i++) m = fabs((double)a[i]) > m ? fabs((double)a[i]) : m;
     return m;
 }
+#endif
 
 static double uniform(void) { return rand() / (RAND_MAX + 1.0); }
 
@@ -104,6 +110,7 @@ int main(void) {
     for (int k = 0; k < info->nio; k++)
         if (info->io[k].kind == NNR_IO_TARGET)
             for (int64_t i = 0; i < n * info->io[k].size; i++) ((%(T)s *)in[k])[i] = (%(T)s)uniform();
+#if EMB_TRAINS
     %(T)s lh = %(P)s_loss_grad(h, n%(hargs)s);
     %(T)s le = emb_%(P)s_loss_grad(e, n%(eargs)s);
     if (lh != lh || le != le) {
@@ -133,6 +140,7 @@ int main(void) {
     %(P)s_update(h);
     emb_%(P)s_update(e);
     near("update: parameters", %(P)s_params(h), emb_%(P)s_params(e), info->param_size, 1e-5);
+#endif
     void *out[16], *oute[16];
     for (int j = 0; j < info->nout; j++) {
         out[j] = calloc((size_t)(n * info->out[j].size), sizeof(%(T)s));

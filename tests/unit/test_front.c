@@ -23,9 +23,13 @@ typedef struct unit {
     ir_graph *g;
 } unit;
 
+/* --target embedded and --infer-only for the next compile_upto (test_embedded sets them) */
+static int unit_embedded, unit_infer_only;
+
 /* Runs the pipeline up to and including `last` ("parse", "lower", "shapes", "grad",
  * "fuse", "plan", "names"); returns the error count. */
 static int compile_upto(unit *u, const char *text, const char *last) {
+    int embedded = unit_embedded, infer_only = unit_infer_only;
     memset(u, 0, sizeof *u);
     u->out = open_memstream(&u->msgs, &u->msglen);
     source *src = source_from_string(&u->a, "t.nn", text);
@@ -34,11 +38,13 @@ static int compile_upto(unit *u, const char *text, const char *last) {
     int errors = parse_source(&u->p, src);
     if (errors || !strcmp(last, "parse")) goto done;
     u->g = ir_graph_new(&u->a, src);
+    u->g->embedded = embedded;
+    u->g->infer_only = infer_only;
     lower_program(u->g, &u->p.prog, &u->d);
     if (u->d.errors || !strcmp(last, "lower")) goto done;
     shape_pass(u->g, &u->d);
     if (u->d.errors || !strcmp(last, "shapes")) goto done;
-    if (grad_build(u->g, &u->d) || !strcmp(last, "grad")) goto done;
+    if ((!infer_only && grad_build(u->g, &u->d)) || !strcmp(last, "grad")) goto done;
     fuse_plan(u->g);
     if (!strcmp(last, "fuse")) goto done;
     plan_memory(u->g);
@@ -891,6 +897,43 @@ static void test_emit_readable(void) {
     unit_free(&u);
 }
 
+/* The embedded target: one chunk, the inference plan alone with --infer-only, and a file
+ * without BLAS, threads, allocation or stdio (tests/embedded.sh compiles and runs it). */
+static void test_embedded(void) {
+    unit u;
+    CU_ASSERT_EQUAL(compile_upto(&u, MLP, "names"), 0);
+    int64_t train_acts = u.g->act_size;
+    CU_ASSERT_EQUAL(fuse_chunk_batch(u.g), u.g->train.batch);
+    unit_free(&u);
+    unit_embedded = unit_infer_only = 1;
+    CU_ASSERT_EQUAL(compile_upto(&u, MLP, "names"), 0);
+    unit_embedded = unit_infer_only = 0;
+    CU_ASSERT_EQUAL(fuse_chunk_batch(u.g), 1);
+    CU_ASSERT(u.g->act_size > 0 && u.g->act_size < train_acts);
+    for (int i = 0; i < u.g->nodes.n; i++) {   /* no backward pass; inference's tensors fit */
+        ir_node *n = ir_at(u.g, i);
+        CU_ASSERT_EQUAL(n->pass, IR_FWD);
+        if (n->in_infer && n->mem == MEM_ACT) CU_ASSERT(n->offset + ir_numel(&n->shape) <= u.g->act_size);
+    }
+    char *text = NULL, *head = NULL;
+    size_t len = 0, hlen = 0;
+    FILE *f = open_memstream(&text, &len), *h = open_memstream(&head, &hlen);
+    emit_opts o = {"mlp.h", "mlp.nn", NULL, 0, 0, 1, NULL, 0};
+    CU_ASSERT_EQUAL(emit_c(u.g, f, &o), 0);
+    CU_ASSERT_EQUAL(emit_h(u.g, h, &o), 0);
+    fclose(f);
+    fclose(h);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "mlp_gemm(CblasRowMajor, CblasNoTrans, CblasTrans,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "static float mlp_act_block["));
+    const char *banned[] = {"nnr_", "#include <cblas.h>", "stdio.h", "alloc(", "omp parallel", "free(p", "backward_pass"};
+    for (size_t i = 0; i < sizeof banned / sizeof *banned; i++) CU_ASSERT_PTR_NULL(strstr(text, banned[i]));
+    CU_ASSERT_PTR_NOT_NULL(strstr(head, "#define MLP_RAM_BYTES"));
+    CU_ASSERT_PTR_NULL(strstr(head, "mlp_train_step("));
+    free(text);
+    free(head);
+    unit_free(&u);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return CU_get_error();
     struct { const char *suite; const char *name; CU_TestFunc fn; } tests[] = {
@@ -928,6 +971,7 @@ int main(void) {
         {"names", "hostile names", test_names_hostile},
         {"names", "gradients after bindings", test_names_gradients},
         {"emit", "readable C", test_emit_readable},
+        {"emit", "the embedded target", test_embedded},
         {"emit", "where chooses", test_emit_where_chooses},
         {"emit", "permute tiles", test_emit_permute_tiles},
     };
