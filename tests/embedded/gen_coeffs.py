@@ -1,5 +1,6 @@
-# gen_coeffs.py - derives the polynomial coefficients emit_math.c embeds (Chebyshev fits with
-# mpmath, near-minimax), rounded to float / double.  Prints the C tables; run: python3 gen_coeffs.py
+# gen_coeffs.py - derives the polynomial coefficients codegen/emit_math.c embeds (Chebyshev fits
+# with mpmath, near-minimax), rounded to float / double, and prints the C tables.  A developer's
+# tool, not a test: it needs Debian's python3-mpmath, which nnc does not.  Run: python3 gen_coeffs.py
 import struct, sys
 from mpmath import mp, mpf, chebyfit, expm1, atanh, sin, cos, erf, erfc, exp, sqrt, pi, log, polyval
 mp.dps = 60

@@ -6,7 +6,8 @@
  * function against glibc's long double libm over random bit patterns and dense sweeps, and C's
  * special values.  Exits nonzero when a bound is exceeded or a step fails.
  *
- *   cc -O2 -o test_math test_math.c && ./test_math [workdir]      (default workdir: /tmp/tm_math) */
+ *   cc -O2 -I codegen -o test_math tests/embedded/test_math.c && ./test_math [workdir]   (default /tmp/tm_math;
+ *   tests/embedded.sh runs it) */
 #ifndef TM_CHECKER
 #define EMIT_MATH_STANDALONE
 #include "emit_math.c"
