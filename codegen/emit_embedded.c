@@ -404,7 +404,7 @@ static void emit_init(emitter *e, FILE *o) {
 
 static void emit_new_free(emitter *e, FILE *o) {
     ir_graph *g = e->g;
-    const char *P = e->P, *T = e->T;
+    const char *P = e->P;
     fprintf(o, "const char *%s_error(void) { return %s_last_error; }\n\n", P, P);
     fprintf(o, "%s *%s_new(void) {\n    %s *m = &%s_the_model;\n", P, P, P, P);
     fprintf(o, "    if (m->in_use) {\n        %s_last_error = \"%s_new: the model is in use: this file holds one, in static \"\n"
@@ -428,7 +428,6 @@ static void emit_new_free(emitter *e, FILE *o) {
     if (emit_has_consts(g)) fprintf(o, "    %s_consts(m);\n", P);
     fprintf(o, "    return m;\n}\n\n");
     fprintf(o, "void %s_free(%s *m) {\n    if (m) m->in_use = 0;\n}\n\n", P, P);
-    (void)T;
 }
 
 /* n out of 1..BATCH: refused with a message naming the function */
@@ -443,7 +442,7 @@ static const char *n_message(emitter *e, const char *fn) {
 
 static void emit_step_api(emitter *e, FILE *o) {
     ir_graph *g = e->g;
-    const char *P = e->P, *T = e->T, *PU = e->PU;
+    const char *P = e->P, *T = e->T;
     fprintf(o, "static void %s_run_forward(%s *m, int n) {\n    m->pending = 0;\n    %s_forward_pass(m, n);\n"
                "    m->pending = n;\n}\n\n", P, P, P);
     fprintf(o, "/* The backward pass writes its gradients into the block, which must hold none: adding to\n"
@@ -482,7 +481,6 @@ static void emit_step_api(emitter *e, FILE *o) {
             fprintf(o, "const %s *%s_grad_%s(const %s *m) { return m->acts + %lld; }\n", T, P, x->cname, P,
                     x->grad ? (long long)x->grad->offset : 0LL);
     }
-    (void)PU;
 }
 
 static void emit_predict(emitter *e, FILE *o) {
