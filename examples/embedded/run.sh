@@ -6,7 +6,7 @@
 # 1. bakes the first 20 Fashion-MNIST test images into C (bake_images.py), and writes the
 #    same 20 records as IDX files for the host;
 # 2. for fashion_mlp and fashion_cnn: builds the host trainer (`nnc M.nn --exe`), trains it
-#    for one epoch (--save ck.safetensors), predicts the 20 images on the host, generates
+#    for one epoch on the first TRAIN_N training images (--save ck.safetensors), predicts the 20 images on the host, generates
 #    the embedded C (`--target embedded --weights ck.safetensors --infer-only --batch 1`),
 #    cross-compiles classify.c with it for the Cortex-M4F, runs it under qemu (mps2-an386)
 #    and compares the classes the device printed with the host's;
@@ -15,7 +15,8 @@
 #    runs finetune.c under qemu: the last layer trains for 10 steps, and its loss must fall;
 # 4. prints arm-none-eabi-size of each ELF.
 # Exits 0 when everything ran and matched, 1 otherwise.  KEEP=1 keeps the temporary
-# directory (its path is printed); EPOCHS (default 1) and QEMU_TIMEOUT (seconds, default
+# directory (its path is printed); EPOCHS (default 1), TRAIN_N (training examples, default
+# 10000 of the 60000) and QEMU_TIMEOUT (seconds, default
 # 300) can be set in the environment.
 set -euo pipefail
 
@@ -25,6 +26,7 @@ BUILD=$(cd "${1:-$EXAMPLES/../build}" && pwd)
 NNC=$BUILD/nnc
 DATA=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
 EPOCHS=${EPOCHS:-1}
+TRAIN_N=${TRAIN_N:-10000}
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-300}
 N=20
 
@@ -77,11 +79,23 @@ device() {
 
 echo "=== baking the first $N test images"
 python3 "$HERE/bake_images.py" -n $N --dir "$DATA" -o test_images --idx t$N
+# the first TRAIN_N training examples (IDX: a count in the header, then the records): a
+# model trained on them classifies well enough, and the test under AddressSanitizer
+# (scripts/test.sh --sanitize) stays within minutes
+python3 - "$DATA" "$TRAIN_N" <<'PY'
+import gzip, struct, sys
+data, n = sys.argv[1], int(sys.argv[2])
+for kind, record in (('images', 784), ('labels', 1)):
+    raw = gzip.open('%s/train-%s-idx%d-ubyte.gz' % (data, kind, 3 if kind == 'images' else 1)).read()
+    head = 16 if kind == 'images' else 8
+    count = min(n, struct.unpack('>I', raw[4:8])[0])
+    open('train-%s' % kind, 'wb').write(raw[:4] + struct.pack('>I', count) + raw[8:head] + raw[head:head + count * record])
+PY
 
 for model in fashion_mlp fashion_cnn; do
     echo "=== $model"
     "$NNC" "$EXAMPLES/$model.nn" --exe -o "$model-host" >/dev/null
-    ./"$model-host" train --train x="$DATA/train-images-idx3-ubyte.gz" y="$DATA/train-labels-idx1-ubyte.gz" \
+    ./"$model-host" train --train x=train-images y=train-labels \
         --test x="$DATA/t10k-images-idx3-ubyte.gz" y="$DATA/t10k-labels-idx1-ubyte.gz" \
         --epochs "$EPOCHS" --save "$model.safetensors" 2>/dev/null | grep -E '^(epoch|test accuracy)'
     ./"$model-host" predict --load "$model.safetensors" --input x=t$N-images-idx3-ubyte --out "$model-host.csv"
@@ -130,7 +144,8 @@ SRC=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/d
 [ -r "$SRC/runtime/nnr.h" ] || SRC=$(cd "$HERE/../.." && pwd)   # the build's sources, else these
 mkdir -p host
 "$NNC" "$HERE/fashion_mlp_tail.nn" -o host/fashion_mlp_tail.c
-cc -std=c11 -O2 -Wall -Wextra -fopenmp -Ihost -I. -I"$HERE" -I"$SRC/runtime" \
+# NNC_CFLAGS: the flags libnnr was built with, as for --exe (scripts/test.sh --sanitize's)
+cc -std=c11 -O2 -Wall -Wextra -fopenmp ${NNC_CFLAGS:-} -Ihost -I. -I"$HERE" -I"$SRC/runtime" \
     $(pkg-config --cflags openblas 2>/dev/null || true) -DNNR_HOST_LOAD='"tail.safetensors"' \
     "$HERE/finetune.c" host/fashion_mlp_tail.c test_images.c "$BUILD/libnnr.a" \
     -lopenblas -ljansson -lz -lm -o finetune-host

@@ -159,6 +159,9 @@ int main(void) {
         near(what, out[j], oute[j], n * info->out[j].size, 1e-5);
     }
     printf("%%s: %%s\\n", info->name, bad ? "DIFFERENT" : "the same within 1e-5");
+    for (int k = 0; k < info->nio; k++) free(in[k]);
+    for (int j = 0; j < info->nout; j++) free(out[j]), free(oute[j]);
+    %(P)s_free(h);   /* nothing left for LeakSanitizer (scripts/test.sh --sanitize) */
     return bad;
 }""" % {"T": T, "P": name, "hargs": "".join(", in[%d]" % i for i in range(len(lg))),
         "eargs": args(lg, "in"),
