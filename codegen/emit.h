@@ -124,7 +124,8 @@ const char *emit_out_params(emitter *e);                    /* ", float *probs" 
 int         emit_has_consts(const ir_graph *g);
 int         emit_has_dropout(const ir_graph *g);
 int         emit_has_products(const ir_graph *g);   /* any GEMM call */
-void        emit_kernel_macros(emitter *e, FILE *out);   /* NNR_MADD, the sparse fractions */
+void        emit_kernel_macros(emitter *e, FILE *out);
+void        emit_step_calls(emitter *e, FILE *o);   /* loss_grad, train_step, set_lr, lr, step */   /* NNR_MADD, the sparse fractions */
 void        emit_uniform(emitter *e, FILE *o);             /* dropout's hash */
 void        emit_model_comment(emitter *e, FILE *o, const char *what);
 void        emit_h_model(emitter *e, FILE *out);           /* the header's list of tensors */

@@ -97,6 +97,28 @@ static uint64_t schema_hash(ir_graph *g) {
     return h;
 }
 
+/* loss_grad and train_step, from NAME_forward and NAME_run_backward_ (either target's), and
+ * the learning rate's and step's accessors. */
+void emit_step_calls(emitter *e, FILE *o) {
+    ir_graph *g = e->g;
+    const char *P = e->P, *T = e->T;
+    fprintf(o, "/* zero_grad + forward + backward, without zero_grad's memset: the backward pass writes\n"
+               " * every gradient it computes, and the block's other elements (buffers, padding) are\n"
+               " * never anything but 0 */\n");
+    fprintf(o, "%s %s_loss_grad(%s *m, int n%s) {\n", T, P, P, emit_io_params(e, 0));
+    fprintf(o, "    %s loss = %s_forward(m, n", T, P);
+    for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
+    fprintf(o, ");\n    if (!m->pending) return NAN;   /* refused: the gradients stay as they were */\n");
+    fprintf(o, "    m->grads_clear = 1;\n    return %s_run_backward_(m) ? NAN : loss;\n}\n\n", P);
+    fprintf(o, "%s %s_train_step(%s *m, int n%s) {\n", T, P, P, emit_io_params(e, 0));
+    fprintf(o, "    %s loss = %s_loss_grad(m, n", T, P);
+    for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
+    fprintf(o, ");\n    if (loss == loss) %s_update(m);   /* not after a refused call (NaN) */\n    return loss;\n}\n\n", P);
+    fprintf(o, "void %s_set_lr(%s *m, double lr) { m->lr = (%s)lr; }\n", P, P, T);
+    fprintf(o, "double %s_lr(const %s *m) { return m->lr; }\n", P, P);
+    fprintf(o, "int64_t %s_step(const %s *m) { return m->step; }\n\n", P, P);
+}
+
 /* The step API: forward, backward, zero_grad, loss_grad, train_step (update is
  * emit_optimizer.c's).  The gradient block is accumulated as PyTorch's .grad is: backward
  * adds.  grads_clear records that the block holds no gradient, so that backward then writes
@@ -143,22 +165,7 @@ static void emit_step_api(emitter *e, FILE *o) {
     fprintf(o, "void %s_zero_grad(%s *m) {\n", P, P);
     fprintf(o, "    if (!m->grads_clear) memset(m->grads, 0, (size_t)%s_PARAMS * sizeof(%s));\n", PU, T);
     fprintf(o, "    m->grads_clear = 1;\n}\n\n");
-    /* loss_grad and train_step */
-    fprintf(o, "/* zero_grad + forward + backward, without zero_grad's memset: the backward pass writes\n"
-               " * every gradient it computes, and the block's other elements (buffers, padding) are\n"
-               " * never anything but 0 */\n");
-    fprintf(o, "%s %s_loss_grad(%s *m, int n%s) {\n", T, P, P, emit_io_params(e, 0));
-    fprintf(o, "    %s loss = %s_forward(m, n", T, P);
-    for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
-    fprintf(o, ");\n    if (!m->pending) return NAN;   /* refused: the gradients stay as they were */\n");
-    fprintf(o, "    m->grads_clear = 1;\n    return %s_run_backward_(m) ? NAN : loss;\n}\n\n", P);
-    fprintf(o, "%s %s_train_step(%s *m, int n%s) {\n", T, P, P, emit_io_params(e, 0));
-    fprintf(o, "    %s loss = %s_loss_grad(m, n", T, P);
-    for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
-    fprintf(o, ");\n    if (loss == loss) %s_update(m);   /* not after a refused call (NaN) */\n    return loss;\n}\n\n", P);
-    fprintf(o, "void %s_set_lr(%s *m, double lr) { m->lr = (%s)lr; }\n", P, P, T);
-    fprintf(o, "double %s_lr(const %s *m) { return m->lr; }\n", P, P);
-    fprintf(o, "int64_t %s_step(const %s *m) { return m->step; }\n\n", P, P);
+    emit_step_calls(e, o);
     fprintf(o, "void %s_shard(%s *m, int64_t at, int64_t total, nnr_sum_fn sum, void *ctx) {\n", P, P);
     fprintf(o, "    m->shard_at = at;\n    m->shard_n = total;\n    m->sum_ranks = sum;\n    m->sum_ranks_ctx = ctx;\n}\n\n");
 }

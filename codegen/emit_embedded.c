@@ -408,7 +408,7 @@ static void emit_new_free(emitter *e, FILE *o) {
     fprintf(o, "const char *%s_error(void) { return %s_last_error; }\n\n", P, P);
     fprintf(o, "%s *%s_new(void) {\n    %s *m = &%s_the_model;\n", P, P, P, P);
     fprintf(o, "    if (m->in_use) {\n        %s_last_error = \"%s_new: the model is in use: this file holds one, in static \"\n"
-               "                        \"memory; %s_free it first\";\n        return NULL;\n    }\n", P, P, P);
+               "            \"memory; %s_free it first\";\n        return NULL;\n    }\n", P, P, P);
     fprintf(o, "    memset(m, 0, sizeof *m);\n    m->in_use = 1;\n");
     if (baked_params_in_flash(e)) fprintf(o, "    m->params = %s_weights;   /* read in place, from flash */\n", P);
     else {
@@ -432,7 +432,7 @@ static void emit_new_free(emitter *e, FILE *o) {
 
 /* n out of 1..BATCH: refused with a message naming the function */
 static void emit_bad_n(emitter *e, FILE *o) {
-    fprintf(o, "static int %s_bad_n(int n, const char *message) {\n    if (n > 0 && n <= %s_BATCH) return 0;\n"
+    fprintf(o, "static int %s_bad_n_(int n, const char *message) {\n    if (n > 0 && n <= %s_BATCH) return 0;\n"
                "    %s_last_error = message;\n    return 1;\n}\n\n", e->P, e->PU, e->P);
 }
 
@@ -443,37 +443,25 @@ static const char *n_message(emitter *e, const char *fn) {
 static void emit_step_api(emitter *e, FILE *o) {
     ir_graph *g = e->g;
     const char *P = e->P, *T = e->T;
-    fprintf(o, "static void %s_run_forward(%s *m, int n) {\n    m->pending = 0;\n    %s_forward_pass(m, n);\n"
+    fprintf(o, "static void %s_run_forward_(%s *m, int n) {\n    m->pending = 0;\n    %s_forward_pass(m, n);\n"
                "    m->pending = n;\n}\n\n", P, P, P);
     fprintf(o, "/* The backward pass writes its gradients into the block, which must hold none: adding to\n"
                " * gradients already there needs a second block, which this target does not spare. */\n");
-    fprintf(o, "static int %s_run_backward(%s *m) {\n    int n = m->pending;\n", P, P);
+    fprintf(o, "static int %s_run_backward_(%s *m) {\n    int n = m->pending;\n", P, P);
     fprintf(o, "    if (!n) {\n        %s_last_error = \"%s_backward: no forward pass to differentiate (each %s_forward \"\n"
-               "                        \"allows one backward)\";\n        return -1;\n    }\n", P, P, P);
+               "            \"allows one backward)\";\n        return -1;\n    }\n", P, P, P);
     fprintf(o, "    if (!m->grads_clear) {\n        %s_last_error = \"%s_backward: the gradient block holds gradients; the \"\n"
-               "                        \"embedded target does not add to them (no second block): %s_zero_grad first\";\n"
+               "            \"embedded target does not add to them (no second block): %s_zero_grad first\";\n"
                "        return -1;\n    }\n", P, P, P);
     fprintf(o, "    m->pending = 0;\n    %s_backward_pass(m, n);\n    m->grads_clear = 0;\n    return 0;\n}\n\n", P);
     fprintf(o, "%s %s_forward(%s *m, int n%s) {\n", T, P, P, emit_io_params(e, 0));
-    fprintf(o, "    if (%s_bad_n(n, %s)) {\n        m->pending = 0;\n        return NAN;\n    }\n", P, n_message(e, "forward"));
+    fprintf(o, "    if (%s_bad_n_(n, %s)) {\n        m->pending = 0;\n        return NAN;\n    }\n", P, n_message(e, "forward"));
     for (int i = 0; i < g->io.n; i++) fprintf(o, "    m->%s = %s;\n", ((ir_node *)g->io.v[i])->cname, ((ir_node *)g->io.v[i])->cname);
-    fprintf(o, "    %s_run_forward(m, n);\n    return (%s)m->loss;\n}\n\n", P, T);
-    fprintf(o, "int %s_backward(%s *m) { return %s_run_backward(m); }\n\n", P, P, P);
+    fprintf(o, "    %s_run_forward_(m, n);\n    return (%s)m->loss;\n}\n\n", P, T);
+    fprintf(o, "int %s_backward(%s *m) { return %s_run_backward_(m); }\n\n", P, P, P);
     fprintf(o, "void %s_zero_grad(%s *m) {\n    if (!m->grads_clear) memset(m->grads, 0, sizeof %s_grad_block);\n"
                "    m->grads_clear = 1;\n}\n\n", P, P, P);
-    fprintf(o, "%s %s_loss_grad(%s *m, int n%s) {\n", T, P, P, emit_io_params(e, 0));
-    fprintf(o, "    %s loss = %s_forward(m, n", T, P);
-    for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
-    fprintf(o, ");\n    if (!m->pending) return NAN;\n");
-    fprintf(o, "    m->grads_clear = 1;   /* the backward pass writes every gradient it computes */\n");
-    fprintf(o, "    return %s_run_backward(m) ? NAN : loss;\n}\n\n", P);
-    fprintf(o, "%s %s_train_step(%s *m, int n%s) {\n", T, P, P, emit_io_params(e, 0));
-    fprintf(o, "    %s loss = %s_loss_grad(m, n", T, P);
-    for (int i = 0; i < g->io.n; i++) fprintf(o, ", %s", ((ir_node *)g->io.v[i])->cname);
-    fprintf(o, ");\n    if (loss == loss) %s_update(m);   /* not after a refused call (NaN) */\n    return loss;\n}\n\n", P);
-    fprintf(o, "void %s_set_lr(%s *m, double lr) { m->lr = (%s)lr; }\n", P, P, T);
-    fprintf(o, "double %s_lr(const %s *m) { return m->lr; }\n", P, P);
-    fprintf(o, "int64_t %s_step(const %s *m) { return m->step; }\n\n", P, P);
+    emit_step_calls(e, o);
     fprintf(o, "%s *%s_grads(%s *m) { return m->grads; }\n", T, P, P);
     for (int i = 0; i < g->io.n; i++) {
         ir_node *x = g->io.v[i];

@@ -213,6 +213,10 @@ static void plan_conv_grads(ir_graph *g) {
     plan_sparse_products(g);
 }
 
+/* The examples that chunks may divide: the batch, or 1 for the embedded target, which runs
+ * on one core and has no memory to spare for the chunks' partial sums. */
+int64_t fuse_chunk_batch(const ir_graph *g) { return g->embedded ? 1 : g->train.batch; }
+
 /* A convolution's per-example loop (forward, or its gradients) runs on nnc's threads in a
  * fixed number of chunks of consecutive examples, chosen from the shapes alone — never
  * from the thread count — so that every number is computed the same way, and a run gives
@@ -224,10 +228,6 @@ static void plan_conv_grads(ir_graph *g) {
  * evenly), at most one per example, and only as many as keep FUSE_CONV_CHUNK_MACS of
  * work in each: a parallel region costs a few microseconds to start (tens where idle
  * threads sleep), a chunk of 2^20 multiply-adds some 50 us on one core. */
-/* The examples that chunks may divide: the batch, or 1 for the embedded target, which runs
- * on one core and has no memory to spare for the chunks' partial sums. */
-int64_t fuse_chunk_batch(const ir_graph *g) { return g->embedded ? 1 : g->train.batch; }
-
 int fuse_conv_chunks(const ir_conv *g, int64_t filters, int64_t batch) {
     double macs = (double)batch * (double)(g->oh * g->ow) * (double)filters * (double)(g->c * g->kh * g->kw);
     int chunks = 1;

@@ -356,7 +356,7 @@ static int set_memory_limit(options *o) {
     return 0;
 }
 
-/* --target and the options that only it takes. */
+/* --target, the options only the embedded target takes, and --batch (any target). */
 static int check_target(options *o) {
     if (o->target && strcmp(o->target, "host") && strcmp(o->target, "embedded"))
         return usage_error("--target takes host (the default) or embedded, not '%s'", o->target);
